@@ -1,0 +1,39 @@
+# Everything a fresh machine needs is done by these targets; see README.md.
+VENV ?= .venv
+EDGELENS := $(VENV)/bin/edgelens
+DATA_DIR ?= data
+MODELS := $(DATA_DIR)/models/efficientnet-lite0-fp32.onnx \
+          $(DATA_DIR)/models/efficientnet-lite0-fp16.onnx \
+          $(DATA_DIR)/models/efficientnet-lite0-int8.onnx
+export EDGELENS_DATA_DIR := $(DATA_DIR)
+
+.PHONY: setup models test lint demo bench clean
+
+setup: $(VENV)/.installed models
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+models: $(VENV)/.installed
+	$(EDGELENS) model export --precision all
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(EDGELENS) catalog samples $(DATA_DIR)/samples
+	$(EDGELENS) catalog add $(DATA_DIR)/samples/catalog.json
+	$(EDGELENS) catalog list
+	$(EDGELENS) eval --catalog $(DATA_DIR)/samples --synthetic-views 10
+
+bench: setup
+	$(VENV)/bin/python scripts/bench_featurizer.py
+	$(VENV)/bin/python scripts/bench_quality.py
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR)

@@ -1,0 +1,42 @@
+"""One exception tree for the whole product.
+
+Third-party errors (OpenCV, onnxruntime, SQLite, pydantic) are mapped to these
+at the boundary with ``raise ... from exc`` so callers handle one family and the
+original cause stays in the traceback.
+"""
+
+
+class EdgelensError(Exception):
+    """Base of every error edgelens raises on purpose."""
+
+
+class ConfigError(EdgelensError):
+    """The settings file or environment is invalid."""
+
+
+class ModelError(EdgelensError):
+    """A model artefact is missing, unreadable or inconsistent with its manifest."""
+
+
+class ModelNotFoundError(ModelError):
+    """No exported model exists for the requested precision."""
+
+
+class ModelMismatchError(ModelError):
+    """Vectors of one model were offered to an index or catalog of another."""
+
+
+class ImageDecodeError(EdgelensError):
+    """An image file or buffer is corrupt, empty or not an image."""
+
+
+class CatalogError(EdgelensError):
+    """The catalog database or an import source is invalid."""
+
+
+class ItemNotFoundError(CatalogError):
+    """No catalog item has the given id."""
+
+
+class SearchError(EdgelensError):
+    """A query cannot be answered (wrong shape, wrong model, empty index)."""

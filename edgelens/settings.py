@@ -1,0 +1,129 @@
+"""The one typed settings object.
+
+Sources, highest priority first: keyword arguments, ``EDGELENS_*`` environment
+variables (nested with ``__``, e.g. ``EDGELENS_FEATURIZER__THREADS=4``), the
+TOML file named by ``EDGELENS_CONFIG`` (or ``--config``), then the defaults,
+which run the demo on one machine. Unknown keys in the file are errors, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from edgelens.errors import ConfigError
+
+Precision = Literal["fp32", "fp16", "int8"]
+ProviderName = Literal["tensorrt", "cuda", "cpu"]
+
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"], default_port=6379)]
+MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], default_port=1883)]
+
+CONFIG_ENV = "EDGELENS_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeaturizerSettings(_Section):
+    """How the ONNX featurizer runs; the same on device and server."""
+
+    precision: Precision = "fp32"
+    providers: list[ProviderName] = Field(
+        default=["tensorrt", "cuda", "cpu"],
+        description="Execution providers in order of preference; unavailable ones are skipped.",
+    )
+    threads: int = Field(default=2, ge=1, le=256, description="onnxruntime intra-op threads.")
+    batch_size: int = Field(default=16, ge=1, le=1024)
+
+
+class SearchSettings(_Section):
+    top_k: int = Field(default=5, ge=1, le=1000)
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+    available_only: bool = False
+
+
+class Settings(BaseSettings):
+    """Everything edgelens reads from its environment, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGELENS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Catalog database, vector cache, images and models."
+    )
+    models_dir: Path | None = Field(
+        default=None, description="Exported ONNX models; defaults to <data_dir>/models."
+    )
+    redis_url: RedisUrl = AnyUrl("redis://127.0.0.1:6379/0")
+    mqtt_url: MqttUrl = AnyUrl("mqtt://127.0.0.1:1883")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    featurizer: FeaturizerSettings = FeaturizerSettings()
+    search: SearchSettings = SearchSettings()
+
+    @property
+    def model_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings, turning validation failures into one readable ConfigError."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file not found: {config_file}")
+        os.environ[CONFIG_ENV] = str(config_file)
+    elif (path := os.environ.get(CONFIG_ENV)) and not Path(path).is_file():
+        raise ConfigError(f"config file not found: {path} (from {CONFIG_ENV})")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"cannot read config file: {exc}") from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = [f"{exc.error_count()} invalid setting(s):"]
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(root)"
+        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
