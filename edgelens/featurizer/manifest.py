@@ -1,0 +1,99 @@
+"""The manifest that travels with every exported model.
+
+The model id is a content hash of the ONNX graph and the preprocessing, so two
+artefacts that would produce different vectors can never share an id, and the
+same export always yields the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgelens.errors import ModelError, ModelNotFoundError
+from edgelens.featurizer.preprocess import PreprocessSpec
+
+MODEL_NAME = "efficientnet-lite0"
+EMBEDDING_OUTPUT = "embedding"
+LOGITS_OUTPUT = "logits"
+INPUT_NAME = "images"
+
+
+def compute_model_id(*, name: str, precision: str, onnx_bytes: bytes, spec: PreprocessSpec) -> str:
+    digest = hashlib.sha256()
+    digest.update(onnx_bytes)
+    digest.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    return f"{name}-{precision}-{digest.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    model_id: str
+    name: str
+    precision: str
+    onnx_file: str
+    onnx_sha256: str
+    embedding_dim: int
+    num_classes: int
+    preprocess: PreprocessSpec
+    input_name: str = INPUT_NAME
+    embedding_output: str = EMBEDDING_OUTPUT
+    logits_output: str = LOGITS_OUTPUT
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model_id": self.model_id,
+            "name": self.name,
+            "precision": self.precision,
+            "onnx_file": self.onnx_file,
+            "onnx_sha256": self.onnx_sha256,
+            "embedding_dim": self.embedding_dim,
+            "num_classes": self.num_classes,
+            "preprocess": self.preprocess.to_dict(),
+            "input_name": self.input_name,
+            "embedding_output": self.embedding_output,
+            "logits_output": self.logits_output,
+        }
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelManifest:
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                model_id=data["model_id"],
+                name=data["name"],
+                precision=data["precision"],
+                onnx_file=data["onnx_file"],
+                onnx_sha256=data["onnx_sha256"],
+                embedding_dim=int(data["embedding_dim"]),
+                num_classes=int(data["num_classes"]),
+                preprocess=PreprocessSpec.from_dict(data["preprocess"]),
+                input_name=data["input_name"],
+                embedding_output=data["embedding_output"],
+                logits_output=data["logits_output"],
+            )
+        except FileNotFoundError as exc:
+            raise ModelNotFoundError(f"no model manifest at {path}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"invalid model manifest {path}: {exc!r}") from exc
+
+
+def artefact_paths(models_dir: Path, precision: str) -> tuple[Path, Path]:
+    """Where the ONNX file and its manifest for one precision live."""
+    stem = f"{MODEL_NAME}-{precision}"
+    return models_dir / f"{stem}.onnx", models_dir / f"{stem}.json"
+
+
+def load_manifest(models_dir: Path, precision: str) -> ModelManifest:
+    onnx_path, manifest_path = artefact_paths(models_dir, precision)
+    if not manifest_path.is_file() or not onnx_path.is_file():
+        raise ModelNotFoundError(
+            f"no {precision} model in {models_dir}; run `edgelens model export --precision "
+            f"{precision}` first"
+        )
+    return ModelManifest.load(manifest_path)

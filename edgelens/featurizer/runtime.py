@@ -1,0 +1,117 @@
+"""Batched ONNX inference for the featurizer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgelens.errors import ModelError
+from edgelens.featurizer.manifest import ModelManifest, artefact_paths, load_manifest
+from edgelens.featurizer.preprocess import to_model_input
+from edgelens.featurizer.providers import select_providers
+from edgelens.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Featurizer:
+    """Turns BGR images into L2-normalised embeddings with one exported model.
+
+    The model id of every vector it makes is :attr:`model_id`; callers attach it
+    to whatever they store or send so vectors of two models never meet.
+    """
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        onnx_path: Path,
+        *,
+        providers: Sequence[str] = ("tensorrt", "cuda", "cpu"),
+        threads: int = 2,
+        batch_size: int = 16,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        chosen = select_providers(
+            preferred=providers,
+            available=ort.get_available_providers(),
+            precision=manifest.precision,
+            cache_dir=cache_dir or onnx_path.parent / "trt-cache",
+        )
+        try:
+            self._session = ort.InferenceSession(
+                str(onnx_path), sess_options=options, providers=chosen
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(f"cannot load {onnx_path}: {exc}") from exc
+        self.provider = self._session.get_providers()[0]
+        logger.info(
+            "featurizer %s runs on %s (requested %s, %d threads)",
+            manifest.model_id,
+            self.provider,
+            [name for name, _ in chosen],
+            threads,
+        )
+
+    @classmethod
+    def from_models_dir(cls, models_dir: Path, precision: str, **kwargs: object) -> Featurizer:
+        manifest = load_manifest(models_dir, precision)
+        onnx_path, _ = artefact_paths(models_dir, precision)
+        return cls(manifest, onnx_path, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.embedding_dim
+
+    def embed(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings as a float32 (N, dim) array of unit vectors, in input order."""
+        return self._run(images_bgr, self.manifest.embedding_output)
+
+    def classify(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """ImageNet logits (N, 1000); used to prove the exported weights are the real ones."""
+        return self._run(images_bgr, self.manifest.logits_output)
+
+    def embed_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
+        """Run an already preprocessed batch (for benchmarks that time stages separately)."""
+        (out,) = self._session.run(
+            [self.manifest.embedding_output], {self.manifest.input_name: batch_nchw}
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def _run(self, images_bgr: Sequence[np.ndarray], output: str) -> np.ndarray:
+        if not images_bgr:
+            return np.empty((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(images_bgr), self.batch_size):
+            batch = to_model_input(
+                images_bgr[start : start + self.batch_size], self.manifest.preprocess
+            )
+            (out,) = self._session.run([output], {self.manifest.input_name: batch})
+            parts.append(np.asarray(out, dtype=np.float32))
+        return np.concatenate(parts)
+
+
+def load_featurizer(settings: Settings) -> Featurizer:
+    """Build the featurizer the settings describe (precision, providers, threads)."""
+    cfg = settings.featurizer
+    return Featurizer.from_models_dir(
+        settings.model_path,
+        cfg.precision,
+        providers=cfg.providers,
+        threads=cfg.threads,
+        batch_size=cfg.batch_size,
+        cache_dir=settings.data_dir / "trt-cache",
+    )

@@ -1,0 +1,55 @@
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgelens.errors import ModelNotFoundError
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.featurizer.runtime import Featurizer
+
+# ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
+CAT_CLASSES = set(range(281, 286))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_real_imagenet_weights_call_chelsea_a_cat(featurizers, chelsea, precision):
+    logits = featurizers[precision].classify([chelsea])[0]
+    assert logits.shape == (1000,)
+    assert int(np.argmax(logits)) in CAT_CLASSES
+    # a real classifier is confident; random or zeroed weights are not
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    assert probs[list(CAT_CLASSES)].sum() > 0.5
+
+
+def test_other_photos_are_not_cats(featurizer):
+    images = [load_photo(name) for name in ("coffee", "rocket", "astronaut")]
+    top = np.argmax(featurizer.classify(images), axis=1)
+    assert not CAT_CLASSES & set(top.tolist())
+
+
+def test_embeddings_are_unit_vectors_of_the_manifest_dim(featurizer, chelsea):
+    vectors = featurizer.embed([chelsea, load_photo("coffee")])
+    assert vectors.shape == (2, featurizer.dim) == (2, 1280)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert float(vectors[0] @ vectors[1]) < 0.9  # different photos, different vectors
+
+
+def test_batching_does_not_change_vectors(models_dir, chelsea):
+    images = [chelsea, load_photo("coffee"), load_photo("rocket")]
+    batched = Featurizer.from_models_dir(models_dir, "fp32", providers=["cpu"], batch_size=2)
+    one_by_one = np.concatenate([batched.embed([image]) for image in images])
+    np.testing.assert_allclose(batched.embed(images), one_by_one, atol=1e-5)
+
+
+def test_chosen_provider_is_logged(models_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="edgelens.featurizer.runtime"):
+        featurizer = Featurizer.from_models_dir(models_dir, "fp32", providers=["cuda", "cpu"])
+    assert featurizer.provider == "CPUExecutionProvider"
+    assert "runs on CPUExecutionProvider" in caplog.text
+
+
+def test_missing_model_says_how_to_export(tmp_path: Path):
+    with pytest.raises(ModelNotFoundError, match="edgelens model export"):
+        Featurizer.from_models_dir(tmp_path, "fp32")
