@@ -1,0 +1,1 @@
+"""Export and optimisation of the featurizer (needs the ``[export]`` extra: torch, onnx)."""

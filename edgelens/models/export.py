@@ -1,0 +1,150 @@
+"""EfficientNet-Lite0 → ONNX featurizer in FP32, FP16 and INT8, each with its manifest.
+
+Export is deterministic (same packages → same bytes → same model id) and is
+skipped when the artefact already exists, so ``make test`` pays for it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgelens.featurizer.manifest import (
+    EMBEDDING_OUTPUT,
+    INPUT_NAME,
+    LOGITS_OUTPUT,
+    MODEL_NAME,
+    ModelManifest,
+    artefact_paths,
+    compute_model_id,
+)
+from edgelens.featurizer.preprocess import PreprocessSpec
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+OPSET = 17
+EMBEDDING_DIM = 1280
+NUM_CLASSES = 1000
+
+
+def export_models(
+    models_dir: Path, precisions: Iterable[str] = PRECISIONS, *, force: bool = False
+) -> list[ModelManifest]:
+    """Export each requested precision (FP32 first: the others derive from it)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    spec = PreprocessSpec()
+    wanted = list(dict.fromkeys(precisions))
+    unknown = set(wanted) - set(PRECISIONS)
+    if unknown:
+        raise ValueError(f"unknown precision(s): {sorted(unknown)}")
+    fp32_path, _ = artefact_paths(models_dir, "fp32")
+    manifests = []
+    for precision in ("fp32", *[p for p in wanted if p != "fp32"]):
+        onnx_path, manifest_path = artefact_paths(models_dir, precision)
+        if onnx_path.is_file() and manifest_path.is_file() and not force:
+            logger.info("model %s exists, skipping export: %s", precision, onnx_path)
+            if precision in wanted:
+                manifests.append(ModelManifest.load(manifest_path))
+            continue
+        if precision == "fp32":
+            _export_fp32(onnx_path)
+        elif precision == "fp16":
+            _convert_fp16(fp32_path, onnx_path)
+        else:
+            from edgelens.models.quantize import quantize_int8
+
+            quantize_int8(fp32_path, onnx_path, spec)
+        manifest = _write_manifest(onnx_path, manifest_path, precision, spec)
+        logger.info("exported %s → %s (%s)", precision, onnx_path, manifest.model_id)
+        if precision in wanted:
+            manifests.append(manifest)
+    return manifests
+
+
+def _export_fp32(onnx_path: Path) -> None:
+    import torch
+
+    from edgelens.models.torch_model import EmbeddingModel, load_pretrained
+
+    model = EmbeddingModel(load_pretrained()).eval()
+    example = torch.zeros(1, 3, 224, 224)
+    batch_axis = {0: "batch"}
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / onnx_path.name
+        # The TorchScript exporter (dynamo=False) is used because its output is
+        # byte-for-byte reproducible, which the content-hash model id relies on.
+        torch.onnx.export(
+            model,
+            (example,),
+            str(staged),
+            input_names=[INPUT_NAME],
+            output_names=[EMBEDDING_OUTPUT, LOGITS_OUTPUT],
+            dynamic_axes={
+                INPUT_NAME: batch_axis,
+                EMBEDDING_OUTPUT: batch_axis,
+                LOGITS_OUTPUT: batch_axis,
+            },
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+        onnx.checker.check_model(str(staged))
+        staged.replace(onnx_path)
+
+
+def _convert_fp16(fp32_path: Path, onnx_path: Path) -> None:
+    """FP16 weights and activations with float32 inputs/outputs, so callers are unchanged."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    _save_atomically(model, onnx_path)
+
+
+def _save_atomically(model: onnx.ModelProto, onnx_path: Path) -> None:
+    staged = onnx_path.with_suffix(".tmp")
+    onnx.save(model, str(staged))
+    staged.replace(onnx_path)
+
+
+def _write_manifest(
+    onnx_path: Path, manifest_path: Path, precision: str, spec: PreprocessSpec
+) -> ModelManifest:
+    data = onnx_path.read_bytes()
+    manifest = ModelManifest(
+        model_id=compute_model_id(name=MODEL_NAME, precision=precision, onnx_bytes=data, spec=spec),
+        name=MODEL_NAME,
+        precision=precision,
+        onnx_file=onnx_path.name,
+        onnx_sha256=hashlib.sha256(data).hexdigest(),
+        embedding_dim=EMBEDDING_DIM,
+        num_classes=NUM_CLASSES,
+        preprocess=spec,
+    )
+    manifest.save(manifest_path)
+    return manifest
+
+
+def calibration_batches(
+    spec: PreprocessSpec, *, views_per_photo: int, seed: int
+) -> list[np.ndarray]:
+    """Real photos plus camera-like views of them, preprocessed exactly like frames.
+
+    The seed differs from every evaluation seed so calibration never sees a test view.
+    """
+    from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
+    from edgelens.evaluation.views import camera_views
+    from edgelens.featurizer.preprocess import to_model_input
+
+    batches = []
+    for index, photo in enumerate(SAMPLE_PHOTOS):
+        image = load_photo(photo.loader)
+        for view in [image, *camera_views(image, views_per_photo, seed + index)]:
+            batches.append(to_model_input([view], spec))
+    return batches

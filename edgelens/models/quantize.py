@@ -1,0 +1,84 @@
+"""Static INT8 (QDQ) quantisation of the FP32 featurizer, calibrated on real photos.
+
+The recipe was chosen by measurement (cosine to FP32 and retrieval on held-apart
+synthetic views, latency at batch 1 and 32):
+- ``quant_pre_process`` first: it folds the static-padding subgraphs so Pad fuses
+  into Conv; without it INT8 runs slower than FP32.
+- per-channel int8 weights (per-tensor drops mean cosine to ~0.85), uint8
+  activations (int8 activations are ~2x slower on x86), no reduce_range.
+- the stem conv and the first MBConv block stay in float: they alone lift the
+  worst-case cosine to FP32 from ~0.92 to ~0.985 and cost no speed.
+Dynamic quantisation is ~5x slower than FP32 on CPU here, so it is not offered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edgelens.errors import ModelError
+from edgelens.featurizer.manifest import INPUT_NAME
+from edgelens.featurizer.preprocess import PreprocessSpec
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_SEED = 7_000
+CALIBRATION_VIEWS_PER_PHOTO = 4
+# Node-name patterns (from the TorchScript export) of the layers kept in float.
+FLOAT_LAYERS = re.compile(r"/_conv_stem/|/_blocks\.0/")
+
+
+class _BatchReader(CalibrationDataReader):
+    def __init__(self, batches: list[np.ndarray]) -> None:
+        self._iter = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._iter, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> None:
+    from edgelens.models.export import calibration_batches
+
+    batches = calibration_batches(
+        spec, views_per_photo=CALIBRATION_VIEWS_PER_PHOTO, seed=CALIBRATION_SEED
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        excluded = [
+            node.name
+            for node in onnx.load(str(prepared)).graph.node
+            if FLOAT_LAYERS.search(node.name)
+        ]
+        if not excluded:
+            raise ModelError("int8: no stem/first-block nodes found to keep in float")
+        staged = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(prepared),
+            str(staged),
+            _BatchReader(batches),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=excluded,
+        )
+        logger.info(
+            "int8: calibrated on %d images, %d nodes kept in float", len(batches), len(excluded)
+        )
+        staged.replace(onnx_path)
