@@ -1,0 +1,1 @@
+"""The catalog: item metadata in SQLite, images stored by content hash, vectors cached per model."""

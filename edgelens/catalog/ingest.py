@@ -1,0 +1,136 @@
+"""Import and re-index: featurize only images whose (sha256, model id) is not cached yet."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgelens.catalog.models import CatalogItem, IngestReport, ItemSource
+from edgelens.catalog.store import CatalogStore
+from edgelens.errors import ImageDecodeError, ItemNotFoundError
+from edgelens.featurizer.preprocess import decode_image
+from edgelens.featurizer.runtime import Featurizer
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]  # called with the number of sources just handled
+
+
+@dataclass
+class _Pending:
+    source: ItemSource
+    sha256: str
+    image_file: str
+    image_bgr: np.ndarray | None  # None when the vector is cached
+
+
+def add_items(
+    *,
+    store: CatalogStore,
+    featurizer: Featurizer,
+    sources: Sequence[ItemSource],
+    images_dir: Path,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Add or update items; corrupt or unreadable images are reported and skipped."""
+    report = IngestReport()
+    batch: list[_Pending] = []
+    for source in sources:
+        pending = _prepare(source, store, featurizer.model_id, images_dir, report)
+        if pending is not None:
+            batch.append(pending)
+        if len(batch) >= featurizer.batch_size:
+            _commit(batch, store, featurizer, report)
+            batch = []
+        if progress:
+            progress(1)
+    if batch:
+        _commit(batch, store, featurizer, report)
+    return report
+
+
+def reindex(
+    *,
+    store: CatalogStore,
+    featurizer: Featurizer,
+    images_dir: Path,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Make every item searchable with ``featurizer``'s model; cached vectors are reused."""
+    sources = [ItemSource(item.item_id, images_dir / item.image_file) for item in store.items()]
+    return add_items(
+        store=store,
+        featurizer=featurizer,
+        sources=sources,
+        images_dir=images_dir,
+        progress=progress,
+    )
+
+
+def _prepare(
+    source: ItemSource, store: CatalogStore, model_id: str, images_dir: Path, report: IngestReport
+) -> _Pending | None:
+    try:
+        data = source.image_path.read_bytes()
+    except OSError as exc:
+        return _fail(report, source, f"cannot read: {exc.strerror or exc}")
+    sha = hashlib.sha256(data).hexdigest()
+    image_file = f"{sha[:2]}/{sha}{source.image_path.suffix.lower() or '.img'}"
+    image = None
+    if not store.cached_hashes(model_id, [sha]):
+        try:
+            image = decode_image(data)
+        except ImageDecodeError as exc:
+            return _fail(report, source, str(exc))
+    stored = images_dir / image_file
+    if not stored.exists():
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        staged = stored.with_suffix(".part")
+        staged.write_bytes(data)
+        staged.replace(stored)
+    return _Pending(source, sha, image_file, image)
+
+
+def _fail(report: IngestReport, source: ItemSource, reason: str) -> None:
+    logger.warning("skipping %s (%s): %s", source.image_path, source.item_id, reason)
+    report.failed.append((str(source.image_path), reason))
+    return None
+
+
+def _commit(
+    batch: list[_Pending], store: CatalogStore, featurizer: Featurizer, report: IngestReport
+) -> None:
+    # An image that appears twice in one batch (two ids, one photo) is run once.
+    fresh: dict[str, np.ndarray] = {}
+    for pending in batch:
+        if pending.image_bgr is not None:
+            fresh.setdefault(pending.sha256, pending.image_bgr)
+    vectors = featurizer.embed(list(fresh.values())) if fresh else []
+    report.featurized += len(fresh)
+    report.cached += len(batch) - len(fresh)
+    with store.transaction() as conn:
+        for sha256, vector in zip(fresh, vectors, strict=True):
+            store.put_vector(conn, sha256, featurizer.model_id, vector)
+        for pending in batch:
+            previous = _existing(store, pending.source.item_id)
+            item = pending.source.to_item(
+                previous, image_sha256=pending.sha256, image_file=pending.image_file
+            )
+            if previous == item:
+                report.unchanged += 1
+            elif store.upsert(conn, item):
+                report.added += 1
+            else:
+                report.updated += 1
+
+
+def _existing(store: CatalogStore, item_id: str) -> CatalogItem | None:
+    try:
+        return store.get(item_id)
+    except ItemNotFoundError:
+        return None

@@ -1,0 +1,205 @@
+"""SQLite storage of the catalog and its per-model vector cache.
+
+Vectors are keyed by (image sha256, model id): the same picture is never
+featurized twice by the same model, and vectors of another model are never
+returned for this one. WAL mode lets the web app read while the CLI imports.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from edgelens.catalog.models import CatalogItem
+from edgelens.errors import CatalogError, ItemNotFoundError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id      TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    price        REAL,
+    currency     TEXT NOT NULL,
+    available    INTEGER NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    image_file   TEXT NOT NULL,
+    updated_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_image ON items (image_sha256);
+CREATE TABLE IF NOT EXISTS embeddings (
+    image_sha256 TEXT NOT NULL,
+    model_id     TEXT NOT NULL,
+    dim          INTEGER NOT NULL,
+    vector       BLOB NOT NULL,
+    PRIMARY KEY (image_sha256, model_id)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
+"""
+
+_ITEM_COLUMNS = "item_id, name, price, currency, available, image_sha256, image_file"
+
+
+class CatalogStore:
+    """Thread-safe access to one catalog database file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open catalog database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic change; bumps the catalog version so readers can notice it."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                self._conn.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'"
+                )
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise CatalogError(f"catalog write failed: {exc}") from exc
+                raise
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            (value,) = self._conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        return int(value)
+
+    # -- items -------------------------------------------------------------------------------
+
+    def get(self, item_id: str) -> CatalogItem:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        if row is None:
+            raise ItemNotFoundError(f"no catalog item {item_id!r}")
+        return _item(row)
+
+    def items(self) -> list[CatalogItem]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items ORDER BY item_id"
+            ).fetchall()
+        return [_item(row) for row in rows]
+
+    def __len__(self) -> int:
+        with self._lock:
+            (count,) = self._conn.execute("SELECT COUNT(*) FROM items").fetchone()
+        return int(count)
+
+    @staticmethod
+    def upsert(conn: sqlite3.Connection, item: CatalogItem) -> bool:
+        """Insert or replace ``item`` inside a transaction; True if it was new."""
+        existed = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item.item_id,)).fetchone()
+        conn.execute(
+            f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.item_id,
+                item.name,
+                item.price,
+                item.currency,
+                int(item.available),
+                item.image_sha256,
+                item.image_file,
+                time.time(),
+            ),
+        )
+        return existed is None
+
+    def remove(self, item_ids: Iterable[str]) -> list[str]:
+        """Delete items; returns the ids that existed. Cached vectors stay for re-adds."""
+        removed = []
+        with self.transaction() as conn:
+            for item_id in item_ids:
+                if conn.execute("DELETE FROM items WHERE item_id = ?", (item_id,)).rowcount:
+                    removed.append(item_id)
+        return removed
+
+    # -- vector cache ------------------------------------------------------------------------
+
+    def cached_hashes(self, model_id: str, hashes: Iterable[str]) -> set[str]:
+        wanted = list(set(hashes))
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT image_sha256 FROM embeddings WHERE model_id = ? "
+                    f"AND image_sha256 IN ({marks})",
+                    (model_id, *chunk),
+                ).fetchall()
+                found.update(row[0] for row in rows)
+        return found
+
+    @staticmethod
+    def put_vector(
+        conn: sqlite3.Connection, image_sha256: str, model_id: str, vector: np.ndarray
+    ) -> None:
+        vector = np.ascontiguousarray(vector, dtype=np.float32)
+        conn.execute(
+            "INSERT OR REPLACE INTO embeddings (image_sha256, model_id, dim, vector) "
+            "VALUES (?, ?, ?, ?)",
+            (image_sha256, model_id, vector.shape[0], vector.tobytes()),
+        )
+
+    def vectors(self, model_id: str) -> tuple[list[CatalogItem], np.ndarray]:
+        """Every item that has a vector of ``model_id``, with those vectors as one matrix.
+
+        Items featurized only by other models are left out: they are not searchable
+        with this model until re-indexed.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join('i.' + c for c in _ITEM_COLUMNS.split(', '))}, e.dim, e.vector "
+                "FROM items i JOIN embeddings e ON e.image_sha256 = i.image_sha256 "
+                "WHERE e.model_id = ? ORDER BY i.item_id",
+                (model_id,),
+            ).fetchall()
+        if not rows:
+            return [], np.empty((0, 0), dtype=np.float32)
+        dims = {row[7] for row in rows}
+        if len(dims) != 1:
+            raise CatalogError(f"model {model_id} has vectors of several dimensions: {dims}")
+        matrix = np.frombuffer(b"".join(row[8] for row in rows), dtype=np.float32)
+        return [_item(row[:7]) for row in rows], matrix.reshape(len(rows), dims.pop())
+
+    def models(self) -> dict[str, int]:
+        """How many cached vectors each model id has."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id"
+            ).fetchall()
+        return {model_id: count for model_id, count in rows}
+
+
+def _item(row: tuple) -> CatalogItem:
+    item_id, name, price, currency, available, sha, image_file = row
+    return CatalogItem(item_id, name, price, currency, bool(available), sha, image_file)

@@ -1,0 +1,108 @@
+"""The catalog import: vector cache, model separation, corrupt input, identical preprocessing."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgelens.catalog.ingest import add_items, reindex
+from edgelens.catalog.models import ItemSource
+from edgelens.catalog.sources import collect_sources
+from edgelens.catalog.store import CatalogStore
+from edgelens.evaluation.sample_photos import load_photo
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CatalogStore:
+    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
+    yield catalog
+    catalog.close()
+
+
+def _add(store, featurizer, sources, tmp_path):
+    return add_items(
+        store=store, featurizer=featurizer, sources=sources, images_dir=tmp_path / "images"
+    )
+
+
+def test_readding_and_reindexing_featurize_nothing(store, featurizer, sample_catalog, tmp_path):
+    sources = collect_sources([sample_catalog])
+    first = _add(store, featurizer, sources, tmp_path)
+    assert (first.added, first.featurized, first.cached) == (len(sources), len(sources), 0)
+
+    again = _add(store, featurizer, collect_sources([sample_catalog.parent]), tmp_path)
+    assert again.featurized == 0 and again.cached == len(sources)
+    assert again.unchanged == len(sources), "re-adding a folder keeps the manifest's metadata"
+    assert store.get("coffee").name == "Coffee cup"
+
+    again = reindex(store=store, featurizer=featurizer, images_dir=tmp_path / "images")
+    assert again.featurized == 0 and again.cached == len(sources)
+
+
+def test_same_image_under_two_ids_is_featurized_once(store, featurizer, tmp_path, chelsea):
+    path = tmp_path / "cat.png"
+    cv2.imwrite(str(path), chelsea)
+    report = _add(store, featurizer, [ItemSource("a", path), ItemSource("b", path)], tmp_path)
+    assert report.added == 2 and report.featurized == 1 and report.cached == 1
+
+
+def test_a_new_model_refeaturizes_and_never_mixes(store, featurizers, sample_catalog, tmp_path):
+    fp32, int8 = featurizers["fp32"], featurizers["int8"]
+    sources = collect_sources([sample_catalog])
+    _add(store, fp32, sources, tmp_path)
+    report = reindex(store=store, featurizer=int8, images_dir=tmp_path / "images")
+    assert report.featurized == len(sources)
+    assert store.models() == {fp32.model_id: len(sources), int8.model_id: len(sources)}
+    items32, vectors32 = store.vectors(fp32.model_id)
+    items8, vectors8 = store.vectors(int8.model_id)
+    assert [i.item_id for i in items32] == [i.item_id for i in items8]
+    assert not np.array_equal(vectors32, vectors8)
+    assert store.vectors("some-other-model")[0] == []
+
+
+def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_path, chelsea):
+    """The catalog path (file → decode) and the frame path (BGR array) give the same vector."""
+    path = tmp_path / "cat.png"
+    cv2.imwrite(str(path), chelsea)
+    _add(store, featurizer, [ItemSource("cat", path)], tmp_path)
+    _, vectors = store.vectors(featurizer.model_id)
+    frame_vector = featurizer.embed([chelsea])[0]
+    np.testing.assert_array_equal(vectors[0], frame_vector)
+
+
+def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp_path):
+    good = tmp_path / "coffee.png"
+    cv2.imwrite(str(good), load_photo("coffee"))
+    corrupt = tmp_path / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    missing = tmp_path / "gone.png"
+    sources = [
+        ItemSource("broken", corrupt),
+        ItemSource("coffee", good),
+        ItemSource("gone", missing),
+    ]
+    report = _add(store, featurizer, sources, tmp_path)
+    assert report.added == 1 and [i.item_id for i in store.items()] == ["coffee"]
+    failed = dict(report.failed)
+    assert set(failed) == {str(corrupt), str(missing)}
+    assert "not a decodable image" in failed[str(corrupt)]
+
+
+def test_images_are_stored_by_content_hash(store, featurizer, tmp_path, chelsea):
+    path = tmp_path / "cat.png"
+    cv2.imwrite(str(path), chelsea)
+    _add(store, featurizer, [ItemSource("cat", path)], tmp_path)
+    item = store.get("cat")
+    stored = tmp_path / "images" / item.image_file
+    assert stored.read_bytes() == path.read_bytes()
+    assert item.image_sha256 in item.image_file
+
+
+def test_remove_and_version_counter(store, featurizer, sample_catalog, tmp_path):
+    _add(store, featurizer, collect_sources([sample_catalog]), tmp_path)
+    version = store.version
+    assert store.remove(["coffee", "no-such-item"]) == ["coffee"]
+    assert store.version == version + 1
+    assert "coffee" not in {i.item_id for i in store.items()}
+    assert "coffee" not in {i.item_id for i in store.vectors(featurizer.model_id)[0]}

@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from edgelens.catalog.sources import collect_sources
+from edgelens.errors import CatalogError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_folder_items_are_named_by_file_stem(tmp_path: Path):
+    _touch(tmp_path / "mug.jpg")
+    _touch(tmp_path / "sub" / "red_shoe.PNG")
+    _touch(tmp_path / "notes.txt")
+    sources = {s.item_id: s for s in collect_sources([tmp_path])}
+    assert set(sources) == {"mug", "red_shoe"}
+    assert sources["mug"].name is None  # metadata left to the catalog
+
+
+def test_csv_manifest_with_relative_images(tmp_path: Path):
+    _touch(tmp_path / "img" / "a.jpg")
+    manifest = tmp_path / "items.csv"
+    manifest.write_text(
+        "id,name,price,currency,available,image\n"
+        "sku-1,Blue mug,9.5,USD,no,img/a.jpg\n"
+        "sku-2,,,,,img/b.jpg\n"
+    )
+    one, two = collect_sources([manifest])
+    assert (one.item_id, one.name, one.price, one.currency, one.available) == (
+        "sku-1",
+        "Blue mug",
+        9.5,
+        "USD",
+        False,
+    )
+    assert one.image_path == tmp_path / "img" / "a.jpg"
+    assert (two.name, two.price, two.currency, two.available) == (None, None, None, None)
+
+
+def test_json_manifest_and_id_from_image_stem(tmp_path: Path):
+    manifest = tmp_path / "items.json"
+    manifest.write_text(json.dumps({"items": [{"image": "lamp.png", "price": 3}]}))
+    (source,) = collect_sources([manifest])
+    assert (source.item_id, source.price) == ("lamp", 3.0)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"id": "x"}, "no 'image'"),
+        ({"image": "a.png", "price": "cheap"}, "not a number"),
+        ({"image": "a.png", "price": -1}, "non-negative"),
+        ({"image": "a.png", "available": "maybe"}, "yes/no"),
+    ],
+)
+def test_bad_manifest_records_name_the_line(tmp_path: Path, record, message):
+    manifest = tmp_path / "items.json"
+    manifest.write_text(json.dumps([record]))
+    with pytest.raises(CatalogError, match=message) as info:
+        collect_sources([manifest])
+    assert "item 1" in str(info.value)
+
+
+def test_unreadable_manifest(tmp_path: Path):
+    manifest = tmp_path / "items.json"
+    manifest.write_text("{not json")
+    with pytest.raises(CatalogError, match="cannot read manifest"):
+        collect_sources([manifest])
