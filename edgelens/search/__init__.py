@@ -1,0 +1,1 @@
+"""vector → match: nearest catalog items for a query vector, with filters applied inside."""

@@ -1,0 +1,15 @@
+"""Build an index from the catalog for one model."""
+
+from __future__ import annotations
+
+from edgelens.catalog.store import CatalogStore
+from edgelens.search.exact import ExactIndex
+
+
+def index_from_catalog(store: CatalogStore, *, model_id: str, dim: int) -> ExactIndex:
+    """All items with a vector of ``model_id``; items of other models are not searchable."""
+    index = ExactIndex(model_id, dim)
+    items, vectors = store.vectors(model_id)
+    if items:
+        index.upsert(items, vectors)
+    return index
