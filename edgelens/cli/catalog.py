@@ -1,0 +1,111 @@
+"""``edgelens catalog``: add, list, remove and re-index catalog items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgelens.catalog.ingest import add_items, reindex
+from edgelens.catalog.models import IngestReport
+from edgelens.catalog.sources import collect_sources
+from edgelens.catalog.store import CatalogStore
+from edgelens.cli.context import progress_bar, reports_errors, settings_of
+from edgelens.featurizer.runtime import load_featurizer
+
+app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
+
+
+@app.command("add")
+@reports_errors
+def add(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Images, folders, or CSV/JSON manifests.")],
+) -> None:
+    """Add or update items; images already featurized by this model are not featurized again."""
+    settings = settings_of(ctx)
+    sources = collect_sources(paths)
+    featurizer = load_featurizer(settings)
+    store = CatalogStore(settings.catalog_db)
+    with progress_bar("importing", len(sources)) as advance:
+        report = add_items(
+            store=store,
+            featurizer=featurizer,
+            sources=sources,
+            images_dir=settings.images_dir,
+            progress=advance,
+        )
+    _print_report(report, featurizer.model_id)
+    if report.failed and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+@app.command("reindex")
+@reports_errors
+def reindex_command(ctx: typer.Context) -> None:
+    """Featurize every item with the configured model (cached vectors are reused)."""
+    settings = settings_of(ctx)
+    featurizer = load_featurizer(settings)
+    store = CatalogStore(settings.catalog_db)
+    with progress_bar("re-indexing", len(store)) as advance:
+        report = reindex(
+            store=store, featurizer=featurizer, images_dir=settings.images_dir, progress=advance
+        )
+    _print_report(report, featurizer.model_id)
+
+
+@app.command("list")
+@reports_errors
+def list_items(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List catalog items."""
+    store = CatalogStore(settings_of(ctx).catalog_db)
+    for item in store.items():
+        if as_json:
+            typer.echo(json.dumps(item.__dict__))
+        else:
+            price = "-" if item.price is None else f"{item.price:.2f} {item.currency}"
+            state = "available" if item.available else "unavailable"
+            typer.echo(f"{item.item_id}\t{item.name}\t{price}\t{state}")
+
+
+@app.command("remove")
+@reports_errors
+def remove(
+    ctx: typer.Context, item_ids: Annotated[list[str], typer.Argument(help="Item ids.")]
+) -> None:
+    """Remove items; unknown ids are reported and exit with status 1."""
+    store = CatalogStore(settings_of(ctx).catalog_db)
+    removed = store.remove(item_ids)
+    typer.echo(f"removed {len(removed)} item(s)")
+    missing = sorted(set(item_ids) - set(removed))
+    if missing:
+        typer.echo(f"not in the catalog: {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
+
+
+def _print_report(report: IngestReport, model_id: str) -> None:
+    typer.echo(
+        f"model {model_id}: added {report.added}, updated {report.updated}, "
+        f"unchanged {report.unchanged}; featurized {report.featurized}, "
+        f"from cache {report.cached}, failed {len(report.failed)}"
+    )
+    for path, reason in report.failed:
+        typer.echo(f"  failed: {path}: {reason}", err=True)
+
+
+@app.command("samples")
+@reports_errors
+def samples(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the photos and catalog.json.")],
+) -> None:
+    """Write the demo catalog: real photos shipped by scikit-image, with a JSON manifest."""
+    try:
+        from edgelens.evaluation.sample_photos import write_sample_catalog
+    except ImportError as exc:  # scikit-image is in the [eval] extra
+        raise typer.BadParameter(f"needs the [eval] extra: {exc}") from exc
+    typer.echo(str(write_sample_catalog(out_dir)))

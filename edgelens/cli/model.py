@@ -1,0 +1,48 @@
+"""``edgelens model``: export the featurizer and inspect the exported artefacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+import typer
+
+from edgelens.cli.context import reports_errors, settings_of
+from edgelens.featurizer.manifest import load_manifest
+
+app = typer.Typer(help="Export and inspect the ONNX featurizer.", no_args_is_help=True)
+
+PrecisionChoice = Literal["fp32", "fp16", "int8", "all"]
+
+
+@app.command("export")
+@reports_errors
+def export(
+    ctx: typer.Context,
+    precision: Annotated[
+        list[str], typer.Option("--precision", "-p", help="fp32, fp16, int8 or all (repeatable).")
+    ] = ["all"],  # noqa: B006 - typer reads the default, never mutates it
+    force: Annotated[bool, typer.Option(help="Re-export even if the artefact exists.")] = False,
+) -> None:
+    """Export EfficientNet-Lite0 to ONNX (needs the [export] extra); skips existing artefacts."""
+    try:
+        from edgelens.models.export import PRECISIONS, export_models
+    except ImportError as exc:
+        raise typer.BadParameter(
+            f"export needs the [export] extra (torch, onnx): {exc}", param_hint="install"
+        ) from exc
+    wanted = list(PRECISIONS) if "all" in precision else precision
+    settings = settings_of(ctx)
+    for manifest in export_models(settings.model_path, wanted, force=force):
+        typer.echo(f"{manifest.precision}\t{manifest.model_id}\t{manifest.onnx_file}")
+
+
+@app.command("info")
+@reports_errors
+def info(
+    ctx: typer.Context,
+    precision: Annotated[str, typer.Option("--precision", "-p")] = "fp32",
+) -> None:
+    """Print one model's manifest."""
+    manifest = load_manifest(settings_of(ctx).model_path, precision)
+    typer.echo(json.dumps(manifest.to_dict(), indent=2))

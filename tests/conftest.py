@@ -1,0 +1,61 @@
+"""Shared fixtures: the exported models (built once), real photos, isolated settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgelens.evaluation.sample_photos import load_photo, write_sample_catalog
+from edgelens.featurizer.manifest import artefact_paths
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The models `make test` exported; exported here if a run starts without them."""
+    directory = Path(os.environ.get("EDGELENS_DATA_DIR", REPO / "data")).resolve() / "models"
+    if not all(artefact_paths(directory, p)[0].is_file() for p in PRECISIONS):
+        from edgelens.models.export import export_models
+
+        export_models(directory, PRECISIONS)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def featurizers(models_dir: Path) -> dict[str, Featurizer]:
+    return {p: Featurizer.from_models_dir(models_dir, p, providers=["cpu"]) for p in PRECISIONS}
+
+
+@pytest.fixture(scope="session")
+def featurizer(featurizers: dict[str, Featurizer]) -> Featurizer:
+    return featurizers["fp32"]
+
+
+@pytest.fixture(scope="session")
+def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scikit-image photos as <item_id>.png plus catalog.json (returned)."""
+    return write_sample_catalog(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    return load_photo("chelsea")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings with a private data dir and the shared models; also exported as env vars."""
+    for key in list(os.environ):
+        if key.startswith("EDGELENS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("EDGELENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EDGELENS_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("EDGELENS_FEATURIZER__PROVIDERS", '["cpu"]')
+    return Settings()
