@@ -1,0 +1,87 @@
+"""The `edgelens` command as a user runs it (typer's runner, real models, real files)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgelens.cli.main import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_lists_the_subcommands():
+    result = _run("--help")
+    assert result.exit_code == 0
+    for group in ("config", "model", "catalog", "eval"):
+        assert group in result.output
+
+
+def test_config_check_ok_and_invalid(settings, tmp_path, monkeypatch):
+    assert _run("config", "check").exit_code == 0
+    monkeypatch.setenv("EDGELENS_MQTT_URL", "http://wrong")
+    result = _run("config", "check")
+    assert result.exit_code == 2
+    assert "mqtt_url" in result.output
+
+
+def test_catalog_add_list_remove_and_cache(settings, sample_catalog):
+    first = _run("catalog", "add", str(sample_catalog))
+    assert first.exit_code == 0, first.output
+    assert "added 20" in first.output and "featurized 20" in first.output
+    again = _run("catalog", "add", str(sample_catalog.parent))
+    assert "featurized 0" in again.output and "from cache 20" in again.output
+
+    listed = [json.loads(line) for line in _run("catalog", "list", "--json").output.splitlines()]
+    assert len(listed) == 20
+    assert {"item_id": "coffee", "name": "Coffee cup"}.items() <= next(
+        i for i in listed if i["item_id"] == "coffee"
+    ).items()
+
+    removed = _run("catalog", "remove", "coffee", "ghost")
+    assert removed.exit_code == 1 and "ghost" in removed.output
+    assert len(_run("catalog", "list").output.splitlines()) == 19
+
+
+def test_catalog_add_reports_corrupt_files(settings, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    result = _run("catalog", "add", str(bad))
+    assert result.exit_code == 1
+    assert "bad.png" in result.output and "failed 1" in result.output
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_eval_json_on_synthetic_views(settings, sample_catalog, precision):
+    result = _run(
+        "eval",
+        "--catalog",
+        str(sample_catalog.parent),
+        "--synthetic-views",
+        "2",
+        "--precision",
+        precision,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    metrics = json.loads(line)
+    assert {"top1", "top5", "recall_at_10", "map", "queries"} <= set(metrics)
+    assert metrics["queries"] == 40
+    assert metrics["model_id"].startswith(f"efficientnet-lite0-{precision}-")
+    assert 0.8 <= metrics["top1"] <= metrics["top5"] <= 1.0
+
+
+def test_eval_needs_exactly_one_query_source(settings, sample_catalog):
+    result = _run("eval", "--catalog", str(sample_catalog.parent))
+    assert result.exit_code != 0
+
+
+def test_model_info_prints_the_manifest(settings):
+    result = _run("model", "info", "--precision", "int8")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["precision"] == "int8"
