@@ -40,3 +40,7 @@ class ItemNotFoundError(CatalogError):
 
 class SearchError(EdgelensError):
     """A query cannot be answered (wrong shape, wrong model, empty index)."""
+
+
+class WireFormatError(EdgelensError):
+    """A feature message that cannot be decoded or fails validation."""

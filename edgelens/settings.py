@@ -55,6 +55,38 @@ class SearchSettings(_Section):
     available_only: bool = False
 
 
+class DeviceSettings(_Section):
+    """The on-device loop: which camera, how fast, how vectors travel."""
+
+    device_id: str = Field(default="demo-cam", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    source: str = Field(
+        default="0",
+        description="0, v4l2:///dev/video0, csi://0, rtsp://…, "
+        "file://… or a path, or a folder of images.",
+    )
+    fps_cap: float = Field(default=15.0, gt=0, le=240)
+    loop: bool = False
+    wire_dtype: Literal["float16", "float32", "int8"] = "float16"
+    reconnect_initial_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+
+
+class WorkerSettings(_Section):
+    """The cloud worker: which subscription group, how many records each device keeps."""
+
+    share_group: str = Field(default="edgelens-workers", pattern=r"^[A-Za-z0-9_-]+$")
+    matches_kept: int = Field(default=50, ge=1, le=10_000, description="LTRIM length per device.")
+    catalog_poll_s: float = Field(
+        default=0.5, gt=0, description="How often catalog changes are looked for."
+    )
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+
 class Settings(BaseSettings):
     """Everything edgelens reads from its environment, validated once at start."""
 
@@ -76,6 +108,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     featurizer: FeaturizerSettings = FeaturizerSettings()
     search: SearchSettings = SearchSettings()
+    device: DeviceSettings = DeviceSettings()
+    worker: WorkerSettings = WorkerSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def model_path(self) -> Path:

@@ -59,3 +59,21 @@ def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("EDGELENS_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("EDGELENS_FEATURIZER__PROVIDERS", '["cpu"]')
     return Settings()
+
+
+@pytest.fixture
+def redis_server():
+    """A private redis-server on a free loopback port, stopped after the test."""
+    from edgelens.demo.servers import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mosquitto_server():
+    """A private mosquitto (foreground, supervised) on a free loopback port."""
+    from edgelens.demo.servers import MosquittoServer
+
+    with MosquittoServer() as server:
+        yield server

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
+from edgelens.wire.records import Match
 
 
 @dataclass(frozen=True)
@@ -18,28 +19,6 @@ class SearchFilter:
     min_price: float | None = None
     max_price: float | None = None
     available_only: bool = False
-
-
-@dataclass(frozen=True)
-class Match:
-    """One search result, best first; ``score`` is the cosine similarity in [-1, 1]."""
-
-    item_id: str
-    name: str
-    price: float | None
-    currency: str
-    available: bool
-    score: float
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "item_id": self.item_id,
-            "name": self.name,
-            "price": self.price,
-            "currency": self.currency,
-            "available": self.available,
-            "score": round(self.score, 6),
-        }
 
 
 class VectorIndex(Protocol):

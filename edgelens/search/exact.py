@@ -14,7 +14,8 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import Match, SearchFilter
+from edgelens.search.base import SearchFilter
+from edgelens.wire.records import Match
 
 
 class ExactIndex:

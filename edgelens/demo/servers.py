@@ -1,0 +1,154 @@
+"""redis-server and mosquitto run in the foreground under our own supervision.
+
+The demo and the tests start private instances on free loopback ports and stop
+them on exit, so nothing depends on (or disturbs) a system service. mosquitto is
+never started with ``-d``: daemonised, it exits silently on some machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from edgelens.errors import EdgelensError
+
+logger = logging.getLogger(__name__)
+
+
+class ServerError(EdgelensError):
+    """A helper server could not be found or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ManagedServer:
+    """One supervised server process on a loopback port; a context manager."""
+
+    name = "server"
+    executable = ""
+
+    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._tmp = (
+            None if workdir else tempfile.TemporaryDirectory(prefix=f"edgelens-{self.name}-")
+        )
+        self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = self.workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which(self.executable) or next(
+            (
+                p
+                for p in (f"/usr/sbin/{self.executable}", f"/usr/bin/{self.executable}")
+                if Path(p).exists()
+            ),
+            None,
+        )
+        if binary is None:
+            raise ServerError(f"{self.executable} not found; run `make setup` (apt-get install)")
+        cmd = [binary, *self.command()]
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise ServerError(f"{self.name} exited at start: {self._log.read_text()[-500:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                logger.info("%s listening on 127.0.0.1:%d", self.name, self.port)
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"{self.name} did not listen on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        logger.info("%s on port %d stopped", self.name, self.port)
+        self._process = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> ManagedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(ManagedServer):
+    name = "redis"
+    executable = "redis-server"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--daemonize",
+            "no",
+        ]
+
+
+class MosquittoServer(ManagedServer):
+    name = "mosquitto"
+    executable = "mosquitto"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        config = self.workdir / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 100\n"
+        )
+        return ["-c", str(config)]

@@ -1,0 +1,1 @@
+"""vector → message: the one wire format, topic names and Redis keys shared by every part."""

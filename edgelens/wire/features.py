@@ -1,0 +1,157 @@
+"""The binary feature message a device publishes for each frame.
+
+Layout (little endian), version 1::
+
+    magic   2s   b"EL"
+    version u8   1
+    dtype   u8   1 = float16, 2 = float32, 3 = int8 (symmetric, scale follows)
+    dim     u16  vector length
+    seq     u64  per-device frame counter
+    captured_at f64  capture time, seconds since the Unix epoch
+    model_id    u8 length + UTF-8
+    device_id   u8 length + UTF-8
+    [scale  f32  int8 only: value = q * scale]
+    vector  dim * dtype size
+
+A 1280-d float16 vector travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for
+the comma-separated text the earlier systems sent. Every malformed input raises
+:class:`WireFormatError` with the reason; nothing else escapes ``decode``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from edgelens.errors import WireFormatError
+from edgelens.wire.names import valid_device_id
+
+MAGIC = b"EL"
+VERSION = 1
+MAX_DIM = 8192
+_HEADER = struct.Struct("<2sBBHQd")
+_SCALE = struct.Struct("<f")
+
+
+class WireDtype(IntEnum):
+    FLOAT16 = 1
+    FLOAT32 = 2
+    INT8 = 3
+
+    @classmethod
+    def parse(cls, name: str) -> WireDtype:
+        try:
+            return cls[name.upper()]
+        except KeyError as exc:
+            raise WireFormatError(f"unknown wire dtype {name!r}") from exc
+
+
+_NUMPY = {WireDtype.FLOAT16: "<f2", WireDtype.FLOAT32: "<f4", WireDtype.INT8: "i1"}
+
+
+@dataclass(frozen=True)
+class FeatureMessage:
+    """One frame's vector as it travels; ``embedding`` is float32 once decoded."""
+
+    device_id: str
+    seq: int
+    captured_at: float
+    model_id: str
+    embedding: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.embedding.ndim != 1 or not 0 < self.embedding.shape[0] <= MAX_DIM:
+            raise WireFormatError(f"embedding must be 1-d, got shape {self.embedding.shape}")
+        if not valid_device_id(self.device_id):
+            raise WireFormatError(f"invalid device id {self.device_id!r}")
+        if not self.model_id or len(self.model_id.encode()) > 255:
+            raise WireFormatError("model id must be 1-255 bytes")
+        if not 0 <= self.seq < 2**64:
+            raise WireFormatError(f"sequence number out of range: {self.seq}")
+        if not math.isfinite(self.captured_at):
+            raise WireFormatError("capture time must be finite")
+
+    @property
+    def dim(self) -> int:
+        return int(self.embedding.shape[0])
+
+
+def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> bytes:
+    vector = np.asarray(message.embedding, dtype=np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise WireFormatError("embedding holds NaN or Inf")
+    parts = [
+        _HEADER.pack(MAGIC, VERSION, dtype, message.dim, message.seq, message.captured_at),
+        _short_string(message.model_id),
+        _short_string(message.device_id),
+    ]
+    if dtype is WireDtype.INT8:
+        scale = float(np.abs(vector).max()) / 127.0 or 1.0
+        parts.append(_SCALE.pack(scale))
+        parts.append(np.clip(np.rint(vector / scale), -127, 127).astype("i1").tobytes())
+    else:
+        parts.append(vector.astype(_NUMPY[dtype]).tobytes())
+    return b"".join(parts)
+
+
+def decode(payload: bytes) -> FeatureMessage:
+    """Parse and validate one message; raises WireFormatError for anything malformed."""
+    try:
+        magic, version, dtype_code, dim, seq, captured_at = _HEADER.unpack_from(payload, 0)
+    except struct.error as exc:
+        raise WireFormatError(f"message too short ({len(payload)} bytes)") from exc
+    if magic != MAGIC:
+        raise WireFormatError("not an edgelens feature message (bad magic)")
+    if version != VERSION:
+        raise WireFormatError(f"unsupported wire format version {version}")
+    try:
+        dtype = WireDtype(dtype_code)
+    except ValueError as exc:
+        raise WireFormatError(f"unknown dtype code {dtype_code}") from exc
+    if not 0 < dim <= MAX_DIM:
+        raise WireFormatError(f"dimension {dim} out of range")
+    offset = _HEADER.size
+    model_id, offset = _read_short_string(payload, offset, "model id")
+    device_id, offset = _read_short_string(payload, offset, "device id")
+    scale = 1.0
+    if dtype is WireDtype.INT8:
+        if len(payload) < offset + _SCALE.size:
+            raise WireFormatError("truncated int8 scale")
+        (scale,) = _SCALE.unpack_from(payload, offset)
+        offset += _SCALE.size
+        if not (math.isfinite(scale) and scale > 0):
+            raise WireFormatError(f"invalid int8 scale {scale}")
+    expected = dim * np.dtype(_NUMPY[dtype]).itemsize
+    if len(payload) - offset != expected:
+        raise WireFormatError(
+            f"vector needs {expected} bytes for dim {dim}, message carries {len(payload) - offset}"
+        )
+    raw = np.frombuffer(payload, dtype=_NUMPY[dtype], count=dim, offset=offset)
+    vector = raw.astype(np.float32) * np.float32(scale)
+    if not np.all(np.isfinite(vector)):
+        raise WireFormatError("vector holds NaN or Inf")
+    return FeatureMessage(device_id, seq, captured_at, model_id, vector)
+
+
+def _short_string(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > 255:
+        raise WireFormatError(f"string too long for the wire: {text[:40]!r}…")
+    return bytes([len(data)]) + data
+
+
+def _read_short_string(payload: bytes, offset: int, what: str) -> tuple[str, int]:
+    if offset >= len(payload):
+        raise WireFormatError(f"truncated before the {what}")
+    length = payload[offset]
+    end = offset + 1 + length
+    if end > len(payload):
+        raise WireFormatError(f"truncated {what}")
+    try:
+        return payload[offset + 1 : end].decode(), end
+    except UnicodeDecodeError as exc:
+        raise WireFormatError(f"{what} is not UTF-8") from exc

@@ -1,0 +1,53 @@
+"""Every MQTT topic, Redis key and Redis channel, named in one place (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import re
+
+TOPIC_ROOT = "edgelens"
+# A device id is used inside topics and Redis keys, so wildcards and separators are refused.
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def valid_device_id(device_id: str) -> bool:
+    return bool(DEVICE_ID_PATTERN.match(device_id))
+
+
+def features_topic(device_id: str) -> str:
+    """Where a device publishes its encoded vectors (QoS 0, not retained)."""
+    return f"{TOPIC_ROOT}/{device_id}/features"
+
+
+def status_topic(device_id: str) -> str:
+    """The device's retained JSON status; the broker publishes 'offline' as its last will."""
+    return f"{TOPIC_ROOT}/{device_id}/status"
+
+
+FEATURES_WILDCARD = f"{TOPIC_ROOT}/+/features"
+STATUS_WILDCARD = f"{TOPIC_ROOT}/+/status"
+
+
+def shared_subscription(group: str, topic: str) -> str:
+    """MQTT 5 shared subscription: the broker gives each message to one worker of the group."""
+    return f"$share/{group}/{topic}"
+
+
+def device_of_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != TOPIC_ROOT or not valid_device_id(parts[1]):
+        return None
+    return parts[1]
+
+
+def matches_key(device_id: str) -> str:
+    """Redis list of JSON match records, newest first (LPUSH + LTRIM: a LIFO)."""
+    return f"edgelens:matches:{device_id}"
+
+
+def matches_channel(device_id: str) -> str:
+    """Redis pub/sub channel announcing each new match record (payload: the record's JSON)."""
+    return f"edgelens:notify:matches:{device_id}"
+
+
+DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
+DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)

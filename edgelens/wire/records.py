@@ -1,0 +1,48 @@
+"""The JSON match record the worker pushes to Redis and the dashboard shows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from edgelens.errors import EdgelensError
+
+
+@dataclass(frozen=True)
+class Match:
+    """One catalog item found for a frame, best first; ``score`` is the cosine similarity."""
+
+    item_id: str
+    name: str
+    price: float | None
+    currency: str
+    available: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchRecord:
+    """One frame's answer. ``latency_ms`` runs from capture to the record's creation.
+
+    ``stages_ms`` splits the worker's part (decode, search, push) for the figures.
+    """
+
+    device_id: str
+    seq: int
+    captured_at: float
+    model_id: str
+    latency_ms: float
+    matches: list[Match]
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MatchRecord:
+        try:
+            data = json.loads(text)
+            data["matches"] = [Match(**m) for m in data["matches"]]
+            return cls(**data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise EdgelensError(f"invalid match record: {exc}") from exc
