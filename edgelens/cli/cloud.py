@@ -1,0 +1,34 @@
+"""``edgelens cloud run``: the matching worker."""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from edgelens.cli.context import reports_errors, settings_of
+
+app = typer.Typer(help="The cloud worker: vectors in, matches out.", no_args_is_help=True)
+
+
+@app.command("run")
+@reports_errors
+def run(
+    ctx: typer.Context,
+    group: Annotated[
+        str | None, typer.Option(help="Shared-subscription group (workers split its load).")
+    ] = None,
+) -> None:
+    """Subscribe to every device's vectors, search the catalog, push matches to Redis."""
+    from edgelens.cloud.worker import Worker
+
+    settings = settings_of(ctx)
+    if group:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"share_group": group})}
+        )
+    worker = Worker(settings)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.request_stop())
+    worker.run_forever()

@@ -1,0 +1,1 @@
+"""message → match: the worker that searches the catalog for each device's vectors."""

@@ -1,0 +1,71 @@
+"""Decode, validate and search one feature message; no I/O, so it is easy to test and fuzz."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from edgelens.errors import EdgelensError, WireFormatError
+from edgelens.search.base import SearchFilter, VectorIndex
+from edgelens.wire.features import FeatureMessage, decode
+from edgelens.wire.names import device_of_topic
+from edgelens.wire.records import MatchRecord
+
+
+class RejectedMessage(EdgelensError):
+    """A message the worker refuses; ``reason`` is a short counter label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """Answers feature messages of one model against one index."""
+
+    index: VectorIndex
+    top_k: int
+    filters: SearchFilter
+
+    def match(self, topic: str, payload: bytes) -> MatchRecord:
+        started = time.perf_counter()
+        message = self._decode(topic, payload)
+        decoded = time.perf_counter()
+        matches = self.index.search(message.embedding, k=self.top_k, filters=self.filters)
+        searched = time.perf_counter()
+        return MatchRecord(
+            device_id=message.device_id,
+            seq=message.seq,
+            captured_at=message.captured_at,
+            model_id=message.model_id,
+            latency_ms=0.0,  # set when the record is pushed, the end of the worker's path
+            matches=matches,
+            stages_ms={
+                "decode": round((decoded - started) * 1000, 3),
+                "search": round((searched - decoded) * 1000, 3),
+            },
+        )
+
+    def _decode(self, topic: str, payload: bytes) -> FeatureMessage:
+        topic_device = device_of_topic(topic)
+        if topic_device is None:
+            raise RejectedMessage("bad_topic", f"unexpected topic {topic!r}")
+        try:
+            message = decode(payload)
+        except WireFormatError as exc:
+            raise RejectedMessage("malformed", str(exc)) from exc
+        if message.device_id != topic_device:
+            raise RejectedMessage(
+                "device_mismatch",
+                f"message says device {message.device_id!r} on the topic of {topic_device!r}",
+            )
+        if message.model_id != self.index.model_id:
+            raise RejectedMessage(
+                "wrong_model",
+                f"vector of model {message.model_id!r}, catalog is indexed with "
+                f"{self.index.model_id!r}; never searched across models",
+            )
+        if message.dim != self.index.dim:
+            raise RejectedMessage("wrong_dim", f"dim {message.dim}, index has {self.index.dim}")
+        return message

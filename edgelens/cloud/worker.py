@@ -1,0 +1,235 @@
+"""The worker: MQTT shared subscription → bounded queue → match → Redis.
+
+Three small stages, each with a stop event and a clean exit log:
+the paho network thread only enqueues (dropping the oldest message when the
+queue is full: for live matching the newest frame wins), one matching thread
+decodes, searches and pushes, and a catalog watcher swaps in a fresh index when
+the catalog version changes, so items added or removed are searched (or not)
+without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.matcher import Matcher, RejectedMessage
+from edgelens.cloud.sink import RedisSink, SinkUnavailable
+from edgelens.errors import EdgelensError
+from edgelens.featurizer.manifest import load_manifest
+from edgelens.search.base import SearchFilter
+from edgelens.search.loader import index_from_catalog
+from edgelens.settings import Settings
+from edgelens.wire.mqtt import connect_async, make_client
+from edgelens.wire.names import (
+    FEATURES_WILDCARD,
+    STATUS_WILDCARD,
+    device_of_topic,
+    shared_subscription,
+)
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+
+
+class WorkerStats:
+    """Thread-safe counters: received, matched, rejected by reason, dropped, redis errors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        manifest = load_manifest(settings.model_path, settings.featurizer.precision)
+        self.model_id, self._dim = manifest.model_id, manifest.embedding_dim
+        self._store = CatalogStore(settings.catalog_db)
+        self._filters = SearchFilter(
+            min_price=settings.search.min_price,
+            max_price=settings.search.max_price,
+            available_only=settings.search.available_only,
+        )
+        self._catalog_version = -1
+        self._matcher = self._load_matcher()
+        self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
+        self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._stop = threading.Event()
+        self._redis_down = False
+        self.stats = WorkerStats()
+        self.subscribed = threading.Event()
+        self._client = make_client(
+            settings.mqtt_url, client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}"
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._threads = [
+            threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
+            threading.Thread(target=self._watch_catalog, name="worker-catalog", daemon=True),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        connect_async(self._client, self._settings.mqtt_url)
+        logger.info(
+            "worker started: model %s, %d catalog items, group %s",
+            self.model_id,
+            len(self._matcher.index),
+            self._settings.worker.share_group,
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._sink.close()
+        self._store.close()
+        logger.info("worker stopped: %s", self.stats.snapshot())
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- MQTT callbacks (network thread: enqueue only) ----------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            logger.warning("broker refused the worker: %s", reason_code)
+            return
+        group = self._settings.worker.share_group
+        client.subscribe([(shared_subscription(group, FEATURES_WILDCARD), 0), (STATUS_WILDCARD, 1)])
+        logger.info("connected to the broker; subscribing as group %s", group)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _props) -> None:
+        failed = [code for code in reason_codes if code.is_failure]
+        if failed:
+            logger.error("subscription refused: %s", failed)
+        else:
+            self.subscribed.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+        self.subscribed.clear()
+        if not self._stop.is_set():
+            logger.warning("lost the broker (%s); reconnecting with backoff", reason_code)
+
+    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        inbound = _Inbound(message.topic, bytes(message.payload))
+        if message.topic.endswith("/status"):
+            self._handle_status(inbound)
+            return
+        self.stats.add("received")
+        while True:
+            try:
+                self._queue.put_nowait(inbound)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()  # the oldest frame is the least useful
+                    self.stats.add("dropped")
+                except queue.Empty:
+                    pass
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _match_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                inbound = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._process(inbound)
+        logger.info("match loop exits")
+
+    def _process(self, inbound: _Inbound) -> None:
+        try:
+            record = self._matcher.match(inbound.topic, inbound.payload)
+        except RejectedMessage as exc:
+            self.stats.add(f"rejected_{exc.reason}")
+            logger.warning("rejected message on %s: %s", inbound.topic, exc)
+            return
+        started = time.perf_counter()
+        try:
+            self._sink.push(record)
+        except SinkUnavailable as exc:
+            self.stats.add("redis_errors")
+            if not self._redis_down:
+                logger.error("cannot push matches, will keep trying: %s", exc)
+            self._redis_down = True
+            return
+        if self._redis_down:
+            logger.info("redis is back; pushing matches again")
+            self._redis_down = False
+        self.stats.add("matched")
+        self.stats.add("push_us", int((time.perf_counter() - started) * 1e6))
+
+    def _handle_status(self, inbound: _Inbound) -> None:
+        device_id = device_of_topic(inbound.topic)
+        try:
+            status = json.loads(inbound.payload)
+            if device_id is None or not isinstance(status, dict):
+                raise ValueError("expected a JSON object on a device status topic")
+        except ValueError as exc:
+            self.stats.add("rejected_bad_status")
+            logger.warning("bad status on %s: %s", inbound.topic, exc)
+            return
+        try:
+            self._sink.device_status(device_id, status)
+        except SinkUnavailable as exc:
+            self.stats.add("redis_errors")
+            logger.error("cannot record status of %s: %s", device_id, exc)
+
+    def _watch_catalog(self) -> None:
+        while not self._stop.wait(self._settings.worker.catalog_poll_s):
+            try:
+                if self._store.version != self._catalog_version:
+                    self._matcher = self._load_matcher()
+                    logger.info("catalog changed: %d items searchable", len(self._matcher.index))
+            except (EdgelensError, sqlite3.Error):  # survive a bad moment of the database
+                logger.exception("catalog reload failed; keeping the previous index")
+        logger.info("catalog watcher exits")
+
+    def _load_matcher(self) -> Matcher:
+        version = self._store.version
+        index = index_from_catalog(self._store, model_id=self.model_id, dim=self._dim)
+        self._catalog_version = version
+        return Matcher(index=index, top_k=self._settings.search.top_k, filters=self._filters)

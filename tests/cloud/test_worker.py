@@ -1,0 +1,249 @@
+"""The worker against real mosquitto and redis-server: match, reject, live catalog, reconnect."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from edgelens.catalog.ingest import add_items
+from edgelens.catalog.models import ItemSource
+from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.worker import Worker
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.evaluation.views import camera_views
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.mqtt import connect_async, make_client
+from edgelens.wire.names import (
+    DEVICES_KEY,
+    features_topic,
+    matches_channel,
+    matches_key,
+    status_topic,
+)
+from edgelens.wire.records import MatchRecord
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def worker(live_settings):
+    w = Worker(live_settings)
+    w.start()
+    wait_for(w.subscribed.is_set)
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def publisher(live_settings):
+    client = make_client(live_settings.mqtt_url, client_id="test-device")
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    connect_async(client, live_settings.mqtt_url)
+    assert connected.wait(10)
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.fixture
+def rdb(live_settings):
+    client = redis.Redis.from_url(str(live_settings.redis_url))
+    yield client
+    client.close()
+
+
+def _send(
+    client, featurizer, image, *, device="cam-1", seq=1, model_id=None, dtype=WireDtype.FLOAT16
+):
+    message = FeatureMessage(
+        device_id=device,
+        seq=seq,
+        captured_at=time.time(),
+        model_id=model_id or featurizer.model_id,
+        embedding=featurizer.embed([image])[0],
+    )
+    client.publish(features_topic(device), encode(message, dtype), qos=0).wait_for_publish(5)
+
+
+def _records(rdb, device="cam-1") -> list[MatchRecord]:
+    return [MatchRecord.from_json(raw) for raw in rdb.lrange(matches_key(device), 0, -1)]
+
+
+def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featurizer):
+    pubsub = rdb.pubsub()
+    pubsub.subscribe(matches_channel("cam-1"))
+    views = camera_views(load_photo("coffee"), 1, seed=5) + camera_views(
+        load_photo("rocket"), 1, seed=6
+    )
+    for seq, view in enumerate(views, start=1):
+        _send(
+            publisher,
+            featurizer,
+            view,
+            seq=seq,
+            dtype=WireDtype.INT8 if seq == 2 else WireDtype.FLOAT16,
+        )
+        wait_for(lambda n=seq: rdb.llen(matches_key("cam-1")) >= n)
+    newest, oldest = _records(rdb)
+    assert (newest.seq, oldest.seq) == (2, 1), "LIFO: newest at index 0"
+    assert oldest.matches[0].item_id == "coffee" and oldest.matches[0].name == "Coffee cup"
+    assert newest.matches[0].item_id == "rocket"
+    assert len(newest.matches) == 5
+    assert [m.score for m in newest.matches] == sorted(
+        (m.score for m in newest.matches), reverse=True
+    )
+    assert newest.model_id == featurizer.model_id and newest.latency_ms > 0
+    assert {"decode", "search"} <= set(newest.stages_ms)
+    notes = []
+    wait_for(
+        lambda: (
+            notes.append(pubsub.get_message(timeout=0.1))
+            or sum(1 for n in notes if n and n["type"] == "message") >= 2
+        )
+    )
+    announced = [MatchRecord.from_json(n["data"]) for n in notes if n and n["type"] == "message"]
+    assert [r.seq for r in announced] == [1, 2]
+
+
+def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
+    settings = live_settings.model_copy(
+        update={"worker": live_settings.worker.model_copy(update={"matches_kept": 3})}
+    )
+    w = Worker(settings)
+    w.start()
+    try:
+        wait_for(w.subscribed.is_set)
+        image = load_photo("clock")
+        for seq in range(1, 6):
+            _send(publisher, featurizer, image, seq=seq)
+        wait_for(lambda: w.stats.snapshot().get("matched", 0) >= 5)
+        assert [r.seq for r in _records(rdb)] == [5, 4, 3]
+    finally:
+        w.stop()
+
+
+def test_wrong_model_and_malformed_messages_are_rejected_and_counted(
+    worker, publisher, rdb, featurizer
+):
+    _send(
+        publisher,
+        featurizer,
+        load_photo("coffee"),
+        seq=1,
+        model_id="efficientnet-lite0-int8-000000000000",
+    )
+    publisher.publish(features_topic("cam-1"), b"garbage").wait_for_publish(5)
+    publisher.publish(features_topic("cam-1"), b"EL\x01\x01" + b"\x00" * 30).wait_for_publish(5)
+    _send(publisher, featurizer, load_photo("coffee"), seq=2, device="cam-2")  # topic mismatch
+    message = FeatureMessage(
+        "cam-2", 3, time.time(), featurizer.model_id, featurizer.embed([load_photo("coffee")])[0]
+    )
+    publisher.publish(features_topic("cam-1"), encode(message)).wait_for_publish(5)
+    _send(publisher, featurizer, load_photo("coffee"), seq=4)  # a good one still goes through
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
+    stats = wait_for(lambda: (s := worker.stats.snapshot()).get("matched", 0) >= 2 and s)
+    assert stats["rejected_wrong_model"] == 1
+    assert stats["rejected_malformed"] == 2
+    assert stats["rejected_device_mismatch"] == 1
+    assert [r.seq for r in _records(rdb)] == [4]
+
+
+def test_catalog_changes_are_searched_without_restart(
+    worker, publisher, rdb, featurizer, live_settings, tmp_path
+):
+    import cv2
+
+    astronaut = load_photo("astronaut")
+    store = CatalogStore(live_settings.catalog_db)
+    store.remove(["astronaut"])
+    wait_for(lambda: "astronaut" not in worker._matcher.index)
+    _send(publisher, featurizer, astronaut, seq=1)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
+    assert "astronaut" not in {m.item_id for m in _records(rdb)[0].matches}
+
+    path = tmp_path / "space.png"
+    cv2.imwrite(str(path), astronaut)
+    add_items(
+        store=store,
+        featurizer=featurizer,
+        sources=[ItemSource("space-suit", path, "Space suit")],
+        images_dir=live_settings.images_dir,
+    )
+    store.close()
+    wait_for(lambda: "space-suit" in worker._matcher.index)
+    _send(publisher, featurizer, astronaut, seq=2)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 2)
+    assert _records(rdb)[0].matches[0].item_id == "space-suit"
+
+
+def test_device_status_reaches_the_devices_hash(worker, publisher, rdb):
+    status = {"state": "online", "device_id": "cam-9", "model_id": "m"}
+    publisher.publish(
+        status_topic("cam-9"), json.dumps(status), qos=1, retain=True
+    ).wait_for_publish(5)
+    raw = wait_for(lambda: rdb.hget(DEVICES_KEY, "cam-9"))
+    assert json.loads(raw)["state"] == "online"
+
+
+def test_two_workers_split_the_load(live_settings, publisher, rdb, featurizer):
+    workers = [Worker(live_settings) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            wait_for(w.subscribed.is_set)
+        image = load_photo("coins")
+        for seq in range(1, 21):
+            _send(publisher, featurizer, image, seq=seq)
+        wait_for(lambda: sum(w.stats.snapshot().get("matched", 0) for w in workers) == 20)
+        counts = [w.stats.snapshot().get("matched", 0) for w in workers]
+        assert all(c > 0 for c in counts), counts
+        assert rdb.llen(matches_key("cam-1")) == 20
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_worker_reconnects_after_the_broker_restarts(
+    worker, live_settings, mosquitto_server, rdb, featurizer
+):
+    mosquitto_server.stop()
+    wait_for(lambda: not worker.subscribed.is_set())
+    mosquitto_server.start()
+    wait_for(worker.subscribed.is_set, timeout=40)
+    client = make_client(live_settings.mqtt_url, client_id="late-device")
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    connect_async(client, live_settings.mqtt_url)
+    try:
+        assert connected.wait(10)
+        _send(client, featurizer, load_photo("moon"), seq=7)
+        wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
+        assert _records(rdb)[0].matches[0].item_id == "moon"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_worker_survives_redis_going_away(worker, publisher, redis_server, rdb, featurizer):
+    redis_server.stop()
+    _send(publisher, featurizer, load_photo("coffee"), seq=1)
+    wait_for(lambda: worker.stats.snapshot().get("redis_errors", 0) >= 1)
+    redis_server.start()
+    _send(publisher, featurizer, load_photo("coffee"), seq=2)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1, timeout=15)
+    assert _records(rdb)[0].seq == 2

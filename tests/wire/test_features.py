@@ -1,0 +1,99 @@
+"""The wire format: round trips per dtype, sizes, and one clear error for every malformation."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from edgelens.errors import WireFormatError
+from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode
+
+
+def _message(dim: int = 1280, seed: int = 0) -> FeatureMessage:
+    vector = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return FeatureMessage(
+        device_id="shelf-cam.01",
+        seq=2**40 + 7,
+        captured_at=1_790_000_000.123456,
+        model_id="efficientnet-lite0-fp32-0123456789ab",
+        embedding=vector / np.linalg.norm(vector),
+    )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "max_error"),
+    [(WireDtype.FLOAT32, 0.0), (WireDtype.FLOAT16, 1e-3), (WireDtype.INT8, 5e-3)],
+)
+def test_round_trip_keeps_every_field(dtype, max_error):
+    original = _message()
+    decoded = decode(encode(original, dtype))
+    assert (decoded.device_id, decoded.seq, decoded.captured_at, decoded.model_id) == (
+        original.device_id,
+        original.seq,
+        original.captured_at,
+        original.model_id,
+    )
+    assert decoded.embedding.dtype == np.float32 and decoded.dim == 1280
+    assert np.abs(decoded.embedding - original.embedding).max() <= max_error
+    assert float(decoded.embedding @ original.embedding) > 0.999
+
+
+def test_messages_are_compact_against_text():
+    message = _message()
+    text = ",".join(f"{v:.8f}" for v in message.embedding).encode()
+    sizes = {d: len(encode(message, d)) for d in WireDtype}
+    assert sizes[WireDtype.FLOAT16] < 1280 * 2 + 100
+    assert sizes[WireDtype.INT8] < 1280 + 100
+    assert sizes[WireDtype.FLOAT16] * 4 < len(text)
+
+
+def test_default_dtype_is_float16():
+    payload = encode(_message())
+    assert payload[3] == WireDtype.FLOAT16
+
+
+GOOD = encode(_message(dim=8), WireDtype.FLOAT32)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "too short"),
+        (GOOD[:10], "too short"),
+        (b"XX" + GOOD[2:], "bad magic"),
+        (GOOD[:2] + b"\x09" + GOOD[3:], "version 9"),
+        (GOOD[:3] + b"\x07" + GOOD[4:], "dtype code 7"),
+        (GOOD[:4] + struct.pack("<H", 0) + GOOD[6:], "dimension 0"),
+        (GOOD[:4] + struct.pack("<H", 9) + GOOD[6:], "needs 36 bytes"),
+        (GOOD[:-1], "needs 32 bytes"),
+        (GOOD + b"\x00", "needs 32 bytes"),
+        (GOOD[:24], "truncated"),
+    ],
+)
+def test_malformed_messages_raise_one_error_type(payload, reason):
+    with pytest.raises(WireFormatError, match=reason):
+        decode(payload)
+
+
+def test_nan_vectors_are_refused_both_ways():
+    message = _message(dim=8)
+    bad = np.array(message.embedding)
+    bad[3] = np.nan
+    with pytest.raises(WireFormatError, match="NaN"):
+        encode(FeatureMessage("cam", 1, 0.0, "m", bad), WireDtype.FLOAT32)
+    payload = bytearray(encode(message, WireDtype.FLOAT32))
+    payload[-4:] = struct.pack("<f", float("inf"))
+    with pytest.raises(WireFormatError, match="NaN or Inf"):
+        decode(bytes(payload))
+
+
+def test_bad_int8_scale_and_bad_ids_are_refused():
+    payload = bytearray(encode(_message(dim=8), WireDtype.INT8))
+    scale_at = len(payload) - 8 - 4
+    payload[scale_at : scale_at + 4] = struct.pack("<f", -1.0)
+    with pytest.raises(WireFormatError, match="scale"):
+        decode(bytes(payload))
+    with pytest.raises(WireFormatError, match="device id"):
+        FeatureMessage("edgelens/+/x", 1, 0.0, "m", np.ones(4, np.float32))
+    with pytest.raises(WireFormatError, match="model id"):
+        FeatureMessage("cam", 1, 0.0, "", np.ones(4, np.float32))
