@@ -1,0 +1,98 @@
+"""Featurizer speed: ONNX FP32/FP16/INT8 against the PyTorch eager model, same run, same inputs.
+
+Inputs are camera-like views of real photos, already preprocessed, so the figures
+are the network alone; preprocessing is timed on its own line. Each model is timed
+in interleaved rounds (to spread any drift of the machine evenly) and the median
+of the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import median_seconds, write_section
+
+from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
+from edgelens.evaluation.views import camera_views
+from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
+from edgelens.featurizer.runtime import Featurizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from edgelens.models.torch_model import EmbeddingModel, load_pretrained
+
+    torch.set_num_threads(args.threads)
+    spec = PreprocessSpec()
+    frames = [v for p in SAMPLE_PHOTOS for v in camera_views(load_photo(p.loader), 2, seed=77)]
+    batch32 = to_model_input(frames[:32], spec)
+    batch1 = batch32[:1]
+
+    eager = EmbeddingModel(load_pretrained()).eval()
+
+    def torch_run(batch: np.ndarray):
+        with torch.inference_mode():
+            return eager(torch.from_numpy(batch))
+
+    runners = {"PyTorch eager (FP32)": torch_run}
+    for precision in ("fp32", "fp16", "int8"):
+        featurizer = Featurizer.from_models_dir(
+            args.models_dir, precision, providers=["cpu"], threads=args.threads
+        )
+        runners[f"ONNX {precision.upper()}"] = featurizer.embed_batch
+
+    results: dict[str, dict[int, list[float]]] = {name: {1: [], 32: []} for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            results[name][1].append(median_seconds(lambda r=run: r(batch1), repeat=20) * 1000)
+            results[name][32].append(
+                median_seconds(lambda r=run: r(batch32), repeat=2, warmup=1) * 1000 / 32
+            )
+    ms = {name: {b: statistics.median(v) for b, v in per.items()} for name, per in results.items()}
+    base = ms["PyTorch eager (FP32)"]
+    prep = median_seconds(lambda: to_model_input(frames[:1], spec), repeat=50) * 1000
+
+    lines = [
+        f"Batch 1 and batch 32, onnxruntime CPU provider, {args.threads} threads; torch "
+        f"{torch.__version__} with {args.threads} threads. Inputs: 32 preprocessed camera views "
+        f"of the scikit-image photos. Median of {args.rounds} interleaved rounds.",
+        "",
+        "| model | ms/image b1 | images/s b1 | ms/image b32 | images/s b32 "
+        "| speed-up b1 | speed-up b32 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, per in ms.items():
+        lines.append(
+            f"| {name} | {per[1]:.2f} | {1000 / per[1]:.0f} | {per[32]:.2f} | "
+            f"{1000 / per[32]:.0f} | {base[1] / per[1]:.2f}x | {base[32] / per[32]:.2f}x |"
+        )
+    lines += ["", f"Preprocessing of one 640x480 frame (resize, crop, normalise): {prep:.2f} ms."]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("featurizer-speed", "## Featurizer speed\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()
