@@ -40,7 +40,8 @@ def median_seconds(run: Callable[[], object], *, repeat: int, warmup: int = 2) -
 
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section between BEGIN/END markers named ``name``."""
-    command = "python " + " ".join([Path(sys.argv[0]).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
+    script = Path(sys.argv[0]).resolve().relative_to(REPO).as_posix()
+    command = " ".join(["python", script, *sys.argv[1:]])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (
         f"<!-- BEGIN {name} -->\n{body.rstrip()}\n\n"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -67,18 +69,30 @@ def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> Non
         if not excluded:
             raise ModelError("int8: no stem/first-block nodes found to keep in float")
         staged = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(prepared),
-            str(staged),
-            _BatchReader(batches),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=excluded,
-        )
+        with _quiet_root_logger():  # the quantiser logs every rescaled bias at INFO on root
+            quantize_static(
+                str(prepared),
+                str(staged),
+                _BatchReader(batches),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=excluded,
+            )
         logger.info(
             "int8: calibrated on %d images, %d nodes kept in float", len(batches), len(excluded)
         )
         staged.replace(onnx_path)
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
