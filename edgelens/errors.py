@@ -44,3 +44,7 @@ class SearchError(EdgelensError):
 
 class WireFormatError(EdgelensError):
     """A feature message that cannot be decoded or fails validation."""
+
+
+class SourceError(EdgelensError):
+    """A frame source (camera, stream, file, folder) cannot be named, opened or read."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from edgelens.catalog.models import ItemSource
 from edgelens.errors import CatalogError
+from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 

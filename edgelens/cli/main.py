@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgelens.cli import catalog, cloud, config, evaluate, model
+from edgelens.cli import catalog, cloud, config, device, evaluate, model
 from edgelens.cli.context import configure_logging, err_console
 from edgelens.errors import ConfigError
 from edgelens.settings import load_settings
@@ -22,6 +22,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(model.app, name="model")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(cloud.app, name="cloud")
+app.add_typer(device.app, name="device")
 app.command("eval")(evaluate.eval_command)
 
 

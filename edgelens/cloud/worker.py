@@ -85,7 +85,7 @@ class Worker:
         self.stats = WorkerStats()
         self.subscribed = threading.Event()
         self._client = make_client(
-            settings.mqtt_url, client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}"
+            str(settings.mqtt_url), client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}"
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -101,7 +101,7 @@ class Worker:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
-        connect_async(self._client, self._settings.mqtt_url)
+        connect_async(self._client, str(self._settings.mqtt_url))
         logger.info(
             "worker started: model %s, %d catalog items, group %s",
             self.model_id,

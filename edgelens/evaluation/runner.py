@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgelens.catalog.models import ItemSource
-from edgelens.catalog.sources import IMAGE_SUFFIXES
 from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.preprocess import decode_image
+from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.exact import ExactIndex
 

@@ -21,6 +21,9 @@ from edgelens.errors import ImageDecodeError
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
+# File names taken as images when a folder is read (catalog import, folder camera source).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
 # Decoded images larger than this are refused before OpenCV allocates them.
 MAX_IMAGE_PIXELS = 64_000_000
 

@@ -1,34 +1,55 @@
 """One way to build a paho-mqtt 2.x client from the settings' ``mqtt://`` URL.
 
-Both the device and the worker use MQTT 5 (shared subscriptions, clean
-session semantics) and automatic reconnect with exponential backoff.
+The device and the worker both speak MQTT 5 (shared subscriptions) and rely on
+paho's automatic reconnect with exponential backoff; credentials and TLS come
+from the URL (``mqtts://user:password@host:port``).
 """
 
 from __future__ import annotations
 
-import ssl
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from pydantic import AnyUrl
 
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
+from edgelens.errors import ConfigError
+
+KEEPALIVE_S = 10  # the broker declares a silent client gone after 1.5x this
 
 
-def make_client(url: AnyUrl, *, client_id: str) -> mqtt.Client:
+def broker_address(mqtt_url: str) -> tuple[str, int]:
+    url = urlsplit(mqtt_url)
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+        raise ConfigError(f"MQTT URL must look like mqtt://host:port, got {mqtt_url!r}")
+    try:
+        port = url.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid port in {mqtt_url!r}") from exc
+    return url.hostname, port or (8883 if url.scheme == "mqtts" else 1883)
+
+
+def make_client(
+    mqtt_url: str, *, client_id: str, reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0
+) -> mqtt.Client:
+    broker_address(mqtt_url)  # fail early on a malformed URL
+    url = urlsplit(mqtt_url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
-    if url.scheme == "mqtts":
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
     if url.username:
-        client.username_pw_set(url.username, url.password)
-    client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
+        client.username_pw_set(unquote(url.username), unquote(url.password or "") or None)
+    if url.scheme == "mqtts":
+        client.tls_set()
+    # paho annotates the delays as int but computes with them as numbers.
+    client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
     return client
 
 
-def connect_async(client: mqtt.Client, url: AnyUrl, *, keepalive: int = 15) -> None:
+def connect_async(client: mqtt.Client, mqtt_url: str) -> None:
     """Start the network thread; connecting (and reconnecting) happens in the background,
     so a process starts even while the broker is down."""
-    client.connect_async(url.host or "127.0.0.1", url.port or 1883, keepalive=keepalive)
+    host, port = broker_address(mqtt_url)
+    try:
+        client.connect_async(host, port, keepalive=KEEPALIVE_S)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot use MQTT broker {host}:{port}: {exc}") from exc
     client.loop_start()

@@ -49,10 +49,10 @@ def worker(live_settings):
 
 @pytest.fixture
 def publisher(live_settings):
-    client = make_client(live_settings.mqtt_url, client_id="test-device")
+    client = make_client(str(live_settings.mqtt_url), client_id="test-device")
     connected = threading.Event()
     client.on_connect = lambda *args: connected.set()
-    connect_async(client, live_settings.mqtt_url)
+    connect_async(client, str(live_settings.mqtt_url))
     assert connected.wait(10)
     yield client
     client.disconnect()
@@ -225,10 +225,10 @@ def test_worker_reconnects_after_the_broker_restarts(
     wait_for(lambda: not worker.subscribed.is_set())
     mosquitto_server.start()
     wait_for(worker.subscribed.is_set, timeout=40)
-    client = make_client(live_settings.mqtt_url, client_id="late-device")
+    client = make_client(str(live_settings.mqtt_url), client_id="late-device")
     connected = threading.Event()
     client.on_connect = lambda *args: connected.set()
-    connect_async(client, live_settings.mqtt_url)
+    connect_async(client, str(live_settings.mqtt_url))
     try:
         assert connected.wait(10)
         _send(client, featurizer, load_photo("moon"), seq=7)

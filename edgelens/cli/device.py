@@ -1,0 +1,94 @@
+"""``edgelens device``: run the camera side on this machine."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from edgelens.cli.context import reports_errors, settings_of
+from edgelens.device.loop import DeviceLoop
+from edgelens.errors import ConfigError
+from edgelens.featurizer.runtime import load_featurizer
+from edgelens.settings import DeviceSettings, format_validation_error
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="Run the camera side: frames → vectors → MQTT.", no_args_is_help=True)
+
+
+@app.command("run")
+@reports_errors
+def run(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="0, v4l2:///dev/video0, csi://0, rtsp://…, file://… or a path, "
+            "or a folder of images [default: device.source]"
+        ),
+    ] = None,
+    device_id: Annotated[
+        str | None, typer.Option(help="Names the MQTT topics [default: device.device_id]")
+    ] = None,
+    loop: Annotated[
+        bool | None,
+        typer.Option("--loop/--no-loop", help="Repeat a video or folder [default: device.loop]"),
+    ] = None,
+    fps_cap: Annotated[
+        float | None,
+        typer.Option(help="Most frames featurized per second [default: device.fps_cap]"),
+    ] = None,
+) -> None:
+    """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop)."""
+    settings = settings_of(ctx)
+    device = _device_settings(
+        settings.device, source=source, device_id=device_id, loop=loop, fps_cap=fps_cap
+    )
+    stop = threading.Event()
+    device_loop = DeviceLoop(
+        device=device,
+        featurizer=load_featurizer(settings),
+        mqtt_url=str(settings.mqtt_url),
+        stop=stop,
+    )
+    with _stop_on_signals(stop):
+        stats = device_loop.run()
+    typer.echo(
+        f"device {device.device_id}: captured {stats.captured}, published {stats.published}, "
+        f"dropped {stats.dropped} (+{stats.unsent} while disconnected), "
+        f"featurize {stats.featurize_ms_mean:.1f} ms/frame"
+    )
+
+
+def _device_settings(base: DeviceSettings, **flags: object) -> DeviceSettings:
+    """The configured device section with the given flags on top, validated like the file."""
+    # model_copy does not validate, so the merged section is validated once more.
+    merged = base.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    try:
+        return DeviceSettings.model_validate(merged.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask for a clean stop: status "offline", then disconnect."""
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("%s received; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,166 @@
+"""The device loop: capture → latest frame → featurizer → MQTT."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgelens.device.capture import Backoff, FrameCapture
+from edgelens.device.frames import Frame, LatestFrameMailbox
+from edgelens.device.publisher import FeaturePublisher
+from edgelens.device.sources import open_source, parse_source
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.settings import DeviceSettings
+from edgelens.wire.features import FeatureMessage, WireDtype
+
+logger = logging.getLogger(__name__)
+
+# How long a starting device waits for the broker before it captures anyway.
+BROKER_WAIT_S = 5.0
+# How often the loop looks at its stop event while no frame arrives.
+POLL_S = 0.1
+# How long a stopping loop waits for the capture thread (a camera read may block longer).
+CAPTURE_JOIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    """A snapshot of one loop's counters."""
+
+    captured: int  # frames read from the source
+    dropped: int  # replaced before the featurizer took them (slow model or FPS cap)
+    featurized: int
+    published: int  # handed to the broker
+    unsent: int  # featurized while the broker was unreachable, then dropped
+    source_failures: int  # failed opens and reads of the source
+    featurize_ms_last: float
+    featurize_ms_mean: float
+
+
+class DeviceLoop:
+    """Runs one device: frames from its source, vectors to ``edgelens/<device_id>/features``.
+
+    :meth:`run` blocks until :attr:`stop` is set or, without ``loop``, a recorded
+    source has ended and its last frame is published. Capture runs in its own
+    thread behind a one-frame mailbox; featurizing and publishing run in the
+    caller's thread, at most ``fps_cap`` frames a second.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: DeviceSettings,
+        featurizer: Featurizer,
+        mqtt_url: str,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.device = device
+        self.stop = stop if stop is not None else threading.Event()
+        self._featurizer = featurizer
+        spec = parse_source(device.source)  # a bad URI fails here, before anything starts
+        self._mailbox = LatestFrameMailbox()
+        self._capture = FrameCapture(
+            functools.partial(open_source, spec, fps_cap=device.fps_cap),
+            self._mailbox,
+            name=spec.uri,
+            loop=device.loop,
+            backoff=Backoff(initial_s=device.reconnect_initial_s, max_s=device.reconnect_max_s),
+        )
+        self._publisher = FeaturePublisher(
+            mqtt_url=mqtt_url,
+            device_id=device.device_id,
+            model_id=featurizer.model_id,
+            provider=featurizer.provider,
+            wire_dtype=WireDtype.parse(device.wire_dtype),
+            reconnect_initial_s=device.reconnect_initial_s,
+            reconnect_max_s=device.reconnect_max_s,
+        )
+        self._featurized = 0
+        self._featurize_ms_last = 0.0
+        self._featurize_ms_total = 0.0
+
+    @property
+    def stats(self) -> DeviceStats:
+        """The counters now; safe to read from any thread while the loop runs."""
+        featurized = self._featurized
+        return DeviceStats(
+            captured=self._capture.captured,
+            dropped=self._mailbox.dropped,
+            featurized=featurized,
+            published=self._publisher.published,
+            unsent=self._publisher.unsent,
+            source_failures=self._capture.failures,
+            featurize_ms_last=self._featurize_ms_last,
+            featurize_ms_mean=self._featurize_ms_total / featurized if featurized else 0.0,
+        )
+
+    def run(self) -> DeviceStats:
+        """Capture, featurize and publish until stopped or a non-looping recording ends (once)."""
+        logger.info(
+            "device %s: %s → %s with %s on %s, at most %.1f fps",
+            self.device.device_id,
+            self.device.source,
+            self._publisher.broker,
+            self._featurizer.model_id,
+            self._featurizer.provider,
+            self.device.fps_cap,
+        )
+        self._warm_up()
+        with self._publisher:
+            if not self._publisher.wait_connected(BROKER_WAIT_S):
+                logger.warning(
+                    "broker %s not reachable yet; capturing anyway", self._publisher.broker
+                )
+            self._capture.start()
+            try:
+                self._process_frames()
+            finally:
+                self._capture.stop.set()
+                self._capture.join(CAPTURE_JOIN_S)
+        if self._capture.error is not None:
+            raise self._capture.error
+        stats = self.stats
+        logger.info("device %s stopped: %s", self.device.device_id, stats)
+        return stats
+
+    def _warm_up(self) -> None:
+        """One inference before capture starts, so the first frames do not wait on
+        lazy initialisation (TensorRT builds its engine on the first run)."""
+        started = time.perf_counter()
+        self._featurizer.embed([np.zeros((224, 224, 3), dtype=np.uint8)])
+        logger.info("featurizer warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+
+    def _process_frames(self) -> None:
+        min_interval_s = 1.0 / self.device.fps_cap
+        while not self.stop.is_set():
+            frame = self._mailbox.get(timeout=POLL_S)
+            if frame is None:
+                if self._mailbox.finished:
+                    return
+                continue
+            started = time.monotonic()
+            self._featurize_and_publish(frame)
+            # The FPS cap: frames arriving meanwhile replace each other in the mailbox.
+            self.stop.wait(max(0.0, min_interval_s - (time.monotonic() - started)))
+
+    def _featurize_and_publish(self, frame: Frame) -> None:
+        started = time.perf_counter()
+        (embedding,) = self._featurizer.embed([frame.image_bgr])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._featurize_ms_last = elapsed_ms
+        self._featurize_ms_total += elapsed_ms
+        self._featurized += 1
+        self._publisher.publish(
+            FeatureMessage(
+                device_id=self.device.device_id,
+                seq=frame.seq,
+                captured_at=frame.captured_at,
+                model_id=self._featurizer.model_id,
+                embedding=embedding,
+            )
+        )

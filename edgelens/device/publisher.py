@@ -1,0 +1,192 @@
+"""The MQTT side of a device: feature messages out, a retained status the cloud can trust."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.mqtt import broker_address, connect_async, make_client
+from edgelens.wire.names import features_topic, status_topic
+
+logger = logging.getLogger(__name__)
+
+# How long a clean shutdown waits for the broker to take the "offline" status.
+OFFLINE_ACK_TIMEOUT_S = 2.0
+
+DeviceState = Literal["online", "offline"]
+
+
+class FeaturePublisher:
+    """Publishes feature messages and keeps ``edgelens/<device>/status`` true.
+
+    Features go out with QoS 0: the newest frame is the only one worth having,
+    and QoS 0 never queues retransmits of stale frames ahead of new ones. For the
+    same reason frames offered while the broker is unreachable are dropped and
+    counted, not queued. The status is retained: "online" on every (re)connect,
+    "offline" on a clean stop and, as the last will, when the device vanishes.
+    ``connect_async`` lets the device start while the broker is still down.
+    """
+
+    def __init__(
+        self,
+        *,
+        mqtt_url: str,
+        device_id: str,
+        model_id: str,
+        provider: str,
+        wire_dtype: WireDtype,
+        reconnect_initial_s: float,
+        reconnect_max_s: float,
+    ) -> None:
+        self.device_id = device_id
+        self.model_id = model_id
+        self.provider = provider
+        self.wire_dtype = wire_dtype
+        self.published = 0
+        self.unsent = 0  # frames dropped because the broker was unreachable
+        self._mqtt_url = mqtt_url
+        self._host, self._port = broker_address(mqtt_url)
+        self._features_topic = features_topic(device_id)
+        self._status_topic = status_topic(device_id)
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._unsent_this_outage = 0
+        self._closing = False
+        self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s)
+
+    @property
+    def broker(self) -> str:
+        return f"{self._host}:{self._port}"
+
+    def start(self) -> None:
+        """Connect in the background; reconnects are paho's, with backoff."""
+        connect_async(self._client, self._mqtt_url)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, message: FeatureMessage) -> bool:
+        """Send one frame's vector; False when it was dropped because the broker is away."""
+        payload = encode(message, self.wire_dtype)
+        if self._connected.is_set():
+            info = self._client.publish(self._features_topic, payload, qos=0)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self.published += 1
+                return True
+        with self._lock:
+            self.unsent += 1
+            self._unsent_this_outage += 1
+            first_of_outage = self._unsent_this_outage == 1
+        if first_of_outage:
+            logger.warning("broker %s unreachable: dropping frames until it is back", self.broker)
+        return False
+
+    def close(self) -> None:
+        """Publish the retained "offline" status, then disconnect cleanly (no will)."""
+        with self._lock:
+            self._closing = True
+        if self._connected.is_set():
+            info = self._client.publish(
+                self._status_topic, self._status("offline"), qos=1, retain=True
+            )
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(OFFLINE_ACK_TIMEOUT_S)
+        self._client.disconnect()
+        self._client.loop_stop()
+        logger.info(
+            "device %s offline: %d frame(s) published, %d dropped while disconnected",
+            self.device_id,
+            self.published,
+            self.unsent,
+        )
+
+    def __enter__(self) -> FeaturePublisher:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _make_client(
+        self, mqtt_url: str, reconnect_initial_s: float, reconnect_max_s: float
+    ) -> mqtt.Client:
+        client = make_client(
+            mqtt_url,
+            client_id=f"edgelens-device-{self.device_id}",
+            reconnect_min_s=reconnect_initial_s,
+            reconnect_max_s=reconnect_max_s,
+        )
+        # The will is registered before connecting: the broker holds it from the start.
+        client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def _status(self, state: DeviceState) -> str:
+        return json.dumps(
+            {
+                "state": state,
+                "device_id": self.device_id,
+                "model_id": self.model_id,
+                "provider": self.provider,
+                "ts": time.time(),
+            }
+        )
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.warning("broker %s refused the connection: %s", self.broker, reason_code)
+            return
+        client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        with self._lock:
+            dropped, self._unsent_this_outage = self._unsent_this_outage, 0
+        logger.info(
+            "connected to %s as %s%s",
+            self.broker,
+            self.device_id,
+            f" ({dropped} frame(s) dropped while away)" if dropped else "",
+        )
+        self._connected.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        logger.debug("cannot reach broker %s yet; paho retries with backoff", self.broker)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: mqtt.Properties | None,
+    ) -> None:
+        self._connected.clear()
+        with self._lock:
+            closing = self._closing
+        if not closing:
+            logger.warning(
+                "lost broker %s (%s); reconnecting with backoff", self.broker, reason_code
+            )

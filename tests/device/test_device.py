@@ -1,0 +1,327 @@
+"""Recorded sources through the capture thread, and the device against a real mosquitto."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from typer.testing import CliRunner
+
+from edgelens.cli.main import app as cli_app
+from edgelens.demo.servers import MosquittoServer, free_port
+from edgelens.device.capture import Backoff, FrameCapture
+from edgelens.device.frames import LatestFrameMailbox
+from edgelens.device.loop import DeviceLoop
+from edgelens.device.publisher import FeaturePublisher
+from edgelens.device.sources import open_source, parse_source
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.settings import DeviceSettings
+from edgelens.wire.features import FeatureMessage, WireDtype, decode
+from edgelens.wire.names import features_topic, status_topic
+
+
+def _write_video(path: Path, *, frames: int, fps: float) -> Path:
+    """An MJPG clip of the coffee photo at 320x240 with the frame number drawn on it."""
+    photo = cv2.resize(load_photo("coffee"), (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for number in range(frames):
+        image = photo.copy()
+        cv2.putText(image, str(number), (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 3, (0, 0, 255), 5)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def _capture(source: str, *, fps_cap: float = 30, backoff_s: float = 0.1) -> FrameCapture:
+    return FrameCapture(
+        lambda: open_source(parse_source(source), fps_cap=fps_cap),
+        LatestFrameMailbox(),
+        name=source,
+        loop=False,
+        backoff=Backoff(initial_s=backoff_s, max_s=4 * backoff_s),
+    )
+
+
+def _play(capture: FrameCapture) -> tuple[list[int], float]:
+    """Run a capture to its end with a fast consumer; the seqs seen and the seconds taken."""
+    started = time.monotonic()
+    capture.start()
+    seqs = []
+    while not capture.mailbox.finished:
+        frame = capture.mailbox.get(timeout=5)
+        if frame is not None:
+            seqs.append(frame.seq)
+    capture.join(5)
+    return seqs, time.monotonic() - started
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class Subscriber:
+    """A plain paho client that records every message on one topic filter."""
+
+    def __init__(self, server: MosquittoServer, topic: str) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._client.on_message = lambda client, userdata, message: self.messages.append(message)
+        self._client.on_subscribe = lambda *args: subscribed.set()
+        self._client.connect("127.0.0.1", server.port)
+        self._client.loop_start()
+        self._client.subscribe(topic, qos=1)
+        assert subscribed.wait(5)
+
+    def states(self, device_id: str) -> list[str]:
+        topic = status_topic(device_id)
+        return [json.loads(m.payload)["state"] for m in self.messages if m.topic == topic]
+
+    def features(self, device_id: str) -> list[FeatureMessage]:
+        topic = features_topic(device_id)
+        return [decode(m.payload) for m in self.messages if m.topic == topic]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def subscribe(mosquitto_server):
+    opened: list[Subscriber] = []
+
+    def open_subscriber(topic: str) -> Subscriber:
+        opened.append(Subscriber(mosquitto_server, topic))
+        return opened[-1]
+
+    yield open_subscriber
+    for subscriber in opened:
+        subscriber.close()
+
+
+def test_video_plays_at_its_own_rate_and_ends(tmp_path):
+    video = _write_video(tmp_path / "clip.avi", frames=10, fps=10)
+    seqs, seconds = _play(_capture(f"file://{video}", fps_cap=100))
+    assert seqs == list(range(10))
+    assert seconds >= 0.7  # 10 frames at 10 fps, not as fast as the disk allows
+
+
+def test_folder_plays_at_the_fps_cap(tmp_path):
+    for name in ("c.png", "a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), load_photo("rocket"))
+    seqs, seconds = _play(_capture(str(tmp_path), fps_cap=5))
+    assert seqs == [0, 1, 2]
+    assert seconds >= 0.3  # two 0.2 s gaps
+
+
+def test_video_that_appears_later_is_opened_after_backing_off(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="edgelens.device")
+    target = tmp_path / "late.avi"
+    capture = _capture(str(target), backoff_s=0.05)
+
+    def appear() -> None:
+        _wait_until(lambda: capture.failures >= 2)
+        _write_video(tmp_path / "partial.avi", frames=5, fps=20).rename(target)
+
+    writer = threading.Thread(target=appear)
+    writer.start()
+    seqs, _ = _play(capture)
+    writer.join()
+    assert seqs == list(range(5))
+    assert capture.failures >= 2
+    assert "cannot open" in caplog.text and "no such video file" in caplog.text
+    assert f"{target} reopened after {capture.failures} failure(s)" in caplog.text
+
+
+def test_device_loop_publishes_one_message_per_frame_and_its_status(
+    featurizer, mosquitto_server, subscribe, tmp_path
+):
+    video = _write_video(tmp_path / "clip.avi", frames=10, fps=10)
+    subscriber = subscribe("edgelens/cam-1/#")
+    device = DeviceSettings(device_id="cam-1", source=str(video), fps_cap=30)
+    stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
+    _wait_until(lambda: subscriber.states("cam-1")[-1:] == ["offline"])
+
+    messages = subscriber.features("cam-1")
+    assert [m.seq for m in messages] == list(range(10))
+    assert {(m.device_id, m.model_id, m.dim) for m in messages} == {
+        ("cam-1", featurizer.model_id, featurizer.dim)
+    }
+    assert all(a.captured_at < b.captured_at for a, b in itertools.pairwise(messages))
+    # Each vector is the embedding of its own frame (float16 on the wire).
+    reader = cv2.VideoCapture(str(video))
+    frames = [reader.read()[1] for _ in range(10)]
+    expected = featurizer.embed(frames)
+    np.testing.assert_allclose(np.stack([m.embedding for m in messages]), expected, atol=2e-3)
+
+    assert subscriber.states("cam-1") == ["online", "offline"]
+    (online, *_) = (json.loads(m.payload) for m in subscriber.messages if "status" in m.topic)
+    assert online["device_id"] == "cam-1" and online["model_id"] == featurizer.model_id
+    assert online["provider"] == featurizer.provider and online["ts"] > 0
+    assert (stats.captured, stats.featurized, stats.published) == (10, 10, 10)
+    assert (stats.dropped, stats.unsent, stats.source_failures) == (0, 0, 0)
+    assert stats.featurize_ms_mean > 0 and stats.featurize_ms_last > 0
+
+    late = subscribe(status_topic("cam-1"))
+    _wait_until(lambda: late.messages)
+    assert late.messages[0].retain and late.states("cam-1") == ["offline"]
+
+
+def test_looping_device_runs_until_its_stop_event(
+    featurizer, mosquitto_server, subscribe, tmp_path
+):
+    video = _write_video(tmp_path / "short.avi", frames=4, fps=20)
+    subscriber = subscribe("edgelens/looper/#")
+    device = DeviceSettings(device_id="looper", source=str(video), fps_cap=30, loop=True)
+    stop = threading.Event()
+    loop = DeviceLoop(
+        device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url, stop=stop
+    )
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    _wait_until(lambda: loop.stats.published >= 10)  # past the end of the 4-frame clip twice
+    stop.set()
+    runner.join(10)
+    assert not runner.is_alive()
+    seqs = [m.seq for m in subscriber.features("looper")]
+    assert seqs == sorted(seqs) and seqs[-1] >= 9
+    _wait_until(lambda: subscriber.states("looper")[-1:] == ["offline"])
+
+
+def test_device_starts_without_a_broker_and_counts_what_it_could_not_send(
+    featurizer, monkeypatch, tmp_path, caplog
+):
+    monkeypatch.setattr("edgelens.device.loop.BROKER_WAIT_S", 0.2)
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), load_photo("coffee"))
+    device = DeviceSettings(device_id="alone", source=str(tmp_path), fps_cap=20)
+    stats = DeviceLoop(
+        device=device, featurizer=featurizer, mqtt_url=f"mqtt://127.0.0.1:{free_port()}"
+    ).run()
+    assert (stats.captured, stats.featurized, stats.published, stats.unsent) == (3, 3, 0, 3)
+    assert "not reachable yet; capturing anyway" in caplog.text
+    assert caplog.text.count("dropping frames until it is back") == 1
+
+
+def test_publisher_drops_frames_while_the_broker_is_away_and_comes_back_online(
+    mosquitto_server, subscribe, caplog
+):
+    caplog.set_level(logging.INFO, logger="edgelens.device")
+    message = FeatureMessage("flaky", 0, time.time(), "model-x", np.ones(16, dtype=np.float32))
+    publisher = FeaturePublisher(
+        mqtt_url=mosquitto_server.url,
+        device_id="flaky",
+        model_id="model-x",
+        provider="CPUExecutionProvider",
+        wire_dtype=WireDtype.INT8,
+        reconnect_initial_s=0.1,
+        reconnect_max_s=0.2,
+    )
+    with publisher:
+        assert publisher.wait_connected(5)
+        assert publisher.publish(message)
+        mosquitto_server.stop()
+        _wait_until(lambda: not publisher.connected)
+        assert [publisher.publish(message) for _ in range(3)] == [False] * 3
+        assert publisher.unsent == 3
+        assert caplog.text.count("dropping frames until it is back") == 1  # once per outage
+
+        mosquitto_server.start()
+        assert publisher.wait_connected(10)
+        assert "(3 frame(s) dropped while away)" in caplog.text
+        subscriber = subscribe("edgelens/flaky/#")  # the broker lost its retained messages
+        assert publisher.publish(message)
+        _wait_until(lambda: subscriber.features("flaky"))
+        assert subscriber.states("flaky") == ["online"]
+    assert publisher.published == 2
+    _wait_until(lambda: subscriber.states("flaky") == ["online", "offline"])
+
+
+def test_broker_publishes_the_offline_will_when_a_device_dies(mosquitto_server, subscribe):
+    subscriber = subscribe(status_topic("doomed"))
+    code = (
+        "import time\n"
+        "from edgelens.device.publisher import FeaturePublisher\n"
+        "from edgelens.wire.features import WireDtype\n"
+        f"p = FeaturePublisher(mqtt_url={mosquitto_server.url!r}, device_id='doomed', "
+        "model_id='m', provider='cpu', wire_dtype=WireDtype.FLOAT16, "
+        "reconnect_initial_s=0.1, reconnect_max_s=1)\n"
+        "p.start()\n"
+        "assert p.wait_connected(10)\n"
+        "print('up', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    device = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert device.stdout.readline().strip() == b"up"
+        _wait_until(lambda: subscriber.states("doomed") == ["online"])
+    finally:
+        device.kill()
+        device.wait()
+    _wait_until(lambda: subscriber.states("doomed") == ["online", "offline"])
+
+
+def test_cli_device_run_on_a_video_exits_0(settings, mosquitto_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGELENS_MQTT_URL", mosquitto_server.url)
+    video = _write_video(tmp_path / "clip.avi", frames=6, fps=20)
+    result = CliRunner().invoke(
+        cli_app,
+        ["device", "run", "--source", str(video), "--device-id", "cli-cam", "--fps-cap", "30"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "device cli-cam: captured 6, published" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--device-id", "no/slashes"], "device_id"),
+        (["--fps-cap", "0"], "fps_cap"),
+        (["--source", "ftp://cam/stream"], "unknown source"),
+    ],
+)
+def test_cli_device_run_reports_bad_flags(settings, flags, message):
+    result = CliRunner().invoke(cli_app, ["device", "run", *flags])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_cli_device_run_loops_until_sigterm_then_goes_offline(
+    settings, mosquitto_server, subscribe, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("EDGELENS_MQTT_URL", mosquitto_server.url)
+    video = _write_video(tmp_path / "clip.avi", frames=3, fps=20)
+    subscriber = subscribe("edgelens/cli-loop/#")
+
+    def terminate_after_a_loop() -> None:
+        # The handler is installed before the device connects, so "online" makes this safe.
+        _wait_until(lambda: len(subscriber.features("cli-loop")) > 3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_after_a_loop)
+    killer.start()
+    result = CliRunner().invoke(
+        cli_app,
+        ["device", "run", "--source", str(video), "--device-id", "cli-loop", "--loop"],
+        catch_exceptions=False,
+    )
+    killer.join()
+    assert result.exit_code == 0, result.output
+    _wait_until(lambda: subscriber.states("cli-loop")[-1:] == ["offline"])
