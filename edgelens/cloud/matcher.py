@@ -28,7 +28,9 @@ class Matcher:
     top_k: int
     filters: SearchFilter
 
-    def match(self, topic: str, payload: bytes) -> MatchRecord:
+    def match(self, topic: str, payload: bytes, *, received_at: float) -> MatchRecord:
+        """``received_at`` (wall clock) splits the path into device→worker and queue wait."""
+        waited_ms = (time.time() - received_at) * 1000
         started = time.perf_counter()
         message = self._decode(topic, payload)
         decoded = time.perf_counter()
@@ -42,6 +44,8 @@ class Matcher:
             latency_ms=0.0,  # set when the record is pushed, the end of the worker's path
             matches=matches,
             stages_ms={
+                "transit": round((received_at - message.captured_at) * 1000, 3),
+                "queue": round(waited_ms, 3),
                 "decode": round((decoded - started) * 1000, 3),
                 "search": round((searched - decoded) * 1000, 3),
             },

@@ -47,6 +47,7 @@ QUEUE_SIZE = 64
 class _Inbound:
     topic: str
     payload: bytes
+    received_at: float  # wall clock, comparable with the device's captured_at
 
 
 class WorkerStats:
@@ -153,7 +154,7 @@ class Worker:
             logger.warning("lost the broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
-        inbound = _Inbound(message.topic, bytes(message.payload))
+        inbound = _Inbound(message.topic, bytes(message.payload), time.time())
         if message.topic.endswith("/status"):
             self._handle_status(inbound)
             return
@@ -182,7 +183,9 @@ class Worker:
 
     def _process(self, inbound: _Inbound) -> None:
         try:
-            record = self._matcher.match(inbound.topic, inbound.payload)
+            record = self._matcher.match(
+                inbound.topic, inbound.payload, received_at=inbound.received_at
+            )
         except RejectedMessage as exc:
             self.stats.add(f"rejected_{exc.reason}")
             logger.warning("rejected message on %s: %s", inbound.topic, exc)

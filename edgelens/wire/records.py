@@ -24,7 +24,8 @@ class Match:
 class MatchRecord:
     """One frame's answer. ``latency_ms`` runs from capture to the record's creation.
 
-    ``stages_ms`` splits the worker's part (decode, search, push) for the figures.
+    ``stages_ms`` splits the path: ``transit`` (capture → worker received: featurize,
+    encode, MQTT), ``queue`` (waiting for the match thread), ``decode``, ``search``.
     """
 
     device_id: str

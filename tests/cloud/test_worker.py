@@ -107,7 +107,7 @@ def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featur
         (m.score for m in newest.matches), reverse=True
     )
     assert newest.model_id == featurizer.model_id and newest.latency_ms > 0
-    assert {"decode", "search"} <= set(newest.stages_ms)
+    assert {"transit", "queue", "decode", "search"} <= set(newest.stages_ms)
     notes = []
     wait_for(
         lambda: (
