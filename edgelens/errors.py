@@ -48,3 +48,7 @@ class WireFormatError(EdgelensError):
 
 class SourceError(EdgelensError):
     """A frame source (camera, stream, file, folder) cannot be named, opened or read."""
+
+
+class RedisUnavailableError(EdgelensError):
+    """Redis cannot be reached; the caller reports it, keeps running and retries."""

@@ -8,13 +8,9 @@ from dataclasses import replace
 
 import redis
 
-from edgelens.errors import EdgelensError
+from edgelens.errors import RedisUnavailableError
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import MatchRecord
-
-
-class SinkUnavailable(EdgelensError):
-    """Redis cannot be reached; the caller counts, logs and carries on."""
 
 
 class RedisSink:
@@ -52,4 +48,4 @@ class RedisSink:
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            raise SinkUnavailable(f"redis: {exc}") from exc
+            raise RedisUnavailableError(f"redis: {exc}") from exc

@@ -24,8 +24,8 @@ import paho.mqtt.client as mqtt
 
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.matcher import Matcher, RejectedMessage
-from edgelens.cloud.sink import RedisSink, SinkUnavailable
-from edgelens.errors import EdgelensError
+from edgelens.cloud.sink import RedisSink
+from edgelens.errors import EdgelensError, RedisUnavailableError
 from edgelens.featurizer.manifest import load_manifest
 from edgelens.search.base import SearchFilter
 from edgelens.search.loader import index_from_catalog
@@ -193,7 +193,7 @@ class Worker:
         started = time.perf_counter()
         try:
             self._sink.push(record)
-        except SinkUnavailable as exc:
+        except RedisUnavailableError as exc:
             self.stats.add("redis_errors")
             if not self._redis_down:
                 logger.error("cannot push matches, will keep trying: %s", exc)
@@ -217,7 +217,7 @@ class Worker:
             return
         try:
             self._sink.device_status(device_id, status)
-        except SinkUnavailable as exc:
+        except RedisUnavailableError as exc:
             self.stats.add("redis_errors")
             logger.error("cannot record status of %s: %s", device_id, exc)
 

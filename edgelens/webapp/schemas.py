@@ -1,0 +1,51 @@
+"""Response models of the JSON API; they document the wire records for OpenAPI clients."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeviceOut(BaseModel):
+    """A device's last known status as the worker wrote it.
+
+    Fields beyond these (the worker may add counters) are passed through unchanged.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    device_id: str
+    state: Literal["online", "offline"]
+    model_id: str | None = None
+    provider: str | None = None
+    ts: float | None = Field(default=None, description="When the status was written (epoch s).")
+
+
+class MatchOut(BaseModel):
+    item_id: str
+    name: str
+    price: float | None
+    currency: str
+    available: bool
+    score: float = Field(description="Cosine similarity of the frame and the item's image.")
+
+
+class MatchRecordOut(BaseModel):
+    """One frame's answer, best match first."""
+
+    device_id: str
+    seq: int = Field(description="The device's frame counter.")
+    captured_at: float = Field(description="Capture time on the device (epoch s).")
+    model_id: str
+    latency_ms: float = Field(description="End-to-end: frame capture to match record.")
+    matches: list[MatchOut]
+    stages_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# The OpenAPI description of the answer every Redis-backed endpoint may give.
+REDIS_UNAVAILABLE = {503: {"model": ErrorOut, "description": "Redis is unreachable."}}

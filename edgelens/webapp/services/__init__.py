@@ -1,0 +1,1 @@
+"""What the routes call: keyword-only functions over Redis and the catalog."""

@@ -1,0 +1,30 @@
+"""The Jinja2 environment, with the number formats the pages and live.js share."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def price(value: float | None, currency: str) -> str:
+    return "—" if value is None else f"{value:.2f} {currency}"
+
+
+def percent(score: float) -> str:
+    return f"{score * 100:.1f} %"
+
+
+def milliseconds(value: float) -> str:
+    return f"{value:.0f} ms"
+
+
+def clock(epoch_s: float | None) -> str:
+    """Local wall-clock time; the dashboard runs next to the devices it shows."""
+    return "" if epoch_s is None else time.strftime("%H:%M:%S", time.localtime(epoch_s))
+
+
+templates.env.filters.update(price=price, percent=percent, ms=milliseconds, clock=clock)

@@ -1,0 +1,119 @@
+"""The dashboard served for real (uvicorn on a free port, in a thread) with a private Redis."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from edgelens.demo.servers import free_port
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.settings import Settings
+from edgelens.webapp.app import create_app
+from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
+from edgelens.wire.records import Match, MatchRecord
+
+UPLOAD_LIMIT = 1_000_000  # above every sample photo but hubble and retina
+
+
+@contextmanager
+def _serve(settings: Settings, featurizer: Featurizer | None = None) -> Iterator[str]:
+    config = uvicorn.Config(
+        create_app(settings, featurizer=featurizer),
+        host="127.0.0.1",
+        port=free_port(),
+        log_level="warning",
+        timeout_graceful_shutdown=1,  # a browser's open event stream must not hold the end up
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve() -> Callable[..., AbstractContextManager[str]]:
+    """``with serve(settings, featurizer=None) as url``: the app under uvicorn in a thread."""
+    return _serve
+
+
+@pytest.fixture
+def web_settings(settings, redis_server, monkeypatch) -> Settings:
+    monkeypatch.setenv("EDGELENS_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("EDGELENS_WEB__MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
+    return Settings()
+
+
+@pytest.fixture
+def live_url(serve, web_settings, featurizer) -> Iterator[str]:
+    with serve(web_settings, featurizer) as url:
+        yield url
+
+
+@pytest.fixture
+def http(live_url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def redis_client(redis_server) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def _record(device_id: str, seq: int, *item_ids: str) -> MatchRecord:
+    matches = [
+        Match(item_id, f"{item_id} name", 10.0 + rank, "EUR", rank % 2 == 0, 0.9 - rank / 10)
+        for rank, item_id in enumerate(item_ids or ("coffee", "chelsea"))
+    ]
+    return MatchRecord(device_id, seq, time.time(), "model-x", 42.0 + seq, matches, {"search": 1.0})
+
+
+@pytest.fixture
+def make_record() -> Callable[..., MatchRecord]:
+    """``make_record(device_id, seq, *item_ids)``: a record as the worker writes it."""
+    return _record
+
+
+@pytest.fixture
+def push_record(redis_client) -> Callable[[MatchRecord], None]:
+    """Store and announce a record, as the worker does (LPUSH, then PUBLISH)."""
+
+    def push(record: MatchRecord) -> None:
+        payload = record.to_json()
+        redis_client.lpush(matches_key(record.device_id), payload)
+        redis_client.publish(matches_channel(record.device_id), payload)
+
+    return push
+
+
+@pytest.fixture
+def set_status(redis_client) -> Callable[..., dict]:
+    """Write and announce a device status, as the worker does."""
+
+    def set_(device_id: str, state: str, **extra: object) -> dict:
+        status = {"device_id": device_id, "state": state, "model_id": "model-x", "ts": time.time()}
+        status.update(extra)
+        payload = json.dumps(status)
+        redis_client.hset(DEVICES_KEY, device_id, payload)
+        redis_client.publish(DEVICES_CHANNEL, payload)
+        return status
+
+    return set_

@@ -1,0 +1,146 @@
+"""The pages in headless Chromium: live updates without a reload, and a catalog upload."""
+
+from pathlib import Path
+
+import pytest
+
+from edgelens.catalog.ingest import add_items
+from edgelens.catalog.sources import collect_sources
+from edgelens.catalog.store import CatalogStore
+from edgelens.featurizer.preprocess import decode_image
+from edgelens.search.loader import index_from_catalog
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT_S = 10
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (`make setup` installs it)"
+)
+
+
+@pytest.fixture
+def browser(live_url, tmp_path):
+    """Headless Chromium; it depends on the server so it is closed before the server stops."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_S * 2)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(condition)
+
+
+def _attribute(driver, selector: str, name: str) -> str | None:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector).get_attribute(name)
+
+
+def test_pages_show_records_and_statuses_as_they_are_pushed(
+    browser, live_url, push_record, make_record, set_status
+):
+    from selenium.webdriver.common.by import By
+
+    set_status("cam", "online")
+    push_record(make_record("cam", 1, "clock"))
+
+    browser.get(f"{live_url}/")
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    set_status("cam-2", "online")
+    set_status("cam", "offline")
+    _wait(browser, lambda d: _attribute(d, 'tr[data-device-id="cam"]', "data-state") == "offline")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#devices tr.device")
+    assert [row.get_attribute("data-device-id") for row in rows] == ["cam", "cam-2"]
+
+    browser.get(f"{live_url}/devices/cam")
+    assert _attribute(browser, "#latest", "data-seq") == "1", "rendered from the Redis list"
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    browser.execute_script("window.notReloaded = true")
+
+    push_record(make_record("cam", 2, "rocket", "moon", "clock"))
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
+    cards = browser.find_elements(By.CSS_SELECTOR, "#latest .match")
+    assert [card.get_attribute("data-item-id") for card in cards] == ["rocket", "moon", "clock"]
+    assert cards[0].text.split("\n") == ["rocket name", "10.00 EUR", "available", "90.0 %"]
+    assert "44 ms" in browser.find_element(By.ID, "latest").text
+    assert float(_attribute(browser, "#latest", "data-shown-at")) > 0
+    history = browser.find_elements(By.CSS_SELECTOR, "#history .record")
+    assert [row.get_attribute("data-seq") for row in history] == ["2", "1"]
+
+    set_status("cam", "online")
+    _wait(browser, lambda d: _attribute(d, "#device-status", "data-state") == "online")
+    assert browser.execute_script("return window.notReloaded") is True
+
+
+def test_catalog_upload_through_the_form_makes_the_item_searchable(
+    browser, live_url, web_settings, featurizer, sample_catalog
+):
+    from selenium.webdriver.common.by import By
+
+    store = CatalogStore(web_settings.catalog_db)
+    others = [s for s in collect_sources([sample_catalog]) if s.item_id != "colorwheel"][:10]
+    add_items(
+        store=store, featurizer=featurizer, sources=others, images_dir=web_settings.images_dir
+    )
+    photo = sample_catalog.parent / "colorwheel.png"
+
+    browser.get(f"{live_url}/catalog")
+    form = browser.find_element(By.ID, "upload-form")
+    form.find_element(By.NAME, "image").send_keys(str(photo))
+    form.find_element(By.NAME, "item_id").send_keys("wheel")
+    form.find_element(By.NAME, "name").send_keys("Colour wheel")
+    form.find_element(By.NAME, "price").send_keys("6.5")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    card = '#catalog [data-item-id="wheel"]'
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, card))
+    assert "wheel added" in browser.find_element(By.ID, "notice").text
+    image_loaded = f"return document.querySelector('{card} img').naturalWidth > 0"
+    _wait(browser, lambda d: d.execute_script(image_loaded))
+
+    item = store.get("wheel")
+    assert (item.name, item.price, item.available) == ("Colour wheel", 6.5, True)
+    index = index_from_catalog(store, model_id=featurizer.model_id, dim=featurizer.dim)
+    assert len(index) == len(others) + 1
+    query = featurizer.embed([decode_image(photo.read_bytes())])[0]
+    assert index.search(query, k=1)[0].item_id == "wheel"
+    store.close()
+
+
+def test_device_page_survives_a_redis_restart(
+    browser, live_url, redis_server, push_record, make_record
+):
+    from edgelens.demo.servers import RedisServer
+
+    browser.get(f"{live_url}/devices/cam")
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    redis_server.stop()
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "reconnecting")
+    assert "Redis unavailable" in _attribute(browser, "#connection", "textContent")
+
+    with RedisServer(port=redis_server.port):
+        _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+        push_record(make_record("cam", 5, "clock"))
+        _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "5")

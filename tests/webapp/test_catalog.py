@@ -1,0 +1,102 @@
+"""Catalog upload, edit and delete through HTTP, with the CLI's catalog code underneath."""
+
+from pathlib import Path
+
+import pytest
+
+from edgelens.catalog.store import CatalogStore
+from edgelens.errors import ItemNotFoundError
+
+from .conftest import UPLOAD_LIMIT
+
+
+@pytest.fixture
+def store(web_settings):
+    catalog = CatalogStore(web_settings.catalog_db)
+    yield catalog
+    catalog.close()
+
+
+def _files(settings) -> list[Path]:
+    return sorted(p for p in settings.images_dir.rglob("*") if p.is_file())
+
+
+def _upload(http, path: Path, **fields: str):
+    return http.post(
+        "/catalog/items", files={"image": (path.name, path.read_bytes(), "image/png")}, data=fields
+    )
+
+
+def test_upload_edit_delete(http, store, featurizer, sample_catalog):
+    photo = sample_catalog.parent / "clock.png"
+    added = _upload(http, photo, name="Clock", price="3.50", currency="USD", available="true")
+    assert added.status_code == 303
+    assert added.headers["location"].startswith("/catalog?notice=added&item=clock")
+    item = store.get("clock")
+    assert (item.name, item.price, item.currency, item.available) == ("Clock", 3.5, "USD", True)
+    assert [i.item_id for i in store.vectors(featurizer.model_id)[0]] == ["clock"]
+
+    page = http.get("/catalog?notice=added&item=clock")
+    assert 'data-item-id="clock"' in page.text and "clock</code> added" in page.text
+    image = http.get("/catalog/images/clock")
+    assert image.status_code == 200 and image.content == photo.read_bytes()
+    assert image.headers["content-type"] == "image/png"
+
+    # An unchecked box is not sent: the item becomes unavailable; an empty price clears it.
+    edited = http.post("/catalog/items/clock", data={"name": "Wall clock", "currency": "EUR"})
+    assert edited.status_code == 303
+    item = store.get("clock")
+    assert (item.name, item.price, item.currency, item.available) == (
+        "Wall clock",
+        None,
+        "EUR",
+        False,
+    )
+
+    assert http.post("/catalog/items/clock/delete").status_code == 303
+    with pytest.raises(ItemNotFoundError):
+        store.get("clock")
+    missing = http.get("/catalog/images/clock")
+    assert missing.status_code == 404 and "clock" in missing.json()["detail"]
+    assert http.post("/catalog/items/clock/delete").status_code == 404
+    edit_gone = http.post("/catalog/items/clock", data={"name": "x", "currency": "EUR"})
+    assert edit_gone.status_code == 404
+    assert len(store) == 0
+
+
+def test_upload_defaults_come_from_the_file_name(http, store, sample_catalog):
+    assert _upload(http, sample_catalog.parent / "rocket.png").status_code == 303
+    item = store.get("rocket")
+    assert (item.name, item.price, item.currency, item.available) == ("rocket", None, "EUR", False)
+
+
+def test_oversize_upload_is_413_and_changes_nothing(http, store, web_settings, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * UPLOAD_LIMIT)
+    answer = _upload(http, big)
+    assert answer.status_code == 413
+    assert f"larger than {UPLOAD_LIMIT} bytes" in answer.text
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\0" * (UPLOAD_LIMIT * 4))
+    assert _upload(http, huge).status_code == 413, "refused before it is even parsed"
+    assert len(store) == 0 and _files(web_settings) == []
+
+
+def test_corrupt_upload_is_422_with_the_reason_and_changes_nothing(
+    http, store, web_settings, sample_catalog, tmp_path
+):
+    assert _upload(http, sample_catalog.parent / "chelsea.png").status_code == 303
+    before = (store.items(), _files(web_settings))
+    corrupt = tmp_path / "chelsea.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 100)
+    answer = _upload(http, corrupt, name="Broken")
+    assert answer.status_code == 422
+    assert 'id="error"' in answer.text and "chelsea.png:" in answer.text
+    assert "Traceback" not in answer.text
+    assert (store.items(), _files(web_settings)) == before, "the old item and image are kept"
+
+
+def test_bad_item_id_is_refused(http, store, sample_catalog):
+    answer = _upload(http, sample_catalog.parent / "moon.png", item_id="../moon")
+    assert answer.status_code == 422 and "item id" in answer.text
+    assert len(store) == 0
