@@ -26,14 +26,12 @@ test: setup lint
 	$(VENV)/bin/pytest
 
 demo: setup
-	$(EDGELENS) catalog samples $(DATA_DIR)/samples
-	$(EDGELENS) catalog add $(DATA_DIR)/samples/catalog.json
-	$(EDGELENS) catalog list
-	$(EDGELENS) eval --catalog $(DATA_DIR)/samples --synthetic-views 10
+	$(EDGELENS) demo
 
 bench: setup
 	$(VENV)/bin/python scripts/bench_featurizer.py
 	$(VENV)/bin/python scripts/bench_quality.py
+	$(VENV)/bin/python scripts/bench_live.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -106,9 +106,9 @@ class WebServer:
     """uvicorn in a thread, stopped through its should_exit flag."""
 
     def __init__(self, settings: Settings, featurizer: Featurizer) -> None:
-        port = (
-            settings.web.port if _port_free(settings.web.host, settings.web.port) else free_port()
-        )
+        port = settings.web.port
+        if port == 0 or not _port_free(settings.web.host, port):
+            port = free_port()  # 8000 taken (or 0 asked for): any free port will do
         config = uvicorn.Config(
             create_app(settings, featurizer=featurizer),
             host=settings.web.host,
