@@ -67,6 +67,12 @@ class DeviceSettings(_Section):
     fps_cap: float = Field(default=15.0, gt=0, le=240)
     loop: bool = False
     wire_dtype: Literal["float16", "float32", "int8"] = "float16"
+    smoothing_window: int = Field(
+        default=4, ge=1, le=64, description="Frames averaged while the view is stable; 1 = off."
+    )
+    same_view_cosine: float = Field(
+        default=0.8, gt=0, le=1, description="Cosine above which two frames show the same view."
+    )
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
 

@@ -36,13 +36,14 @@ def render_camera_video(
         for image in images_bgr:
             held = camera_view(image, rng)
             for _ in range(frames_per_item):
-                writer.write(_shake(held, rng))
+                writer.write(hand_shake(held, rng))
     finally:
         writer.release()
     return path
 
 
-def _shake(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def hand_shake(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The next frame of a hand-held camera: a slight turn, shift and exposure change."""
     height, width = frame.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.normal(0, 0.6), 1.0)
     matrix[:, 2] += rng.normal(0, 3, 2)

@@ -13,6 +13,7 @@ import numpy as np
 from edgelens.device.capture import Backoff, FrameCapture
 from edgelens.device.frames import Frame, LatestFrameMailbox
 from edgelens.device.publisher import FeaturePublisher
+from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings
@@ -40,6 +41,8 @@ class DeviceStats:
     source_failures: int  # failed opens and reads of the source
     featurize_ms_last: float
     featurize_ms_mean: float
+    view_changes: int  # frames unlike every recent one, published without averaging
+    held_blurred: int  # blurred frames unlike the recent ones, not published
 
 
 class DeviceLoop:
@@ -80,6 +83,9 @@ class DeviceLoop:
             reconnect_initial_s=device.reconnect_initial_s,
             reconnect_max_s=device.reconnect_max_s,
         )
+        self._smoother = TemporalSmoother(
+            window=device.smoothing_window, same_view_cosine=device.same_view_cosine
+        )
         self._featurized = 0
         self._featurize_ms_last = 0.0
         self._featurize_ms_total = 0.0
@@ -97,6 +103,8 @@ class DeviceLoop:
             source_failures=self._capture.failures,
             featurize_ms_last=self._featurize_ms_last,
             featurize_ms_mean=self._featurize_ms_total / featurized if featurized else 0.0,
+            view_changes=self._smoother.view_changes,
+            held_blurred=self._smoother.held_blurred,
         )
 
     def run(self) -> DeviceStats:
@@ -155,12 +163,15 @@ class DeviceLoop:
         self._featurize_ms_last = elapsed_ms
         self._featurize_ms_total += elapsed_ms
         self._featurized += 1
+        smoothed = self._smoother.update(embedding, frame_sharpness(frame.image_bgr))
+        if smoothed is None:  # a blurred glitch: the screen keeps the last match
+            return
         self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,
                 seq=frame.seq,
                 captured_at=frame.captured_at,
                 model_id=self._featurizer.model_id,
-                embedding=embedding,
+                embedding=smoothed,
             )
         )

@@ -154,7 +154,8 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
 ):
     video = _write_video(tmp_path / "clip.avi", frames=10, fps=10)
     subscriber = subscribe("edgelens/cam-1/#")
-    device = DeviceSettings(device_id="cam-1", source=str(video), fps_cap=30)
+    # smoothing off: each message must carry exactly its own frame's vector
+    device = DeviceSettings(device_id="cam-1", source=str(video), fps_cap=30, smoothing_window=1)
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-1")[-1:] == ["offline"])
 
