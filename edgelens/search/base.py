@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
+from edgelens.errors import SearchError
 from edgelens.wire.records import Match
 
 
@@ -32,11 +33,32 @@ class VectorIndex(Protocol):
 
     def __len__(self) -> int: ...
 
-    def upsert(self, items: Sequence[CatalogItem], vectors: np.ndarray) -> None:
-        """Add or replace items (one vector per row of ``vectors``)."""
+    def __contains__(self, item_id: object) -> bool: ...
+
+    def upsert(self, items: Sequence[CatalogItem], vectors: Sequence[np.ndarray]) -> None:
+        """Add or replace items; ``vectors[i]`` is items[i]'s (dim,) vector or (n, dim)
+        vectors. An item's score is its best vector's."""
 
     def remove(self, item_ids: Sequence[str]) -> None: ...
 
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]: ...
+
+
+def item_vectors(
+    items: Sequence[CatalogItem], vectors: Sequence[np.ndarray], dim: int
+) -> list[tuple[CatalogItem, np.ndarray]]:
+    """Pair each item with its vectors as a (n, dim) float32 matrix, checking shapes."""
+    if len(items) != len(vectors):
+        raise SearchError(f"{len(items)} items but {len(vectors)} vector sets")
+    pairs = []
+    for item, vector in zip(items, vectors, strict=True):
+        matrix = np.asarray(vector, dtype=np.float32)
+        matrix = matrix[None, :] if matrix.ndim == 1 else matrix
+        if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] == 0:
+            raise SearchError(
+                f"item {item.item_id!r}: expected vectors of dim {dim}, got shape {matrix.shape}"
+            )
+        pairs.append((item, matrix))
+    return pairs

@@ -1,35 +1,46 @@
 """Exact cosine search in numpy: the v0 index and the reference recall is measured against.
 
-Vectors are unit length, so cosine similarity is one matrix-vector product. The
-filter mask is applied before ranking, so a filtered query ranks only passing
-items and returns k of them whenever k pass.
+Vectors are unit length, so cosine similarity is one matrix-vector product. An
+item may carry several vectors (its photo plus generated views); its score is its
+best vector's. The filter mask is applied before ranking, so a filtered query
+ranks only passing items and returns k of them whenever k pass.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter
+from edgelens.search.base import SearchFilter, item_vectors
 from edgelens.wire.records import Match
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Immutable arrays a query reads without holding the lock."""
+
+    items: list[CatalogItem]
+    matrix: np.ndarray  # (rows, dim)
+    row_item: np.ndarray  # (rows,) index into items
+    price: np.ndarray  # (items,) NaN where an item has no price
+    available: np.ndarray  # (items,)
+    max_rows_per_item: int
+
+
 class ExactIndex:
-    """A thread-safe in-memory index over one model's vectors, one row per item."""
+    """A thread-safe in-memory index over one model's vectors."""
 
     def __init__(self, model_id: str, dim: int) -> None:
         self._model_id = model_id
         self._dim = dim
         self._lock = threading.Lock()
-        self._items: list[CatalogItem] = []
-        self._rows: dict[str, int] = {}
-        self._matrix = np.empty((0, dim), dtype=np.float32)
-        self._price = np.empty(0, dtype=np.float64)  # NaN where an item has no price
-        self._available = np.empty(0, dtype=bool)
+        self._vectors: dict[str, tuple[CatalogItem, np.ndarray]] = {}
+        self._snapshot = _build([], dim)
 
     @property
     def model_id(self) -> str:
@@ -39,31 +50,28 @@ class ExactIndex:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def vector_count(self) -> int:
+        return int(self._snapshot.matrix.shape[0])
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._snapshot.items)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._rows
+        return item_id in self._vectors
 
-    def upsert(self, items: Sequence[CatalogItem], vectors: np.ndarray) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape != (len(items), self._dim):
-            raise SearchError(
-                f"expected {len(items)} vectors of dim {self._dim}, got shape {vectors.shape}"
-            )
+    def upsert(self, items: Sequence[CatalogItem], vectors: Sequence[np.ndarray]) -> None:
+        entries = item_vectors(items, vectors, self._dim)
         with self._lock:
-            replaced = {item.item_id for item in items}
-            keep = [i for i, item in enumerate(self._items) if item.item_id not in replaced]
-            self._rebuild(
-                [self._items[i] for i in keep] + list(items),
-                np.concatenate([self._matrix[keep], vectors]),
-            )
+            for item, matrix in entries:
+                self._vectors[item.item_id] = (item, matrix)
+            self._snapshot = _build(list(self._vectors.values()), self._dim)
 
     def remove(self, item_ids: Sequence[str]) -> None:
-        gone = set(item_ids)
         with self._lock:
-            keep = [i for i, item in enumerate(self._items) if item.item_id not in gone]
-            self._rebuild([self._items[i] for i in keep], self._matrix[keep])
+            for item_id in item_ids:
+                self._vectors.pop(item_id, None)
+            self._snapshot = _build(list(self._vectors.values()), self._dim)
 
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
@@ -73,41 +81,58 @@ class ExactIndex:
             raise SearchError(f"query must have shape ({self._dim},), got {query.shape}")
         if k < 1:
             raise SearchError(f"k must be at least 1, got {k}")
-        with self._lock:
-            items, matrix = self._items, self._matrix
-            rows = self._passing_rows(filters)
-        if rows is not None:
-            matrix = matrix[rows]
+        snap = self._snapshot
+        rows = _passing_rows(snap, filters)
+        matrix = snap.matrix if rows is None else snap.matrix[rows]
         if matrix.shape[0] == 0:
             return []
         scores = matrix @ query
-        k = min(k, scores.shape[0])
-        top = np.argpartition(-scores, k - 1)[:k]
+        # The best rows of the top k items are among the top k * (rows per item) rows.
+        candidates = min(scores.shape[0], k * snap.max_rows_per_item)
+        top = np.argpartition(-scores, candidates - 1)[:candidates]
         top = top[np.argsort(-scores[top], kind="stable")]
-        picked = rows[top] if rows is not None else top
-        return [_match(items[row], float(scores[t])) for row, t in zip(picked, top, strict=True)]
+        owners = snap.row_item[top if rows is None else rows[top]]
+        matches: list[Match] = []
+        seen: set[int] = set()
+        for owner, row in zip(owners.tolist(), top.tolist(), strict=True):
+            if owner in seen:
+                continue
+            seen.add(owner)
+            matches.append(_match(snap.items[owner], float(scores[row])))
+            if len(matches) == k:
+                break
+        return matches
 
-    def _passing_rows(self, filters: SearchFilter | None) -> np.ndarray | None:
-        if filters is None or filters == SearchFilter():
-            return None
-        mask = np.ones(len(self._items), dtype=bool)
-        if filters.available_only:
-            mask &= self._available
-        with np.errstate(invalid="ignore"):  # NaN prices fail every price bound
-            if filters.min_price is not None:
-                mask &= self._price >= filters.min_price
-            if filters.max_price is not None:
-                mask &= self._price <= filters.max_price
-        return np.flatnonzero(mask)
 
-    def _rebuild(self, items: list[CatalogItem], matrix: np.ndarray) -> None:
-        self._items = items
-        self._rows = {item.item_id: i for i, item in enumerate(items)}
-        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        self._price = np.array(
-            [np.nan if item.price is None else item.price for item in items], dtype=np.float64
-        )
-        self._available = np.array([item.available for item in items], dtype=bool)
+def _passing_rows(snap: _Snapshot, filters: SearchFilter | None) -> np.ndarray | None:
+    if filters is None or filters == SearchFilter():
+        return None
+    mask = np.ones(len(snap.items), dtype=bool)
+    if filters.available_only:
+        mask &= snap.available
+    with np.errstate(invalid="ignore"):  # NaN prices fail every price bound
+        if filters.min_price is not None:
+            mask &= snap.price >= filters.min_price
+        if filters.max_price is not None:
+            mask &= snap.price <= filters.max_price
+    return np.flatnonzero(mask[snap.row_item])
+
+
+def _build(entries: list[tuple[CatalogItem, np.ndarray]], dim: int) -> _Snapshot:
+    items = [item for item, _ in entries]
+    counts = [matrix.shape[0] for _, matrix in entries]
+    return _Snapshot(
+        items=items,
+        matrix=(
+            np.ascontiguousarray(np.concatenate([m for _, m in entries]), dtype=np.float32)
+            if entries
+            else np.empty((0, dim), dtype=np.float32)
+        ),
+        row_item=np.repeat(np.arange(len(items)), counts),
+        price=np.array([np.nan if i.price is None else i.price for i in items], dtype=np.float64),
+        available=np.array([i.available for i in items], dtype=bool),
+        max_rows_per_item=max(counts, default=1),
+    )
 
 
 def _match(item: CatalogItem, score: float) -> Match:

@@ -97,3 +97,44 @@ def test_wrong_shapes_are_refused(populated):
 
 def test_empty_index_answers_empty():
     assert ExactIndex("m", DIM).search(np.ones(DIM, np.float32), k=3) == []
+
+
+def test_an_item_with_several_vectors_scores_its_best_and_appears_once():
+    rng = np.random.default_rng(3)
+    items, vectors = _items(30, rng)
+    query = vectors[7]
+    index = ExactIndex("m", DIM)
+    # item 0 carries three views; one of them is the query itself
+    sets = [vectors[i] for i in range(30)]
+    sets[0] = np.stack([vectors[1], query, vectors[2]])
+    index.upsert(items, sets)
+    assert len(index) == 30 and index.vector_count == 32
+    matches = index.search(query, k=30)
+    ids = [m.item_id for m in matches]
+    assert len(ids) == len(set(ids)) == 30, "each item once"
+    assert matches[0].score == pytest.approx(1.0, abs=1e-6)
+    assert {matches[0].item_id, matches[1].item_id} == {"item-0", "item-7"}
+    expected = max(float(v @ vectors[3]) for v in sets[0])
+    got = next(m for m in index.search(vectors[3], k=30) if m.item_id == "item-0")
+    assert got.score == pytest.approx(expected, abs=1e-6)
+
+
+def test_multi_vector_items_respect_filters_and_k():
+    rng = np.random.default_rng(4)
+    items, vectors = _items(50, rng)
+    sets = [np.stack([v, -v, v * 0.5 + 0.1]) / 1.0 for v in vectors]
+    index = ExactIndex("m", DIM)
+    index.upsert(items, sets)
+    flt = SearchFilter(available_only=True)
+    matches = index.search(vectors[2], k=10, filters=flt)
+    assert len(matches) == 10 and all(m.available for m in matches)
+    assert len({m.item_id for m in matches}) == 10
+
+
+def test_mismatched_vector_sets_are_refused():
+    index = ExactIndex("m", DIM)
+    items, vectors = _items(2, np.random.default_rng(5))
+    with pytest.raises(SearchError, match="2 items but 1"):
+        index.upsert(items, vectors[:1])
+    with pytest.raises(SearchError, match="item-1"):
+        index.upsert(items, [vectors[0], np.zeros((0, DIM), np.float32)])
