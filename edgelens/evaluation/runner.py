@@ -16,6 +16,7 @@ import numpy as np
 
 from edgelens.catalog.models import ItemSource
 from edgelens.errors import EdgelensError, ImageDecodeError
+from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
@@ -75,10 +76,25 @@ def synthetic_queries(
     """Seeded camera-like views of each catalog image (seed mixed with the item id)."""
     queries = []
     for item_id, image in sorted(images.items()):
-        item_seed = seed + int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
-        for n, view in enumerate(camera_views(image, views_per_image, item_seed)):
+        for n, view in enumerate(camera_views(image, views_per_image, _item_seed(seed, item_id))):
             queries.append(Query(item_id, view, f"synthetic:{item_id}:{n}"))
     return queries
+
+
+def clutter_queries(images: dict[str, np.ndarray], views_per_image: int, seed: int) -> list[Query]:
+    """Each catalog item at 15-40% of a frame built from the *other* catalog photos."""
+    queries = []
+    for item_id, image in sorted(images.items()):
+        others = [other for other_id, other in sorted(images.items()) if other_id != item_id]
+        rng = np.random.default_rng(_item_seed(seed, item_id))
+        for n in range(views_per_image):
+            view = clutter_view(image, others, rng)
+            queries.append(Query(item_id, view, f"clutter:{item_id}:{n}"))
+    return queries
+
+
+def _item_seed(seed: int, item_id: str) -> int:
+    return seed + int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
 
 
 def evaluate(

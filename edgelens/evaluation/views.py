@@ -18,10 +18,15 @@ def camera_view(image_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random view of ``image_bgr`` as a 640x480 BGR frame."""
     view = _crop(image_bgr, rng)
     view = _perspective_and_rotation(view, rng)
-    view = _light(view, rng)
-    view = _blur(view, rng)
-    view = _noise(view, rng)
-    return _jpeg(view, rng)
+    return camera_finish(view, rng)
+
+
+def camera_finish(frame_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What the camera itself adds to any scene: light, blur, sensor noise, JPEG."""
+    frame = _light(frame_bgr, rng)
+    frame = _blur(frame, rng)
+    frame = _noise(frame, rng)
+    return _jpeg(frame, rng)
 
 
 def camera_views(image_bgr: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
