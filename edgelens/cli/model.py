@@ -34,7 +34,7 @@ def export(
     wanted = list(PRECISIONS) if "all" in precision else precision
     settings = settings_of(ctx)
     for manifest in export_models(settings.model_path, wanted, force=force):
-        typer.echo(f"{manifest.precision}\t{manifest.model_id}\t{manifest.onnx_file}")
+        typer.echo(f"{manifest.pooling}\t{manifest.precision}\t{manifest.model_id}")
 
 
 @app.command("info")
@@ -42,7 +42,8 @@ def export(
 def info(
     ctx: typer.Context,
     precision: Annotated[str, typer.Option("--precision", "-p")] = "fp32",
+    pooling: Annotated[str, typer.Option(help="rgem (product) or gap (baseline).")] = "rgem",
 ) -> None:
     """Print one model's manifest."""
-    manifest = load_manifest(settings_of(ctx).model_path, precision)
+    manifest = load_manifest(settings_of(ctx).model_path, precision, pooling)
     typer.echo(json.dumps(manifest.to_dict(), indent=2))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.matcher import Matcher, RejectedMessage
 from edgelens.cloud.sink import RedisSink
@@ -69,7 +70,9 @@ class WorkerStats:
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        manifest = load_manifest(settings.model_path, settings.featurizer.precision)
+        manifest = load_manifest(
+            settings.model_path, settings.featurizer.precision, settings.featurizer.pooling
+        )
         self.model_id, self._dim = manifest.model_id, manifest.embedding_dim
         self._store = CatalogStore(settings.catalog_db)
         self._filters = SearchFilter(
@@ -233,6 +236,11 @@ class Worker:
 
     def _load_matcher(self) -> Matcher:
         version = self._store.version
-        index = index_from_catalog(self._store, model_id=self.model_id, dim=self._dim)
+        index = index_from_catalog(
+            self._store,
+            model_id=self.model_id,
+            dim=self._dim,
+            recipe=CatalogRecipe(self._settings.catalog.views),
+        )
         self._catalog_version = version
         return Matcher(index=index, top_k=self._settings.search.top_k, filters=self._filters)

@@ -16,6 +16,9 @@ from edgelens.errors import ModelError, ModelNotFoundError
 from edgelens.featurizer.preprocess import PreprocessSpec
 
 MODEL_NAME = "efficientnet-lite0"
+# "rgem": the product descriptor; "gap": plain global average pooling, the baseline.
+POOLINGS = ("rgem", "gap")
+DEFAULT_POOLING = "rgem"
 EMBEDDING_OUTPUT = "embedding"
 LOGITS_OUTPUT = "logits"
 INPUT_NAME = "images"
@@ -38,6 +41,7 @@ class ModelManifest:
     embedding_dim: int
     num_classes: int
     preprocess: PreprocessSpec
+    pooling: str = DEFAULT_POOLING
     input_name: str = INPUT_NAME
     embedding_output: str = EMBEDDING_OUTPUT
     logits_output: str = LOGITS_OUTPUT
@@ -52,6 +56,7 @@ class ModelManifest:
             "embedding_dim": self.embedding_dim,
             "num_classes": self.num_classes,
             "preprocess": self.preprocess.to_dict(),
+            "pooling": self.pooling,
             "input_name": self.input_name,
             "embedding_output": self.embedding_output,
             "logits_output": self.logits_output,
@@ -73,6 +78,7 @@ class ModelManifest:
                 embedding_dim=int(data["embedding_dim"]),
                 num_classes=int(data["num_classes"]),
                 preprocess=PreprocessSpec.from_dict(data["preprocess"]),
+                pooling=data["pooling"],
                 input_name=data["input_name"],
                 embedding_output=data["embedding_output"],
                 logits_output=data["logits_output"],
@@ -83,17 +89,20 @@ class ModelManifest:
             raise ModelError(f"invalid model manifest {path}: {exc!r}") from exc
 
 
-def artefact_paths(models_dir: Path, precision: str) -> tuple[Path, Path]:
-    """Where the ONNX file and its manifest for one precision live."""
-    stem = f"{MODEL_NAME}-{precision}"
+def artefact_paths(
+    models_dir: Path, precision: str, pooling: str = DEFAULT_POOLING
+) -> tuple[Path, Path]:
+    """Where the ONNX file and its manifest for one pooling and precision live."""
+    stem = f"{MODEL_NAME}-{pooling}-{precision}"
     return models_dir / f"{stem}.onnx", models_dir / f"{stem}.json"
 
 
-def load_manifest(models_dir: Path, precision: str) -> ModelManifest:
-    onnx_path, manifest_path = artefact_paths(models_dir, precision)
+def load_manifest(
+    models_dir: Path, precision: str, pooling: str = DEFAULT_POOLING
+) -> ModelManifest:
+    onnx_path, manifest_path = artefact_paths(models_dir, precision, pooling)
     if not manifest_path.is_file() or not onnx_path.is_file():
         raise ModelNotFoundError(
-            f"no {precision} model in {models_dir}; run `edgelens model export --precision "
-            f"{precision}` first"
+            f"no {pooling} {precision} model in {models_dir}; run `edgelens model export` first"
         )
     return ModelManifest.load(manifest_path)

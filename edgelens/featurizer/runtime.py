@@ -10,7 +10,12 @@ import numpy as np
 import onnxruntime as ort
 
 from edgelens.errors import ModelError
-from edgelens.featurizer.manifest import ModelManifest, artefact_paths, load_manifest
+from edgelens.featurizer.manifest import (
+    DEFAULT_POOLING,
+    ModelManifest,
+    artefact_paths,
+    load_manifest,
+)
 from edgelens.featurizer.preprocess import to_model_input
 from edgelens.featurizer.providers import select_providers
 from edgelens.settings import Settings
@@ -63,9 +68,11 @@ class Featurizer:
         )
 
     @classmethod
-    def from_models_dir(cls, models_dir: Path, precision: str, **kwargs: object) -> Featurizer:
-        manifest = load_manifest(models_dir, precision)
-        onnx_path, _ = artefact_paths(models_dir, precision)
+    def from_models_dir(
+        cls, models_dir: Path, precision: str, pooling: str = DEFAULT_POOLING, **kwargs: object
+    ) -> Featurizer:
+        manifest = load_manifest(models_dir, precision, pooling)
+        onnx_path, _ = artefact_paths(models_dir, precision, pooling)
         return cls(manifest, onnx_path, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -110,6 +117,7 @@ def load_featurizer(settings: Settings) -> Featurizer:
     return Featurizer.from_models_dir(
         settings.model_path,
         cfg.precision,
+        cfg.pooling,
         providers=cfg.providers,
         threads=cfg.threads,
         batch_size=cfg.batch_size,

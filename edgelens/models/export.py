@@ -20,6 +20,7 @@ from edgelens.featurizer.manifest import (
     INPUT_NAME,
     LOGITS_OUTPUT,
     MODEL_NAME,
+    POOLINGS,
     ModelManifest,
     artefact_paths,
     compute_model_id,
@@ -35,45 +36,52 @@ NUM_CLASSES = 1000
 
 
 def export_models(
-    models_dir: Path, precisions: Iterable[str] = PRECISIONS, *, force: bool = False
+    models_dir: Path,
+    precisions: Iterable[str] = PRECISIONS,
+    *,
+    poolings: Iterable[str] = POOLINGS,
+    force: bool = False,
 ) -> list[ModelManifest]:
-    """Export each requested precision (FP32 first: the others derive from it)."""
+    """Export each pooling (product and baseline) in each requested precision.
+
+    FP32 goes first: FP16 and INT8 derive from it.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec()
     wanted = list(dict.fromkeys(precisions))
-    unknown = set(wanted) - set(PRECISIONS)
+    unknown = (set(wanted) - set(PRECISIONS)) | (set(poolings) - set(POOLINGS))
     if unknown:
-        raise ValueError(f"unknown precision(s): {sorted(unknown)}")
-    fp32_path, _ = artefact_paths(models_dir, "fp32")
+        raise ValueError(f"unknown precision(s) or pooling(s): {sorted(unknown)}")
     manifests = []
-    for precision in ("fp32", *[p for p in wanted if p != "fp32"]):
-        onnx_path, manifest_path = artefact_paths(models_dir, precision)
-        if onnx_path.is_file() and manifest_path.is_file() and not force:
-            logger.info("model %s exists, skipping export: %s", precision, onnx_path)
-            if precision in wanted:
-                manifests.append(ModelManifest.load(manifest_path))
-            continue
-        if precision == "fp32":
-            _export_fp32(onnx_path)
-        elif precision == "fp16":
-            _convert_fp16(fp32_path, onnx_path)
-        else:
-            from edgelens.models.quantize import quantize_int8
+    for pooling in poolings:
+        fp32_path, _ = artefact_paths(models_dir, "fp32", pooling)
+        for precision in ("fp32", *[p for p in wanted if p != "fp32"]):
+            onnx_path, manifest_path = artefact_paths(models_dir, precision, pooling)
+            if onnx_path.is_file() and manifest_path.is_file() and not force:
+                logger.info("model %s exists, skipping export", onnx_path.name)
+                manifest = ModelManifest.load(manifest_path)
+            else:
+                if precision == "fp32":
+                    _export_fp32(onnx_path, pooling)
+                elif precision == "fp16":
+                    _convert_fp16(fp32_path, onnx_path)
+                else:
+                    from edgelens.models.quantize import quantize_int8
 
-            quantize_int8(fp32_path, onnx_path, spec)
-        manifest = _write_manifest(onnx_path, manifest_path, precision, spec)
-        logger.info("exported %s → %s (%s)", precision, onnx_path, manifest.model_id)
-        if precision in wanted:
-            manifests.append(manifest)
+                    quantize_int8(fp32_path, onnx_path, spec)
+                manifest = _write_manifest(onnx_path, manifest_path, precision, pooling, spec)
+                logger.info("exported %s (%s)", onnx_path.name, manifest.model_id)
+            if precision in wanted:
+                manifests.append(manifest)
     return manifests
 
 
-def _export_fp32(onnx_path: Path) -> None:
+def _export_fp32(onnx_path: Path, pooling: str) -> None:
     import torch
 
     from edgelens.models.torch_model import EmbeddingModel, load_pretrained
 
-    model = EmbeddingModel(load_pretrained()).eval()
+    model = EmbeddingModel(load_pretrained(), pooling).eval()
     example = torch.zeros(1, 3, 224, 224)
     batch_axis = {0: "batch"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,11 +122,13 @@ def _save_atomically(model: onnx.ModelProto, onnx_path: Path) -> None:
 
 
 def _write_manifest(
-    onnx_path: Path, manifest_path: Path, precision: str, spec: PreprocessSpec
+    onnx_path: Path, manifest_path: Path, precision: str, pooling: str, spec: PreprocessSpec
 ) -> ModelManifest:
     data = onnx_path.read_bytes()
     manifest = ModelManifest(
-        model_id=compute_model_id(name=MODEL_NAME, precision=precision, onnx_bytes=data, spec=spec),
+        model_id=compute_model_id(
+            name=f"{MODEL_NAME}-{pooling}", precision=precision, onnx_bytes=data, spec=spec
+        ),
         name=MODEL_NAME,
         precision=precision,
         onnx_file=onnx_path.name,
@@ -126,6 +136,7 @@ def _write_manifest(
         embedding_dim=EMBEDDING_DIM,
         num_classes=NUM_CLASSES,
         preprocess=spec,
+        pooling=pooling,
     )
     manifest.save(manifest_path)
     return manifest

@@ -41,6 +41,7 @@ CALIBRATION_SEED = 7_000
 CALIBRATION_VIEWS_PER_PHOTO = 4
 # Node-name patterns (from the TorchScript export) of the layers kept in float.
 FLOAT_LAYERS = re.compile(r"/_conv_stem/|/_blocks\.0/")
+HEAD_CONV = "/_conv_head/Conv"
 
 
 class _BatchReader(CalibrationDataReader):
@@ -61,13 +62,7 @@ def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> Non
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        excluded = [
-            node.name
-            for node in onnx.load(str(prepared)).graph.node
-            if FLOAT_LAYERS.search(node.name)
-        ]
-        if not excluded:
-            raise ModelError("int8: no stem/first-block nodes found to keep in float")
+        excluded = _float_nodes(onnx.load(str(prepared)))
         staged = Path(tmp) / "int8.onnx"
         with _quiet_root_logger():  # the quantiser logs every rescaled bias at INFO on root
             quantize_static(
@@ -85,6 +80,16 @@ def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> Non
             "int8: calibrated on %d images, %d nodes kept in float", len(batches), len(excluded)
         )
         staged.replace(onnx_path)
+
+
+def _float_nodes(model: onnx.ModelProto) -> list[str]:
+    """The stem, the first block, and every node after the head conv: the pooling and
+    normalisation, whose cube and cube root would lose most of their range in 8 bits."""
+    names = [node.name for node in model.graph.node]
+    if HEAD_CONV not in names or not any(FLOAT_LAYERS.search(n) for n in names):
+        raise ModelError("int8: the graph lacks the stem, first block or head conv by name")
+    after_head = names[names.index(HEAD_CONV) + 1 :]
+    return [n for n in names if FLOAT_LAYERS.search(n)] + after_head
 
 
 @contextmanager

