@@ -1,4 +1,4 @@
-"""Import and re-index: featurize only images whose (sha256, model id) is not cached yet."""
+"""Import and re-index: featurize only images whose (sha256, model id, recipe) is not cached."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
 from edgelens.catalog.models import CatalogItem, IngestReport, ItemSource
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ImageDecodeError, ItemNotFoundError
@@ -35,22 +36,24 @@ def add_items(
     featurizer: Featurizer,
     sources: Sequence[ItemSource],
     images_dir: Path,
+    recipe: CatalogRecipe = DEFAULT_RECIPE,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Add or update items; corrupt or unreadable images are reported and skipped."""
     report = IngestReport()
     batch: list[_Pending] = []
+    cache_key = (featurizer.model_id, recipe.recipe_id)
     for source in sources:
-        pending = _prepare(source, store, featurizer.model_id, images_dir, report)
+        pending = _prepare(source, store, cache_key, images_dir, report)
         if pending is not None:
             batch.append(pending)
-        if len(batch) >= featurizer.batch_size:
-            _commit(batch, store, featurizer, report)
+        if len(batch) >= max(1, featurizer.batch_size // recipe.views):
+            _commit(batch, store, featurizer, recipe, report)
             batch = []
         if progress:
             progress(1)
     if batch:
-        _commit(batch, store, featurizer, report)
+        _commit(batch, store, featurizer, recipe, report)
     return report
 
 
@@ -59,6 +62,7 @@ def reindex(
     store: CatalogStore,
     featurizer: Featurizer,
     images_dir: Path,
+    recipe: CatalogRecipe = DEFAULT_RECIPE,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Make every item searchable with ``featurizer``'s model; cached vectors are reused."""
@@ -68,12 +72,17 @@ def reindex(
         featurizer=featurizer,
         sources=sources,
         images_dir=images_dir,
+        recipe=recipe,
         progress=progress,
     )
 
 
 def _prepare(
-    source: ItemSource, store: CatalogStore, model_id: str, images_dir: Path, report: IngestReport
+    source: ItemSource,
+    store: CatalogStore,
+    cache_key: tuple[str, str],
+    images_dir: Path,
+    report: IngestReport,
 ) -> _Pending | None:
     try:
         data = source.image_path.read_bytes()
@@ -82,7 +91,7 @@ def _prepare(
     sha = hashlib.sha256(data).hexdigest()
     image_file = f"{sha[:2]}/{sha}{source.image_path.suffix.lower() or '.img'}"
     image = None
-    if not store.cached_hashes(model_id, [sha]):
+    if not store.cached_hashes(*cache_key, [sha]):
         try:
             image = decode_image(data)
         except ImageDecodeError as exc:
@@ -103,19 +112,23 @@ def _fail(report: IngestReport, source: ItemSource, reason: str) -> None:
 
 
 def _commit(
-    batch: list[_Pending], store: CatalogStore, featurizer: Featurizer, report: IngestReport
+    batch: list[_Pending],
+    store: CatalogStore,
+    featurizer: Featurizer,
+    recipe: CatalogRecipe,
+    report: IngestReport,
 ) -> None:
     # An image that appears twice in one batch (two ids, one photo) is run once.
     fresh: dict[str, np.ndarray] = {}
     for pending in batch:
         if pending.image_bgr is not None:
             fresh.setdefault(pending.sha256, pending.image_bgr)
-    vectors = featurizer.embed(list(fresh.values())) if fresh else []
+    matrices = catalog_vectors(featurizer=featurizer, recipe=recipe, images=list(fresh.items()))
     report.featurized += len(fresh)
     report.cached += len(batch) - len(fresh)
     with store.transaction() as conn:
-        for sha256, vector in zip(fresh, vectors, strict=True):
-            store.put_vector(conn, sha256, featurizer.model_id, vector)
+        for sha256, matrix in zip(fresh, matrices, strict=True):
+            store.put_vectors(conn, sha256, featurizer.model_id, recipe.recipe_id, matrix)
         for pending in batch:
             previous = _existing(store, pending.source.item_id)
             item = pending.source.to_item(

@@ -1,8 +1,10 @@
 """SQLite storage of the catalog and its per-model vector cache.
 
-Vectors are keyed by (image sha256, model id): the same picture is never
-featurized twice by the same model, and vectors of another model are never
-returned for this one. WAL mode lets the web app read while the CLI imports.
+Vectors are keyed by (image sha256, model id, catalog recipe): the same picture is
+never featurized twice by the same model and recipe, and vectors of another model
+are never returned for this one. Each key holds a (count, dim) float32 matrix: the
+photo's vector first, then its generated views'. WAL mode lets the web app read
+while the CLI imports.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ CREATE TABLE IF NOT EXISTS items (
     updated_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_image ON items (image_sha256);
-CREATE TABLE IF NOT EXISTS embeddings (
+CREATE TABLE IF NOT EXISTS vectors (
     image_sha256 TEXT NOT NULL,
     model_id     TEXT NOT NULL,
+    recipe       TEXT NOT NULL,
+    count        INTEGER NOT NULL,
     dim          INTEGER NOT NULL,
-    vector       BLOB NOT NULL,
-    PRIMARY KEY (image_sha256, model_id)
+    data         BLOB NOT NULL,
+    PRIMARY KEY (image_sha256, model_id, recipe)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -144,7 +148,7 @@ class CatalogStore:
 
     # -- vector cache ------------------------------------------------------------------------
 
-    def cached_hashes(self, model_id: str, hashes: Iterable[str]) -> set[str]:
+    def cached_hashes(self, model_id: str, recipe_id: str, hashes: Iterable[str]) -> set[str]:
         wanted = list(set(hashes))
         found: set[str] = set()
         with self._lock:
@@ -152,52 +156,56 @@ class CatalogStore:
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._conn.execute(
-                    f"SELECT image_sha256 FROM embeddings WHERE model_id = ? "
+                    f"SELECT image_sha256 FROM vectors WHERE model_id = ? AND recipe = ? "
                     f"AND image_sha256 IN ({marks})",
-                    (model_id, *chunk),
+                    (model_id, recipe_id, *chunk),
                 ).fetchall()
                 found.update(row[0] for row in rows)
         return found
 
     @staticmethod
-    def put_vector(
-        conn: sqlite3.Connection, image_sha256: str, model_id: str, vector: np.ndarray
+    def put_vectors(
+        conn: sqlite3.Connection,
+        image_sha256: str,
+        model_id: str,
+        recipe_id: str,
+        matrix: np.ndarray,
     ) -> None:
-        vector = np.ascontiguousarray(vector, dtype=np.float32)
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         conn.execute(
-            "INSERT OR REPLACE INTO embeddings (image_sha256, model_id, dim, vector) "
-            "VALUES (?, ?, ?, ?)",
-            (image_sha256, model_id, vector.shape[0], vector.tobytes()),
+            "INSERT OR REPLACE INTO vectors (image_sha256, model_id, recipe, count, dim, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (image_sha256, model_id, recipe_id, matrix.shape[0], matrix.shape[1], matrix.tobytes()),
         )
 
-    def vectors(self, model_id: str) -> tuple[list[CatalogItem], np.ndarray]:
-        """Every item that has a vector of ``model_id``, with those vectors as one matrix.
+    def vectors(self, model_id: str, recipe_id: str) -> tuple[list[CatalogItem], list[np.ndarray]]:
+        """Every item that has vectors of ``model_id`` and ``recipe_id``, with its matrix.
 
         Items featurized only by other models are left out: they are not searchable
         with this model until re-indexed.
         """
+        columns = ", ".join("i." + c for c in _ITEM_COLUMNS.split(", "))
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {', '.join('i.' + c for c in _ITEM_COLUMNS.split(', '))}, e.dim, e.vector "
-                "FROM items i JOIN embeddings e ON e.image_sha256 = i.image_sha256 "
-                "WHERE e.model_id = ? ORDER BY i.item_id",
-                (model_id,),
+                f"SELECT {columns}, v.count, v.dim, v.data "
+                "FROM items i JOIN vectors v ON v.image_sha256 = i.image_sha256 "
+                "WHERE v.model_id = ? AND v.recipe = ? ORDER BY i.item_id",
+                (model_id, recipe_id),
             ).fetchall()
-        if not rows:
-            return [], np.empty((0, 0), dtype=np.float32)
-        dims = {row[7] for row in rows}
-        if len(dims) != 1:
-            raise CatalogError(f"model {model_id} has vectors of several dimensions: {dims}")
-        matrix = np.frombuffer(b"".join(row[8] for row in rows), dtype=np.float32)
-        return [_item(row[:7]) for row in rows], matrix.reshape(len(rows), dims.pop())
+        items = [_item(row[:7]) for row in rows]
+        matrices = [
+            np.frombuffer(data, dtype=np.float32).reshape(count, dim)
+            for count, dim, data in (row[7:] for row in rows)
+        ]
+        return items, matrices
 
-    def models(self) -> dict[str, int]:
-        """How many cached vectors each model id has."""
+    def models(self) -> dict[tuple[str, str], int]:
+        """How many images have cached vectors, per (model id, recipe)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id"
+                "SELECT model_id, recipe, COUNT(*) FROM vectors GROUP BY model_id, recipe"
             ).fetchall()
-        return {model_id: count for model_id, count in rows}
+        return {(model_id, recipe): count for model_id, recipe, count in rows}
 
 
 def _item(row: tuple) -> CatalogItem:

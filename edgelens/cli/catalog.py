@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.models import IngestReport
 from edgelens.catalog.sources import collect_sources
@@ -35,6 +36,7 @@ def add(
             featurizer=featurizer,
             sources=sources,
             images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
             progress=advance,
         )
     _print_report(report, featurizer.model_id)
@@ -51,7 +53,11 @@ def reindex_command(ctx: typer.Context) -> None:
     store = CatalogStore(settings.catalog_db)
     with progress_bar("re-indexing", len(store)) as advance:
         report = reindex(
-            store=store, featurizer=featurizer, images_dir=settings.images_dir, progress=advance
+            store=store,
+            featurizer=featurizer,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            progress=advance,
         )
     _print_report(report, featurizer.model_id)
 

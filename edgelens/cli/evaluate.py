@@ -1,4 +1,4 @@
-"""``edgelens eval``: retrieval quality on labelled real views or synthetic camera views."""
+"""``edgelens eval``: retrieval quality per query set, against the plain-pooling baseline."""
 
 from __future__ import annotations
 
@@ -8,12 +8,21 @@ from typing import Annotated
 
 import typer
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
 from edgelens.errors import EdgelensError
-from edgelens.evaluation.runner import catalog_index, evaluate, folder_queries, synthetic_queries
+from edgelens.evaluation.runner import (
+    Query,
+    System,
+    clutter_queries,
+    evaluate_systems,
+    folder_queries,
+    load_catalog,
+    synthetic_queries,
+)
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.settings import Precision
+from edgelens.settings import Precision, Settings
 
 
 @reports_errors
@@ -21,45 +30,74 @@ def eval_command(
     ctx: typer.Context,
     catalog: Annotated[Path, typer.Option(help="Catalog images named <item_id>.<ext>.")],
     queries: Annotated[
-        Path | None, typer.Option(help="Query images as <queries>/<item_id>/*.")
+        Path | None, typer.Option(help="Real query images as <queries>/<item_id>/*.")
     ] = None,
     synthetic_views: Annotated[
         int, typer.Option(min=0, help="Camera-like views per catalog image to evaluate on.")
     ] = 0,
+    clutter_views: Annotated[
+        int, typer.Option(min=0, help="Item-in-clutter views per catalog image.")
+    ] = 0,
     precision: Annotated[Precision | None, typer.Option(help="Model precision.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic views.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on one line.")] = False,
+    baseline: Annotated[
+        bool, typer.Option(help="Also run plain global average pooling, one vector per item.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the generated views.")] = 1000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line, one line per set.")
+    ] = False,
 ) -> None:
-    """Print top-1, top-5, recall@10 and mAP over the queries."""
-    if (queries is None) == (synthetic_views == 0):
-        raise typer.BadParameter("give exactly one of --queries DIR or --synthetic-views N")
+    """Print top-1, top-5, recall@10 and mAP for each query set (and the baseline)."""
+    if queries is None and synthetic_views == 0 and clutter_views == 0:
+        raise typer.BadParameter("give --queries DIR, --synthetic-views N or --clutter-views N")
     if not catalog.is_dir():
         raise EdgelensError(f"catalog folder not found: {catalog}")
     settings = settings_of(ctx)
+    photos = load_catalog(collect_sources([catalog]))
+    images = {photo.item.item_id: photo.image_bgr for photo in photos}
+    query_sets: dict[str, list[Query]] = {}
+    if queries is not None:
+        query_sets["real"] = folder_queries(queries)
+    if synthetic_views:
+        query_sets["synthetic"] = synthetic_queries(images, synthetic_views, seed)
+    if clutter_views:
+        query_sets["clutter"] = clutter_queries(images, clutter_views, seed)
+    if not all(query_sets.values()):
+        raise EdgelensError("no query images found")
+    precision = precision or settings.featurizer.precision
+    systems = [
+        System(
+            "edgelens",
+            _featurizer(settings, precision, settings.featurizer.pooling),
+            CatalogRecipe(settings.catalog.views),
+        ),
+    ]
+    if baseline:
+        systems.append(
+            System("baseline", _featurizer(settings, precision, "gap"), CatalogRecipe(1))
+        )
+    total = len(systems) * sum(len(q) for q in query_sets.values())
+    with progress_bar("evaluating", total) as advance:
+        results = evaluate_systems(systems, photos, query_sets, None if as_json else advance)
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+            continue
+        m = result.metrics
+        typer.echo(
+            f"{result.set_name:<10} {result.system:<9} top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  "
+            f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
+            f"{len(photos)} items, {result.catalog_vectors} vectors, {result.model_id})"
+        )
+
+
+def _featurizer(settings: Settings, precision: str, pooling: str) -> Featurizer:
     cfg = settings.featurizer
-    featurizer = Featurizer.from_models_dir(
+    return Featurizer.from_models_dir(
         settings.model_path,
-        precision or cfg.precision,
+        precision,
+        pooling,
         providers=cfg.providers,
         threads=cfg.threads,
         batch_size=cfg.batch_size,
-    )
-    sources = collect_sources([catalog])
-    index, images = catalog_index(featurizer, sources)
-    query_set = (
-        folder_queries(queries)
-        if queries is not None
-        else synthetic_queries(images, synthetic_views, seed)
-    )
-    if not query_set:
-        raise EdgelensError("no query images found")
-    with progress_bar("evaluating", len(query_set)) as advance:
-        metrics = evaluate(featurizer, index, query_set, progress=None if as_json else advance)
-    if as_json:
-        typer.echo(json.dumps({**metrics.to_dict(), "model_id": featurizer.model_id}))
-        return
-    typer.echo(
-        f"model {featurizer.model_id}, {len(index)} catalog items, {metrics.queries} queries\n"
-        f"top-1 {metrics.top1:.3f}  top-5 {metrics.top5:.3f}  "
-        f"recall@10 {metrics.recall_at_10:.3f}  mAP {metrics.map:.3f}"
     )

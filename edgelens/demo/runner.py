@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import AnyUrl
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
@@ -82,6 +83,7 @@ def _build_catalog(settings: Settings, featurizer: Featurizer) -> None:
             featurizer=featurizer,
             sources=collect_sources([manifest]),
             images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
         )
     finally:
         store.close()

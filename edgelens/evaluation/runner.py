@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelens.catalog.models import ItemSource
+from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
+from edgelens.catalog.models import CatalogItem, ItemSource
 from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
@@ -35,26 +36,91 @@ class Query:
     origin: str
 
 
-def catalog_index(
-    featurizer: Featurizer, sources: Sequence[ItemSource], progress: Progress | None = None
-) -> tuple[ExactIndex, dict[str, np.ndarray]]:
-    """Featurize catalog images into an exact index; also return the decoded images."""
-    items, images = [], {}
+@dataclass(frozen=True)
+class CatalogPhoto:
+    """A decoded catalog image with the metadata and hash an import would give it."""
+
+    item: CatalogItem
+    sha256: str
+    image_bgr: np.ndarray
+
+
+@dataclass(frozen=True)
+class System:
+    """A way of featurizing catalog and queries: a model plus a catalog recipe."""
+
+    name: str
+    featurizer: Featurizer
+    recipe: CatalogRecipe
+
+
+@dataclass(frozen=True)
+class SetResult:
+    system: str
+    set_name: str
+    model_id: str
+    catalog_vectors: int
+    metrics: RetrievalMetrics
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **self.metrics.to_dict(),
+            "set": self.set_name,
+            "system": self.system,
+            "model_id": self.model_id,
+            "catalog_vectors": self.catalog_vectors,
+        }
+
+
+def load_catalog(sources: Sequence[ItemSource]) -> list[CatalogPhoto]:
+    """Decode the catalog images; unreadable ones are logged and left out."""
+    photos = []
     for source in sources:
         try:
-            images[source.item_id] = decode_image(source.image_path)
-        except ImageDecodeError as exc:
-            logger.warning("catalog image skipped: %s", exc)
+            data = source.image_path.read_bytes()
+            image = decode_image(data)
+        except (OSError, ImageDecodeError) as exc:
+            logger.warning("catalog image %s skipped: %s", source.image_path, exc)
             continue
-        items.append(source.to_item(None, image_sha256="", image_file=source.image_path.name))
-    if not items:
+        sha256 = hashlib.sha256(data).hexdigest()
+        item = source.to_item(None, image_sha256=sha256, image_file=source.image_path.name)
+        photos.append(CatalogPhoto(item, sha256, image))
+    if not photos:
         raise EdgelensError("the evaluation catalog has no readable image")
-    vectors = featurizer.embed([images[item.item_id] for item in items])
-    if progress:
-        progress(len(items))
+    return photos
+
+
+def catalog_index(
+    featurizer: Featurizer,
+    photos: Sequence[CatalogPhoto],
+    *,
+    recipe: CatalogRecipe = DEFAULT_RECIPE,
+) -> ExactIndex:
+    """The catalog featurized as an import would (the recipe's views), in an exact index."""
+    matrices = catalog_vectors(
+        featurizer=featurizer, recipe=recipe, images=[(p.sha256, p.image_bgr) for p in photos]
+    )
     index = ExactIndex(featurizer.model_id, featurizer.dim)
-    index.upsert(items, vectors)
-    return index, images
+    index.upsert([p.item for p in photos], matrices)
+    return index
+
+
+def evaluate_systems(
+    systems: Sequence[System],
+    photos: Sequence[CatalogPhoto],
+    query_sets: dict[str, list[Query]],
+    progress: Progress | None = None,
+) -> list[SetResult]:
+    """Every system on every query set, on the same catalog and the same queries."""
+    results = []
+    for system in systems:
+        index = catalog_index(system.featurizer, photos, recipe=system.recipe)
+        for set_name, queries in query_sets.items():
+            metrics = evaluate(system.featurizer, index, queries, progress)
+            results.append(
+                SetResult(system.name, set_name, index.model_id, index.vector_count, metrics)
+            )
+    return results
 
 
 def folder_queries(queries_dir: Path) -> list[Query]:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.sources import collect_sources
@@ -53,12 +54,16 @@ def test_a_new_model_refeaturizes_and_never_mixes(store, featurizers, sample_cat
     _add(store, fp32, sources, tmp_path)
     report = reindex(store=store, featurizer=int8, images_dir=tmp_path / "images")
     assert report.featurized == len(sources)
-    assert store.models() == {fp32.model_id: len(sources), int8.model_id: len(sources)}
-    items32, vectors32 = store.vectors(fp32.model_id)
-    items8, vectors8 = store.vectors(int8.model_id)
+    recipe = DEFAULT_RECIPE.recipe_id
+    assert store.models() == {
+        (fp32.model_id, recipe): len(sources),
+        (int8.model_id, recipe): len(sources),
+    }
+    items32, vectors32 = store.vectors(fp32.model_id, recipe)
+    items8, vectors8 = store.vectors(int8.model_id, recipe)
     assert [i.item_id for i in items32] == [i.item_id for i in items8]
-    assert not np.array_equal(vectors32, vectors8)
-    assert store.vectors("some-other-model")[0] == []
+    assert not np.array_equal(vectors32[0], vectors8[0])
+    assert store.vectors("some-other-model", recipe)[0] == []
 
 
 def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_path, chelsea):
@@ -66,9 +71,9 @@ def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_pa
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
     _add(store, featurizer, [ItemSource("cat", path)], tmp_path)
-    _, vectors = store.vectors(featurizer.model_id)
+    _, (matrix,) = store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)
     frame_vector = featurizer.embed([chelsea])[0]
-    np.testing.assert_array_equal(vectors[0], frame_vector)
+    np.testing.assert_array_equal(matrix[0], frame_vector)  # the photo comes first
 
 
 def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp_path):
@@ -105,4 +110,6 @@ def test_remove_and_version_counter(store, featurizer, sample_catalog, tmp_path)
     assert store.remove(["coffee", "no-such-item"]) == ["coffee"]
     assert store.version == version + 1
     assert "coffee" not in {i.item_id for i in store.items()}
-    assert "coffee" not in {i.item_id for i in store.vectors(featurizer.model_id)[0]}
+    assert "coffee" not in {
+        i.item_id for i in store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)[0]
+    }

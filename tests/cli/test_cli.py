@@ -72,11 +72,34 @@ def test_eval_json_on_synthetic_views(settings, sample_catalog, precision):
     metrics = json.loads(line)
     assert {"top1", "top5", "recall_at_10", "map", "queries"} <= set(metrics)
     assert metrics["queries"] == 40
-    assert metrics["model_id"].startswith(f"efficientnet-lite0-{precision}-")
+    assert metrics["model_id"].startswith(f"efficientnet-lite0-rgem-{precision}-")
+    assert metrics["set"] == "synthetic" and metrics["system"] == "edgelens"
     assert 0.8 <= metrics["top1"] <= metrics["top5"] <= 1.0
 
 
-def test_eval_needs_exactly_one_query_source(settings, sample_catalog):
+def test_eval_reports_each_set_against_the_baseline(settings, sample_catalog):
+    result = _run(
+        "eval",
+        "--catalog",
+        str(sample_catalog.parent),
+        "--synthetic-views",
+        "1",
+        "--clutter-views",
+        "1",
+        "--baseline",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.strip().splitlines()[-4:]]
+    assert {(r["system"], r["set"]) for r in rows} == {
+        (system, name) for system in ("edgelens", "baseline") for name in ("synthetic", "clutter")
+    }
+    baseline = [r for r in rows if r["system"] == "baseline"]
+    assert all(r["model_id"].startswith("efficientnet-lite0-gap-") for r in baseline)
+    assert all(r["catalog_vectors"] == 20 for r in baseline)
+
+
+def test_eval_needs_a_query_source(settings, sample_catalog):
     result = _run("eval", "--catalog", str(sample_catalog.parent))
     assert result.exit_code != 0
 

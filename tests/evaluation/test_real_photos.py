@@ -1,52 +1,82 @@
-"""Retrieval on real photographs: camera-like views and the real stereo second view."""
+"""Retrieval on real photographs: camera-like views, clutter and the real stereo second view."""
 
 import cv2
 import pytest
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
-from edgelens.evaluation.runner import Query, catalog_index, evaluate, synthetic_queries
+from edgelens.errors import EdgelensError
+from edgelens.evaluation.runner import (
+    Query,
+    System,
+    catalog_index,
+    clutter_queries,
+    evaluate,
+    evaluate_systems,
+    folder_queries,
+    load_catalog,
+    synthetic_queries,
+)
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_motorcycle_right_view
+from edgelens.featurizer.runtime import Featurizer
 
 
 @pytest.fixture(scope="module")
-def indexed(featurizer, sample_catalog):
-    return catalog_index(featurizer, collect_sources([sample_catalog]))
+def photos(sample_catalog):
+    return load_catalog(collect_sources([sample_catalog]))
 
 
-def test_catalog_index_holds_every_sample_photo(indexed):
-    index, images = indexed
-    assert len(index) == len(SAMPLE_PHOTOS) == len(images)
+@pytest.fixture(scope="module")
+def images(photos):
+    return {p.item.item_id: p.image_bgr for p in photos}
 
 
-def test_camera_views_of_real_photos_find_their_item(featurizer, indexed):
-    index, images = indexed
-    queries = synthetic_queries(images, views_per_image=4, seed=2024)
-    metrics = evaluate(featurizer, index, queries)
+@pytest.fixture(scope="module")
+def index(featurizer, photos):
+    return catalog_index(featurizer, photos)
+
+
+def test_catalog_index_holds_every_photo_with_its_views(index, photos):
+    assert len(index) == len(SAMPLE_PHOTOS) == len(photos)
+    assert index.vector_count == len(photos) * CatalogRecipe().views
+
+
+def test_camera_views_of_real_photos_find_their_item(featurizer, index, images):
+    metrics = evaluate(featurizer, index, synthetic_queries(images, 4, seed=2024))
     assert metrics.queries == 4 * len(SAMPLE_PHOTOS)
-    assert metrics.top1 >= 0.85
-    assert metrics.top5 >= 0.95
+    assert metrics.top1 >= 0.9
     assert metrics.top1 <= metrics.top5 <= metrics.recall_at_10
 
 
-def test_the_real_second_view_of_the_motorcycle(featurizer, indexed):
-    index, _ = indexed
+def test_the_real_second_view_of_the_motorcycle(featurizer, index):
     right = load_motorcycle_right_view()
     metrics = evaluate(featurizer, index, [Query("motorcycle", right, "stereo right")])
     assert metrics.top1 == 1.0
 
 
-def test_evaluate_refuses_queries_for_unknown_items(featurizer, indexed):
-    index, images = indexed
-    from edgelens.errors import EdgelensError
+def test_product_descriptor_beats_the_plain_baseline_in_clutter(
+    models_dir, featurizer, photos, images
+):
+    """R-GeM pooling plus catalog views against global average pooling, one vector per
+    item: same catalog, same clutter views, same run."""
+    baseline = Featurizer.from_models_dir(models_dir, "fp32", "gap", providers=["cpu"])
+    systems = [
+        System("edgelens", featurizer, CatalogRecipe()),
+        System("baseline", baseline, CatalogRecipe(1)),
+    ]
+    clutter = {"clutter": clutter_queries(images, 3, seed=77)}
+    ours, plain = evaluate_systems(systems, photos, clutter)
+    assert ours.model_id != plain.model_id
+    assert ours.metrics.map > plain.metrics.map
+    assert ours.metrics.top1 > plain.metrics.top1
 
+
+def test_evaluate_refuses_queries_for_unknown_items(featurizer, index, images):
     with pytest.raises(EdgelensError, match="missing from the catalog"):
         evaluate(featurizer, index, [Query("unicorn", images["coffee"], "x")])
 
 
-def test_query_folder_layout(tmp_path, featurizer, indexed):
-    from edgelens.evaluation.runner import folder_queries
-
-    index, images = indexed
+def test_query_folder_layout(tmp_path, featurizer, index, images):
     (tmp_path / "coffee").mkdir()
     cv2.imwrite(str(tmp_path / "coffee" / "1.jpg"), images["coffee"])
     (tmp_path / "coffee" / "broken.jpg").write_bytes(b"junk")

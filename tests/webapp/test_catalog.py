@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError
 
@@ -34,7 +35,9 @@ def test_upload_edit_delete(http, store, featurizer, sample_catalog):
     assert added.headers["location"].startswith("/catalog?notice=added&item=clock")
     item = store.get("clock")
     assert (item.name, item.price, item.currency, item.available) == ("Clock", 3.5, "USD", True)
-    assert [i.item_id for i in store.vectors(featurizer.model_id)[0]] == ["clock"]
+    assert [i.item_id for i in store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)[0]] == [
+        "clock"
+    ]
 
     page = http.get("/catalog?notice=added&item=clock")
     assert 'data-item-id="clock"' in page.text and "clock</code> added" in page.text

@@ -11,5 +11,5 @@ def test_web_run_without_a_model_is_one_error_line(settings, tmp_path, monkeypat
     # The group has one command, so typer runs it directly; `edgelens web run` in main.py.
     result = CliRunner().invoke(web.app, [], obj=Settings())
     assert result.exit_code == 1
-    assert "no fp32 model" in result.output
+    assert "no rgem fp32 model" in result.output
     assert "Traceback" not in result.output

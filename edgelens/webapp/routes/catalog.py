@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
@@ -59,6 +60,7 @@ def upload_item(
             store=store,
             featurizer=featurizer,
             images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
             upload=image.file,
             filename=image.filename or "",
             max_bytes=settings.web.max_upload_bytes,

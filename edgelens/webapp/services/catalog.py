@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import CatalogItem, ItemSource
 from edgelens.catalog.store import CatalogStore
@@ -41,6 +42,7 @@ def add_upload(
     store: CatalogStore,
     featurizer: Featurizer,
     images_dir: Path,
+    recipe: CatalogRecipe,
     upload: BinaryIO,
     filename: str,
     max_bytes: int,
@@ -65,7 +67,11 @@ def add_upload(
             item_id, staged, name=name, price=price, currency=currency, available=available
         )
         report = add_items(
-            store=store, featurizer=featurizer, sources=[source], images_dir=images_dir
+            store=store,
+            featurizer=featurizer,
+            sources=[source],
+            images_dir=images_dir,
+            recipe=recipe,
         )
     if report.failed:
         _, reason = report.failed[0]
