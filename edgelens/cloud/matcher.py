@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from edgelens.errors import EdgelensError, WireFormatError
 from edgelens.search.base import SearchFilter, VectorIndex
@@ -27,6 +28,10 @@ class Matcher:
     index: VectorIndex
     top_k: int
     filters: SearchFilter
+    # Other models whose vectors may search this index (FP16/INT8 derived from its FP32
+    # model and measured to agree with it), and why the known others may not.
+    compatible_models: frozenset[str] = frozenset()
+    refusals: Mapping[str, str] = field(default_factory=dict)
 
     def match(self, topic: str, payload: bytes, *, received_at: float) -> MatchRecord:
         """``received_at`` (wall clock) splits the path into device→worker and queue wait."""
@@ -64,11 +69,15 @@ class Matcher:
                 "device_mismatch",
                 f"message says device {message.device_id!r} on the topic of {topic_device!r}",
             )
-        if message.model_id != self.index.model_id:
+        if (
+            message.model_id != self.index.model_id
+            and message.model_id not in self.compatible_models
+        ):
+            reason = self.refusals.get(
+                message.model_id, f"unknown model, catalog is indexed with {self.index.model_id!r}"
+            )
             raise RejectedMessage(
-                "wrong_model",
-                f"vector of model {message.model_id!r}, catalog is indexed with "
-                f"{self.index.model_id!r}; never searched across models",
+                "wrong_model", f"vector of model {message.model_id!r} not searched: {reason}"
             )
         if message.dim != self.index.dim:
             raise RejectedMessage("wrong_dim", f"dim {message.dim}, index has {self.index.dim}")

@@ -27,7 +27,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.matcher import Matcher, RejectedMessage
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, RedisUnavailableError
-from edgelens.featurizer.manifest import load_manifest
+from edgelens.featurizer.manifest import all_manifests, load_manifest, searchable_against
 from edgelens.search.base import SearchFilter
 from edgelens.search.loader import index_from_catalog
 from edgelens.settings import Settings
@@ -74,6 +74,12 @@ class Worker:
             settings.model_path, settings.featurizer.precision, settings.featurizer.pooling
         )
         self.model_id, self._dim = manifest.model_id, manifest.embedding_dim
+        verdicts = {
+            other.model_id: searchable_against(other, self.model_id)
+            for other in all_manifests(settings.model_path)
+        }
+        self._compatible = frozenset(m for m, (ok, _) in verdicts.items() if ok)
+        self._refusals = {m: why for m, (ok, why) in verdicts.items() if not ok}
         self._store = CatalogStore(settings.catalog_db)
         self._filters = SearchFilter(
             min_price=settings.search.min_price,
@@ -243,4 +249,10 @@ class Worker:
             recipe=CatalogRecipe(self._settings.catalog.views),
         )
         self._catalog_version = version
-        return Matcher(index=index, top_k=self._settings.search.top_k, filters=self._filters)
+        return Matcher(
+            index=index,
+            top_k=self._settings.search.top_k,
+            filters=self._filters,
+            compatible_models=self._compatible,
+            refusals=self._refusals,
+        )

@@ -19,6 +19,8 @@ MODEL_NAME = "efficientnet-lite0"
 # "rgem": the product descriptor; "gap": plain global average pooling, the baseline.
 POOLINGS = ("rgem", "gap")
 DEFAULT_POOLING = "rgem"
+# Mean cosine to FP32 above which a derived model's vectors search an FP32 catalog.
+COMPATIBLE_COSINE = 0.98
 EMBEDDING_OUTPUT = "embedding"
 LOGITS_OUTPUT = "logits"
 INPUT_NAME = "images"
@@ -42,6 +44,11 @@ class ModelManifest:
     num_classes: int
     preprocess: PreprocessSpec
     pooling: str = DEFAULT_POOLING
+    # The FP32 model this one was derived from, and how closely its vectors agree with it
+    # (mean cosine on held-out camera views, measured at export): the worker searches a
+    # catalog featurized in FP32 with this model's vectors only when they agree closely.
+    embedding_space: str = ""
+    fp32_cosine: float = 1.0
     input_name: str = INPUT_NAME
     embedding_output: str = EMBEDDING_OUTPUT
     logits_output: str = LOGITS_OUTPUT
@@ -57,6 +64,8 @@ class ModelManifest:
             "num_classes": self.num_classes,
             "preprocess": self.preprocess.to_dict(),
             "pooling": self.pooling,
+            "embedding_space": self.embedding_space or self.model_id,
+            "fp32_cosine": self.fp32_cosine,
             "input_name": self.input_name,
             "embedding_output": self.embedding_output,
             "logits_output": self.logits_output,
@@ -79,6 +88,8 @@ class ModelManifest:
                 num_classes=int(data["num_classes"]),
                 preprocess=PreprocessSpec.from_dict(data["preprocess"]),
                 pooling=data["pooling"],
+                embedding_space=data["embedding_space"],
+                fp32_cosine=float(data["fp32_cosine"]),
                 input_name=data["input_name"],
                 embedding_output=data["embedding_output"],
                 logits_output=data["logits_output"],
@@ -89,12 +100,33 @@ class ModelManifest:
             raise ModelError(f"invalid model manifest {path}: {exc!r}") from exc
 
 
+def searchable_against(manifest: ModelManifest, catalog_model_id: str) -> tuple[bool, str]:
+    """Whether vectors of ``manifest``'s model may be searched in a catalog indexed with
+    ``catalog_model_id``, and why not when they may not."""
+    if manifest.model_id == catalog_model_id:
+        return True, ""
+    if (manifest.embedding_space or manifest.model_id) != catalog_model_id:
+        return False, f"{manifest.model_id} is another embedding space than {catalog_model_id}"
+    if manifest.fp32_cosine < COMPATIBLE_COSINE:
+        return False, (
+            f"{manifest.model_id} vectors agree with {catalog_model_id} only to mean cosine "
+            f"{manifest.fp32_cosine:.3f} (< {COMPATIBLE_COSINE}); index the catalog in "
+            f"{manifest.precision} instead"
+        )
+    return True, ""
+
+
 def artefact_paths(
     models_dir: Path, precision: str, pooling: str = DEFAULT_POOLING
 ) -> tuple[Path, Path]:
     """Where the ONNX file and its manifest for one pooling and precision live."""
     stem = f"{MODEL_NAME}-{pooling}-{precision}"
     return models_dir / f"{stem}.onnx", models_dir / f"{stem}.json"
+
+
+def all_manifests(models_dir: Path) -> list[ModelManifest]:
+    """Every exported model's manifest in ``models_dir``."""
+    return [ModelManifest.load(path) for path in sorted(models_dir.glob(f"{MODEL_NAME}-*.json"))]
 
 
 def load_manifest(

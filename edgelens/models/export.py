@@ -33,6 +33,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 OPSET = 17
 EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000
+AGREEMENT_SEED = 9_000  # disjoint from calibration (7_000) and evaluation seeds
 
 
 def export_models(
@@ -69,7 +70,9 @@ def export_models(
                     from edgelens.models.quantize import quantize_int8
 
                     quantize_int8(fp32_path, onnx_path, spec)
-                manifest = _write_manifest(onnx_path, manifest_path, precision, pooling, spec)
+                manifest = _write_manifest(
+                    onnx_path, manifest_path, precision, pooling, spec, fp32_path
+                )
                 logger.info("exported %s (%s)", onnx_path.name, manifest.model_id)
             if precision in wanted:
                 manifests.append(manifest)
@@ -122,9 +125,16 @@ def _save_atomically(model: onnx.ModelProto, onnx_path: Path) -> None:
 
 
 def _write_manifest(
-    onnx_path: Path, manifest_path: Path, precision: str, pooling: str, spec: PreprocessSpec
+    onnx_path: Path,
+    manifest_path: Path,
+    precision: str,
+    pooling: str,
+    spec: PreprocessSpec,
+    fp32_path: Path,
 ) -> ModelManifest:
     data = onnx_path.read_bytes()
+    derived = precision != "fp32"
+    fp32 = ModelManifest.load(fp32_path.with_suffix(".json")) if derived else None
     manifest = ModelManifest(
         model_id=compute_model_id(
             name=f"{MODEL_NAME}-{pooling}", precision=precision, onnx_bytes=data, spec=spec
@@ -137,9 +147,28 @@ def _write_manifest(
         num_classes=NUM_CLASSES,
         preprocess=spec,
         pooling=pooling,
+        embedding_space=fp32.model_id if fp32 else "",
+        fp32_cosine=_agreement(fp32_path, onnx_path) if derived else 1.0,
     )
     manifest.save(manifest_path)
     return manifest
+
+
+def _agreement(fp32_path: Path, onnx_path: Path) -> float:
+    """Mean cosine between this model's and the FP32 model's vectors on camera views that
+    neither calibration nor evaluation uses."""
+    batches = calibration_batches(PreprocessSpec(), views_per_photo=2, seed=AGREEMENT_SEED)
+    batch = np.concatenate(batches)
+    vectors = [_session_embed(path, batch) for path in (fp32_path, onnx_path)]
+    return round(float(np.mean(np.sum(vectors[0] * vectors[1], axis=1))), 4)
+
+
+def _session_embed(path: Path, batch: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run([EMBEDDING_OUTPUT], {INPUT_NAME: batch})
+    return np.asarray(out, dtype=np.float32)
 
 
 def calibration_batches(

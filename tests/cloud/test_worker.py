@@ -247,3 +247,24 @@ def test_worker_survives_redis_going_away(worker, publisher, redis_server, rdb, 
     _send(publisher, featurizer, load_photo("coffee"), seq=2)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1, timeout=15)
     assert _records(rdb)[0].seq == 2
+
+
+def test_int8_device_vectors_search_the_fp32_catalog(worker, publisher, rdb, featurizers):
+    """INT8 derived from the catalog's FP32 model, measured to agree: searched."""
+    int8 = featurizers["int8"]
+    _send(publisher, int8, load_photo("clock"), seq=1, model_id=int8.model_id)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
+    record = _records(rdb)[0]
+    assert record.model_id == int8.model_id and record.matches[0].item_id == "clock"
+
+
+def test_vectors_of_another_embedding_space_are_refused_with_the_reason(
+    worker, publisher, rdb, models_dir, caplog
+):
+    from edgelens.featurizer.runtime import Featurizer
+
+    gap = Featurizer.from_models_dir(models_dir, "fp32", "gap", providers=["cpu"])
+    _send(publisher, gap, load_photo("clock"), seq=1, model_id=gap.model_id)
+    wait_for(lambda: worker.stats.snapshot().get("rejected_wrong_model", 0) == 1)
+    assert rdb.llen(matches_key("cam-1")) == 0
+    assert "another embedding space" in caplog.text

@@ -53,3 +53,19 @@ def test_chosen_provider_is_logged(models_dir, caplog):
 def test_missing_model_says_how_to_export(tmp_path: Path):
     with pytest.raises(ModelNotFoundError, match="edgelens model export"):
         Featurizer.from_models_dir(tmp_path, "fp32")
+
+
+def test_derived_models_agree_with_fp32_and_a_drifting_one_is_refused(models_dir):
+    from dataclasses import replace
+
+    from edgelens.featurizer.manifest import load_manifest, searchable_against
+
+    fp32, fp16, int8 = (load_manifest(models_dir, p) for p in ("fp32", "fp16", "int8"))
+    gap = load_manifest(models_dir, "fp32", "gap")
+    assert fp16.embedding_space == int8.embedding_space == fp32.model_id
+    assert int8.fp32_cosine >= 0.98 and fp16.fp32_cosine >= 0.99
+    assert searchable_against(int8, fp32.model_id) == (True, "")
+    ok, why = searchable_against(replace(int8, fp32_cosine=0.91), fp32.model_id)
+    assert not ok and "0.910" in why and "index the catalog in int8" in why
+    ok, why = searchable_against(gap, fp32.model_id)
+    assert not ok and "another embedding space" in why
