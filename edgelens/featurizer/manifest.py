@@ -64,7 +64,7 @@ class ModelManifest:
             "num_classes": self.num_classes,
             "preprocess": self.preprocess.to_dict(),
             "pooling": self.pooling,
-            "embedding_space": self.embedding_space or self.model_id,
+            "embedding_space": self.embedding_space,
             "fp32_cosine": self.fp32_cosine,
             "input_name": self.input_name,
             "embedding_output": self.embedding_output,
@@ -105,7 +105,7 @@ def searchable_against(manifest: ModelManifest, catalog_model_id: str) -> tuple[
     ``catalog_model_id``, and why not when they may not."""
     if manifest.model_id == catalog_model_id:
         return True, ""
-    if (manifest.embedding_space or manifest.model_id) != catalog_model_id:
+    if manifest.embedding_space != catalog_model_id:
         return False, f"{manifest.model_id} is another embedding space than {catalog_model_id}"
     if manifest.fp32_cosine < COMPATIBLE_COSINE:
         return False, (

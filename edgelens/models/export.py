@@ -135,10 +135,11 @@ def _write_manifest(
     data = onnx_path.read_bytes()
     derived = precision != "fp32"
     fp32 = ModelManifest.load(fp32_path.with_suffix(".json")) if derived else None
+    model_id = compute_model_id(
+        name=f"{MODEL_NAME}-{pooling}", precision=precision, onnx_bytes=data, spec=spec
+    )
     manifest = ModelManifest(
-        model_id=compute_model_id(
-            name=f"{MODEL_NAME}-{pooling}", precision=precision, onnx_bytes=data, spec=spec
-        ),
+        model_id=model_id,
         name=MODEL_NAME,
         precision=precision,
         onnx_file=onnx_path.name,
@@ -147,7 +148,7 @@ def _write_manifest(
         num_classes=NUM_CLASSES,
         preprocess=spec,
         pooling=pooling,
-        embedding_space=fp32.model_id if fp32 else "",
+        embedding_space=fp32.model_id if fp32 else model_id,
         fp32_cosine=_agreement(fp32_path, onnx_path) if derived else 1.0,
     )
     manifest.save(manifest_path)
