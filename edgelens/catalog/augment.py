@@ -3,9 +3,10 @@
 A catalog photo shows the item filling the frame; a shopper's camera shows it small,
 among other things, tilted, in other light. Each catalog image is therefore stored as
 several vectors (the photo plus generated views) and an item scores its best one.
-Measured on item-in-clutter views of real photos: top-1 0.605 → 0.795 with R-GeM
-pooling, almost all of it from the two zoom-outs, which come first in the order so a
-catalog that can afford fewer vectors per item keeps the useful ones.
+Measured on item-in-clutter views of real photos: top-1 0.485 → 0.745 with R-GeM
+pooling, almost all of it from the two zoom-outs (the item small on a busy canvas),
+which come first in the order so a catalog that can afford fewer vectors per item
+keeps the useful ones.
 Views are seeded by the image's sha256: the same photo always gives the same vectors,
 which is what lets them be cached by (sha256, model id, recipe).
 """
@@ -22,7 +23,7 @@ from edgelens.evaluation.views import FRAME_SIZE
 from edgelens.featurizer.runtime import Featurizer
 
 MAX_VIEWS = 8
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,9 @@ DEFAULT_RECIPE = CatalogRecipe()
 
 
 def _zoom_out(image: np.ndarray, rng: np.random.Generator, area: tuple[float, float]) -> np.ndarray:
-    """The item small in a plain frame, slightly off centre and seen a little from the side."""
+    """The item small in a busy frame, slightly off centre and seen a little from the side."""
     width, height = FRAME_SIZE
-    low, high = sorted(rng.uniform(60, 200, 2))
-    ramp = np.linspace(low, high, width, dtype=np.float32)
-    canvas = np.repeat(np.tile(ramp, (height, 1))[..., None], 3, axis=2).astype(np.uint8)
+    canvas = _busy_canvas(rng)
     h, w = image.shape[:2]
     scale = np.sqrt(rng.uniform(*area) * width * height / (w * h))
     half = np.array([w, h]) * scale / 2
@@ -74,6 +73,28 @@ def _zoom_out(image: np.ndarray, rng: np.random.Generator, area: tuple[float, fl
     return cv2.warpPerspective(
         image, matrix, FRAME_SIZE, dst=canvas, borderMode=cv2.BORDER_TRANSPARENT
     )
+
+
+def _busy_canvas(rng: np.random.Generator) -> np.ndarray:
+    """Generic clutter: random coloured boxes and ellipses, slightly blurred.
+
+    Made of shapes rather than photos so no real object's features leak into an item's
+    vectors. Against a plain gradient it lifted clutter top-1 from 0.70 to 0.745 and
+    synthetic views from 0.985 to 1.0 (20-photo catalog, same queries).
+    """
+    width, height = FRAME_SIZE
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = rng.integers(40, 220, 3)
+    for _ in range(int(rng.integers(15, 40))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        a, b = int(rng.integers(10, 120)), int(rng.integers(10, 120))
+        if rng.random() < 0.5:
+            cv2.rectangle(canvas, (x, y), (x + a, y + b), colour, -1)
+        else:
+            angle = float(rng.uniform(0, 180))
+            cv2.ellipse(canvas, (x, y), (a // 2, b // 2), angle, 0, 360, colour, -1)
+    return cv2.GaussianBlur(canvas, (0, 0), float(rng.uniform(0.5, 2.0)))
 
 
 def _crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
