@@ -72,6 +72,16 @@ def main() -> None:
                     args.models_dir, precision, pooling, providers=["cpu"]
                 )
                 systems.append(System(f"{name} {precision.upper()}", featurizer, recipe))
+        fp32 = systems[0].featurizer
+        for derived in (systems[2], systems[4]):  # FP16 and INT8 devices, FP32 catalog
+            systems.append(
+                System(
+                    f"{derived.name} device, FP32 catalog",
+                    derived.featurizer,
+                    derived.recipe,
+                    catalog_featurizer=fp32,
+                )
+            )
         results = evaluate_systems(systems, photos, query_sets)
         cache = _cache_counts(Path(tmp), systems[0].featurizer, sources)
         cost = _device_cost(systems[0].featurizer, systems[1].featurizer, images["coffee"])

@@ -47,11 +47,16 @@ class CatalogPhoto:
 
 @dataclass(frozen=True)
 class System:
-    """A way of featurizing catalog and queries: a model plus a catalog recipe."""
+    """A way of featurizing catalog and queries: a model plus a catalog recipe.
+
+    ``catalog_featurizer`` lets a device's precision (queries) meet a catalog indexed
+    with another (e.g. INT8 frames against an FP32 catalog).
+    """
 
     name: str
     featurizer: Featurizer
     recipe: CatalogRecipe
+    catalog_featurizer: Featurizer | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,9 @@ def evaluate_systems(
     """Every system on every query set, on the same catalog and the same queries."""
     results = []
     for system in systems:
-        index = catalog_index(system.featurizer, photos, recipe=system.recipe)
+        index = catalog_index(
+            system.catalog_featurizer or system.featurizer, photos, recipe=system.recipe
+        )
         for set_name, queries in query_sets.items():
             metrics = evaluate(system.featurizer, index, queries, progress)
             results.append(
