@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS vectors (
     dim          INTEGER NOT NULL,
     data         BLOB NOT NULL,
     PRIMARY KEY (image_sha256, model_id, recipe)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL,
+    op      TEXT NOT NULL CHECK (op IN ('upsert', 'remove'))
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -135,6 +140,7 @@ class CatalogStore:
                 time.time(),
             ),
         )
+        conn.execute("INSERT INTO changes (item_id, op) VALUES (?, 'upsert')", (item.item_id,))
         return existed is None
 
     def remove(self, item_ids: Iterable[str]) -> list[str]:
@@ -143,6 +149,9 @@ class CatalogStore:
         with self.transaction() as conn:
             for item_id in item_ids:
                 if conn.execute("DELETE FROM items WHERE item_id = ?", (item_id,)).rowcount:
+                    conn.execute(
+                        "INSERT INTO changes (item_id, op) VALUES (?, 'remove')", (item_id,)
+                    )
                     removed.append(item_id)
         return removed
 
@@ -177,27 +186,62 @@ class CatalogStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (image_sha256, model_id, recipe_id, matrix.shape[0], matrix.shape[1], matrix.tobytes()),
         )
+        # Items showing this image become searchable with this model: a change for them.
+        conn.execute(
+            "INSERT INTO changes (item_id, op) "
+            "SELECT item_id, 'upsert' FROM items WHERE image_sha256 = ?",
+            (image_sha256,),
+        )
 
-    def vectors(self, model_id: str, recipe_id: str) -> tuple[list[CatalogItem], list[np.ndarray]]:
-        """Every item that has vectors of ``model_id`` and ``recipe_id``, with its matrix.
+    def vectors(
+        self, model_id: str, recipe_id: str, item_ids: Sequence[str] | None = None
+    ) -> tuple[list[CatalogItem], list[np.ndarray]]:
+        """Items (all, or those of ``item_ids``) that have vectors of ``model_id`` and
+        ``recipe_id``, each with its matrix.
 
         Items featurized only by other models are left out: they are not searchable
         with this model until re-indexed.
         """
         columns = ", ".join("i." + c for c in _ITEM_COLUMNS.split(", "))
+        query = (
+            f"SELECT {columns}, v.count, v.dim, v.data "
+            "FROM items i JOIN vectors v ON v.image_sha256 = i.image_sha256 "
+            "WHERE v.model_id = ? AND v.recipe = ?"
+        )
+        params: tuple[object, ...] = (model_id, recipe_id)
+        if item_ids is not None:
+            query += f" AND i.item_id IN ({','.join('?' * len(item_ids))})"
+            params += tuple(item_ids)
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {columns}, v.count, v.dim, v.data "
-                "FROM items i JOIN vectors v ON v.image_sha256 = i.image_sha256 "
-                "WHERE v.model_id = ? AND v.recipe = ? ORDER BY i.item_id",
-                (model_id, recipe_id),
-            ).fetchall()
+            rows = self._conn.execute(query + " ORDER BY i.item_id", params).fetchall()
         items = [_item(row[:7]) for row in rows]
         matrices = [
             np.frombuffer(data, dtype=np.float32).reshape(count, dim)
             for count, dim, data in (row[7:] for row in rows)
         ]
         return items, matrices
+
+    # -- change log ----------------------------------------------------------------------
+
+    @property
+    def last_change(self) -> int:
+        """Sequence number of the newest change; a follower resumes after it."""
+        with self._lock:
+            (seq,) = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        return int(seq)
+
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, str, str]]:
+        """(seq, item id, op) of changes after ``seq``, oldest first.
+
+        The log is written in the same transaction as the change it records, so a
+        follower that reads it never misses one, whatever happened to notifications.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, item_id, op FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [(int(s), item_id, op) for s, item_id, op in rows]
 
     def models(self) -> dict[tuple[str, str], int]:
         """How many images have cached vectors, per (model id, recipe)."""

@@ -11,6 +11,7 @@ import typer
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.models import IngestReport
+from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
@@ -40,6 +41,7 @@ def add(
             progress=advance,
         )
     _print_report(report, featurizer.model_id)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
 
@@ -60,6 +62,7 @@ def reindex_command(ctx: typer.Context) -> None:
             progress=advance,
         )
     _print_report(report, featurizer.model_id)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
 
 
 @app.command("list")
@@ -85,9 +88,11 @@ def remove(
     ctx: typer.Context, item_ids: Annotated[list[str], typer.Argument(help="Item ids.")]
 ) -> None:
     """Remove items; unknown ids are reported and exit with status 1."""
-    store = CatalogStore(settings_of(ctx).catalog_db)
+    settings = settings_of(ctx)
+    store = CatalogStore(settings.catalog_db)
     removed = store.remove(item_ids)
     typer.echo(f"removed {len(removed)} item(s)")
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     missing = sorted(set(item_ids) - set(removed))
     if missing:
         typer.echo(f"not in the catalog: {', '.join(missing)}", err=True)

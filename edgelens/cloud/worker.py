@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,9 +23,10 @@ import paho.mqtt.client as mqtt
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.matcher import Matcher, RejectedMessage
 from edgelens.cloud.sink import RedisSink
-from edgelens.errors import EdgelensError, RedisUnavailableError
+from edgelens.errors import RedisUnavailableError
 from edgelens.featurizer.manifest import all_manifests, load_manifest, searchable_against
 from edgelens.search.base import SearchFilter
 from edgelens.search.loader import index_from_catalog
@@ -86,8 +86,26 @@ class Worker:
             max_price=settings.search.max_price,
             available_only=settings.search.available_only,
         )
-        self._catalog_version = -1
-        self._matcher = self._load_matcher()
+        recipe = CatalogRecipe(settings.catalog.views)
+        after_seq = self._store.last_change  # read first: a change meanwhile is re-applied
+        index = index_from_catalog(
+            self._store, model_id=self.model_id, dim=self._dim, recipe=recipe
+        )
+        self._matcher = Matcher(
+            index=index,
+            top_k=settings.search.top_k,
+            filters=self._filters,
+            compatible_models=self._compatible,
+            refusals=self._refusals,
+        )
+        self.catalog = CatalogFollower(
+            store=self._store,
+            index=index,
+            recipe=recipe,
+            after_seq=after_seq,
+            poll_s=settings.worker.catalog_poll_s,
+            redis_url=str(settings.redis_url),
+        )
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
         self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
         self._stop = threading.Event()
@@ -103,12 +121,12 @@ class Worker:
         self._client.on_message = self._on_message
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
-            threading.Thread(target=self._watch_catalog, name="worker-catalog", daemon=True),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.catalog.start()
         for thread in self._threads:
             thread.start()
         connect_async(self._client, str(self._settings.mqtt_url))
@@ -123,6 +141,7 @@ class Worker:
         self._stop.set()
         self._client.disconnect()
         self._client.loop_stop()
+        self.catalog.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._sink.close()
@@ -229,30 +248,3 @@ class Worker:
         except RedisUnavailableError as exc:
             self.stats.add("redis_errors")
             logger.error("cannot record status of %s: %s", device_id, exc)
-
-    def _watch_catalog(self) -> None:
-        while not self._stop.wait(self._settings.worker.catalog_poll_s):
-            try:
-                if self._store.version != self._catalog_version:
-                    self._matcher = self._load_matcher()
-                    logger.info("catalog changed: %d items searchable", len(self._matcher.index))
-            except (EdgelensError, sqlite3.Error):  # survive a bad moment of the database
-                logger.exception("catalog reload failed; keeping the previous index")
-        logger.info("catalog watcher exits")
-
-    def _load_matcher(self) -> Matcher:
-        version = self._store.version
-        index = index_from_catalog(
-            self._store,
-            model_id=self.model_id,
-            dim=self._dim,
-            recipe=CatalogRecipe(self._settings.catalog.views),
-        )
-        self._catalog_version = version
-        return Matcher(
-            index=index,
-            top_k=self._settings.search.top_k,
-            filters=self._filters,
-            compatible_models=self._compatible,
-            refusals=self._refusals,
-        )

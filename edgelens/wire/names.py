@@ -51,3 +51,4 @@ def matches_channel(device_id: str) -> str:
 
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
+CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
@@ -74,6 +75,7 @@ def upload_item(
         return _page(request, store, settings, featurizer, error=str(exc), status_code=413)
     except catalog.UploadRejectedError as exc:
         return _page(request, store, settings, featurizer, error=str(exc), status_code=422)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _back("added", item.item_id)
 
 
@@ -81,6 +83,7 @@ def upload_item(
 def edit_item(
     item_id: str,
     store: StoreDep,
+    settings: SettingsDep,
     name: Annotated[str, Form(min_length=1)],
     currency: Annotated[str, Form(min_length=1, max_length=8)],
     price: Price = None,
@@ -94,12 +97,14 @@ def edit_item(
         currency=currency.strip(),
         available=available,
     )
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _back("updated", item_id)
 
 
 @router.post("/items/{item_id}/delete")
-def delete_item(item_id: str, store: StoreDep) -> RedirectResponse:
+def delete_item(item_id: str, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
     catalog.remove_item(store=store, item_id=item_id)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _back("removed", item_id)
 
 

@@ -1,0 +1,124 @@
+"""Keeps a worker's index equal to the catalog, change by change, without a rebuild.
+
+The catalog's change log (item id, upsert/remove, in commit order) is the source of
+truth; a Redis message on the catalog channel wakes the follower at once, and a slow
+poll covers a missed message. Each round applies only the items that changed: their
+current vectors of this worker's model are upserted, removed items (and items with
+no vectors of this model) leave the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+import redis
+
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.store import CatalogStore
+from edgelens.errors import EdgelensError
+from edgelens.search.base import VectorIndex
+from edgelens.wire.names import CATALOG_CHANNEL
+
+logger = logging.getLogger(__name__)
+
+
+class CatalogFollower:
+    def __init__(
+        self,
+        *,
+        store: CatalogStore,
+        index: VectorIndex,
+        recipe: CatalogRecipe,
+        after_seq: int,
+        poll_s: float,
+        redis_url: str,
+    ) -> None:
+        self._store = store
+        self._index = index
+        self._recipe = recipe
+        self.applied_seq = after_seq
+        self._poll_s = poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2.0)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._listener: threading.Thread | None = None
+        self._notifications_down = False
+        self._thread = threading.Thread(target=self._run, name="catalog-follower", daemon=True)
+
+    def start(self) -> None:
+        try:
+            self._pubsub.subscribe(**{CATALOG_CHANNEL: self._on_notification})
+            self._listener = self._pubsub.run_in_thread(
+                sleep_time=0.2, daemon=True, exception_handler=self._listener_failed
+            )
+        except redis.RedisError as exc:
+            logger.warning("no catalog notifications (%s); polling every %.1fs", exc, self._poll_s)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=2)
+        self._pubsub.close()
+        self._redis.close()
+        logger.info("catalog follower stopped at change %d", self.applied_seq)
+
+    def apply_pending(self) -> int:
+        """Apply every change after :attr:`applied_seq`; returns how many items changed."""
+        total = 0
+        while changes := self._store.changes_since(self.applied_seq):
+            latest: dict[str, str] = {}
+            for _, item_id, op in changes:
+                latest[item_id] = op  # the last change of an item wins
+            upserts = [item_id for item_id, op in latest.items() if op == "upsert"]
+            items, matrices = (
+                self._store.vectors(self._index.model_id, self._recipe.recipe_id, upserts)
+                if upserts
+                else ([], [])
+            )
+            present = {item.item_id for item in items}
+            gone = [item_id for item_id in latest if item_id not in present]
+            if gone:
+                self._index.remove(gone)
+            if items:
+                self._index.upsert(items, matrices)
+            self.applied_seq = changes[-1][0]
+            total += len(latest)
+            logger.info(
+                "catalog change %d applied: %d upserted, %d removed, %d searchable",
+                self.applied_seq,
+                len(items),
+                len(gone),
+                len(self._index),
+            )
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.apply_pending()
+            except (EdgelensError, sqlite3.Error):  # survive a bad moment of the database
+                logger.exception("catalog changes not applied yet; retrying")
+
+    def _on_notification(self, _message: object) -> None:
+        if self._notifications_down:
+            logger.info("catalog notifications are back")
+            self._notifications_down = False
+        self._wake.set()
+
+    def _listener_failed(self, exc: BaseException, pubsub: object, thread: object) -> None:
+        """redis-py keeps the listener looping (and re-subscribing) after this returns."""
+        if not self._notifications_down:
+            logger.warning("catalog notifications lost (%s); polling until Redis is back", exc)
+            self._notifications_down = True
+        self._stop.wait(1.0)
