@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgelens.cli import catalog, cloud, config, demo, device, evaluate, model, web
+from edgelens.cli import bench, catalog, cloud, config, demo, device, evaluate, model, web
 from edgelens.cli.context import configure_logging, err_console
 from edgelens.errors import ConfigError
 from edgelens.settings import load_settings
@@ -24,6 +24,7 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(cloud.app, name="cloud")
 app.add_typer(device.app, name="device")
 app.add_typer(web.app, name="web")
+app.add_typer(bench.app, name="bench")
 app.command("eval")(evaluate.eval_command)
 app.command("demo")(demo.demo_command)
 
