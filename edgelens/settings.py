@@ -63,6 +63,10 @@ class CatalogSettings(_Section):
 
 class SearchSettings(_Section):
     top_k: int = Field(default=5, ge=1, le=1000)
+    backend: Literal["auto", "exact", "ann"] = Field(
+        default="auto", description="auto: exact below ann_min_vectors, faiss ANN above."
+    )
+    ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     available_only: bool = False
@@ -139,6 +143,10 @@ class Settings(BaseSettings):
     @property
     def catalog_db(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
 
     @property
     def images_dir(self) -> Path:

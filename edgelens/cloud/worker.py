@@ -29,7 +29,7 @@ from edgelens.cloud.sink import RedisSink
 from edgelens.errors import RedisUnavailableError
 from edgelens.featurizer.manifest import all_manifests, load_manifest, searchable_against
 from edgelens.search.base import SearchFilter
-from edgelens.search.loader import index_from_catalog
+from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
@@ -87,10 +87,16 @@ class Worker:
             available_only=settings.search.available_only,
         )
         recipe = CatalogRecipe(settings.catalog.views)
-        after_seq = self._store.last_change  # read first: a change meanwhile is re-applied
-        index = index_from_catalog(
-            self._store, model_id=self.model_id, dim=self._dim, recipe=recipe
+        opened = open_index(
+            self._store,
+            model_id=self.model_id,
+            dim=self._dim,
+            recipe=recipe,
+            backend=settings.search.backend,
+            ann_min_vectors=settings.search.ann_min_vectors,
+            index_dir=settings.index_dir,
         )
+        index = opened.index
         self._matcher = Matcher(
             index=index,
             top_k=settings.search.top_k,
@@ -102,7 +108,7 @@ class Worker:
             store=self._store,
             index=index,
             recipe=recipe,
-            after_seq=after_seq,
+            after_seq=opened.change_seq,
             poll_s=settings.worker.catalog_poll_s,
             redis_url=str(settings.redis_url),
         )
@@ -142,6 +148,12 @@ class Worker:
         self._client.disconnect()
         self._client.loop_stop()
         self.catalog.stop()
+        save_if_persistent(
+            self._matcher.index,
+            recipe=CatalogRecipe(self._settings.catalog.views),
+            index_dir=self._settings.index_dir,
+            change_seq=self.catalog.applied_seq,
+        )
         for thread in self._threads:
             thread.join(timeout=5)
         self._sink.close()
