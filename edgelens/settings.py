@@ -99,6 +99,13 @@ class WorkerSettings(_Section):
 
     share_group: str = Field(default="edgelens-workers", pattern=r"^[A-Za-z0-9_-]+$")
     matches_kept: int = Field(default=50, ge=1, le=10_000, description="LTRIM length per device.")
+    math_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="BLAS/OpenMP threads per worker process. A worker answers one query at "
+        "a time, so extra threads only contend: scale out with more worker processes.",
+    )
     catalog_poll_s: float = Field(
         default=0.5, gt=0, description="How often catalog changes are looked for."
     )

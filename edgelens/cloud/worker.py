@@ -213,6 +213,7 @@ class Worker:
     # -- stages ------------------------------------------------------------------------------
 
     def _match_loop(self) -> None:
+        _limit_math_threads(self._settings.worker.math_threads)  # OpenMP's limit is per thread
         while not self._stop.is_set():
             try:
                 inbound = self._queue.get(timeout=0.2)
@@ -260,3 +261,13 @@ class Worker:
         except RedisUnavailableError as exc:
             self.stats.add("redis_errors")
             logger.error("cannot record status of %s: %s", device_id, exc)
+
+
+def _limit_math_threads(threads: int) -> None:
+    """One query at a time gains nothing from BLAS/OpenMP threads, and two workers on two
+    cores lose to their spinning: measured 1.68x → 1.87x the messages/s of one worker."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    faiss.omp_set_num_threads(threads)

@@ -156,7 +156,7 @@ def run_search_bench(
     rng = np.random.default_rng(seed)
     labels, real = real_embeddings(featurizer, views=views, seed=seed)
     model = VectorModel.fit(real, labels)
-    catalog, vectors, products = _catalog(model, items, family_size, rng)
+    catalog, vectors, products = synthetic_catalog(model, items, family_size, rng)
     query_vectors = model.views(products[rng.integers(0, products.shape[0], queries)], rng)
     config = AnnConfig(reduced_dim=reduced_dim)
 
@@ -215,10 +215,11 @@ def run_search_bench(
     )
 
 
-def _catalog(
+def synthetic_catalog(
     model: VectorModel, items: int, family_size: int, rng: np.random.Generator
 ) -> tuple[list[CatalogItem], np.ndarray, np.ndarray]:
-    """Items with log-normal prices, 80% available, and their vectors (built in chunks)."""
+    """Items with log-normal prices, 80% available, their vectors (built in chunks) and the
+    product centres (to draw queries from)."""
     products = model.products(max(1, items // family_size), rng)
     family = rng.integers(0, products.shape[0], items)
     vectors = np.empty((items, model.basis.shape[1]), dtype=np.float32)

@@ -53,6 +53,8 @@ def open_index(
 ) -> OpenedIndex:
     """The index for ``backend`` ("exact", "ann" or "auto" by catalog size)."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
+    if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
+        return saved
     items, vectors = store.vectors(model_id, recipe.recipe_id)
     rows = sum(matrix.shape[0] for matrix in vectors)
     if backend == "exact" or not items or (backend == "auto" and rows < ann_min_vectors):
@@ -90,16 +92,26 @@ def _ann(
     seq: int,
 ) -> OpenedIndex:
     from edgelens.search.ann import AnnIndex
-    from edgelens.search.persist import load_index, save_index
+    from edgelens.search.persist import save_index
+
+    saved = _load_saved(model_id, recipe, index_dir)
+    if saved is not None:
+        return saved
+    index = AnnIndex.build(model_id=model_id, items=items, vectors=vectors)
+    save_index(index, _ann_path(model_id, recipe, index_dir), catalog_version=str(seq))
+    return OpenedIndex(index, seq)
+
+
+def _load_saved(model_id: str, recipe: CatalogRecipe, index_dir: Path) -> OpenedIndex | None:
+    from edgelens.search.persist import load_index
 
     path = _ann_path(model_id, recipe, index_dir)
-    if path.exists():
-        try:
-            saved = load_index(path, model_id=model_id)
-            logger.info("ANN index loaded from %s at change %s", path, saved.catalog_version)
-            return OpenedIndex(saved.index, int(saved.catalog_version))
-        except (SearchError, ValueError) as exc:
-            logger.warning("rebuilding the ANN index: %s", exc)
-    index = AnnIndex.build(model_id=model_id, items=items, vectors=vectors)
-    save_index(index, path, catalog_version=str(seq))
-    return OpenedIndex(index, seq)
+    if not path.exists():
+        return None
+    try:
+        saved = load_index(path, model_id=model_id)
+    except (SearchError, ValueError) as exc:
+        logger.warning("rebuilding the ANN index: %s", exc)
+        return None
+    logger.info("ANN index loaded from %s at change %s", path, saved.catalog_version)
+    return OpenedIndex(saved.index, int(saved.catalog_version))
