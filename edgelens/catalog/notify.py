@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
-
 from edgelens.catalog.store import CatalogStore
 from edgelens.wire.names import CATALOG_CHANNEL
 
@@ -19,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 def notify_catalog_changed(*, store: CatalogStore, redis_url: str) -> bool:
     """Publish the newest change's sequence number; False (and a warning) if Redis is away."""
+    import redis  # the [cloud]/[web] extra: a device install imports this module without it
+
     client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     try:
         client.publish(CATALOG_CHANNEL, str(store.last_change))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.bench import Latency, SearchBenchReport, run_search_bench
+
+if TYPE_CHECKING:  # faiss is the [cloud] extra: imported when the command runs
+    from edgelens.search.bench import Latency, SearchBenchReport
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 
@@ -32,6 +34,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Approximate vs exact search on N realistic vectors: latency, recall, memory, churn."""
+    from edgelens.search.bench import run_search_bench
+
     featurizer = Featurizer.from_models_dir(settings_of(ctx).model_path, "fp32", providers=["cpu"])
     with progress_bar("indexing", items) as advance:
         report = run_search_bench(
