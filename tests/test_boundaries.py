@@ -4,6 +4,8 @@ web and export stacks, and the featurizer imports none of them."""
 import subprocess
 import sys
 
+import pytest
+
 CLOUD_WEB_EXPORT = (
     "torch",
     "fastapi",
@@ -34,10 +36,18 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_featurizer_imports_no_heavy_or_foreign_stack():
+@pytest.mark.parametrize(
+    "modules",
+    [
+        ("edgelens.featurizer.runtime", "edgelens.featurizer.preprocess"),
+        ("edgelens.device.loop", "edgelens.cli.device"),
+    ],
+)
+def test_device_side_modules_load_nothing_of_the_other_parts(modules):
+    """Not even the catalog's sqlite3 or the server stacks are loaded by the device loop."""
     code = (
-        "import sys, edgelens.featurizer.runtime, edgelens.featurizer.preprocess\n"
-        f"print(','.join(m for m in {CLOUD_WEB_EXPORT!r} if m in sys.modules))"
+        f"import sys, {', '.join(modules)}\n"
+        f"print(','.join(m for m in {(*CLOUD_WEB_EXPORT, 'sqlite3')!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
