@@ -106,6 +106,9 @@ class WorkerSettings(_Section):
         description="BLAS/OpenMP threads per worker process. A worker answers one query at "
         "a time, so extra threads only contend: scale out with more worker processes.",
     )
+    model_poll_s: float = Field(
+        default=2.0, gt=0, description="How often a newly exported model is looked for."
+    )
     catalog_poll_s: float = Field(
         default=0.5, gt=0, description="How often catalog changes are looked for."
     )

@@ -61,7 +61,8 @@ class CatalogFollower:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=2)

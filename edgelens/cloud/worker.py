@@ -26,9 +26,14 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.matcher import Matcher, RejectedMessage
 from edgelens.cloud.sink import RedisSink
-from edgelens.errors import RedisUnavailableError
-from edgelens.featurizer.manifest import all_manifests, load_manifest, searchable_against
-from edgelens.search.base import SearchFilter
+from edgelens.errors import EdgelensError, RedisUnavailableError
+from edgelens.featurizer.manifest import (
+    ModelManifest,
+    all_manifests,
+    load_manifest,
+    searchable_against,
+)
+from edgelens.search.base import SearchFilter, VectorIndex
 from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings
 from edgelens.wire.mqtt import connect_async, make_client
@@ -67,51 +72,31 @@ class WorkerStats:
             return dict(self._counts)
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """What answers messages now: one model's index, its matcher and catalog follower.
+
+    Replaced as a whole (one reference assignment) when the model changes, so a message
+    is always matched against one consistent model and index.
+    """
+
+    manifest: ModelManifest
+    matcher: Matcher
+    follower: CatalogFollower
+
+
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        manifest = load_manifest(
-            settings.model_path, settings.featurizer.precision, settings.featurizer.pooling
-        )
-        self.model_id, self._dim = manifest.model_id, manifest.embedding_dim
-        verdicts = {
-            other.model_id: searchable_against(other, self.model_id)
-            for other in all_manifests(settings.model_path)
-        }
-        self._compatible = frozenset(m for m, (ok, _) in verdicts.items() if ok)
-        self._refusals = {m: why for m, (ok, why) in verdicts.items() if not ok}
+        self._recipe = CatalogRecipe(settings.catalog.views)
         self._store = CatalogStore(settings.catalog_db)
         self._filters = SearchFilter(
             min_price=settings.search.min_price,
             max_price=settings.search.max_price,
             available_only=settings.search.available_only,
         )
-        recipe = CatalogRecipe(settings.catalog.views)
-        opened = open_index(
-            self._store,
-            model_id=self.model_id,
-            dim=self._dim,
-            recipe=recipe,
-            backend=settings.search.backend,
-            ann_min_vectors=settings.search.ann_min_vectors,
-            index_dir=settings.index_dir,
-        )
-        index = opened.index
-        self._matcher = Matcher(
-            index=index,
-            top_k=settings.search.top_k,
-            filters=self._filters,
-            compatible_models=self._compatible,
-            refusals=self._refusals,
-        )
-        self.catalog = CatalogFollower(
-            store=self._store,
-            index=index,
-            recipe=recipe,
-            after_seq=opened.change_seq,
-            poll_s=settings.worker.catalog_poll_s,
-            redis_url=str(settings.redis_url),
-        )
+        self._serving = self._serve(self._configured_model())
+        self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
         self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
         self._stop = threading.Event()
@@ -127,9 +112,22 @@ class Worker:
         self._client.on_message = self._on_message
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
+            threading.Thread(target=self._watch_model, name="worker-model", daemon=True),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self._serving.manifest.model_id
+
+    @property
+    def index(self) -> VectorIndex:
+        return self._serving.matcher.index
+
+    @property
+    def catalog(self) -> CatalogFollower:
+        return self._serving.follower
 
     def start(self) -> None:
         self.catalog.start()
@@ -139,7 +137,7 @@ class Worker:
         logger.info(
             "worker started: model %s, %d catalog items, group %s",
             self.model_id,
-            len(self._matcher.index),
+            len(self.index),
             self._settings.worker.share_group,
         )
 
@@ -149,8 +147,8 @@ class Worker:
         self._client.loop_stop()
         self.catalog.stop()
         save_if_persistent(
-            self._matcher.index,
-            recipe=CatalogRecipe(self._settings.catalog.views),
+            self.index,
+            recipe=self._recipe,
             index_dir=self._settings.index_dir,
             change_seq=self.catalog.applied_seq,
         )
@@ -224,7 +222,7 @@ class Worker:
 
     def _process(self, inbound: _Inbound) -> None:
         try:
-            record = self._matcher.match(
+            record = self._serving.matcher.match(
                 inbound.topic, inbound.payload, received_at=inbound.received_at
             )
         except RejectedMessage as exc:
@@ -261,6 +259,80 @@ class Worker:
         except RedisUnavailableError as exc:
             self.stats.add("redis_errors")
             logger.error("cannot record status of %s: %s", device_id, exc)
+
+    # -- model changes -----------------------------------------------------------------------
+
+    def _configured_model(self) -> ModelManifest:
+        cfg = self._settings.featurizer
+        return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
+
+    def _serve(self, manifest: ModelManifest) -> _Serving:
+        """Open the index of ``manifest``'s model and the matcher and follower around it."""
+        verdicts = {
+            other.model_id: searchable_against(other, manifest.model_id)
+            for other in all_manifests(self._settings.model_path)
+        }
+        search = self._settings.search
+        opened = open_index(
+            self._store,
+            model_id=manifest.model_id,
+            dim=manifest.embedding_dim,
+            recipe=self._recipe,
+            backend=search.backend,
+            ann_min_vectors=search.ann_min_vectors,
+            index_dir=self._settings.index_dir,
+        )
+        matcher = Matcher(
+            index=opened.index,
+            top_k=search.top_k,
+            filters=self._filters,
+            compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
+            refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
+        )
+        follower = CatalogFollower(
+            store=self._store,
+            index=opened.index,
+            recipe=self._recipe,
+            after_seq=opened.change_seq,
+            poll_s=self._settings.worker.catalog_poll_s,
+            redis_url=str(self._settings.redis_url),
+        )
+        return _Serving(manifest, matcher, follower)
+
+    def _watch_model(self) -> None:
+        """A newly exported model is served once the catalog holds its vectors: the new
+        index is built here while the old one keeps answering, then swapped in at once."""
+        while not self._stop.wait(self._settings.worker.model_poll_s):
+            try:
+                self.swap_model_if_changed()
+            except EdgelensError:
+                logger.exception("model change not served yet; retrying")
+        logger.info("model watcher exits")
+
+    def swap_model_if_changed(self) -> bool:
+        manifest = self._configured_model()
+        if manifest.model_id == self.model_id:
+            return False
+        if (manifest.model_id, self._recipe.recipe_id) not in self._store.models():
+            if self._waiting_for != manifest.model_id:
+                logger.warning(
+                    "model %s exported; serving %s until the catalog is re-indexed with it",
+                    manifest.model_id,
+                    self.model_id,
+                )
+                self._waiting_for = manifest.model_id
+            return False
+        serving = self._serve(manifest)
+        serving.follower.start()
+        previous, self._serving = self._serving, serving
+        previous.follower.stop()
+        logger.info(
+            "now serving model %s (%d items), was %s",
+            manifest.model_id,
+            len(serving.matcher.index),
+            previous.manifest.model_id,
+        )
+        return True
 
 
 def _limit_math_threads(threads: int) -> None:

@@ -170,7 +170,7 @@ def test_catalog_changes_are_searched_without_restart(
     astronaut = load_photo("astronaut")
     store = CatalogStore(live_settings.catalog_db)
     store.remove(["astronaut"])
-    wait_for(lambda: "astronaut" not in worker._matcher.index)
+    wait_for(lambda: "astronaut" not in worker.index)
     _send(publisher, featurizer, astronaut, seq=1)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
     assert "astronaut" not in {m.item_id for m in _records(rdb)[0].matches}
@@ -184,7 +184,7 @@ def test_catalog_changes_are_searched_without_restart(
         images_dir=live_settings.images_dir,
     )
     store.close()
-    wait_for(lambda: "space-suit" in worker._matcher.index)
+    wait_for(lambda: "space-suit" in worker.index)
     _send(publisher, featurizer, astronaut, seq=2)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 2)
     assert _records(rdb)[0].matches[0].item_id == "space-suit"
