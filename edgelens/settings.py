@@ -63,8 +63,13 @@ class CatalogSettings(_Section):
 
 class SearchSettings(_Section):
     top_k: int = Field(default=5, ge=1, le=1000)
-    backend: Literal["auto", "exact", "ann"] = Field(
-        default="auto", description="auto: exact below ann_min_vectors, faiss ANN above."
+    backend: Literal["auto", "exact", "ann", "milvus"] = Field(
+        default="auto",
+        description="auto: exact below ann_min_vectors, faiss ANN above; milvus: the "
+        "vector database at milvus_uri (catalogs past one machine).",
+    )
+    milvus_uri: str = Field(
+        default="data/milvus.db", description="http://host:19530, or a file for milvus-lite."
     )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)

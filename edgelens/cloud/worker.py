@@ -281,6 +281,7 @@ class Worker:
             backend=search.backend,
             ann_min_vectors=search.ann_min_vectors,
             index_dir=self._settings.index_dir,
+            milvus_uri=search.milvus_uri,
         )
         matcher = Matcher(
             index=opened.index,

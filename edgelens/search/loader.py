@@ -50,9 +50,12 @@ def open_index(
     backend: str,
     ann_min_vectors: int,
     index_dir: Path,
+    milvus_uri: str = "",
 ) -> OpenedIndex:
-    """The index for ``backend`` ("exact", "ann" or "auto" by catalog size)."""
+    """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size)."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
+    if backend == "milvus":
+        return OpenedIndex(_milvus(store, model_id, dim, recipe, milvus_uri), seq)
     if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
         return saved
     items, vectors = store.vectors(model_id, recipe.recipe_id)
@@ -64,6 +67,21 @@ def open_index(
         logger.info("exact index: %d items, %d vectors", len(items), rows)
         return OpenedIndex(index, seq)
     return _ann(model_id, recipe, index_dir, items, vectors, seq)
+
+
+def _milvus(
+    store: CatalogStore, model_id: str, dim: int, recipe: CatalogRecipe, uri: str
+) -> VectorIndex:
+    """The model's Milvus collection, filled from the catalog the first time."""
+    from edgelens.search.milvus import MilvusIndex
+
+    index = MilvusIndex(uri=uri, model_id=model_id, dim=dim, max_views=recipe.views)
+    if len(index) == 0:
+        items, vectors = store.vectors(model_id, recipe.recipe_id)
+        if items:
+            index.upsert(items, vectors)
+    logger.info("Milvus collection %s at %s: %d items", index.collection, uri, len(index))
+    return index
 
 
 def save_if_persistent(

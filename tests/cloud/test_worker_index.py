@@ -77,3 +77,23 @@ def test_a_new_model_is_served_once_the_catalog_holds_its_vectors(
     query = int8.embed([load_photo("clock")])[0]
     assert worker.index.search(query, k=1)[0].item_id == "clock"
     worker.catalog.stop()
+
+
+def test_a_worker_on_the_vector_database_backend(live_settings, featurizer, tmp_path):
+    import pytest
+
+    pytest.importorskip("pymilvus", reason="the [vectordb] extra")
+    from edgelens.search.milvus import MilvusIndex
+
+    search = live_settings.search.model_copy(
+        update={"backend": "milvus", "milvus_uri": str(tmp_path / "milvus.db")}
+    )
+    worker = Worker(live_settings.model_copy(update={"search": search}))
+    assert isinstance(worker.index, MilvusIndex) and len(worker.index) == 20
+    query = featurizer.embed([load_photo("coins")])[0]
+    assert worker.index.search(query, k=1)[0].item_id == "coins"
+    store = CatalogStore(live_settings.catalog_db)
+    store.remove(["coins"])
+    store.close()
+    worker.catalog.apply_pending()
+    assert "coins" not in worker.index

@@ -1,0 +1,171 @@
+"""The search interface on a vector database: Milvus (milvus-lite embedded for tests).
+
+For catalogs past one worker's memory, or workers on many machines sharing one catalog,
+the vectors live in Milvus and every worker queries it. One collection per model id, so
+vectors of two models never meet; one row per vector, so an item with several vectors
+scores its best (the top ``k * max_views`` rows are de-duplicated by item). Filters are
+a Milvus expression evaluated inside the search.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from edgelens.catalog.augment import MAX_VIEWS
+from edgelens.catalog.models import CatalogItem
+from edgelens.errors import SearchError
+from edgelens.search.base import SearchFilter, item_vectors
+from edgelens.wire.records import Match
+
+_FIELDS = ["item_id", "name", "price", "has_price", "currency", "available"]
+_MAX_LIMIT = 16_384  # Milvus caps one search or query at this many rows
+
+
+class MilvusIndex:
+    def __init__(self, *, uri: str, model_id: str, dim: int, max_views: int = MAX_VIEWS) -> None:
+        from pymilvus import MilvusClient
+
+        self._model_id, self._dim, self._max_views = model_id, dim, max_views
+        self.collection = "edgelens_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+        self._lock = threading.Lock()
+        with _milvus_errors(f"cannot open Milvus at {uri}"):
+            self._client = MilvusClient(uri)
+            if not self._client.has_collection(self.collection):
+                self._create()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def __len__(self) -> int:
+        return len(self._item_ids(""))
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and bool(self._item_ids(f"item_id == {_quote(item_id)}"))
+
+    def upsert(self, items: Sequence[CatalogItem], vectors: Sequence[np.ndarray]) -> None:
+        entries = item_vectors(items, vectors, self._dim)
+        rows = [
+            {
+                "item_id": item.item_id,
+                "name": item.name,
+                "price": item.price if item.price is not None else 0.0,
+                "has_price": item.price is not None,
+                "currency": item.currency,
+                "available": item.available,
+                "vector": row.tolist(),
+            }
+            for item, matrix in entries
+            for row in matrix
+        ]
+        with self._lock, _milvus_errors("cannot upsert into Milvus"):
+            self._delete([item.item_id for item, _ in entries])
+            self._client.insert(self.collection, rows)
+
+    def remove(self, item_ids: Sequence[str]) -> None:
+        with self._lock, _milvus_errors("cannot remove from Milvus"):
+            self._delete(list(item_ids))
+
+    def search(
+        self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
+    ) -> list[Match]:
+        query = np.asarray(query, dtype=np.float32)
+        if query.shape != (self._dim,):
+            raise SearchError(f"query must have shape ({self._dim},), got {query.shape}")
+        if k < 1:
+            raise SearchError(f"k must be at least 1, got {k}")
+        with _milvus_errors("Milvus search failed"):
+            (hits,) = self._client.search(
+                self.collection,
+                data=[query.tolist()],
+                limit=min(_MAX_LIMIT, k * self._max_views),
+                filter=_expression(filters),
+                output_fields=_FIELDS,
+            )
+        matches: list[Match] = []
+        seen: set[str] = set()
+        for hit in hits:  # best first
+            entity = hit["entity"]
+            if entity["item_id"] in seen:
+                continue
+            seen.add(entity["item_id"])
+            matches.append(
+                Match(
+                    entity["item_id"],
+                    entity["name"],
+                    entity["price"] if entity["has_price"] else None,
+                    entity["currency"],
+                    entity["available"],
+                    float(hit["distance"]),
+                )
+            )
+            if len(matches) == k:
+                break
+        return matches
+
+    def _create(self) -> None:
+        from pymilvus import DataType
+
+        schema = self._client.create_schema(auto_id=True, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("item_id", DataType.VARCHAR, max_length=128)
+        schema.add_field("name", DataType.VARCHAR, max_length=512)
+        schema.add_field("price", DataType.DOUBLE)
+        schema.add_field("has_price", DataType.BOOL)
+        schema.add_field("currency", DataType.VARCHAR, max_length=16)
+        schema.add_field("available", DataType.BOOL)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
+        index = self._client.prepare_index_params()
+        index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        self._client.create_collection(self.collection, schema=schema, index_params=index)
+
+    def _delete(self, item_ids: list[str]) -> None:
+        if item_ids:
+            quoted = ", ".join(_quote(i) for i in item_ids)
+            self._client.delete(self.collection, filter=f"item_id in [{quoted}]")
+
+    def _item_ids(self, expression: str) -> set[str]:
+        with _milvus_errors("Milvus query failed"):
+            rows = self._client.query(
+                self.collection,
+                filter=expression or 'item_id != ""',
+                output_fields=["item_id"],
+                limit=_MAX_LIMIT,
+            )
+        return {row["item_id"] for row in rows}
+
+
+def _expression(filters: SearchFilter | None) -> str:
+    if filters is None:
+        return ""
+    terms = []
+    if filters.available_only:
+        terms.append("available == true")
+    if filters.min_price is not None:
+        terms.append(f"has_price == true and price >= {float(filters.min_price)!r}")
+    if filters.max_price is not None:
+        terms.append(f"has_price == true and price <= {float(filters.max_price)!r}")
+    return " and ".join(terms)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@contextmanager
+def _milvus_errors(what: str) -> Iterator[None]:
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as exc:
+        raise SearchError(f"{what}: {exc}") from exc
