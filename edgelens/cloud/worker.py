@@ -146,6 +146,9 @@ class Worker:
         self._client.disconnect()
         self._client.loop_stop()
         self.catalog.stop()
+        close = getattr(self.index, "close", None)  # a vector database's connection
+        if close is not None:
+            close()
         save_if_persistent(
             self.index,
             recipe=self._recipe,

@@ -31,12 +31,24 @@ class MilvusIndex:
         from pymilvus import MilvusClient
 
         self._model_id, self._dim, self._max_views = model_id, dim, max_views
+        self._uri = uri
         self.collection = "edgelens_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         self._lock = threading.Lock()
         with _milvus_errors(f"cannot open Milvus at {uri}"):
             self._client = MilvusClient(uri)
-            if not self._client.has_collection(self.collection):
+            if self._client.has_collection(self.collection):
+                self._client.load_collection(self.collection)  # into memory, for search
+            else:
                 self._create()
+
+    def close(self) -> None:
+        """Release the connection and, for a milvus-lite file, its embedded server (which
+        would otherwise live until the process exits)."""
+        self._client.close()
+        if not self._uri.startswith(("http://", "https://")):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self._uri)
 
     @property
     def model_id(self) -> str:

@@ -97,3 +97,4 @@ def test_a_worker_on_the_vector_database_backend(live_settings, featurizer, tmp_
     store.close()
     worker.catalog.apply_pending()
     assert "coins" not in worker.index
+    worker.index.close()

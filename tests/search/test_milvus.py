@@ -44,7 +44,8 @@ def filled(uri):
     milvus.upsert(items, sets)
     exact = ExactIndex("model-a", DIM)
     exact.upsert(items, sets)
-    return milvus, exact, items, queries
+    yield milvus, exact, items, queries
+    milvus.close()
 
 
 @pytest.mark.parametrize(
@@ -85,5 +86,8 @@ def test_each_model_has_its_own_collection(uri):
     b = MilvusIndex(uri=uri, model_id="efficientnet-lite0-gap-fp32-bbb", dim=DIM)
     a.upsert(items, sets)
     assert len(a) == 10 and len(b) == 0 and b.search(queries[0], k=3) == []
+    a.close()
     reopened = MilvusIndex(uri=uri, model_id="efficientnet-lite0-rgem-fp32-aaa", dim=DIM)
     assert len(reopened) == 10
+    for index in (b, reopened):
+        index.close()
