@@ -37,7 +37,7 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, item_vectors
+from edgelens.search.base import SearchFilter, checked_query, item_vectors
 from edgelens.search.projection import Projection
 from edgelens.wire.records import Match
 
@@ -301,11 +301,7 @@ class AnnIndex:
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]:
-        query = np.asarray(query, dtype=np.float32)
-        if query.shape != (self.dim,):
-            raise SearchError(f"query must have shape ({self.dim},), got {query.shape}")
-        if k < 1:
-            raise SearchError(f"k must be at least 1, got {k}")
+        query = checked_query(query, dim=self.dim, k=k)
         reduced = self._projection.reduce(query[None, :])
         with self._lock:
             mask = self._passing(filters)

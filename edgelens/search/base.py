@@ -62,3 +62,13 @@ def item_vectors(
             )
         pairs.append((item, matrix))
     return pairs
+
+
+def checked_query(query: np.ndarray, *, dim: int, k: int) -> np.ndarray:
+    """The query as a float32 (dim,) vector; a wrong shape or k < 1 is a SearchError."""
+    query = np.asarray(query, dtype=np.float32)
+    if query.shape != (dim,):
+        raise SearchError(f"query must have shape ({dim},), got {query.shape}")
+    if k < 1:
+        raise SearchError(f"k must be at least 1, got {k}")
+    return query

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
-from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, item_vectors
+from edgelens.search.base import SearchFilter, checked_query, item_vectors
 from edgelens.wire.records import Match
 
 
@@ -76,11 +75,7 @@ class ExactIndex:
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]:
-        query = np.asarray(query, dtype=np.float32)
-        if query.shape != (self._dim,):
-            raise SearchError(f"query must have shape ({self._dim},), got {query.shape}")
-        if k < 1:
-            raise SearchError(f"k must be at least 1, got {k}")
+        query = checked_query(query, dim=self._dim, k=k)
         snap = self._snapshot
         rows = _passing_rows(snap, filters)
         matrix = snap.matrix if rows is None else snap.matrix[rows]

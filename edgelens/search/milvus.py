@@ -19,7 +19,7 @@ import numpy as np
 from edgelens.catalog.augment import MAX_VIEWS
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, item_vectors
+from edgelens.search.base import SearchFilter, checked_query, item_vectors
 from edgelens.wire.records import Match
 
 _FIELDS = ["item_id", "name", "price", "has_price", "currency", "available"]
@@ -90,11 +90,7 @@ class MilvusIndex:
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]:
-        query = np.asarray(query, dtype=np.float32)
-        if query.shape != (self._dim,):
-            raise SearchError(f"query must have shape ({self._dim},), got {query.shape}")
-        if k < 1:
-            raise SearchError(f"k must be at least 1, got {k}")
+        query = checked_query(query, dim=self._dim, k=k)
         with _milvus_errors("Milvus search failed"):
             (hits,) = self._client.search(
                 self.collection,
