@@ -95,6 +95,24 @@ class DeviceSettings(_Section):
     same_view_cosine: float = Field(
         default=0.8, gt=0, le=1, description="Cosine above which two frames show the same view."
     )
+    gating: bool = Field(
+        default=True,
+        description="Publish only when the view changed or the keep-alive is due, so a "
+        "still camera does not flood the broker; off = every frame.",
+    )
+    gate_cosine: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="A vector is a new view when its cosine to the last published one "
+        "is below this.",
+    )
+    keepalive_s: float = Field(
+        default=1.0, gt=0, description="Most seconds between two publishes of a still view."
+    )
+    status_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the retained status carries fresh health."
+    )
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
 

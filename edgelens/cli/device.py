@@ -63,8 +63,10 @@ def run(
         stats = device_loop.run()
     typer.echo(
         f"device {device.device_id}: captured {stats.captured}, published {stats.published}, "
-        f"dropped {stats.dropped} (+{stats.unsent} while disconnected), "
-        f"featurize {stats.featurize_ms_mean:.1f} ms/frame"
+        f"gated {stats.suppressed} (same view), dropped {stats.dropped} "
+        f"(+{stats.unsent} while disconnected); ms per frame: "
+        f"decode {stats.decode_ms_mean:.1f}, preprocess {stats.preprocess_ms_mean:.1f}, "
+        f"featurize {stats.featurize_ms_mean:.1f}, publish {stats.publish_ms_mean:.1f}"
     )
 
 

@@ -90,6 +90,7 @@ class FrameCapture:
                 if source is None:
                     source = self._open()
                     continue
+                started = time.perf_counter()
                 try:
                     image = source.read()
                 except SourceError as exc:
@@ -105,7 +106,7 @@ class FrameCapture:
                         return
                     logger.info("%s ended; looping", self.name)
                     continue
-                self._deliver(image, source.interval_s)
+                self._deliver(image, source.interval_s, (time.perf_counter() - started) * 1000)
         finally:
             if source is not None:
                 source.close()
@@ -131,12 +132,14 @@ class FrameCapture:
         logger.warning("%s %s (%s); retrying in %.1f s", what, self.name, exc, delay)
         self.stop.wait(delay)
 
-    def _deliver(self, image: np.ndarray, interval_s: float | None) -> None:
+    def _deliver(self, image: np.ndarray, interval_s: float | None, decode_ms: float) -> None:
         if interval_s is not None:
             self._wait_for_turn(interval_s)
             if self.stop.is_set():
                 return
-        self.mailbox.put(Frame(image, seq=self.captured, captured_at=time.time()))
+        self.mailbox.put(
+            Frame(image, seq=self.captured, captured_at=time.time(), decode_ms=decode_ms)
+        )
         self.captured += 1
         self._backoff.reset()  # only a delivered frame proves the source works again
 

@@ -16,6 +16,9 @@ class Frame:
     image_bgr: np.ndarray
     seq: int
     captured_at: float  # seconds since the Unix epoch, as the wire format carries it
+    # Time spent in the source's read: decoding for files and streams; for a live
+    # camera it also holds the wait for the sensor's next frame.
+    decode_ms: float = 0.0
 
     def __post_init__(self) -> None:
         image = self.image_bgr

@@ -12,9 +12,11 @@ import numpy as np
 
 from edgelens.device.capture import Backoff, FrameCapture
 from edgelens.device.frames import Frame, LatestFrameMailbox
+from edgelens.device.gating import PublishGate
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
+from edgelens.device.timing import RateMeter, StageTimes
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype
@@ -31,18 +33,39 @@ CAPTURE_JOIN_S = 5.0
 
 @dataclass(frozen=True)
 class DeviceStats:
-    """A snapshot of one loop's counters."""
+    """A snapshot of one loop's counters and timings (means in ms per frame)."""
 
     captured: int  # frames read from the source
     dropped: int  # replaced before the featurizer took them (slow model or FPS cap)
     featurized: int
     published: int  # handed to the broker
     unsent: int  # featurized while the broker was unreachable, then dropped
+    suppressed: int  # same view as the last publish and no keep-alive due: not sent
+    keepalives: int  # same view, sent because the keep-alive interval had passed
     source_failures: int  # failed opens and reads of the source
-    featurize_ms_last: float
-    featurize_ms_mean: float
     view_changes: int  # frames unlike every recent one, published without averaging
     held_blurred: int  # blurred frames unlike the recent ones, not published
+    fps: float  # frames featurized per second, over the last few seconds
+    featurize_ms_last: float
+    featurize_ms_mean: float  # the model alone
+    decode_ms_mean: float  # the source's read, in the capture thread
+    preprocess_ms_mean: float
+    publish_ms_mean: float  # smoothing, gating, encoding and the hand-over to MQTT
+
+    def health(self) -> dict[str, float | int]:
+        """The figures a retained device status carries to the dashboard."""
+        return {
+            "fps": round(self.fps, 2),
+            "featurize_ms": round(self.featurize_ms_mean, 2),
+            "preprocess_ms": round(self.preprocess_ms_mean, 2),
+            "decode_ms": round(self.decode_ms_mean, 2),
+            "publish_ms": round(self.publish_ms_mean, 2),
+            "captured": self.captured,
+            "dropped": self.dropped,
+            "published": self.published,
+            "suppressed": self.suppressed,
+            "unsent": self.unsent,
+        }
 
 
 class DeviceLoop:
@@ -86,25 +109,37 @@ class DeviceLoop:
         self._smoother = TemporalSmoother(
             window=device.smoothing_window, same_view_cosine=device.same_view_cosine
         )
+        self._gate = PublishGate(
+            enabled=device.gating,
+            min_change_cosine=device.gate_cosine,
+            keepalive_s=device.keepalive_s,
+        )
+        self._times = StageTimes()
+        self._rate = RateMeter()
         self._featurized = 0
-        self._featurize_ms_last = 0.0
-        self._featurize_ms_total = 0.0
+        self._status_due = 0.0
 
     @property
     def stats(self) -> DeviceStats:
         """The counters now; safe to read from any thread while the loop runs."""
-        featurized = self._featurized
+        times = self._times
         return DeviceStats(
             captured=self._capture.captured,
             dropped=self._mailbox.dropped,
-            featurized=featurized,
+            featurized=self._featurized,
             published=self._publisher.published,
             unsent=self._publisher.unsent,
+            suppressed=self._gate.suppressed,
+            keepalives=self._gate.keepalives,
             source_failures=self._capture.failures,
-            featurize_ms_last=self._featurize_ms_last,
-            featurize_ms_mean=self._featurize_ms_total / featurized if featurized else 0.0,
             view_changes=self._smoother.view_changes,
             held_blurred=self._smoother.held_blurred,
+            fps=self._rate.rate(),
+            featurize_ms_last=times.last_ms("featurize"),
+            featurize_ms_mean=times.mean_ms("featurize"),
+            decode_ms_mean=times.mean_ms("decode"),
+            preprocess_ms_mean=times.mean_ms("preprocess"),
+            publish_ms_mean=times.mean_ms("publish"),
         )
 
     def run(self) -> DeviceStats:
@@ -130,6 +165,8 @@ class DeviceLoop:
             finally:
                 self._capture.stop.set()
                 self._capture.join(CAPTURE_JOIN_S)
+                # The "offline" status then carries the final figures.
+                self._publisher.update_health(self.stats.health(), publish=False)
         if self._capture.error is not None:
             raise self._capture.error
         stats = self.stats
@@ -157,14 +194,26 @@ class DeviceLoop:
             self.stop.wait(max(0.0, min_interval_s - (time.monotonic() - started)))
 
     def _featurize_and_publish(self, frame: Frame) -> None:
+        times = self._times
+        times.add("decode", frame.decode_ms)
         started = time.perf_counter()
-        (embedding,) = self._featurizer.embed([frame.image_bgr])
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        self._featurize_ms_last = elapsed_ms
-        self._featurize_ms_total += elapsed_ms
+        batch = self._featurizer.preprocess([frame.image_bgr])
+        preprocessed = time.perf_counter()
+        (embedding,) = self._featurizer.embed_batch(batch)
+        featurized = time.perf_counter()
+        times.add("preprocess", (preprocessed - started) * 1000)
+        times.add("featurize", (featurized - preprocessed) * 1000)
         self._featurized += 1
+        self._rate.tick()
+        self._publish(frame, embedding)
+        times.add("publish", (time.perf_counter() - featurized) * 1000)
+        self._refresh_status()
+
+    def _publish(self, frame: Frame, embedding: np.ndarray) -> None:
         smoothed = self._smoother.update(embedding, frame_sharpness(frame.image_bgr))
         if smoothed is None:  # a blurred glitch: the screen keeps the last match
+            return
+        if not self._gate.decide(smoothed, time.monotonic()).publish:
             return
         self._publisher.publish(
             FeatureMessage(
@@ -175,3 +224,11 @@ class DeviceLoop:
                 embedding=smoothed,
             )
         )
+
+    def _refresh_status(self) -> None:
+        """Every ``status_interval_s``, put fresh health figures in the retained status."""
+        now = time.monotonic()
+        if now < self._status_due:
+            return
+        self._status_due = now + self.device.status_interval_s
+        self._publisher.update_health(self.stats.health())

@@ -59,6 +59,7 @@ class FeaturePublisher:
         self._connected = threading.Event()
         self._unsent_this_outage = 0
         self._closing = False
+        self._health: dict[str, float | int] = {}
         self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s)
 
     @property
@@ -91,6 +92,14 @@ class FeaturePublisher:
         if first_of_outage:
             logger.warning("broker %s unreachable: dropping frames until it is back", self.broker)
         return False
+
+    def update_health(self, health: dict[str, float | int], *, publish: bool = True) -> None:
+        """Carry these health figures (FPS, stage times, counters) in every status from now
+        on; with ``publish``, send the retained "online" status with them at once."""
+        with self._lock:
+            self._health = dict(health)
+        if publish and self._connected.is_set():
+            self._client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
 
     def close(self) -> None:
         """Publish the retained "offline" status, then disconnect cleanly (no will)."""
@@ -140,12 +149,16 @@ class FeaturePublisher:
         return client
 
     def _status(self, state: DeviceState) -> str:
+        with self._lock:
+            health = dict(self._health)
         return json.dumps(
             {
+                **health,
                 "state": state,
                 "device_id": self.device_id,
                 "model_id": self.model_id,
                 "provider": self.provider,
+                "wire_dtype": self.wire_dtype.name.lower(),
                 "ts": time.time(),
             }
         )

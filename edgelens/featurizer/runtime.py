@@ -91,8 +91,12 @@ class Featurizer:
         """ImageNet logits (N, 1000); used to prove the exported weights are the real ones."""
         return self._run(images_bgr, self.manifest.logits_output)
 
+    def preprocess(self, images_bgr: Sequence[np.ndarray]) -> np.ndarray:
+        """The model input for these images: the one shared preprocessing, as NCHW float32."""
+        return to_model_input(images_bgr, self.manifest.preprocess)
+
     def embed_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
-        """Run an already preprocessed batch (for benchmarks that time stages separately)."""
+        """Run an already preprocessed batch (callers that time the two stages apart)."""
         (out,) = self._session.run(
             [self.manifest.embedding_output], {self.manifest.input_name: batch_nchw}
         )
@@ -103,9 +107,7 @@ class Featurizer:
             return np.empty((0, self.dim), dtype=np.float32)
         parts = []
         for start in range(0, len(images_bgr), self.batch_size):
-            batch = to_model_input(
-                images_bgr[start : start + self.batch_size], self.manifest.preprocess
-            )
+            batch = self.preprocess(images_bgr[start : start + self.batch_size])
             (out,) = self._session.run([output], {self.manifest.input_name: batch})
             parts.append(np.asarray(out, dtype=np.float32))
         return np.concatenate(parts)

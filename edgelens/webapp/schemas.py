@@ -20,6 +20,12 @@ class DeviceOut(BaseModel):
     model_id: str | None = None
     provider: str | None = None
     ts: float | None = Field(default=None, description="When the status was written (epoch s).")
+    fps: float | None = Field(default=None, description="Frames featurized per second.")
+    featurize_ms: float | None = Field(default=None, description="Mean model time per frame.")
+    dropped: int | None = Field(
+        default=None, description="Frames the model could not keep up with."
+    )
+    suppressed: int | None = Field(default=None, description="Vectors not sent: same view.")
 
 
 class MatchOut(BaseModel):

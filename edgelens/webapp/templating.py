@@ -22,9 +22,18 @@ def milliseconds(value: float) -> str:
     return f"{value:.0f} ms"
 
 
+def figure(value: float | None) -> str:
+    """A health figure: whole numbers as they are, others to one decimal; blank if unknown."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 def clock(epoch_s: float | None) -> str:
     """Local wall-clock time; the dashboard runs next to the devices it shows."""
     return "" if epoch_s is None else time.strftime("%H:%M:%S", time.localtime(epoch_s))
 
 
-templates.env.filters.update(price=price, percent=percent, ms=milliseconds, clock=clock)
+templates.env.filters.update(
+    price=price, percent=percent, ms=milliseconds, clock=clock, figure=figure
+)

@@ -154,8 +154,10 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
 ):
     video = _write_video(tmp_path / "clip.avi", frames=10, fps=10)
     subscriber = subscribe("edgelens/cam-1/#")
-    # smoothing off: each message must carry exactly its own frame's vector
-    device = DeviceSettings(device_id="cam-1", source=str(video), fps_cap=30, smoothing_window=1)
+    # smoothing and gating off: each frame's own vector must go out
+    device = DeviceSettings(
+        device_id="cam-1", source=str(video), fps_cap=30, smoothing_window=1, gating=False
+    )
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-1")[-1:] == ["offline"])
 
@@ -171,13 +173,20 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     expected = featurizer.embed(frames)
     np.testing.assert_allclose(np.stack([m.embedding for m in messages]), expected, atol=2e-3)
 
-    assert subscriber.states("cam-1") == ["online", "offline"]
+    *running, last = subscriber.states("cam-1")  # "online" again with each health refresh
+    assert set(running) == {"online"} and last == "offline"
     (online, *_) = (json.loads(m.payload) for m in subscriber.messages if "status" in m.topic)
     assert online["device_id"] == "cam-1" and online["model_id"] == featurizer.model_id
     assert online["provider"] == featurizer.provider and online["ts"] > 0
     assert (stats.captured, stats.featurized, stats.published) == (10, 10, 10)
     assert (stats.dropped, stats.unsent, stats.source_failures) == (0, 0, 0)
     assert stats.featurize_ms_mean > 0 and stats.featurize_ms_last > 0
+    assert stats.decode_ms_mean > 0 and stats.preprocess_ms_mean > 0 and stats.publish_ms_mean > 0
+    assert stats.suppressed == 0
+    # The offline status carries the final health figures for the dashboard.
+    *_, offline = (json.loads(m.payload) for m in subscriber.messages if "status" in m.topic)
+    assert offline["state"] == "offline" and offline["published"] == 10
+    assert offline["featurize_ms"] == round(stats.featurize_ms_mean, 2) and offline["fps"] > 0
 
     late = subscribe(status_topic("cam-1"))
     _wait_until(lambda: late.messages)
@@ -189,7 +198,9 @@ def test_looping_device_runs_until_its_stop_event(
 ):
     video = _write_video(tmp_path / "short.avi", frames=4, fps=20)
     subscriber = subscribe("edgelens/looper/#")
-    device = DeviceSettings(device_id="looper", source=str(video), fps_cap=30, loop=True)
+    device = DeviceSettings(
+        device_id="looper", source=str(video), fps_cap=30, loop=True, gating=False
+    )
     stop = threading.Event()
     loop = DeviceLoop(
         device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url, stop=stop
@@ -211,7 +222,7 @@ def test_device_starts_without_a_broker_and_counts_what_it_could_not_send(
     monkeypatch.setattr("edgelens.device.loop.BROKER_WAIT_S", 0.2)
     for name in ("a.png", "b.png", "c.png"):
         cv2.imwrite(str(tmp_path / name), load_photo("coffee"))
-    device = DeviceSettings(device_id="alone", source=str(tmp_path), fps_cap=20)
+    device = DeviceSettings(device_id="alone", source=str(tmp_path), fps_cap=20, gating=False)
     stats = DeviceLoop(
         device=device, featurizer=featurizer, mqtt_url=f"mqtt://127.0.0.1:{free_port()}"
     ).run()
@@ -288,6 +299,7 @@ def test_cli_device_run_on_a_video_exits_0(settings, mosquitto_server, monkeypat
     )
     assert result.exit_code == 0, result.output
     assert "device cli-cam: captured 6, published" in result.output
+    assert "featurize" in result.output and "gated" in result.output
 
 
 @pytest.mark.parametrize(
@@ -308,6 +320,7 @@ def test_cli_device_run_loops_until_sigterm_then_goes_offline(
     settings, mosquitto_server, subscribe, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("EDGELENS_MQTT_URL", mosquitto_server.url)
+    monkeypatch.setenv("EDGELENS_DEVICE__GATING", "false")
     video = _write_video(tmp_path / "clip.avi", frames=3, fps=20)
     subscriber = subscribe("edgelens/cli-loop/#")
 
@@ -326,3 +339,49 @@ def test_cli_device_run_loops_until_sigterm_then_goes_offline(
     killer.join()
     assert result.exit_code == 0, result.output
     _wait_until(lambda: subscriber.states("cli-loop")[-1:] == ["offline"])
+
+
+def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at_once(
+    featurizer, mosquitto_server, subscribe, tmp_path
+):
+    """Two still scenes, 1.5 s each: the first frame of each goes out, then only keep-alives."""
+    fps = 20
+    writer = cv2.VideoWriter(
+        str(tmp_path / "still.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240)
+    )
+    scenes = [cv2.resize(load_photo(name), (320, 240)) for name in ("coffee", "rocket")]
+    for scene in scenes:
+        for _ in range(30):
+            writer.write(scene)
+    writer.release()
+    subscriber = subscribe("edgelens/still/#")
+    device = DeviceSettings(
+        device_id="still",
+        source=str(tmp_path / "still.avi"),
+        fps_cap=fps,
+        gate_cosine=0.95,
+        keepalive_s=0.5,
+        status_interval_s=0.2,
+    )
+    stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
+    _wait_until(lambda: subscriber.states("still")[-1:] == ["offline"])
+
+    messages = subscriber.features("still")
+    assert stats.featurized == 60 and stats.published == len(messages)
+    assert stats.published + stats.suppressed == stats.featurized
+    # ~1.5 s per scene at one keep-alive per 0.5 s: a handful of messages, not 60.
+    assert 2 <= len(messages) <= 10 and stats.keepalives >= 2
+    expected = featurizer.embed(scenes)
+    scene_of = [int(np.argmax(expected @ m.embedding)) for m in messages]
+    assert scene_of == sorted(scene_of) and set(scene_of) == {0, 1}
+    first_of_second_scene = next(
+        m for m, scene in zip(messages, scene_of, strict=True) if scene == 1
+    )
+    assert 30 <= first_of_second_scene.seq <= 31  # sent at once, not at the next keep-alive
+    # Health went out while the device ran, not only at the end.
+    online = [
+        json.loads(m.payload)
+        for m in subscriber.messages
+        if "status" in m.topic and json.loads(m.payload)["state"] == "online"
+    ]
+    assert any(status.get("suppressed", 0) > 0 for status in online)

@@ -63,16 +63,26 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
 ):
     from selenium.webdriver.common.by import By
 
-    set_status("cam", "online")
+    set_status("cam", "online", fps=14.5, featurize_ms=8.31, dropped=3, suppressed=120)
     push_record(make_record("cam", 1, "clock"))
 
+    def health(device_id: str) -> list[str]:
+        row = f'tr[data-device-id="{device_id}"]'
+        fields = ("fps", "featurize_ms", "dropped", "suppressed")
+        return [
+            browser.find_element(By.CSS_SELECTOR, f"{row} [data-field={field}]").text
+            for field in fields
+        ]
+
     browser.get(f"{live_url}/")
+    assert health("cam") == ["14.5", "8.3", "3", "120"], "rendered by the server"
     _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
-    set_status("cam-2", "online")
+    set_status("cam-2", "online", fps=30, featurize_ms=4.0, dropped=0, suppressed=7)
     set_status("cam", "offline")
     _wait(browser, lambda d: _attribute(d, 'tr[data-device-id="cam"]', "data-state") == "offline")
     rows = browser.find_elements(By.CSS_SELECTOR, "#devices tr.device")
     assert [row.get_attribute("data-device-id") for row in rows] == ["cam", "cam-2"]
+    assert health("cam-2") == ["30", "4", "0", "7"], "filled by live.js from the pushed status"
 
     browser.get(f"{live_url}/devices/cam")
     assert _attribute(browser, "#latest", "data-seq") == "1", "rendered from the Redis list"

@@ -27,6 +27,10 @@
       fill(row, {
         model_id: device.model_id || "",
         provider: device.provider || "",
+        fps: format.figure(device.fps),
+        featurize_ms: format.figure(device.featurize_ms),
+        dropped: format.figure(device.dropped),
+        suppressed: format.figure(device.suppressed),
         ts: format.clock(device.ts),
       });
       document.getElementById("no-devices").hidden = true;

@@ -9,6 +9,10 @@ window.edgelens = (() => {
     price: (value, currency) => (value == null ? "—" : `${value.toFixed(2)} ${currency}`),
     percent: (score) => `${(score * 100).toFixed(1)} %`,
     ms: (value) => `${value.toFixed(0)} ms`,
+    figure: (value) => {
+      if (value == null) return "";
+      return Number.isInteger(value) ? String(value) : value.toFixed(1);
+    },
     clock: (epochS) => {
       if (epochS == null) return "";
       const d = new Date(epochS * 1000);
