@@ -17,7 +17,12 @@ from edgelens.featurizer.manifest import (
     load_manifest,
 )
 from edgelens.featurizer.preprocess import to_model_input
-from edgelens.featurizer.providers import select_providers
+from edgelens.featurizer.providers import (
+    ORT_NAMES,
+    engine_cache_dir,
+    has_cached_engine,
+    select_providers,
+)
 from edgelens.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,12 +51,25 @@ class Featurizer:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        engines = engine_cache_dir(cache_dir or onnx_path.parent / "trt-cache", manifest.model_id)
         chosen = select_providers(
             preferred=providers,
             available=ort.get_available_providers(),
             precision=manifest.precision,
-            cache_dir=cache_dir or onnx_path.parent / "trt-cache",
+            cache_dir=engines,
         )
+        # None when TensorRT is not in play; else whether its engine was already built.
+        self.engine_cached: bool | None = None
+        if chosen[0][0] == ORT_NAMES["tensorrt"]:
+            engines.mkdir(parents=True, exist_ok=True)
+            self.engine_cached = has_cached_engine(engines)
+            logger.info(
+                "TensorRT engine for %s: %s",
+                manifest.model_id,
+                f"cached in {engines}"
+                if self.engine_cached
+                else f"not built yet; the first run builds it into {engines} (minutes)",
+            )
         try:
             self._session = ort.InferenceSession(
                 str(onnx_path), sess_options=options, providers=chosen
@@ -59,6 +77,12 @@ class Featurizer:
         except Exception as exc:  # onnxruntime raises its own untyped exceptions
             raise ModelError(f"cannot load {onnx_path}: {exc}") from exc
         self.provider = self._session.get_providers()[0]
+        if self.provider != chosen[0][0]:
+            logger.warning(
+                "%s could not start (missing libraries?); %s runs instead",
+                chosen[0][0],
+                self.provider,
+            )
         logger.info(
             "featurizer %s runs on %s (requested %s, %d threads)",
             manifest.model_id,
