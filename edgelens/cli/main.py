@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edgelens.cli import bench, catalog, cloud, config, demo, device, evaluate, model, web
 from edgelens.cli.context import configure_logging, err_console
 from edgelens.errors import ConfigError
 from edgelens.settings import load_settings
@@ -18,15 +18,39 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(config.app, name="config")
-app.add_typer(model.app, name="model")
-app.add_typer(catalog.app, name="catalog")
-app.add_typer(cloud.app, name="cloud")
-app.add_typer(device.app, name="device")
-app.add_typer(web.app, name="web")
-app.add_typer(bench.app, name="bench")
-app.command("eval")(evaluate.eval_command)
-app.command("demo")(demo.demo_command)
+# (module under edgelens.cli, its Typer app or command, the name it gets). The device
+# bundle ships only config, model and device: a group whose module is not installed is
+# left out of the CLI, not an error.
+_GROUPS = (
+    ("config", "app", "config"),
+    ("model", "app", "model"),
+    ("catalog", "app", "catalog"),
+    ("cloud", "app", "cloud"),
+    ("device", "app", "device"),
+    ("web", "app", "web"),
+    ("bench", "app", "bench"),
+    ("package", "app", "package"),
+    ("evaluate", "eval_command", "eval"),
+    ("demo", "demo_command", "demo"),
+)
+
+
+def _add_groups() -> None:
+    for module_name, attribute, name in _GROUPS:
+        try:
+            module = importlib.import_module(f"edgelens.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"edgelens.cli.{module_name}":
+                continue  # a slim install without this part
+            raise
+        command = getattr(module, attribute)
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
+
+
+_add_groups()
 
 
 @app.callback()
