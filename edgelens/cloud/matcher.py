@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from edgelens.errors import EdgelensError, WireFormatError
@@ -32,12 +32,17 @@ class Matcher:
     # model and measured to agree with it), and why the known others may not.
     compatible_models: frozenset[str] = frozenset()
     refusals: Mapping[str, str] = field(default_factory=dict)
+    # Called with each decoded message before the search; raises RejectedMessage to refuse
+    # it (the worker's replay and ordering guard, shared across model swaps).
+    admit: Callable[[FeatureMessage], None] | None = None
 
     def match(self, topic: str, payload: bytes, *, received_at: float) -> MatchRecord:
         """``received_at`` (wall clock) splits the path into device→worker and queue wait."""
         waited_ms = (time.time() - received_at) * 1000
         started = time.perf_counter()
         message = self._decode(topic, payload)
+        if self.admit is not None:
+            self.admit(message)
         decoded = time.perf_counter()
         matches = self.index.search(message.embedding, k=self.top_k, filters=self.filters)
         searched = time.perf_counter()

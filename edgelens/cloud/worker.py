@@ -25,6 +25,7 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.matcher import Matcher, RejectedMessage
+from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, RedisUnavailableError
 from edgelens.featurizer.manifest import (
@@ -36,6 +37,7 @@ from edgelens.featurizer.manifest import (
 from edgelens.search.base import SearchFilter, VectorIndex
 from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings
+from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
@@ -95,6 +97,7 @@ class Worker:
             max_price=settings.search.max_price,
             available_only=settings.search.available_only,
         )
+        self._sequence = SequenceGuard()
         self._serving = self._serve(self._configured_model())
         self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
@@ -200,6 +203,15 @@ class Worker:
             self._handle_status(inbound)
             return
         self.stats.add("received")
+        if len(inbound.payload) > MAX_MESSAGE_BYTES:
+            self.stats.add("rejected_oversized")
+            logger.warning(
+                "rejected message on %s: %d bytes (at most %d)",
+                message.topic,
+                len(inbound.payload),
+                MAX_MESSAGE_BYTES,
+            )
+            return
         while True:
             try:
                 self._queue.put_nowait(inbound)
@@ -220,7 +232,11 @@ class Worker:
                 inbound = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._process(inbound)
+            try:
+                self._process(inbound)
+            except Exception:  # a bug must cost one message, never the worker
+                self.stats.add("errors_unexpected")
+                logger.exception("unexpected error on a message of %s", inbound.topic)
         logger.info("match loop exits")
 
     def _process(self, inbound: _Inbound) -> None:
@@ -292,6 +308,7 @@ class Worker:
             filters=self._filters,
             compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
+            admit=self._sequence.check,
         )
         follower = CatalogFollower(
             store=self._store,

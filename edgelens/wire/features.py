@@ -35,6 +35,8 @@ VERSION = 1
 MAX_DIM = 8192
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
+# The largest well-formed message: header, two 255-byte strings, scale, MAX_DIM floats.
+MAX_MESSAGE_BYTES = _HEADER.size + 2 * 256 + _SCALE.size + MAX_DIM * 4
 
 
 class WireDtype(IntEnum):
@@ -100,6 +102,8 @@ def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> byt
 
 def decode(payload: bytes) -> FeatureMessage:
     """Parse and validate one message; raises WireFormatError for anything malformed."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise WireFormatError(f"message of {len(payload)} bytes, at most {MAX_MESSAGE_BYTES}")
     try:
         magic, version, dtype_code, dim, seq, captured_at = _HEADER.unpack_from(payload, 0)
     except struct.error as exc:

@@ -162,6 +162,29 @@ def test_wrong_model_and_malformed_messages_are_rejected_and_counted(
     assert [r.seq for r in _records(rdb)] == [4]
 
 
+def test_replayed_old_future_and_oversized_messages_are_refused(worker, publisher, rdb, featurizer):
+    vector = featurizer.embed([load_photo("coffee")])[0]
+    now = time.time()
+
+    def publish(seq: int, captured_at: float) -> None:
+        payload = encode(FeatureMessage("cam-1", seq, captured_at, featurizer.model_id, vector))
+        publisher.publish(features_topic("cam-1"), payload).wait_for_publish(5)
+
+    publish(5, now)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
+    publish(5, now)  # the same message again: a replay
+    publish(4, now - 1)  # older than what was answered
+    publish(6, now + 3600)  # a clock an hour ahead
+    publisher.publish(features_topic("cam-1"), b"EL" + b"\x00" * 40_000).wait_for_publish(5)
+    publish(0, now + 1)  # a restarted device: seq starts again, its clock moved on
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) == 2)
+    stats = worker.stats.snapshot()
+    assert stats["rejected_replayed"] == 1 and stats["rejected_out_of_order"] == 1
+    assert stats["rejected_clock_ahead"] == 1 and stats["rejected_oversized"] == 1
+    assert [r.seq for r in _records(rdb)] == [0, 5]
+    assert "errors_unexpected" not in stats
+
+
 def test_catalog_changes_are_searched_without_restart(
     worker, publisher, rdb, featurizer, live_settings, tmp_path
 ):
