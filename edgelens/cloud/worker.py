@@ -25,6 +25,7 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.matcher import Matcher, RejectedMessage
+from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, RedisUnavailableError
@@ -49,6 +50,8 @@ from edgelens.wire.names import (
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+# A device status is a small JSON object; anything larger is refused unparsed.
+MAX_STATUS_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Worker:
             available_only=settings.search.available_only,
         )
         self._sequence = SequenceGuard()
+        self._rejects = RejectLog(logger)
         self._serving = self._serve(self._configured_model())
         self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
@@ -159,7 +163,8 @@ class Worker:
             change_seq=self.catalog.applied_seq,
         )
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread.is_alive():  # a worker driven only through handle_message never started
+                thread.join(timeout=5)
         self._sink.close()
         self._store.close()
         logger.info("worker stopped: %s", self.stats.snapshot())
@@ -205,7 +210,8 @@ class Worker:
         self.stats.add("received")
         if len(inbound.payload) > MAX_MESSAGE_BYTES:
             self.stats.add("rejected_oversized")
-            logger.warning(
+            self._rejects.warn(
+                "oversized",
                 "rejected message on %s: %d bytes (at most %d)",
                 message.topic,
                 len(inbound.payload),
@@ -232,12 +238,26 @@ class Worker:
                 inbound = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            try:
-                self._process(inbound)
-            except Exception:  # a bug must cost one message, never the worker
-                self.stats.add("errors_unexpected")
-                logger.exception("unexpected error on a message of %s", inbound.topic)
+            self._process_safely(inbound)
         logger.info("match loop exits")
+
+    def handle_message(
+        self, topic: str, payload: bytes, *, received_at: float | None = None
+    ) -> None:
+        """Handle one message in the caller's thread, exactly as the MQTT path does after
+        its queue (the fuzz tests drive this with generated messages)."""
+        inbound = _Inbound(topic, payload, time.time() if received_at is None else received_at)
+        if topic.endswith("/status"):
+            self._handle_status(inbound)
+        else:
+            self._process_safely(inbound)
+
+    def _process_safely(self, inbound: _Inbound) -> None:
+        try:
+            self._process(inbound)
+        except Exception:  # a bug must cost one message, never the worker
+            self.stats.add("errors_unexpected")
+            logger.exception("unexpected error on a message of %s", inbound.topic)
 
     def _process(self, inbound: _Inbound) -> None:
         try:
@@ -246,7 +266,7 @@ class Worker:
             )
         except RejectedMessage as exc:
             self.stats.add(f"rejected_{exc.reason}")
-            logger.warning("rejected message on %s: %s", inbound.topic, exc)
+            self._rejects.warn(exc.reason, "rejected message on %s: %s", inbound.topic, exc)
             return
         started = time.perf_counter()
         try:
@@ -266,12 +286,14 @@ class Worker:
     def _handle_status(self, inbound: _Inbound) -> None:
         device_id = device_of_topic(inbound.topic)
         try:
+            if len(inbound.payload) > MAX_STATUS_BYTES:
+                raise ValueError(f"{len(inbound.payload)} bytes, at most {MAX_STATUS_BYTES}")
             status = json.loads(inbound.payload)
             if device_id is None or not isinstance(status, dict):
                 raise ValueError("expected a JSON object on a device status topic")
         except ValueError as exc:
             self.stats.add("rejected_bad_status")
-            logger.warning("bad status on %s: %s", inbound.topic, exc)
+            self._rejects.warn("bad_status", "bad status on %s: %s", inbound.topic, exc)
             return
         try:
             self._sink.device_status(device_id, status)

@@ -1,0 +1,77 @@
+"""Hypothesis strategies for feature messages: garbage, valid ones, and valid ones broken.
+
+Shared by the fuzz tests and ``scripts/fuzz_messages.py`` (the long run).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import numpy as np
+from hypothesis import strategies as st
+
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.names import features_topic, status_topic
+
+DEVICES = ("cam-1", "cam-2", "shelf.3")
+
+
+@st.composite
+def valid_payloads(draw: st.DrawFn, model_ids: tuple[str, ...], dim: int) -> bytes:
+    # A seeded vector: Hypothesis drawing 1280 floats one by one would be slow and no wiser.
+    seed, scale = draw(st.integers(0, 2**32 - 1)), draw(st.sampled_from([0.0, 1e-6, 1.0, 1e4]))
+    vector = (np.random.default_rng(seed).standard_normal(dim) * scale).astype(np.float32)
+    message = FeatureMessage(
+        device_id=draw(st.sampled_from(DEVICES)),
+        seq=draw(st.integers(0, 2**64 - 1)),
+        captured_at=time.time() + draw(st.floats(-1e6, 1e3)),
+        model_id=draw(st.sampled_from(model_ids) | st.text(min_size=1, max_size=80)),
+        embedding=vector,
+    )
+    return encode(message, draw(st.sampled_from(list(WireDtype))))
+
+
+@st.composite
+def broken(draw: st.DrawFn, payload: bytes) -> bytes:
+    """One or more corruptions of a valid message."""
+    data = bytearray(payload)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "truncate", "extend", "header", "nan", "splice"]))
+        if kind == "flip" and data:
+            at = draw(st.integers(0, len(data) - 1))
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "truncate":
+            del data[draw(st.integers(0, len(data))) :]
+        elif kind == "extend":
+            data += draw(st.binary(min_size=1, max_size=64))
+        elif kind == "header" and len(data) >= 24:
+            field = draw(st.sampled_from([(2, "B"), (3, "B"), (4, "<H"), (6, "<d")]))
+            offset, fmt = field
+            size = struct.calcsize(fmt)
+            data[offset : offset + size] = draw(st.binary(min_size=size, max_size=size))
+        elif kind == "nan" and len(data) > 8:
+            at = draw(st.integers(0, len(data) - 2))
+            data[at : at + 2] = draw(st.sampled_from([b"\x00\x7e", b"\x00\x7c", b"\xff\xff"]))
+        elif kind == "splice" and data:
+            at = draw(st.integers(0, len(data)))
+            data[at:at] = draw(st.binary(max_size=300))
+    return bytes(data)
+
+
+def payloads(model_ids: tuple[str, ...], dim: int) -> st.SearchStrategy[bytes]:
+    valid = valid_payloads(model_ids, dim)
+    return st.one_of(
+        st.binary(max_size=3000),
+        valid,
+        valid.flatmap(broken),
+        st.integers(40_000, 60_000).map(lambda size: b"EL\x01\x01" + bytes(size)),  # oversized
+    )
+
+
+def topics() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from([features_topic(d) for d in DEVICES]),
+        st.sampled_from([status_topic(d) for d in DEVICES]),
+        st.text(max_size=60),
+    )
