@@ -23,6 +23,14 @@ REGIONS_7X7: tuple[tuple[int, int, int, int], ...] = (
     *((y, x, 4, 4) for y in (0, 3) for x in (0, 3)),
     *((y, x, 3, 3) for y in (0, 2, 4) for x in (0, 2, 4)),
 )
+# Exponent applied to the summed regional descriptor before the final normalisation. The
+# sum mixes everything in the frame in proportion to its share of the regions; raising it
+# to a power above 1 (the opposite of the usual power normalisation) lets the channels of
+# the dominant content outweigh the rest, so the item the camera is pointed at is less
+# diluted by what lies around it. Measured on item-in-clutter views (20 real photos, two
+# query seeds): top-1 0.745 → 0.790 and 0.700 → 0.745 at 1.5; 2.0 was no better on top-1
+# and worse on top-5; 0.5 (signed-root flattening) fell to 0.650.
+SHARPEN = 1.5
 
 
 def load_pretrained() -> torch.nn.Module:
@@ -37,8 +45,9 @@ class EmbeddingModel(torch.nn.Module):
     """Backbone → pooling → (L2-normalised embedding, ImageNet logits).
 
     ``pooling="rgem"`` is the product descriptor: regional generalised-mean pooling
-    (p=3) over :data:`REGIONS_7X7`, each region L2-normalised, summed and normalised
-    again, so an item that fills only part of the frame still dominates some regions.
+    (p=3) over :data:`REGIONS_7X7`, each region L2-normalised, summed, raised to
+    :data:`SHARPEN` and normalised again, so an item that fills only part of the frame
+    still dominates some regions and the dominant content outweighs the surroundings.
     ``pooling="gap"`` is the plain global average, kept as the measured baseline.
     The normalisation sits inside the graph so cosine similarity is a dot product;
     the logits (from the global average, as trained) prove the weights are real.
@@ -57,12 +66,18 @@ class EmbeddingModel(torch.nn.Module):
         logits = self.backbone._fc(pooled)
         if self.pooling == "gap":
             return _l2(pooled), logits
-        cubes = features.clamp(min=1e-6).pow(GEM_P)
-        regional = [
-            _l2(cubes[:, :, y : y + h, x : x + w].mean(dim=(2, 3)).pow(1.0 / GEM_P))
-            for y, x, h, w in REGIONS_7X7
-        ]
-        return _l2(torch.stack(regional).sum(dim=0)), logits
+        return rgem_descriptor(features), logits
+
+
+def rgem_descriptor(features: torch.Tensor, sharpen: float = SHARPEN) -> torch.Tensor:
+    """The product descriptor of a (N, C, 7, 7) feature map: see :class:`EmbeddingModel`."""
+    cubes = features.clamp(min=1e-6).pow(GEM_P)
+    regional = [
+        _l2(cubes[:, :, y : y + h, x : x + w].mean(dim=(2, 3)).pow(1.0 / GEM_P))
+        for y, x, h, w in REGIONS_7X7
+    ]
+    # Every component is positive (GeM of clamped activations), so the power is safe.
+    return _l2(torch.stack(regional).sum(dim=0).pow(sharpen))
 
 
 def _l2(x: torch.Tensor) -> torch.Tensor:
