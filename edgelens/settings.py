@@ -135,6 +135,16 @@ class WorkerSettings(_Section):
     catalog_poll_s: float = Field(
         default=0.5, gt=0, description="How often catalog changes are looked for."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Where /metrics and /healthz listen (0.0.0.0: all)."
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of /metrics and /healthz; 0 picks a free one. Each worker on one "
+        "machine needs its own.",
+    )
 
 
 class WebSettings(_Section):

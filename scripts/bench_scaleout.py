@@ -82,6 +82,7 @@ def main() -> None:
             "EDGELENS_MQTT_URL": broker.url,
             "EDGELENS_SEARCH__BACKEND": "ann",
             "EDGELENS_LOG_LEVEL": "WARNING",
+            "EDGELENS_WORKER__METRICS_PORT": "0",
         }
         rates: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(args.repeat):  # interleaved, so drift of the machine hits both alike

@@ -62,6 +62,7 @@ def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("EDGELENS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EDGELENS_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("EDGELENS_FEATURIZER__PROVIDERS", '["cpu"]')
+    monkeypatch.setenv("EDGELENS_WORKER__METRICS_PORT", "0")  # tests run workers side by side
     return Settings()
 
 

@@ -25,6 +25,7 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.matcher import Matcher, RejectedMessage
+from edgelens.cloud.metrics import MetricsServer, WorkerMetrics
 from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
@@ -110,6 +111,13 @@ class Worker:
         self._redis_down = False
         self.stats = WorkerStats()
         self.subscribed = threading.Event()
+        self._device_states: dict[str, str] = {}
+        self.metrics = WorkerMetrics(
+            counts=self.stats.snapshot,
+            queue_length=self._queue.qsize,
+            devices_online=lambda: sum(s == "online" for s in self._device_states.values()),
+        )
+        self._metrics_server: MetricsServer | None = None
         self._client = make_client(
             str(settings.mqtt_url), client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}"
         )
@@ -136,7 +144,25 @@ class Worker:
     def catalog(self) -> CatalogFollower:
         return self._serving.follower
 
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /metrics and /healthz answer; None if the port could not be bound."""
+        return self._metrics_server.address if self._metrics_server else None
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Healthy while subscribed to the broker and Redis takes writes; with details."""
+        detail: dict[str, object] = {
+            "mqtt_subscribed": self.subscribed.is_set(),
+            "redis_ok": not self._redis_down,
+            "model_id": self.model_id,
+            "catalog_items": len(self.index),
+            "catalog_change": self.catalog.applied_seq,
+            "queue_length": self._queue.qsize(),
+        }
+        return bool(detail["mqtt_subscribed"] and detail["redis_ok"]), detail
+
     def start(self) -> None:
+        self._start_metrics()
         self.catalog.start()
         for thread in self._threads:
             thread.start()
@@ -148,8 +174,29 @@ class Worker:
             self._settings.worker.share_group,
         )
 
+    def _start_metrics(self) -> None:
+        cfg = self._settings.worker
+        try:
+            self._metrics_server = MetricsServer(
+                host=cfg.metrics_host,
+                port=cfg.metrics_port,
+                metrics=self.metrics,
+                health=self.health,
+            )
+        except OSError as exc:  # matching matters more than being observed
+            logger.error(
+                "no /metrics: cannot listen on %s:%d (%s); set worker.metrics_port",
+                cfg.metrics_host,
+                cfg.metrics_port,
+                exc,
+            )
+            return
+        self._metrics_server.start()
+
     def stop(self) -> None:
         self._stop.set()
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self.catalog.stop()
@@ -282,6 +329,10 @@ class Worker:
             self._redis_down = False
         self.stats.add("matched")
         self.stats.add("push_us", int((time.perf_counter() - started) * 1e6))
+        self.metrics.search_seconds.observe(
+            (record.stages_ms["decode"] + record.stages_ms["search"]) / 1000
+        )
+        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - record.captured_at))
 
     def _handle_status(self, inbound: _Inbound) -> None:
         device_id = device_of_topic(inbound.topic)
@@ -295,6 +346,7 @@ class Worker:
             self.stats.add("rejected_bad_status")
             self._rejects.warn("bad_status", "bad status on %s: %s", inbound.topic, exc)
             return
+        self._device_states[device_id] = str(status.get("state"))
         try:
             self._sink.device_status(device_id, status)
         except RedisUnavailableError as exc:

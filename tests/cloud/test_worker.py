@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
-
-import pytest
-import redis
 
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
@@ -26,61 +22,7 @@ from edgelens.wire.names import (
     status_topic,
 )
 from edgelens.wire.records import MatchRecord
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-@pytest.fixture
-def worker(live_settings):
-    w = Worker(live_settings)
-    w.start()
-    wait_for(w.subscribed.is_set)
-    yield w
-    w.stop()
-
-
-@pytest.fixture
-def publisher(live_settings):
-    client = make_client(str(live_settings.mqtt_url), client_id="test-device")
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
-    connect_async(client, str(live_settings.mqtt_url))
-    assert connected.wait(10)
-    yield client
-    client.disconnect()
-    client.loop_stop()
-
-
-@pytest.fixture
-def rdb(live_settings):
-    client = redis.Redis.from_url(str(live_settings.redis_url))
-    yield client
-    client.close()
-
-
-def _send(
-    client, featurizer, image, *, device="cam-1", seq=1, model_id=None, dtype=WireDtype.FLOAT16
-):
-    message = FeatureMessage(
-        device_id=device,
-        seq=seq,
-        captured_at=time.time(),
-        model_id=model_id or featurizer.model_id,
-        embedding=featurizer.embed([image])[0],
-    )
-    client.publish(features_topic(device), encode(message, dtype), qos=0).wait_for_publish(5)
-
-
-def _records(rdb, device="cam-1") -> list[MatchRecord]:
-    return [MatchRecord.from_json(raw) for raw in rdb.lrange(matches_key(device), 0, -1)]
+from tests.cloud.helpers import records, send_features, wait_for
 
 
 def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featurizer):
@@ -90,7 +32,7 @@ def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featur
         load_photo("rocket"), 1, seed=6
     )
     for seq, view in enumerate(views, start=1):
-        _send(
+        send_features(
             publisher,
             featurizer,
             view,
@@ -98,7 +40,7 @@ def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featur
             dtype=WireDtype.INT8 if seq == 2 else WireDtype.FLOAT16,
         )
         wait_for(lambda n=seq: rdb.llen(matches_key("cam-1")) >= n)
-    newest, oldest = _records(rdb)
+    newest, oldest = records(rdb)
     assert (newest.seq, oldest.seq) == (2, 1), "LIFO: newest at index 0"
     assert oldest.matches[0].item_id == "coffee" and oldest.matches[0].name == "Coffee cup"
     assert newest.matches[0].item_id == "rocket"
@@ -129,9 +71,9 @@ def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
         wait_for(w.subscribed.is_set)
         image = load_photo("clock")
         for seq in range(1, 6):
-            _send(publisher, featurizer, image, seq=seq)
+            send_features(publisher, featurizer, image, seq=seq)
         wait_for(lambda: w.stats.snapshot().get("matched", 0) >= 5)
-        assert [r.seq for r in _records(rdb)] == [5, 4, 3]
+        assert [r.seq for r in records(rdb)] == [5, 4, 3]
     finally:
         w.stop()
 
@@ -139,7 +81,7 @@ def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
 def test_wrong_model_and_malformed_messages_are_rejected_and_counted(
     worker, publisher, rdb, featurizer
 ):
-    _send(
+    send_features(
         publisher,
         featurizer,
         load_photo("coffee"),
@@ -148,18 +90,22 @@ def test_wrong_model_and_malformed_messages_are_rejected_and_counted(
     )
     publisher.publish(features_topic("cam-1"), b"garbage").wait_for_publish(5)
     publisher.publish(features_topic("cam-1"), b"EL\x01\x01" + b"\x00" * 30).wait_for_publish(5)
-    _send(publisher, featurizer, load_photo("coffee"), seq=2, device="cam-2")  # topic mismatch
+    send_features(
+        publisher, featurizer, load_photo("coffee"), seq=2, device="cam-2"
+    )  # topic mismatch
     message = FeatureMessage(
         "cam-2", 3, time.time(), featurizer.model_id, featurizer.embed([load_photo("coffee")])[0]
     )
     publisher.publish(features_topic("cam-1"), encode(message)).wait_for_publish(5)
-    _send(publisher, featurizer, load_photo("coffee"), seq=4)  # a good one still goes through
+    send_features(
+        publisher, featurizer, load_photo("coffee"), seq=4
+    )  # a good one still goes through
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
     stats = wait_for(lambda: (s := worker.stats.snapshot()).get("matched", 0) >= 2 and s)
     assert stats["rejected_wrong_model"] == 1
     assert stats["rejected_malformed"] == 2
     assert stats["rejected_device_mismatch"] == 1
-    assert [r.seq for r in _records(rdb)] == [4]
+    assert [r.seq for r in records(rdb)] == [4]
 
 
 def test_replayed_old_future_and_oversized_messages_are_refused(worker, publisher, rdb, featurizer):
@@ -181,7 +127,7 @@ def test_replayed_old_future_and_oversized_messages_are_refused(worker, publishe
     stats = worker.stats.snapshot()
     assert stats["rejected_replayed"] == 1 and stats["rejected_out_of_order"] == 1
     assert stats["rejected_clock_ahead"] == 1 and stats["rejected_oversized"] == 1
-    assert [r.seq for r in _records(rdb)] == [0, 5]
+    assert [r.seq for r in records(rdb)] == [0, 5]
     assert "errors_unexpected" not in stats
 
 
@@ -194,9 +140,9 @@ def test_catalog_changes_are_searched_without_restart(
     store = CatalogStore(live_settings.catalog_db)
     store.remove(["astronaut"])
     wait_for(lambda: "astronaut" not in worker.index)
-    _send(publisher, featurizer, astronaut, seq=1)
+    send_features(publisher, featurizer, astronaut, seq=1)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
-    assert "astronaut" not in {m.item_id for m in _records(rdb)[0].matches}
+    assert "astronaut" not in {m.item_id for m in records(rdb)[0].matches}
 
     path = tmp_path / "space.png"
     cv2.imwrite(str(path), astronaut)
@@ -208,9 +154,9 @@ def test_catalog_changes_are_searched_without_restart(
     )
     store.close()
     wait_for(lambda: "space-suit" in worker.index)
-    _send(publisher, featurizer, astronaut, seq=2)
+    send_features(publisher, featurizer, astronaut, seq=2)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 2)
-    assert _records(rdb)[0].matches[0].item_id == "space-suit"
+    assert records(rdb)[0].matches[0].item_id == "space-suit"
 
 
 def test_device_status_reaches_the_devices_hash(worker, publisher, rdb):
@@ -231,7 +177,7 @@ def test_two_workers_split_the_load(live_settings, publisher, rdb, featurizer):
             wait_for(w.subscribed.is_set)
         image = load_photo("coins")
         for seq in range(1, 21):
-            _send(publisher, featurizer, image, seq=seq)
+            send_features(publisher, featurizer, image, seq=seq)
         wait_for(lambda: sum(w.stats.snapshot().get("matched", 0) for w in workers) == 20)
         counts = [w.stats.snapshot().get("matched", 0) for w in workers]
         assert all(c > 0 for c in counts), counts
@@ -254,9 +200,9 @@ def test_worker_reconnects_after_the_broker_restarts(
     connect_async(client, str(live_settings.mqtt_url))
     try:
         assert connected.wait(10)
-        _send(client, featurizer, load_photo("moon"), seq=7)
+        send_features(client, featurizer, load_photo("moon"), seq=7)
         wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
-        assert _records(rdb)[0].matches[0].item_id == "moon"
+        assert records(rdb)[0].matches[0].item_id == "moon"
     finally:
         client.disconnect()
         client.loop_stop()
@@ -264,20 +210,20 @@ def test_worker_reconnects_after_the_broker_restarts(
 
 def test_worker_survives_redis_going_away(worker, publisher, redis_server, rdb, featurizer):
     redis_server.stop()
-    _send(publisher, featurizer, load_photo("coffee"), seq=1)
+    send_features(publisher, featurizer, load_photo("coffee"), seq=1)
     wait_for(lambda: worker.stats.snapshot().get("redis_errors", 0) >= 1)
     redis_server.start()
-    _send(publisher, featurizer, load_photo("coffee"), seq=2)
+    send_features(publisher, featurizer, load_photo("coffee"), seq=2)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1, timeout=15)
-    assert _records(rdb)[0].seq == 2
+    assert records(rdb)[0].seq == 2
 
 
 def test_int8_device_vectors_search_the_fp32_catalog(worker, publisher, rdb, featurizers):
     """INT8 derived from the catalog's FP32 model, measured to agree: searched."""
     int8 = featurizers["int8"]
-    _send(publisher, int8, load_photo("clock"), seq=1, model_id=int8.model_id)
+    send_features(publisher, int8, load_photo("clock"), seq=1, model_id=int8.model_id)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 1)
-    record = _records(rdb)[0]
+    record = records(rdb)[0]
     assert record.model_id == int8.model_id and record.matches[0].item_id == "clock"
 
 
@@ -287,7 +233,7 @@ def test_vectors_of_another_embedding_space_are_refused_with_the_reason(
     from edgelens.featurizer.runtime import Featurizer
 
     gap = Featurizer.from_models_dir(models_dir, "fp32", "gap", providers=["cpu"])
-    _send(publisher, gap, load_photo("clock"), seq=1, model_id=gap.model_id)
+    send_features(publisher, gap, load_photo("clock"), seq=1, model_id=gap.model_id)
     wait_for(lambda: worker.stats.snapshot().get("rejected_wrong_model", 0) == 1)
     assert rdb.llen(matches_key("cam-1")) == 0
     assert "another embedding space" in caplog.text

@@ -1,0 +1,37 @@
+"""Helpers of the worker tests: waiting, sending a frame's vector, reading the records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.names import features_topic, matches_key
+from edgelens.wire.records import MatchRecord
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def send_features(
+    client, featurizer, image, *, device="cam-1", seq=1, model_id=None, dtype=WireDtype.FLOAT16
+):
+    message = FeatureMessage(
+        device_id=device,
+        seq=seq,
+        captured_at=time.time(),
+        model_id=model_id or featurizer.model_id,
+        embedding=featurizer.embed([image])[0],
+    )
+    client.publish(features_topic(device), encode(message, dtype), qos=0).wait_for_publish(5)
+
+
+def records(rdb, device="cam-1") -> list[MatchRecord]:
+    return [MatchRecord.from_json(raw) for raw in rdb.lrange(matches_key(device), 0, -1)]
