@@ -4,7 +4,7 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
 - synthetic: camera-like views (perspective, crop, rotation, blur, light, noise, JPEG);
 - clutter: the item at 15-40% of a frame made of the other catalog photos, with shadow;
 - real: the real right-hand view of scikit-image's stereo motorcycle pair.
-"edgelens" is R-GeM pooling with the catalog recipe's views; "baseline" is global average
+"edgelens" is sharpened R-GeM pooling with the catalog recipe's views; "baseline" is global average
 pooling with one vector per item, the plain approach. Also the vector-cache count and the
 device-side featurize cost of both models.
 """
@@ -89,7 +89,7 @@ def main() -> None:
     lines = [
         f"{len(photos)} catalog photos; {len(query_sets['synthetic'])} synthetic views "
         f"({args.views} per photo), {len(query_sets['clutter'])} clutter views ({args.clutter} "
-        "per photo), 1 real second view. edgelens = R-GeM pooling in the graph + "
+        "per photo), 1 real second view. edgelens = sharpened R-GeM pooling in the graph + "
         f"{CatalogRecipe().views} vectors per catalog photo; baseline = global average pooling, "
         "1 vector per photo.",
         "",
