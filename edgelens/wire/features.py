@@ -135,7 +135,8 @@ def decode(payload: bytes) -> FeatureMessage:
             f"vector needs {expected} bytes for dim {dim}, message carries {len(payload) - offset}"
         )
     raw = np.frombuffer(payload, dtype=_NUMPY[dtype], count=dim, offset=offset)
-    vector = raw.astype(np.float32) * np.float32(scale)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite values are refused below
+        vector = raw.astype(np.float32) * np.float32(scale)
     if not np.all(np.isfinite(vector)):
         raise WireFormatError("vector holds NaN or Inf")
     return FeatureMessage(device_id, seq, captured_at, model_id, vector)
