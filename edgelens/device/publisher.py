@@ -17,6 +17,7 @@ from edgelens.wire.names import features_topic, status_topic
 
 logger = logging.getLogger(__name__)
 
+MQTT_OK = mqtt.MQTT_ERR_SUCCESS
 # How long a clean shutdown waits for the broker to take the "offline" status.
 OFFLINE_ACK_TIMEOUT_S = 2.0
 
@@ -28,8 +29,9 @@ class FeaturePublisher:
 
     Features go out with QoS 0: the newest frame is the only one worth having,
     and QoS 0 never queues retransmits of stale frames ahead of new ones. For the
-    same reason frames offered while the broker is unreachable are dropped and
-    counted, not queued. The status is retained: "online" on every (re)connect,
+    same reason, while the broker is unreachable only the newest vector is held (and
+    sent on reconnect); the older ones are dropped and counted, not queued. The status
+    is retained: "online" on every (re)connect,
     "offline" on a clean stop and, as the last will, when the device vanishes.
     ``connect_async`` lets the device start while the broker is still down.
     """
@@ -58,6 +60,8 @@ class FeaturePublisher:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._unsent_this_outage = 0
+        self._outage_logged = False
+        self._held: bytes | None = None  # the newest vector offered while disconnected
         self._closing = False
         self._health: dict[str, float | int] = {}
         self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s)
@@ -78,7 +82,8 @@ class FeaturePublisher:
         return self._connected.wait(timeout)
 
     def publish(self, message: FeatureMessage) -> bool:
-        """Send one frame's vector; False when it was dropped because the broker is away."""
+        """Send one frame's vector; False when the broker is away. Then the newest vector
+        is held and sent on reconnect, and the one it replaces is dropped and counted."""
         payload = encode(message, self.wire_dtype)
         if self._connected.is_set():
             info = self._client.publish(self._features_topic, payload, qos=0)
@@ -86,11 +91,17 @@ class FeaturePublisher:
                 self.published += 1
                 return True
         with self._lock:
-            self.unsent += 1
-            self._unsent_this_outage += 1
-            first_of_outage = self._unsent_this_outage == 1
+            if self._held is not None:
+                self.unsent += 1
+                self._unsent_this_outage += 1
+            self._held = payload
+            first_of_outage = not self._outage_logged
+            self._outage_logged = True
         if first_of_outage:
-            logger.warning("broker %s unreachable: dropping frames until it is back", self.broker)
+            logger.warning(
+                "broker %s unreachable: holding the newest vector, dropping older ones",
+                self.broker,
+            )
         return False
 
     def update_health(self, health: dict[str, float | int], *, publish: bool = True) -> None:
@@ -113,6 +124,10 @@ class FeaturePublisher:
                 info.wait_for_publish(OFFLINE_ACK_TIMEOUT_S)
         self._client.disconnect()
         self._client.loop_stop()
+        with self._lock:
+            if self._held is not None:  # never got out
+                self.unsent += 1
+                self._held = None
         logger.info(
             "device %s offline: %d frame(s) published, %d dropped while disconnected",
             self.device_id,
@@ -177,11 +192,15 @@ class FeaturePublisher:
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         with self._lock:
             dropped, self._unsent_this_outage = self._unsent_this_outage, 0
+            held, self._held = self._held, None
+            self._outage_logged = False
+        if held is not None and client.publish(self._features_topic, held).rc == MQTT_OK:
+            self.published += 1
         logger.info(
             "connected to %s as %s%s",
             self.broker,
             self.device_id,
-            f" ({dropped} frame(s) dropped while away)" if dropped else "",
+            f" ({dropped} frame(s) dropped while away, the newest sent now)" if dropped else "",
         )
         self._connected.set()
 

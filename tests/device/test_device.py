@@ -228,14 +228,17 @@ def test_device_starts_without_a_broker_and_counts_what_it_could_not_send(
     ).run()
     assert (stats.captured, stats.featurized, stats.published, stats.unsent) == (3, 3, 0, 3)
     assert "not reachable yet; capturing anyway" in caplog.text
-    assert caplog.text.count("dropping frames until it is back") == 1
+    assert caplog.text.count("holding the newest vector") == 1
 
 
-def test_publisher_drops_frames_while_the_broker_is_away_and_comes_back_online(
+def test_publisher_holds_the_newest_vector_while_the_broker_is_away(
     mosquitto_server, subscribe, caplog
 ):
     caplog.set_level(logging.INFO, logger="edgelens.device")
-    message = FeatureMessage("flaky", 0, time.time(), "model-x", np.ones(16, dtype=np.float32))
+
+    def message(seq: int) -> FeatureMessage:
+        return FeatureMessage("flaky", seq, time.time(), "model-x", np.ones(16, dtype=np.float32))
+
     publisher = FeaturePublisher(
         mqtt_url=mosquitto_server.url,
         device_id="flaky",
@@ -247,22 +250,24 @@ def test_publisher_drops_frames_while_the_broker_is_away_and_comes_back_online(
     )
     with publisher:
         assert publisher.wait_connected(5)
-        assert publisher.publish(message)
+        assert publisher.publish(message(0))
         mosquitto_server.stop()
         _wait_until(lambda: not publisher.connected)
-        assert [publisher.publish(message) for _ in range(3)] == [False] * 3
-        assert publisher.unsent == 3
-        assert caplog.text.count("dropping frames until it is back") == 1  # once per outage
+        assert [publisher.publish(message(seq)) for seq in (1, 2, 3)] == [False] * 3
+        assert publisher.unsent == 2, "the older two are dropped, the newest is held"
+        assert caplog.text.count("holding the newest vector") == 1  # once per outage
 
         mosquitto_server.start()
-        assert publisher.wait_connected(10)
-        assert "(3 frame(s) dropped while away)" in caplog.text
         subscriber = subscribe("edgelens/flaky/#")  # the broker lost its retained messages
-        assert publisher.publish(message)
+        assert publisher.wait_connected(10)
         _wait_until(lambda: subscriber.features("flaky"))
-        assert subscriber.states("flaky") == ["online"]
-    assert publisher.published == 2
-    _wait_until(lambda: subscriber.states("flaky") == ["online", "offline"])
+        assert [m.seq for m in subscriber.features("flaky")] == [3], "held vector sent first"
+        assert "(2 frame(s) dropped while away, the newest sent now)" in caplog.text
+        assert publisher.publish(message(4))
+        _wait_until(lambda: len(subscriber.features("flaky")) == 2)
+        assert subscriber.states("flaky")[-1] == "online"
+    assert publisher.published == 3
+    _wait_until(lambda: subscriber.states("flaky")[-1] == "offline")
 
 
 def test_broker_publishes_the_offline_will_when_a_device_dies(mosquitto_server, subscribe):
@@ -367,7 +372,8 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
     _wait_until(lambda: subscriber.states("still")[-1:] == ["offline"])
 
     messages = subscriber.features("still")
-    assert stats.featurized == 60 and stats.published == len(messages)
+    # A busy machine may drop a frame or two (the loop keeps the newest); all are counted.
+    assert stats.featurized + stats.dropped == 60 and stats.published == len(messages)
     assert stats.published + stats.suppressed == stats.featurized
     # ~1.5 s per scene at one keep-alive per 0.5 s: a handful of messages, not 60.
     assert 2 <= len(messages) <= 10 and stats.keepalives >= 2
@@ -377,7 +383,8 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
     first_of_second_scene = next(
         m for m, scene in zip(messages, scene_of, strict=True) if scene == 1
     )
-    assert 30 <= first_of_second_scene.seq <= 31  # sent at once, not at the next keep-alive
+    # sent at once (first frame of the scene the loop took), not at the next keep-alive
+    assert 30 <= first_of_second_scene.seq <= 31 + stats.dropped
     # Health went out while the device ran, not only at the end.
     online = [
         json.loads(m.payload)
