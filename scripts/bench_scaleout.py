@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,23 +19,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import write_section
+from loadlib import LpushCounter, prepare_catalog, worker_env, worker_processes
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.ann import AnnIndex
-from edgelens.search.bench import VectorModel, real_embeddings, synthetic_catalog
-from edgelens.search.persist import save_index
-from edgelens.wire.features import FeatureMessage, encode
+from edgelens.wire.features import restamp
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic
 
 DEVICES = 20
-EDGELENS = Path(sys.executable).with_name("edgelens")
 
 
 def main() -> None:
@@ -51,39 +45,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])
-    rng = np.random.default_rng(0)
-    labels, real = real_embeddings(featurizer, views=12, seed=50)
-    model = VectorModel.fit(real, labels)
-    items, vectors, products = synthetic_catalog(model, args.items, 10, rng)
     views = CatalogRecipe().views
-    per_item = [
-        np.concatenate([v[None], model.views(np.repeat(c[None], views - 1, 0), rng)])
-        for v, c in zip(vectors, products[rng.integers(0, len(products), len(items))], strict=True)
-    ]
-    index = AnnIndex.build(model_id=featurizer.model_id, items=items, vectors=per_item)
-    queries = model.views(products[rng.integers(0, len(products), 2000)], rng)
-    payloads = [
-        encode(FeatureMessage(f"load-{i % DEVICES}", i, 0.0, featurizer.model_id, q))
-        for i, q in enumerate(queries)
-    ]
+    devices = [f"load-{i}" for i in range(DEVICES)]
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer() as rds, MosquittoServer() as broker:
         data = Path(tmp)
-        save_index(
-            index,
-            data / "index" / f"{featurizer.model_id}-{CatalogRecipe().recipe_id}.npz",
-            catalog_version="0",
+        payloads = prepare_catalog(
+            featurizer, items=args.items, queries=2000, data_dir=data, device_ids=devices
         )
-        env = {
-            **os.environ,
-            "EDGELENS_DATA_DIR": str(data),
-            "EDGELENS_MODELS_DIR": str(args.models_dir.resolve()),
-            "EDGELENS_REDIS_URL": rds.url,
-            "EDGELENS_MQTT_URL": broker.url,
-            "EDGELENS_SEARCH__BACKEND": "ann",
-            "EDGELENS_LOG_LEVEL": "WARNING",
-            "EDGELENS_WORKER__METRICS_PORT": "0",
-        }
+        env = worker_env(
+            data_dir=data, models_dir=args.models_dir, redis_url=rds.url, mqtt_url=broker.url
+        )
         rates: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(args.repeat):  # interleaved, so drift of the machine hits both alike
             for n in rates:
@@ -116,38 +88,34 @@ def main() -> None:
 
 
 def _measure(workers: int, env: dict, mqtt_url: str, redis_url: str, payloads, args) -> float:
-    procs = [
-        subprocess.Popen([str(EDGELENS), "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]
-    counter = _Counter(redis_url)
+    counter = LpushCounter(redis_url)
     client = make_client(mqtt_url, client_id=f"load-{workers}")
     connect_async(client, mqtt_url)
     try:
-        deadline = time.monotonic() + 120
-        before = counter.count
-        while counter.count == before and time.monotonic() < deadline:  # a worker has loaded
-            client.publish(features_topic("load-0"), payloads[0], qos=0)
-            time.sleep(0.2)
-        time.sleep(3.0 if workers > 1 else 1.0)  # the second worker too
-        stop = threading.Event()
-        sender = threading.Thread(target=_offer, args=(client, payloads, args.rate, stop))
-        sender.start()
-        time.sleep(2.0)  # warm-up
-        start_count, started = counter.count, time.monotonic()
-        time.sleep(args.seconds)
-        rate = (counter.count - start_count) / (time.monotonic() - started)
-        stop.set()
-        sender.join()
-        return rate
+        with worker_processes([env] * workers):
+            deadline = time.monotonic() + 120
+            before = counter.count
+            seq = 0
+            while counter.count == before and time.monotonic() < deadline:  # a worker loaded
+                seq += 1
+                fresh = restamp(payloads[0], seq=seq, captured_at=time.time())
+                client.publish(features_topic("load-0"), fresh, qos=0)
+                time.sleep(0.2)
+            time.sleep(3.0 if workers > 1 else 1.0)  # the second worker too
+            stop = threading.Event()
+            sender = threading.Thread(target=_offer, args=(client, payloads, args.rate, stop))
+            sender.start()
+            time.sleep(2.0)  # warm-up
+            start_count, started = counter.count, time.monotonic()
+            time.sleep(args.seconds)
+            rate = (counter.count - start_count) / (time.monotonic() - started)
+            stop.set()
+            sender.join()
+            return rate
     finally:
         client.disconnect()
         client.loop_stop()
         counter.close()
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
 
 
 def _offer(client, payloads, rate: int, stop: threading.Event) -> None:
@@ -155,29 +123,14 @@ def _offer(client, payloads, rate: int, stop: threading.Event) -> None:
     next_at = time.monotonic()
     i = 0
     while not stop.is_set():
-        payload = payloads[i % len(payloads)]
+        # Fresh stamps: the worker refuses a replayed (seq, capture time) as it should.
+        payload = restamp(payloads[i % len(payloads)], seq=i + 1000, captured_at=time.time())
         client.publish(features_topic(f"load-{i % DEVICES}"), payload, qos=0)
         i += 1
         next_at += interval
         delay = next_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-
-
-class _Counter:
-    """Matched records counted by Redis itself (LPUSH calls), so the count costs the
-    machine nothing while the workers run."""
-
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
-
-    @property
-    def count(self) -> int:
-        stats = self._client.info("commandstats")
-        return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
-
-    def close(self) -> None:
-        self._client.close()
 
 
 if __name__ == "__main__":

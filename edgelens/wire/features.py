@@ -142,6 +142,13 @@ def decode(payload: bytes) -> FeatureMessage:
     return FeatureMessage(device_id, seq, captured_at, model_id, vector)
 
 
+def restamp(payload: bytes, *, seq: int, captured_at: float) -> bytes:
+    """The same encoded vector under a new sequence number and capture time, without
+    re-encoding: load generators replay a fixed set of vectors as fresh frames."""
+    magic, version, dtype, dim, _, _ = _HEADER.unpack_from(payload, 0)
+    return _HEADER.pack(magic, version, dtype, dim, seq, captured_at) + payload[_HEADER.size :]
+
+
 def _short_string(text: str) -> bytes:
     data = text.encode()
     if len(data) > 255:

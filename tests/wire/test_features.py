@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgelens.errors import WireFormatError
-from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode
+from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode, restamp
 
 
 def _message(dim: int = 1280, seed: int = 0) -> FeatureMessage:
@@ -97,3 +97,12 @@ def test_bad_int8_scale_and_bad_ids_are_refused():
         FeatureMessage("edgelens/+/x", 1, 0.0, "m", np.ones(4, np.float32))
     with pytest.raises(WireFormatError, match="model id"):
         FeatureMessage("cam", 1, 0.0, "", np.ones(4, np.float32))
+
+
+def test_restamp_changes_only_the_sequence_number_and_capture_time():
+    message = FeatureMessage("cam-1", 3, 1000.0, "model-x", np.ones(8, dtype=np.float32))
+    for dtype in WireDtype:
+        fresh = decode(restamp(encode(message, dtype), seq=99, captured_at=2000.5))
+        assert (fresh.seq, fresh.captured_at) == (99, 2000.5)
+        assert (fresh.device_id, fresh.model_id) == ("cam-1", "model-x")
+        np.testing.assert_allclose(fresh.embedding, message.embedding, atol=1e-2)

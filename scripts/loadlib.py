@@ -1,0 +1,98 @@
+"""Shared by the load benchmarks: a catalog index grown from real embeddings, worker
+processes, and Redis-side counting of matched records."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.search.ann import AnnIndex
+from edgelens.search.bench import VectorModel, real_embeddings, synthetic_catalog
+from edgelens.search.persist import save_index
+from edgelens.wire.features import FeatureMessage, encode
+
+EDGELENS = Path(sys.executable).with_name("edgelens")
+
+
+def prepare_catalog(
+    featurizer: Featurizer, *, items: int, queries: int, data_dir: Path, device_ids: list[str]
+) -> list[bytes]:
+    """Save an ANN index of ``items`` catalog items (grown from real embeddings, with the
+    recipe's vectors per item) where workers load it from ``data_dir``; return encoded
+    float16 query messages of fresh views of catalog products, one per device in turn."""
+    rng = np.random.default_rng(0)
+    labels, real = real_embeddings(featurizer, views=12, seed=50)
+    model = VectorModel.fit(real, labels)
+    item_ids, vectors, products = synthetic_catalog(model, items, 10, rng)
+    views = CatalogRecipe().views
+    per_item = [
+        np.concatenate([v[None], model.views(np.repeat(c[None], views - 1, 0), rng)])
+        for v, c in zip(
+            vectors, products[rng.integers(0, len(products), len(item_ids))], strict=True
+        )
+    ]
+    index = AnnIndex.build(model_id=featurizer.model_id, items=item_ids, vectors=per_item)
+    save_index(
+        index,
+        data_dir / "index" / f"{featurizer.model_id}-{CatalogRecipe().recipe_id}.npz",
+        catalog_version="0",
+    )
+    views_of_products = model.views(products[rng.integers(0, len(products), queries)], rng)
+    return [
+        encode(FeatureMessage(device_ids[i % len(device_ids)], i, 0.0, featurizer.model_id, query))
+        for i, query in enumerate(views_of_products)
+    ]
+
+
+def worker_env(*, data_dir: Path, models_dir: Path, redis_url: str, mqtt_url: str) -> dict:
+    return {
+        **os.environ,
+        "EDGELENS_DATA_DIR": str(data_dir),
+        "EDGELENS_MODELS_DIR": str(models_dir.resolve()),
+        "EDGELENS_REDIS_URL": redis_url,
+        "EDGELENS_MQTT_URL": mqtt_url,
+        "EDGELENS_SEARCH__BACKEND": "ann",
+        "EDGELENS_LOG_LEVEL": "WARNING",
+        "EDGELENS_WORKER__METRICS_PORT": "0",
+    }
+
+
+@contextlib.contextmanager
+def worker_processes(envs: list[dict]) -> Iterator[list[subprocess.Popen]]:
+    """One real ``edgelens cloud run`` process per environment, terminated on exit."""
+    procs = [
+        subprocess.Popen([str(EDGELENS), "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
+        for env in envs
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+class LpushCounter:
+    """Matched records counted by Redis itself (its LPUSH calls), so counting costs the
+    machine nothing while the workers run."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+
+    @property
+    def count(self) -> int:
+        stats = self._client.info("commandstats")
+        return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
+
+    def close(self) -> None:
+        self._client.close()
