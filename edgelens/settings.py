@@ -13,7 +13,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints, ValidationError
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,6 +159,21 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs session cookies (EDGELENS_WEB__SECRET_KEY); demo mode makes a "
+        "random one per start when neither this nor secret_key_file is set.",
+    )
+    secret_key_file: Path | None = Field(default=None, description="A file holding the key.")
+    public_dashboard: bool = Field(
+        default=True,
+        description="Devices and matches readable without signing in; catalog changes "
+        "always need an admin.",
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (behind TLS)."
+    )
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
 
 
 class Settings(BaseSettings):
@@ -172,6 +195,11 @@ class Settings(BaseSettings):
     redis_url: RedisUrl = AnyUrl("redis://127.0.0.1:6379/0")
     mqtt_url: MqttUrl = AnyUrl("mqtt://127.0.0.1:1883")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mode: Literal["demo", "production"] = Field(
+        default="demo",
+        description="production refuses to start on default secrets: no password in the "
+        "MQTT or Redis URL, no web secret key.",
+    )
     featurizer: FeaturizerSettings = FeaturizerSettings()
     catalog: CatalogSettings = CatalogSettings()
     search: SearchSettings = SearchSettings()
@@ -209,6 +237,27 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+
+def require_secrets(
+    settings: Settings, *, mqtt: bool = False, redis: bool = False, web: bool = False
+) -> None:
+    """In production mode, refuse to run a part on the demo's open defaults.
+
+    Each part names what it uses: a device the broker, the worker the broker and Redis,
+    the web app Redis and its session key. Demo mode accepts everything.
+    """
+    if settings.mode != "production":
+        return
+    missing = []
+    if mqtt and not (settings.mqtt_url.username and settings.mqtt_url.password):
+        missing.append("mqtt_url needs a user and password (see `edgelens device enroll`)")
+    if redis and not settings.redis_url.password:
+        missing.append("redis_url needs a password (redis://:PASSWORD@host:6379/0)")
+    if web and settings.web.secret_key is None and settings.web.secret_key_file is None:
+        missing.append("web.secret_key or web.secret_key_file must be set")
+    if missing:
+        raise ConfigError("production mode: " + "; ".join(missing))
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

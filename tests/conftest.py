@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -97,4 +99,23 @@ def live_settings(settings, featurizer, sample_catalog, redis_server, mosquitto_
     store.close()
     return settings.model_copy(
         update={"redis_url": AnyUrl(redis_server.url), "mqtt_url": AnyUrl(mosquitto_server.url)}
+    )
+
+
+@pytest.fixture(scope="session")
+def png_bomb() -> bytes:
+    """A valid ~100 KB PNG that decodes to 10,000 x 10,000 pixels (300 MB as BGR)."""
+    width = height = 10_000
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + bytes(width)  # filter byte + one grey row
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgelens import MAX_IMAGE_PIXELS
 from edgelens.errors import ImageDecodeError
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -23,9 +24,6 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
 # File names taken as images when a folder is read (catalog import, folder camera source).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-
-# Decoded images larger than this are refused before OpenCV allocates them.
-MAX_IMAGE_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,13 @@ def test_rejects_arrays_that_are_not_bgr_uint8():
         to_model_input([np.zeros((10, 10), np.uint8)], SPEC)
     with pytest.raises(ImageDecodeError):
         to_model_input([np.zeros((10, 10, 3), np.float32)], SPEC)
+
+
+def test_decompression_bomb_is_refused_before_it_is_allocated(png_bomb: bytes):
+    import resource
+
+    before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with pytest.raises(ImageDecodeError, match="cannot decode image"):
+        decode_image(png_bomb)
+    grown_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before_mb
+    assert grown_mb < 150, f"the decoder allocated {grown_mb:.0f} MB for a refused image"
