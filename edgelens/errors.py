@@ -52,3 +52,15 @@ class SourceError(EdgelensError):
 
 class RedisUnavailableError(EdgelensError):
     """Redis cannot be reached; the caller reports it, keeps running and retries."""
+
+
+class AccessError(EdgelensError):
+    """A web request that lacks the right to do what it asks."""
+
+
+class NotSignedInError(AccessError):
+    """The request needs a signed-in admin."""
+
+
+class CsrfError(AccessError):
+    """A state-changing request without the session's CSRF token."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
 
 from edgelens.cli.context import reports_errors, settings_of
@@ -30,3 +33,28 @@ def run(ctx: typer.Context) -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines in the CLI's logging format
     )
+
+
+@app.command("add-admin")
+@reports_errors
+def add_admin(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(help="The admin's sign-in name.")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input (scripts).")
+    ] = False,
+) -> None:
+    """Create a dashboard admin (or set a new password); admins may change the catalog."""
+    from edgelens.webapp.services.accounts import AccountStore, accounts_path
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = settings_of(ctx)
+    accounts = AccountStore(accounts_path(settings.data_dir))
+    try:
+        accounts.set_admin(username=username, password=password)
+    finally:
+        accounts.close()
+    typer.echo(f"admin {username} can sign in at /login")

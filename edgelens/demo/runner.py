@@ -8,6 +8,7 @@ worker → web app → device. Stop runs in reverse, each part logging its exit.
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo, write_s
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.app import create_app
+from edgelens.webapp.services.accounts import AccountStore, accounts_path
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def run_demo(
         )
         featurizer = load_featurizer(settings)
         _build_catalog(settings, featurizer)
+        _demo_admin(settings)
         video = source or str(camera_video(workdir))
         worker = Worker(settings)
         worker.start()
@@ -72,6 +75,20 @@ def run_demo(
             device_thread.join(timeout=10)
             web.stop()
             worker.stop()
+
+
+def _demo_admin(settings: Settings) -> None:
+    """The first run makes an admin "demo" with a random password, so the catalog can be
+    edited from the dashboard; the password is logged once, never stored in clear."""
+    accounts = AccountStore(accounts_path(settings.data_dir))
+    try:
+        if accounts.count():
+            return
+        password = secrets.token_urlsafe(12)
+        accounts.set_admin(username="demo", password=password)
+    finally:
+        accounts.close()
+    logger.warning("dashboard admin created: sign in as demo / %s to edit the catalog", password)
 
 
 def _build_catalog(settings: Settings, featurizer: Featurizer) -> None:

@@ -6,23 +6,31 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
 
 from edgelens import __version__
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import ItemNotFoundError, RedisUnavailableError
+from edgelens.errors import CsrfError, ItemNotFoundError, NotSignedInError, RedisUnavailableError
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
-from edgelens.settings import Settings
-from edgelens.webapp.deps import AppState
-from edgelens.webapp.routes import api, catalog, events, pages
+from edgelens.settings import Settings, require_secrets
+from edgelens.webapp.deps import AppState, guard
+from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
+from edgelens.webapp.routes import api, auth, catalog, events, health, pages
 from edgelens.webapp.schemas import ErrorOut
+from edgelens.webapp.security import session_secret
+from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.webapp.services.live import connect
 
 logger = logging.getLogger(__name__)
+
+# Every router of the app; the guard dependency covers all of them.
+ROUTERS = tuple(module.router for module in (pages, api, events, catalog, auth, health))
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Room for the multipart framing and text fields around an upload of the maximum size.
@@ -34,14 +42,20 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
 
     The featurizer is loaded once at startup unless the caller already holds one (the
     tests and an in-process demo share theirs). Redis is connected lazily, so the app
-    starts, and its pages render, while Redis is down.
+    starts, and its pages render, while Redis is down. In production mode it refuses
+    to start without a session key and a Redis password.
     """
+    require_secrets(settings, redis=True, web=True)
+    secret = session_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         model = featurizer or await run_in_threadpool(load_featurizer, settings)
         store = CatalogStore(settings.catalog_db)
         redis = connect(str(settings.redis_url))
+        accounts = AccountStore(accounts_path(settings.data_dir))
+        if not accounts.count():
+            logger.warning("no admin yet: catalog changes need `edgelens web add-admin NAME`")
         logger.info(
             "dashboard ready: catalog %s (%d items), model %s, redis %s",
             settings.catalog_db,
@@ -50,10 +64,17 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             settings.redis_url,
         )
         try:
-            yield {"settings": settings, "store": store, "featurizer": model, "redis": redis}
+            yield {
+                "settings": settings,
+                "store": store,
+                "featurizer": model,
+                "redis": redis,
+                "accounts": accounts,
+            }
         finally:
             await redis.aclose()
             store.close()
+            accounts.close()
 
     app = FastAPI(
         title="edgelens dashboard",
@@ -62,13 +83,34 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         # Refuses a huge upload before it is spooled; the file's own limit is checked
         # exactly while it is staged (services.catalog).
         max_body_size=settings.web.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+        dependencies=[Depends(guard)],  # sign-in and CSRF, for every route
     )
+    app.state.metrics = WebMetrics()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie="edgelens_session",
+        max_age=settings.web.session_max_age_s,
+        same_site="lax",
+        https_only=settings.web.secure_cookies,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (pages, api, events, catalog):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_exception_handler(RedisUnavailableError, _answer(503))
     app.add_exception_handler(ItemNotFoundError, _answer(404))
+    app.add_exception_handler(NotSignedInError, _sign_in_first)
+    app.add_exception_handler(CsrfError, _answer(403))
     return app
+
+
+async def _sign_in_first(request: Request, exc: Exception) -> Response:
+    """Browsers go to the sign-in page (and come back); API clients get 401."""
+    if "text/html" in request.headers.get("accept", ""):
+        back = request.url.path if request.method == "GET" else "/catalog"
+        return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
+    return JSONResponse(ErrorOut(detail=str(exc)).model_dump(), status_code=401)
 
 
 def _answer(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

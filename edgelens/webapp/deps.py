@@ -12,9 +12,17 @@ from fastapi import Depends, Path, Request
 from redis.asyncio import Redis
 
 from edgelens.catalog.store import CatalogStore
+from edgelens.errors import CsrfError, NotSignedInError
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
+from edgelens.webapp.security import new_csrf_token, tokens_match
+from edgelens.webapp.services.accounts import AccountStore
 from edgelens.wire.names import DEVICE_ID_PATTERN
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Reachable without signing in even when the dashboard is private: the sign-in page
+# itself, the page assets, and what monitoring scrapes.
+OPEN_PATHS = ("/login", "/static/", "/healthz", "/metrics")
 
 
 class AppState(TypedDict):
@@ -24,6 +32,7 @@ class AppState(TypedDict):
     store: CatalogStore
     featurizer: Featurizer
     redis: Redis
+    accounts: AccountStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -42,9 +51,50 @@ def get_redis(request: Request) -> Redis:
     return request.state.redis
 
 
+def get_accounts(request: Request) -> AccountStore:
+    return request.state.accounts
+
+
+def signed_in_user(request: Request) -> str | None:
+    return request.session.get("user")
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, made on the first request of a session."""
+    token = request.session.get("csrf")
+    if token is None:
+        token = request.session["csrf"] = new_csrf_token()
+    return token
+
+
+async def guard(request: Request) -> None:
+    """Applied to every route: no route can forget it.
+
+    Every state-changing request needs a signed-in admin (except signing in) and the
+    session's CSRF token, as the ``csrf_token`` form field or the ``X-CSRF-Token``
+    header. Reading needs a signed-in admin only when the dashboard is private.
+    """
+    path = request.url.path
+    expected = csrf_token(request)
+    user = signed_in_user(request)
+    if request.method in SAFE_METHODS:
+        public = request.state.settings.web.public_dashboard
+        if not (public or user or path.startswith(OPEN_PATHS)):
+            raise NotSignedInError("this dashboard is private: sign in first")
+        return
+    if user is None and path != "/login":
+        raise NotSignedInError("changing the catalog needs a signed-in admin")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and "form" in request.headers.get("content-type", ""):
+        sent = (await request.form()).get("csrf_token")
+    if not tokens_match(sent if isinstance(sent, str) else None, expected):
+        raise CsrfError("missing or wrong CSRF token: reload the page and try again")
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[CatalogStore, Depends(get_store)]
 FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN.pattern, description="The device id.")]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from edgelens.webapp.deps import csrf_token
+
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
@@ -34,6 +36,7 @@ def clock(epoch_s: float | None) -> str:
     return "" if epoch_s is None else time.strftime("%H:%M:%S", time.localtime(epoch_s))
 
 
+templates.env.globals["csrf_token"] = csrf_token
 templates.env.filters.update(
     price=price, percent=percent, ms=milliseconds, clock=clock, figure=figure
 )

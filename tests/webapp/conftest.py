@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from edgelens.demo.servers import free_port
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.app import create_app
+from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import Match, MatchRecord
 
@@ -52,11 +54,18 @@ def serve() -> Callable[..., AbstractContextManager[str]]:
     return _serve
 
 
+ADMIN, ADMIN_PASSWORD = "admin", "correct horse battery"
+
+
 @pytest.fixture
 def web_settings(settings, redis_server, monkeypatch) -> Settings:
     monkeypatch.setenv("EDGELENS_REDIS_URL", redis_server.url)
     monkeypatch.setenv("EDGELENS_WEB__MAX_UPLOAD_BYTES", str(UPLOAD_LIMIT))
-    return Settings()
+    web = Settings()
+    accounts = AccountStore(accounts_path(web.data_dir))
+    accounts.set_admin(username=ADMIN, password=ADMIN_PASSWORD)
+    accounts.close()
+    return web
 
 
 @pytest.fixture
@@ -65,9 +74,37 @@ def live_url(serve, web_settings, featurizer) -> Iterator[str]:
         yield url
 
 
+class AdminClient(httpx.Client):
+    """Signed in as the admin; every POST carries the session's CSRF token, as forms do."""
+
+    csrf = ""
+
+    def post(self, url, *, data=None, **kwargs):  # type: ignore[override]
+        return super().post(url, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
+
+
+def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """Sign in through the real form: its CSRF token first, then the post."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/login", data={"csrf_token": token, "username": username, "password": password}
+    )
+
+
 @pytest.fixture
 def http(live_url) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_url, timeout=10) as client:
+    with AdminClient(base_url=live_url, timeout=10, trust_env=False) as client:
+        assert sign_in(client, ADMIN, ADMIN_PASSWORD).status_code == 303
+        client.csrf = re.search(
+            r'name="csrf_token" value="([^"]+)"', client.get("/catalog").text
+        ).group(1)
+        yield client
+
+
+@pytest.fixture
+def anonymous(live_url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_url, timeout=10, trust_env=False) as client:
         yield client
 
 

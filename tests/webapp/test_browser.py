@@ -10,6 +10,8 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.search.loader import index_from_catalog
 
+from .conftest import ADMIN, ADMIN_PASSWORD
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 10
@@ -116,7 +118,17 @@ def test_catalog_upload_through_the_form_makes_the_item_searchable(
     )
     photo = sample_catalog.parent / "colorwheel.png"
 
+    # Anonymous, the form's post is sent to the sign-in page, which leads back here.
     browser.get(f"{live_url}/catalog")
+    browser.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").submit()
+    _wait(browser, lambda d: d.find_elements(By.ID, "login-form"))
+    login = browser.find_element(By.ID, "login-form")
+    login.find_element(By.NAME, "username").send_keys(ADMIN)
+    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    assert browser.current_url == f"{live_url}/catalog"
+
     form = browser.find_element(By.ID, "upload-form")
     form.find_element(By.NAME, "image").send_keys(str(photo))
     form.find_element(By.NAME, "item_id").send_keys("wheel")

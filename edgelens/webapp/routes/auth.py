@@ -1,0 +1,65 @@
+"""Signing in and out of the dashboard (admins are created with `edgelens web add-admin`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from edgelens.webapp.deps import AccountsDep, csrf_token
+from edgelens.webapp.security import new_csrf_token
+from edgelens.webapp.templating import templates
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return _page(request, next_url=next)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    accounts: AccountsDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    if not accounts.authenticate(username=username, password=password):
+        logger.warning("failed sign-in for %r from %s", username, _client(request))
+        return _page(request, next_url=next, error="Wrong name or password.", status_code=401)
+    # A fresh CSRF token with the new privilege: one seen before signing in is worthless.
+    request.session.update(user=username, csrf=new_csrf_token())
+    logger.info("%s signed in from %s", username, _client(request))
+    return RedirectResponse(_local(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+def _page(
+    request: Request, *, next_url: str, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "login.html",
+        {"next": _local(next_url), "error": error, "csrf": csrf_token(request)},
+        status_code=status_code,
+    )
+
+
+def _local(url: str) -> str:
+    """Only paths of this site: a ``next`` pointing elsewhere would be an open redirect."""
+    return url if url.startswith("/") and not url.startswith("//") else "/"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
