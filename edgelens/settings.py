@@ -155,6 +155,29 @@ class WorkerSettings(_Section):
     )
 
 
+class MqttTlsSettings(_Section):
+    """TLS towards the broker, used with an ``mqtts://`` URL (scripts/make_ca.sh makes a
+    local CA for the demo). Without ca_file the system's trusted CAs check the broker."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = Field(default=None, description="Client certificate (optional).")
+    key_file: Path | None = Field(default=None, description="Its private key.")
+
+
+class BrokerSettings(_Section):
+    """The broker's account files, written by `edgelens device enroll` on the broker host."""
+
+    password_file: Path | None = Field(
+        default=None, description="mosquitto password_file; default <data_dir>/broker/passwords."
+    )
+    acl_file: Path | None = Field(
+        default=None, description="mosquitto acl_file; default <data_dir>/broker/acl."
+    )
+    pid_file: Path | None = Field(
+        default=None, description="mosquitto's pid_file, to reload it after an enrollment."
+    )
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -194,6 +217,7 @@ class Settings(BaseSettings):
     )
     redis_url: RedisUrl = AnyUrl("redis://127.0.0.1:6379/0")
     mqtt_url: MqttUrl = AnyUrl("mqtt://127.0.0.1:1883")
+    mqtt_tls: MqttTlsSettings = MqttTlsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mode: Literal["demo", "production"] = Field(
         default="demo",
@@ -206,6 +230,7 @@ class Settings(BaseSettings):
     device: DeviceSettings = DeviceSettings()
     worker: WorkerSettings = WorkerSettings()
     web: WebSettings = WebSettings()
+    broker: BrokerSettings = BrokerSettings()
 
     @property
     def model_path(self) -> Path:
@@ -218,6 +243,14 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def broker_password_file(self) -> Path:
+        return self.broker.password_file or self.data_dir / "broker" / "passwords"
+
+    @property
+    def broker_acl_file(self) -> Path:
+        return self.broker.acl_file or self.data_dir / "broker" / "acl"
 
     @property
     def images_dir(self) -> Path:

@@ -32,3 +32,21 @@ def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.request_stop())
     worker.run_forever()
+
+
+@app.command("enroll")
+@reports_errors
+def enroll(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The worker account's name.")],
+    reload_pid: Annotated[
+        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
+    ] = None,
+) -> None:
+    """On the broker host: MQTT credentials for workers (they read every device's topics)."""
+    from edgelens.cli.enroll import enroll as enroll_account
+
+    settings = settings_of(ctx)
+    credentials = enroll_account(settings, name=name, worker=True, reload_pid=reload_pid)
+    typer.echo(f"worker account {name} enrolled; workers need (shown once):")
+    typer.echo(f"  EDGELENS_MQTT_URL={credentials.url(str(settings.mqtt_url))}")

@@ -17,7 +17,7 @@ from edgelens.cli.context import reports_errors, settings_of
 from edgelens.device.loop import DeviceLoop
 from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
-from edgelens.settings import DeviceSettings, format_validation_error
+from edgelens.settings import DeviceSettings, format_validation_error, require_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ def run(
 ) -> None:
     """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop)."""
     settings = settings_of(ctx)
+    require_secrets(settings, mqtt=True)
     device = _device_settings(
         settings.device, source=source, device_id=device_id, loop=loop, fps_cap=fps_cap
     )
@@ -57,6 +58,7 @@ def run(
         device=device,
         featurizer=load_featurizer(settings),
         mqtt_url=str(settings.mqtt_url),
+        mqtt_tls=settings.mqtt_tls,
         stop=stop,
     )
     with _stop_on_signals(stop):
@@ -67,6 +69,29 @@ def run(
         f"(+{stats.unsent} while disconnected); ms per frame: "
         f"decode {stats.decode_ms_mean:.1f}, preprocess {stats.preprocess_ms_mean:.1f}, "
         f"featurize {stats.featurize_ms_mean:.1f}, publish {stats.publish_ms_mean:.1f}"
+    )
+
+
+@app.command("enroll")
+@reports_errors
+def enroll(
+    ctx: typer.Context,
+    device_id: Annotated[str, typer.Argument(help="The new device's id (its MQTT user).")],
+    reload_pid: Annotated[
+        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
+    ] = None,
+) -> None:
+    """On the broker host: create a device's MQTT credentials, limited by the ACL to
+    publishing under edgelens/<device_id>/, and print what the device needs."""
+    from edgelens.cli.enroll import enroll as enroll_account
+
+    settings = settings_of(ctx)
+    credentials = enroll_account(settings, name=device_id, worker=False, reload_pid=reload_pid)
+    typer.echo(f"device {device_id} enrolled; it needs (shown once):")
+    typer.echo(f"  EDGELENS_MQTT_URL={credentials.url(str(settings.mqtt_url))}")
+    typer.echo(
+        f"  or: ./install.sh --device-id {device_id} --username {credentials.username} "
+        f"--password {credentials.password} --broker {settings.mqtt_url}"
     )
 
 

@@ -38,7 +38,7 @@ from edgelens.featurizer.manifest import (
 )
 from edgelens.search.base import SearchFilter, VectorIndex
 from edgelens.search.loader import open_index, save_if_persistent
-from edgelens.settings import Settings
+from edgelens.settings import Settings, require_secrets
 from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
@@ -93,6 +93,7 @@ class _Serving:
 
 class Worker:
     def __init__(self, settings: Settings) -> None:
+        require_secrets(settings, mqtt=True, redis=True)
         self._settings = settings
         self._recipe = CatalogRecipe(settings.catalog.views)
         self._store = CatalogStore(settings.catalog_db)
@@ -119,7 +120,9 @@ class Worker:
         )
         self._metrics_server: MetricsServer | None = None
         self._client = make_client(
-            str(settings.mqtt_url), client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}"
+            str(settings.mqtt_url),
+            client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}",
+            tls=settings.mqtt_tls,
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

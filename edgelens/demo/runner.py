@@ -63,7 +63,11 @@ def run_demo(
         web.start()
         device = settings.device.model_copy(update={"source": video, "loop": source is None})
         device_loop = DeviceLoop(
-            device=device, featurizer=featurizer, mqtt_url=str(settings.mqtt_url), stop=stop
+            device=device,
+            featurizer=featurizer,
+            mqtt_url=str(settings.mqtt_url),
+            mqtt_tls=settings.mqtt_tls,
+            stop=stop,
         )
         device_thread = threading.Thread(target=device_loop.run, name="demo-device", daemon=True)
         device_thread.start()

@@ -7,12 +7,16 @@ never started with ``-d``: daemonised, it exits silently on some machines.
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -137,18 +141,77 @@ class RedisServer(ManagedServer):
         ]
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener: the server's certificate and key, and the CA clients are checked
+    against when ``require_certificate`` (client certificates) is on."""
+
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_certificate: bool = False
+
+
 class MosquittoServer(ManagedServer):
+    """mosquitto in the foreground; open to anyone on loopback, or, given a password and
+    an ACL file (see edgelens.broker.accounts), only to enrolled accounts, optionally
+    with a TLS listener too."""
+
     name = "mosquitto"
     executable = "mosquitto"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        tls: BrokerTls | None = None,
+    ) -> None:
+        super().__init__(port, workdir)
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.tls = tls
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def reload(self) -> None:
+        """Reread the password and ACL files, as ``edgelens device enroll --reload`` does."""
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGHUP)
+
     def command(self) -> list[str]:
+        lines = [
+            # Stay the user that started it (as root mosquitto would switch to "mosquitto",
+            # which cannot read account files only their owner may read).
+            f"user {getpass.getuser()}",
+            "per_listener_settings false",
+            "persistence false",
+            "max_queued_messages 100",
+        ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+            if self.acl_file is not None:
+                lines.append(f"acl_file {self.acl_file}")
+        else:
+            lines.append("allow_anonymous true")
+        lines.append(f"listener {self.port} 127.0.0.1")
+        if self.tls is not None:
+            lines += [
+                f"listener {self.tls.port} 127.0.0.1",
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+                f"require_certificate {str(self.tls.require_certificate).lower()}",
+            ]
         config = self.workdir / "mosquitto.conf"
-        config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100\n"
-        )
+        config.write_text("\n".join(lines) + "\n")
         return ["-c", str(config)]

@@ -18,7 +18,7 @@ from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.settings import DeviceSettings
+from edgelens.settings import DeviceSettings, MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class DeviceLoop:
         device: DeviceSettings,
         featurizer: Featurizer,
         mqtt_url: str,
+        mqtt_tls: MqttTlsSettings | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.device = device
@@ -105,6 +106,7 @@ class DeviceLoop:
             wire_dtype=WireDtype.parse(device.wire_dtype),
             reconnect_initial_s=device.reconnect_initial_s,
             reconnect_max_s=device.reconnect_max_s,
+            tls=mqtt_tls,
         )
         self._smoother = TemporalSmoother(
             window=device.smoothing_window, same_view_cosine=device.same_view_cosine

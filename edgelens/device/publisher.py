@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
+from edgelens.settings import MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
 from edgelens.wire.names import features_topic, status_topic
@@ -46,6 +47,7 @@ class FeaturePublisher:
         wire_dtype: WireDtype,
         reconnect_initial_s: float,
         reconnect_max_s: float,
+        tls: MqttTlsSettings | None = None,
     ) -> None:
         self.device_id = device_id
         self.model_id = model_id
@@ -64,7 +66,7 @@ class FeaturePublisher:
         self._held: bytes | None = None  # the newest vector offered while disconnected
         self._closing = False
         self._health: dict[str, float | int] = {}
-        self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s)
+        self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s, tls)
 
     @property
     def broker(self) -> str:
@@ -148,11 +150,16 @@ class FeaturePublisher:
         self.close()
 
     def _make_client(
-        self, mqtt_url: str, reconnect_initial_s: float, reconnect_max_s: float
+        self,
+        mqtt_url: str,
+        reconnect_initial_s: float,
+        reconnect_max_s: float,
+        tls: MqttTlsSettings | None,
     ) -> mqtt.Client:
         client = make_client(
             mqtt_url,
             client_id=f"edgelens-device-{self.device_id}",
+            tls=tls,
             reconnect_min_s=reconnect_initial_s,
             reconnect_max_s=reconnect_max_s,
         )

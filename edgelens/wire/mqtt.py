@@ -7,11 +7,13 @@ from the URL (``mqtts://user:password@host:port``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
 from edgelens.errors import ConfigError
+from edgelens.settings import MqttTlsSettings
 
 KEEPALIVE_S = 10  # the broker declares a silent client gone after 1.5x this
 
@@ -28,7 +30,12 @@ def broker_address(mqtt_url: str) -> tuple[str, int]:
 
 
 def make_client(
-    mqtt_url: str, *, client_id: str, reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0
+    mqtt_url: str,
+    *,
+    client_id: str,
+    tls: MqttTlsSettings | None = None,
+    reconnect_min_s: float = 1.0,
+    reconnect_max_s: float = 30.0,
 ) -> mqtt.Client:
     broker_address(mqtt_url)  # fail early on a malformed URL
     url = urlsplit(mqtt_url)
@@ -38,7 +45,17 @@ def make_client(
     if url.username:
         client.username_pw_set(unquote(url.username), unquote(url.password or "") or None)
     if url.scheme == "mqtts":
-        client.tls_set()
+        tls = tls or MqttTlsSettings()
+        if (tls.cert_file is None) != (tls.key_file is None):
+            raise ConfigError("mqtt_tls: a client certificate needs its key, and the other way")
+        try:
+            client.tls_set(
+                ca_certs=_path(tls.ca_file),
+                certfile=_path(tls.cert_file),
+                keyfile=_path(tls.key_file),
+            )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigError(f"cannot set up TLS for {mqtt_url}: {exc}") from exc
     # paho annotates the delays as int but computes with them as numbers.
     client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
     return client
@@ -53,3 +70,7 @@ def connect_async(client: mqtt.Client, mqtt_url: str) -> None:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot use MQTT broker {host}:{port}: {exc}") from exc
     client.loop_start()
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path) if path is not None else None

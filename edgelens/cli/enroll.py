@@ -1,0 +1,46 @@
+"""Shared by ``edgelens device enroll`` and ``edgelens cloud enroll``: write the account,
+make the running broker reread its files, print what the new party needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from edgelens.errors import ConfigError
+from edgelens.settings import Settings
+
+if TYPE_CHECKING:
+    from edgelens.broker.accounts import Credentials
+
+
+def enroll(settings: Settings, *, name: str, worker: bool, reload_pid: int | None) -> Credentials:
+    """Create the account (a new password if it exists) and have the broker reload."""
+    try:
+        from edgelens.broker.accounts import BrokerAccounts, reload_broker
+    except ModuleNotFoundError as exc:  # the device bundle ships no broker code
+        raise ConfigError("enroll on the broker host, where edgelens is fully installed") from exc
+    accounts = BrokerAccounts(
+        password_file=settings.broker_password_file, acl_file=settings.broker_acl_file
+    )
+    credentials = accounts.enroll_worker(name) if worker else accounts.enroll_device(name)
+    pid = reload_pid if reload_pid is not None else _pid_from(settings.broker.pid_file)
+    if pid is not None:
+        reload_broker(pid)
+        typer.echo(f"broker (pid {pid}) reloaded its accounts")
+    else:
+        typer.echo(
+            "reload the broker to take the account: kill -HUP $(pidof mosquitto) "
+            "(or set broker.pid_file / pass --reload-pid)"
+        )
+    return credentials
+
+
+def _pid_from(pid_file: Path | None) -> int | None:
+    if pid_file is None or not pid_file.exists():
+        return None
+    try:
+        return int(pid_file.read_text().strip())
+    except ValueError as exc:
+        raise ConfigError(f"{pid_file} holds no process id") from exc

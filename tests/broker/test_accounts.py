@@ -1,0 +1,203 @@
+"""Per-device credentials, the ACL and TLS against a real mosquitto."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from typer.testing import CliRunner
+
+from edgelens.broker.accounts import BrokerAccounts, password_hash
+from edgelens.cli.main import app as cli_app
+from edgelens.demo.servers import BrokerTls, MosquittoServer, free_port
+from edgelens.errors import ConfigError
+from edgelens.settings import MqttTlsSettings
+from edgelens.wire.mqtt import connect_async, make_client
+from edgelens.wire.names import features_topic, status_topic
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Client:
+    """A connected paho client that records what it receives and its publish acks."""
+
+    def __init__(self, url: str, client_id: str, tls: MqttTlsSettings | None = None) -> None:
+        self.connected = threading.Event()
+        self.refused: list[str] = []
+        self.received: list[str] = []
+        self.acks: dict[int, mqtt.ReasonCode] = {}
+        self.granted: list[mqtt.ReasonCode] = []
+        self._client = make_client(url, client_id=client_id, tls=tls, reconnect_max_s=1)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = lambda c, u, m: self.received.append(m.topic)
+        self._client.on_publish = lambda c, u, mid, rc, p: self.acks.__setitem__(mid, rc)
+        self._client.on_subscribe = lambda c, u, mid, codes, p: self.granted.extend(codes)
+        connect_async(self._client, url)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.refused.append(str(reason_code))
+        else:
+            self.connected.set()
+
+    def publish(self, topic: str) -> mqtt.ReasonCode:
+        info = self._client.publish(topic, b"x", qos=1)
+        _wait(lambda: info.mid in self.acks)
+        return self.acks[info.mid]
+
+    def subscribe(self, topic: str) -> mqtt.ReasonCode:
+        self._client.subscribe(topic, qos=1)
+        _wait(lambda: self.granted)
+        return self.granted[-1]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> BrokerAccounts:
+    return BrokerAccounts(password_file=tmp_path / "passwords", acl_file=tmp_path / "acl")
+
+
+@pytest.fixture
+def secured(accounts: BrokerAccounts):
+    creds = {
+        "worker": accounts.enroll_worker("worker-1"),
+        "cam-a": accounts.enroll_device("cam-a"),
+        "cam-b": accounts.enroll_device("cam-b"),
+    }
+    with MosquittoServer(
+        password_file=accounts.password_file, acl_file=accounts.acl_file
+    ) as broker:
+        yield broker, creds
+
+
+def test_password_hash_is_what_mosquitto_passwd_writes(tmp_path: Path):
+    """Same salt, same password: our line equals the tool's."""
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", str(tmp_path / "pw"), "alice", "s3cret pass"], check=True
+    )
+    _, stored = (tmp_path / "pw").read_text().strip().split(":", 1)
+    salt = __import__("base64").b64decode(stored.split("$")[3])
+    assert password_hash("s3cret pass", salt=salt) == stored
+
+
+def test_a_device_publishes_only_under_its_own_id(secured):
+    broker, creds = secured
+    worker = Client(creds["worker"].url(broker.url), "worker")
+    cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
+    try:
+        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        assert not worker.subscribe("$share/g/edgelens/+/features").is_failure
+        cam_a.subscribe("edgelens/#")  # granted, but the ACL delivers it nothing
+        assert not cam_a.publish(features_topic("cam-a")).is_failure
+        denied = cam_a.publish(features_topic("cam-b"))
+        assert denied.is_failure and denied.value == 135  # "Not authorized"
+        assert cam_a.publish(status_topic("cam-b")).is_failure
+        time.sleep(0.3)
+        assert worker.received == [features_topic("cam-a")]
+        assert cam_a.received == [], "devices read nothing, not even their own topics"
+        assert worker.publish(features_topic("cam-a")).is_failure, "workers only read"
+    finally:
+        worker.close()
+        cam_a.close()
+
+
+def test_wrong_or_unknown_credentials_are_refused(secured):
+    broker, creds = secured
+    wrong = Client(creds["cam-a"].url(broker.url).replace(creds["cam-a"].password, "guess"), "w")
+    anonymous = Client(broker.url, "anon")
+    try:
+        _wait(lambda: wrong.refused and anonymous.refused)
+        assert not wrong.connected.is_set() and not anonymous.connected.is_set()
+    finally:
+        wrong.close()
+        anonymous.close()
+
+
+def test_enroll_cli_adds_a_device_without_restarting_the_broker(secured, settings, monkeypatch):
+    broker, _ = secured
+    monkeypatch.setenv("EDGELENS_BROKER__PASSWORD_FILE", str(broker.password_file))
+    monkeypatch.setenv("EDGELENS_BROKER__ACL_FILE", str(broker.acl_file))
+    monkeypatch.setenv("EDGELENS_MQTT_URL", broker.url)
+    result = CliRunner().invoke(
+        cli_app, ["device", "enroll", "cam-new", "--reload-pid", str(broker.pid)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "reloaded its accounts" in result.output
+    url = next(
+        line.split("=", 1)[1] for line in result.output.splitlines() if "EDGELENS_MQTT_URL=" in line
+    )
+    pid_before = broker.pid
+    device = Client(url, "edgelens-device-cam-new")
+    try:
+        _wait(device.connected.is_set)
+        assert not device.publish(features_topic("cam-new")).is_failure
+        assert device.publish(features_topic("cam-a")).is_failure
+    finally:
+        device.close()
+    assert broker.pid == pid_before and broker.running
+
+
+def test_revoked_device_cannot_connect_after_reload(secured, accounts):
+    broker, creds = secured
+    assert accounts.remove("cam-b") and not accounts.remove("cam-b")
+    broker.reload()
+    time.sleep(0.3)
+    revoked = Client(creds["cam-b"].url(broker.url), "edgelens-device-cam-b")
+    try:
+        _wait(lambda: revoked.refused)
+    finally:
+        revoked.close()
+
+
+def test_bad_names_are_refused(accounts):
+    with pytest.raises(ConfigError):
+        accounts.enroll_device("../etc")
+    with pytest.raises(ConfigError):
+        accounts.enroll_worker("bad name")
+
+
+def test_tls_listener_with_the_local_ca(tmp_path: Path, accounts: BrokerAccounts):
+    subprocess.run(["bash", str(REPO / "scripts" / "make_ca.sh"), str(tmp_path / "ca")], check=True)
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "make_ca.sh"), str(tmp_path / "ca"), "--client", "cam-a"],
+        check=True,
+    )
+    ca = tmp_path / "ca"
+    creds = accounts.enroll_device("cam-a")
+    tls = BrokerTls(
+        port=free_port(),
+        ca_file=ca / "ca.crt",
+        cert_file=ca / "server.crt",
+        key_file=ca / "server.key",
+    )
+    with MosquittoServer(
+        password_file=accounts.password_file, acl_file=accounts.acl_file, tls=tls
+    ) as broker:
+        url = creds.url(f"mqtts://localhost:{tls.port}")
+        trusted = Client(url, "edgelens-device-cam-a", MqttTlsSettings(ca_file=ca / "ca.crt"))
+        untrusted = Client(url, "untrusted")  # the system's CAs do not know the local CA
+        try:
+            _wait(trusted.connected.is_set)
+            assert not trusted.publish(features_topic("cam-a")).is_failure
+            time.sleep(1.0)
+            assert not untrusted.connected.is_set()
+        finally:
+            trusted.close()
+            untrusted.close()
+        assert broker.running
+    with pytest.raises(ConfigError, match="needs its key"):
+        make_client(url, client_id="x", tls=MqttTlsSettings(cert_file=ca / "cam-a.crt"))
