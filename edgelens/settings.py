@@ -143,6 +143,12 @@ class WorkerSettings(_Section):
     catalog_poll_s: float = Field(
         default=0.5, gt=0, description="How often catalog changes are looked for."
     )
+    reconnect_max_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait between two attempts to reach a lost broker; short, "
+        "because a worker away is every device's matches lost.",
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Where /metrics and /healthz listen (0.0.0.0: all)."
     )

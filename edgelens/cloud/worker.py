@@ -123,6 +123,8 @@ class Worker:
             str(settings.mqtt_url),
             client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}",
             tls=settings.mqtt_tls,
+            reconnect_min_s=min(0.5, settings.worker.reconnect_max_s),
+            reconnect_max_s=settings.worker.reconnect_max_s,
         )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
