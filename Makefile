@@ -32,6 +32,10 @@ bench: setup
 	$(VENV)/bin/python scripts/bench_featurizer.py
 	$(VENV)/bin/python scripts/bench_quality.py
 	$(VENV)/bin/python scripts/bench_live.py
+	$(VENV)/bin/python scripts/bench_device.py
+	$(VENV)/bin/python scripts/bench_faults.py
+	$(VENV)/bin/python scripts/bench_load.py
+	$(VENV)/bin/python scripts/fuzz_messages.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)
