@@ -77,7 +77,7 @@ def main() -> None:
             "still (tripod, sensor noise only)": _still_video(
                 Path(tmp) / "still.avi", photos[2], args.gating_seconds
             ),
-            "hand-held, a new item every 3 s": render_camera_video(
+            f"hand-held, a new item every {args.gating_seconds / 5:g} s": render_camera_video(
                 Path(tmp) / "handheld.avi", photos, seconds_per_item=args.gating_seconds / 5
             ),
             "panning across a shelf": _panning_video(
