@@ -166,3 +166,21 @@ def test_device_page_survives_a_redis_restart(
         _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
         push_record(make_record("cam", 5, "clock"))
         _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "5")
+
+
+def test_the_page_says_reconnecting_while_redis_is_away_and_recovers(
+    browser, live_url, redis_server, push_record, make_record
+):
+    push_record(make_record("cam", 1, "clock"))
+    browser.get(f"{live_url}/devices/cam")
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+
+    redis_server.stop()
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "reconnecting")
+    banner = browser.find_element("id", "connection").text
+    assert "Redis unavailable" in banner and "reconnecting" in banner
+
+    redis_server.start()  # an empty Redis: the worker's next record is what shows
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    push_record(make_record("cam", 2, "rocket"))
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
