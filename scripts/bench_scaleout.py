@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -22,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import write_section
-from loadlib import LpushCounter, prepare_catalog, worker_env, worker_processes
+from loadlib import CpuMeter, LpushCounter, prepare_catalog, worker_env, worker_processes
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.demo.servers import MosquittoServer, RedisServer
@@ -57,10 +58,19 @@ def main() -> None:
             data_dir=data, models_dir=args.models_dir, redis_url=rds.url, mqtt_url=broker.url
         )
         rates: dict[int, list[float]] = {1: [], 2: []}
+        cores: dict[int, list[dict[str, float]]] = {1: [], 2: []}
         for _ in range(args.repeat):  # interleaved, so drift of the machine hits both alike
             for n in rates:
-                rates[n].append(_measure(n, env, broker.url, rds.url, payloads, args))
+                rate, cpu = _measure(n, env, (broker, rds), payloads, args)
+                rates[n].append(rate)
+                cores[n].append(cpu)
         ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+        roles = list(cores[1][0])
+        median_cores = {
+            n: {r: float(np.median([c[r] for c in cores[n]])) for r in roles} for n in cores
+        }
+        left = os.cpu_count() - sum(v for r, v in median_cores[2].items() if r != "workers")
+        ceiling = left / median_cores[1]["workers"]
 
     body = "\n".join(
         [
@@ -80,6 +90,24 @@ def main() -> None:
             "",
             f"Two workers / one worker, per round: {', '.join(f'{x:.2f}x' for x in ratios)}; "
             f"median **{np.median(ratios):.2f}x**.",
+            "",
+            "Where the 2 cores went (CPU seconds per second, median; from /proc):",
+            "",
+            f"| workers | {' | '.join(roles)} |",
+            f"| ---: |{' ---: |' * len(roles)}",
+            *(
+                f"| {n} | {' | '.join(f'{median_cores[n][r]:.2f}' for r in roles)} |"
+                for n in median_cores
+            ),
+            "",
+            f"With two workers the other processes kept {os.cpu_count() - left:.2f} cores busy, "
+            f"leaving the workers {left:.2f}; one worker alone used "
+            f"{median_cores[1]['workers']:.2f} for its rate, so this machine allows two "
+            f"workers at most {ceiling:.2f}x of one.",
+            f"Matched messages per worker core-second: one worker "
+            f"{np.median(rates[1]) / median_cores[1]['workers']:.0f}, two workers "
+            f"{np.median(rates[2]) / median_cores[2]['workers']:.0f} (the two processes share "
+            "the caches and memory bandwidth of one CPU package).",
         ]
     )
     print(body)
@@ -87,12 +115,13 @@ def main() -> None:
         write_section("scale-out", "## Worker scale-out\n\n" + body)
 
 
-def _measure(workers: int, env: dict, mqtt_url: str, redis_url: str, payloads, args) -> float:
-    counter = LpushCounter(redis_url)
-    client = make_client(mqtt_url, client_id=f"load-{workers}")
-    connect_async(client, mqtt_url)
+def _measure(workers: int, env: dict, servers, payloads, args) -> tuple[float, dict[str, float]]:
+    broker, rds = servers
+    counter = LpushCounter(rds.url)
+    client = make_client(broker.url, client_id=f"load-{workers}")
+    connect_async(client, broker.url)
     try:
-        with worker_processes([env] * workers):
+        with worker_processes([env] * workers) as procs:
             deadline = time.monotonic() + 120
             before = counter.count
             seq = 0
@@ -106,12 +135,22 @@ def _measure(workers: int, env: dict, mqtt_url: str, redis_url: str, payloads, a
             sender = threading.Thread(target=_offer, args=(client, payloads, args.rate, stop))
             sender.start()
             time.sleep(2.0)  # warm-up
+            meter = CpuMeter(
+                {
+                    "workers": [p.pid for p in procs],
+                    "mosquitto": [broker.pid],
+                    "redis-server": [rds.pid],
+                    "load generator": [os.getpid()],
+                }
+            )
+            meter.start()
             start_count, started = counter.count, time.monotonic()
             time.sleep(args.seconds)
             rate = (counter.count - start_count) / (time.monotonic() - started)
+            cpu = meter.stop()
             stop.set()
             sender.join()
-            return rate
+            return rate, cpu
     finally:
         client.disconnect()
         client.loop_stop()

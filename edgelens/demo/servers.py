@@ -55,6 +55,10 @@ class ManagedServer:
         raise NotImplementedError
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -178,10 +182,6 @@ class MosquittoServer(ManagedServer):
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def reload(self) -> None:
         """Reread the password and ACL files, as ``edgelens device enroll --reload`` does."""
