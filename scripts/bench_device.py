@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 
 from edgelens.demo.servers import MosquittoServer
 from edgelens.demo.video import render_camera_video
@@ -49,12 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gating-seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
-    )
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

@@ -25,18 +25,14 @@ import cv2
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 from loadlib import EDGELENS
 
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.sources import collect_sources
-from edgelens.catalog.store import CatalogStore
-from edgelens.demo.runner import DEMO_ITEMS, camera_video
+from edgelens.demo.runner import DEMO_ITEMS, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.device.loop import DeviceLoop
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.settings import DeviceSettings
+from edgelens.settings import DeviceSettings, Settings
 from edgelens.wire.names import matches_key
 from edgelens.wire.records import MatchRecord
 
@@ -46,15 +42,15 @@ OUTAGE_S = 3.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp, RedisServer() as rds, MosquittoServer() as broker:
         data = Path(tmp)
-        _catalog(data, featurizer)
+        settings = Settings(data_dir=data, models_dir=args.models_dir)
+        build_sample_catalog(settings, featurizer, item_ids=DEMO_ITEMS)
         camera = _frames_folder(camera_video(data), data / "camera")
         env = {
             **os.environ,
@@ -99,14 +95,6 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("faults", body)
-
-
-def _catalog(data: Path, featurizer: Featurizer) -> None:
-    manifest = write_sample_catalog(data / "samples")
-    store = CatalogStore(data / "catalog.sqlite3")
-    sources = [s for s in collect_sources([manifest]) if s.item_id in DEMO_ITEMS]
-    add_items(store=store, featurizer=featurizer, sources=sources, images_dir=data / "images")
-    store.close()
 
 
 def _frames_folder(video: Path, folder: Path, count: int = 150) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median_seconds, write_section
+from benchlib import common_arguments, median_seconds, write_section
 
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
 from edgelens.evaluation.views import camera_views
@@ -30,12 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
-    )
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

@@ -27,7 +27,7 @@ import redis
 from pydantic import AnyUrl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
@@ -61,9 +61,8 @@ stamp();
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
     parser.add_argument("--no-browser", action="store_true")
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

@@ -28,7 +28,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 from loadlib import prepare_catalog, worker_env, worker_processes
 
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
@@ -47,8 +47,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--items", type=int, default=10_000, help="catalog items")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median_seconds, write_section
+from benchlib import common_arguments, median_seconds, write_section
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
@@ -43,12 +42,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=20, help="synthetic views per photo")
     parser.add_argument("--clutter", type=int, default=10, help="clutter views per photo")
     parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
-    )
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 from loadlib import CpuMeter, LpushCounter, prepare_catalog, worker_env, worker_processes
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -41,8 +41,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=600, help="messages/s offered")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved 1/2-worker rounds")
-    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import common_arguments, write_section
 
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.bench import SearchBenchReport, run_search_bench
@@ -25,12 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dim", type=int, default=256, help="reduced (PCA) dimension")
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
-    )
-    parser.add_argument("--no-write", action="store_true")
+    common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 

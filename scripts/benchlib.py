@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import os
 import platform
 import re
 import statistics
@@ -15,6 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
 
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--models-dir (the exported models; $EDGELENS_DATA_DIR/models) and --no-write."""
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=Path(os.environ.get("EDGELENS_DATA_DIR", "data")) / "models",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -22,8 +34,6 @@ def machine() -> str:
         cpu = match.group(1).strip() if match else cpu
     except OSError:
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 

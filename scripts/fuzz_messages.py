@@ -27,13 +27,10 @@ from benchlib import write_section
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.sources import collect_sources
-from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
+from edgelens.demo.runner import build_sample_catalog
 from edgelens.demo.servers import RedisServer
 from edgelens.errors import WireFormatError
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.wire.features import decode
@@ -75,15 +72,7 @@ def main() -> None:
             redis_url=redis_server.url,
             featurizer={"providers": ["cpu"]},
         )
-        store = CatalogStore(settings.catalog_db)
-        catalog = write_sample_catalog(Path(tmp) / "samples")
-        add_items(
-            store=store,
-            featurizer=featurizer,
-            sources=collect_sources([catalog]),
-            images_dir=settings.images_dir,
-        )
-        store.close()
+        build_sample_catalog(settings, featurizer)
         worker = Worker(settings)
         try:
             rows.append(_worker_run(worker, args.messages, model_ids))

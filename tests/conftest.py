@@ -11,9 +11,6 @@ import numpy as np
 import pytest
 from pydantic import AnyUrl
 
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.sources import collect_sources
-from edgelens.catalog.store import CatalogStore
 from edgelens.evaluation.sample_photos import load_photo, write_sample_catalog
 from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
@@ -87,16 +84,11 @@ def mosquitto_server():
 
 
 @pytest.fixture
-def live_settings(settings, featurizer, sample_catalog, redis_server, mosquitto_server):
+def live_settings(settings, featurizer, redis_server, mosquitto_server):
     """Settings for a worker: the sample photos in the catalog, real Redis and mosquitto."""
-    store = CatalogStore(settings.catalog_db)
-    add_items(
-        store=store,
-        featurizer=featurizer,
-        sources=collect_sources([sample_catalog]),
-        images_dir=settings.images_dir,
-    )
-    store.close()
+    from edgelens.demo.runner import build_sample_catalog
+
+    build_sample_catalog(settings, featurizer)
     return settings.model_copy(
         update={"redis_url": AnyUrl(redis_server.url), "mqtt_url": AnyUrl(mosquitto_server.url)}
     )

@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import uvicorn
@@ -20,6 +20,7 @@ from pydantic import AnyUrl
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items
+from edgelens.catalog.models import IngestReport
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
@@ -54,7 +55,13 @@ def run_demo(
             update={"redis_url": AnyUrl(redis_server.url), "mqtt_url": AnyUrl(broker.url)}
         )
         featurizer = load_featurizer(settings)
-        _build_catalog(settings, featurizer)
+        report = build_sample_catalog(settings, featurizer)
+        logger.info(
+            "demo catalog: %d items (%d featurized, %d from cache)",
+            report.added + report.updated + report.unchanged,
+            report.featurized,
+            report.cached,
+        )
         _demo_admin(settings)
         video = source or str(camera_video(workdir))
         worker = Worker(settings)
@@ -95,25 +102,24 @@ def _demo_admin(settings: Settings) -> None:
     logger.warning("dashboard admin created: sign in as demo / %s to edit the catalog", password)
 
 
-def _build_catalog(settings: Settings, featurizer: Featurizer) -> None:
+def build_sample_catalog(
+    settings: Settings, featurizer: Featurizer, *, item_ids: Collection[str] | None = None
+) -> IngestReport:
+    """Put the scikit-image sample photos (or those of ``item_ids``) into the catalog,
+    as `edgelens catalog add` would; the demo's, the tests' and the benchmarks' catalog."""
     manifest = write_sample_catalog(settings.data_dir / "samples")
+    sources = [s for s in collect_sources([manifest]) if item_ids is None or s.item_id in item_ids]
     store = CatalogStore(settings.catalog_db)
     try:
-        report = add_items(
+        return add_items(
             store=store,
             featurizer=featurizer,
-            sources=collect_sources([manifest]),
+            sources=sources,
             images_dir=settings.images_dir,
             recipe=CatalogRecipe(settings.catalog.views),
         )
     finally:
         store.close()
-    logger.info(
-        "demo catalog: %d items (%d featurized, %d from cache)",
-        report.added + report.updated + report.unchanged,
-        report.featurized,
-        report.cached,
-    )
 
 
 def camera_video(workdir: Path) -> Path:
