@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
 from edgelens.errors import EdgelensError
 
@@ -121,15 +122,27 @@ class ManagedServer:
 
 
 class RedisServer(ManagedServer):
+    """redis-server in the foreground, without persistence; with ``password``, clients
+    must authenticate (``requirepass``), as in production."""
+
     name = "redis"
     executable = "redis-server"
 
+    def __init__(
+        self, port: int | None = None, workdir: Path | None = None, *, password: str | None = None
+    ) -> None:
+        super().__init__(port, workdir)
+        self.password = password
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
+        auth = ["--requirepass", self.password] if self.password else []
         return [
+            *auth,
             "--port",
             str(self.port),
             "--bind",

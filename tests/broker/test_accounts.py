@@ -201,3 +201,33 @@ def test_tls_listener_with_the_local_ca(tmp_path: Path, accounts: BrokerAccounts
         assert broker.running
     with pytest.raises(ConfigError, match="needs its key"):
         make_client(url, client_id="x", tls=MqttTlsSettings(cert_file=ca / "cam-a.crt"))
+
+
+def test_client_certificates_when_the_broker_requires_them(tmp_path: Path, accounts):
+    ca = tmp_path / "ca"
+    make_ca = ["bash", str(REPO / "scripts" / "make_ca.sh"), str(ca)]
+    subprocess.run(make_ca, check=True, capture_output=True)
+    subprocess.run([*make_ca, "--client", "cam-a"], check=True, capture_output=True)
+    creds = accounts.enroll_device("cam-a")
+    tls = BrokerTls(
+        port=free_port(),
+        ca_file=ca / "ca.crt",
+        cert_file=ca / "server.crt",
+        key_file=ca / "server.key",
+        require_certificate=True,
+    )
+    with MosquittoServer(password_file=accounts.password_file, acl_file=accounts.acl_file, tls=tls):
+        url = creds.url(f"mqtts://localhost:{tls.port}")
+        with_cert = MqttTlsSettings(
+            ca_file=ca / "ca.crt", cert_file=ca / "cam-a.crt", key_file=ca / "cam-a.key"
+        )
+        certified = Client(url, "edgelens-device-cam-a", with_cert)
+        uncertified = Client(url, "no-cert", MqttTlsSettings(ca_file=ca / "ca.crt"))
+        try:
+            _wait(certified.connected.is_set)
+            assert not certified.publish(features_topic("cam-a")).is_failure
+            time.sleep(1.0)
+            assert not uncertified.connected.is_set()
+        finally:
+            certified.close()
+            uncertified.close()
