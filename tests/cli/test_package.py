@@ -83,6 +83,7 @@ def test_bundle_holds_the_device_part_only_and_checksums_match(bundle: Path):
     assert packages == {"cli", "device", "featurizer", "wire"}
     assert not [n for n in names if any(f"edgelens/{part}" in n for part in NOT_ON_DEVICE)]
     assert "edgelens/cli/cloud.py" not in names and "edgelens/cli/package.py" not in names
+    assert not [n for n in names if n.startswith("edgelens/broker")]
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
     assert any("paho-mqtt" in line for line in requires)
     assert not [line for line in requires if any(p in line for p in ("torch", "fastapi", "redis"))]
@@ -152,6 +153,15 @@ def test_installed_bundle_has_no_server_parts_and_a_private_config(installed: Pa
             [str(python), "-c", f"import {module}"], capture_output=True, cwd=installed
         )
         assert probe.returncode == 1 and b"ModuleNotFoundError" in probe.stderr
+
+    enroll = subprocess.run(
+        [str(installed / "venv" / "bin" / "edgelens"), "device", "enroll", "cam-x"],
+        capture_output=True,
+        text=True,
+        cwd=installed,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EDGELENS_")},
+    )
+    assert enroll.returncode == 1 and "enroll on the broker host" in enroll.stdout + enroll.stderr
 
     config = installed / "etc" / "device.toml"
     assert config.stat().st_mode & 0o077 == 0, "the config holds the MQTT password"
