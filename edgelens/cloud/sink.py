@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import redis
@@ -14,7 +15,7 @@ from edgelens.wire.records import MatchRecord
 
 
 class RedisSink:
-    """Pushes each record to its device's LIFO list and announces it, in one round trip."""
+    """Pushes records to their devices' LIFO lists and announces them, in one round trip."""
 
     def __init__(self, url: str, *, matches_kept: int) -> None:
         self._redis = redis.Redis.from_url(
@@ -22,16 +23,19 @@ class RedisSink:
         )
         self._kept = matches_kept
 
-    def push(self, record: MatchRecord) -> MatchRecord:
-        """LPUSH + LTRIM + PUBLISH; returns the record with its final latency."""
-        final = replace(record, latency_ms=round((time.time() - record.captured_at) * 1000, 3))
-        payload = final.to_json()
+    def push(self, records: Sequence[MatchRecord]) -> list[MatchRecord]:
+        """LPUSH + LTRIM + PUBLISH of each record, all in one round trip; returns the
+        records with their final latency."""
+        now = time.time()
+        finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
-        pipe.lpush(matches_key(record.device_id), payload)
-        pipe.ltrim(matches_key(record.device_id), 0, self._kept - 1)
-        pipe.publish(matches_channel(record.device_id), payload)
+        for final in finals:
+            payload = final.to_json()
+            pipe.lpush(matches_key(final.device_id), payload)
+            pipe.ltrim(matches_key(final.device_id), 0, self._kept - 1)
+            pipe.publish(matches_channel(final.device_id), payload)
         self._execute(pipe)
-        return final
+        return finals
 
     def device_status(self, device_id: str, status: dict[str, object]) -> None:
         payload = json.dumps({**status, "device_id": device_id, "seen_at": time.time()})

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -47,10 +48,13 @@ from edgelens.wire.names import (
     device_of_topic,
     shared_subscription,
 )
+from edgelens.wire.records import MatchRecord
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+# Most records written to Redis in one pipeline when they queued up.
+PUSH_BATCH = 32
 # A device status is a small JSON object; anything larger is refused unparsed.
 MAX_STATUS_BYTES = 4096
 
@@ -130,10 +134,15 @@ class Worker:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        # Matched records waiting for Redis; None ends the push thread.
+        self._pushes: queue.Queue[MatchRecord | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
             threading.Thread(target=self._watch_model, name="worker-model", daemon=True),
         ]
+        self._push_thread = threading.Thread(
+            target=self._push_loop, name="worker-push", daemon=True
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +180,7 @@ class Worker:
         self.catalog.start()
         for thread in self._threads:
             thread.start()
+        self._push_thread.start()
         connect_async(self._client, str(self._settings.mqtt_url))
         logger.info(
             "worker started: model %s, %d catalog items, group %s",
@@ -217,6 +227,9 @@ class Worker:
         for thread in self._threads:
             if thread.is_alive():  # a worker driven only through handle_message never started
                 thread.join(timeout=5)
+        if self._push_thread.is_alive():  # after the match loop: its last records go out
+            self._pushes.put(None)
+            self._push_thread.join(timeout=5)
         self._sink.close()
         self._store.close()
         logger.info("worker stopped: %s", self.stats.snapshot())
@@ -290,28 +303,40 @@ class Worker:
                 inbound = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._process_safely(inbound)
+            self._process_safely(inbound, self._pushes.put)
         logger.info("match loop exits")
+
+    def _push_loop(self) -> None:
+        """Writes matched records to Redis beside the match loop, so a search never waits
+        on a Redis round trip; records that queued up meanwhile go in one pipeline."""
+        while True:
+            record = self._pushes.get()
+            batch = [record] if record is not None else []
+            while record is not None and len(batch) < PUSH_BATCH:
+                try:
+                    record = self._pushes.get_nowait()
+                except queue.Empty:
+                    break
+                if record is not None:
+                    batch.append(record)
+            if batch:
+                self._push(batch)
+            if record is None:
+                logger.info("push loop exits")
+                return
 
     def handle_message(
         self, topic: str, payload: bytes, *, received_at: float | None = None
     ) -> None:
         """Handle one message in the caller's thread, exactly as the MQTT path does after
-        its queue (the fuzz tests drive this with generated messages)."""
+        its queue, the push to Redis included (the fuzz tests drive this)."""
         inbound = _Inbound(topic, payload, time.time() if received_at is None else received_at)
         if topic.endswith("/status"):
             self._handle_status(inbound)
         else:
-            self._process_safely(inbound)
+            self._process_safely(inbound, lambda record: self._push([record]))
 
-    def _process_safely(self, inbound: _Inbound) -> None:
-        try:
-            self._process(inbound)
-        except Exception:  # a bug must cost one message, never the worker
-            self.stats.add("errors_unexpected")
-            logger.exception("unexpected error on a message of %s", inbound.topic)
-
-    def _process(self, inbound: _Inbound) -> None:
+    def _process_safely(self, inbound: _Inbound, push: Callable[[MatchRecord], None]) -> None:
         try:
             record = self._serving.matcher.match(
                 inbound.topic, inbound.payload, received_at=inbound.received_at
@@ -320,24 +345,37 @@ class Worker:
             self.stats.add(f"rejected_{exc.reason}")
             self._rejects.warn(exc.reason, "rejected message on %s: %s", inbound.topic, exc)
             return
+        except Exception:  # a bug must cost one message, never the worker
+            self.stats.add("errors_unexpected")
+            logger.exception("unexpected error on a message of %s", inbound.topic)
+            return
+        push(record)
+
+    def _push(self, records: list[MatchRecord]) -> None:
         started = time.perf_counter()
         try:
-            self._sink.push(record)
+            self._sink.push(records)
         except RedisUnavailableError as exc:
-            self.stats.add("redis_errors")
+            self.stats.add("redis_errors", len(records))
             if not self._redis_down:
                 logger.error("cannot push matches, will keep trying: %s", exc)
             self._redis_down = True
             return
+        except Exception:  # a bug must cost these records, never the worker
+            self.stats.add("errors_unexpected", len(records))
+            logger.exception("unexpected error pushing %d record(s)", len(records))
+            return
         if self._redis_down:
             logger.info("redis is back; pushing matches again")
             self._redis_down = False
-        self.stats.add("matched")
+        self.stats.add("matched", len(records))
         self.stats.add("push_us", int((time.perf_counter() - started) * 1e6))
-        self.metrics.search_seconds.observe(
-            (record.stages_ms["decode"] + record.stages_ms["search"]) / 1000
-        )
-        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - record.captured_at))
+        now = time.time()
+        for record in records:
+            self.metrics.search_seconds.observe(
+                (record.stages_ms["decode"] + record.stages_ms["search"]) / 1000
+            )
+            self.metrics.end_to_end_seconds.observe(max(0.0, now - record.captured_at))
 
     def _handle_status(self, inbound: _Inbound) -> None:
         device_id = device_of_topic(inbound.topic)
