@@ -95,6 +95,23 @@ def enroll(
     )
 
 
+@app.command("revoke")
+@reports_errors
+def revoke(
+    ctx: typer.Context,
+    device_id: Annotated[str, typer.Argument(help="The device whose MQTT account goes.")],
+    reload_pid: Annotated[
+        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
+    ] = None,
+) -> None:
+    """On the broker host: delete a device's MQTT account; it cannot connect any more."""
+    from edgelens.cli.enroll import revoke as revoke_account
+
+    if not revoke_account(settings_of(ctx), name=device_id, reload_pid=reload_pid):
+        raise ConfigError(f"no MQTT account {device_id!r}")
+    typer.echo(f"device {device_id} revoked")
+
+
 def _device_settings(base: DeviceSettings, **flags: object) -> DeviceSettings:
     """The configured device section with the given flags on top, validated like the file."""
     # model_copy does not validate, so the merged section is validated once more.

@@ -23,7 +23,7 @@ from edgelens.webapp.deps import AppState, guard
 from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
 from edgelens.webapp.routes import api, auth, catalog, events, health, pages
 from edgelens.webapp.schemas import ErrorOut
-from edgelens.webapp.security import session_secret
+from edgelens.webapp.security import LoginThrottle, session_secret
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.webapp.services.live import connect
 
@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         dependencies=[Depends(guard)],  # sign-in and CSRF, for every route
     )
     app.state.metrics = WebMetrics()
+    app.state.login_throttle = LoginThrottle()
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,

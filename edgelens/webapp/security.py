@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
 
 from edgelens.errors import ConfigError
 from edgelens.settings import Settings
@@ -76,3 +78,42 @@ def session_secret(settings: Settings) -> str:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+class LoginThrottle:
+    """Failed sign-ins per client address: after ``max_failures`` within ``window_s`` the
+    address waits until the oldest of them leaves the window; a success clears it. Kept
+    in memory per process (a proxy's rate limit is the first line; this is the second)."""
+
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self, *, max_failures: int = 5, window_s: float = 300.0) -> None:
+        self._max = max_failures
+        self._window_s = window_s
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str, now: float | None = None) -> float:
+        """Seconds this address must wait before trying again; 0 when it may try now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = self._recent(address, now)
+            if len(recent) < self._max:
+                return 0.0
+            return recent[0] + self._window_s - now
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if len(self._failures) >= self.MAX_ADDRESSES and address not in self._failures:
+                self._failures.pop(next(iter(self._failures)))
+            self._recent(address, now).append(now)
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(address, []) if t > now - self._window_s]
+        self._failures[address] = times
+        return times

@@ -151,10 +151,15 @@ def test_enroll_cli_adds_a_device_without_restarting_the_broker(secured, setting
     assert broker.pid == pid_before and broker.running
 
 
-def test_revoked_device_cannot_connect_after_reload(secured, accounts):
+def test_revoked_device_cannot_connect_after_reload(secured, settings, monkeypatch):
     broker, creds = secured
-    assert accounts.remove("cam-b") and not accounts.remove("cam-b")
-    broker.reload()
+    monkeypatch.setenv("EDGELENS_BROKER__PASSWORD_FILE", str(broker.password_file))
+    monkeypatch.setenv("EDGELENS_BROKER__ACL_FILE", str(broker.acl_file))
+    revoke = ["device", "revoke", "cam-b", "--reload-pid", str(broker.pid)]
+    result = CliRunner().invoke(cli_app, revoke)
+    assert result.exit_code == 0 and "device cam-b revoked" in result.output
+    again = CliRunner().invoke(cli_app, revoke)
+    assert again.exit_code == 1 and "no MQTT account 'cam-b'" in again.output
     time.sleep(0.3)
     revoked = Client(creds["cam-b"].url(broker.url), "edgelens-device-cam-b")
     try:

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ConfigError
 from edgelens.webapp.app import ROUTERS, create_app
+from edgelens.webapp.security import LoginThrottle
 
 from .conftest import ADMIN, ADMIN_PASSWORD, sign_in
 
@@ -149,3 +150,24 @@ def test_a_decompression_bomb_upload_is_422_and_changes_nothing(http, web_settin
     store = CatalogStore(web_settings.catalog_db)
     assert len(store) == 0 and not any(web_settings.images_dir.rglob("*.*"))
     store.close()
+
+
+def test_repeated_failed_sign_ins_are_throttled(anonymous):
+    for _ in range(5):
+        assert sign_in(anonymous, ADMIN, "wrong password").status_code == 401
+    blocked = sign_in(anonymous, ADMIN, ADMIN_PASSWORD)
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert "Too many failed sign-ins" in blocked.text
+
+
+def test_throttle_window_and_reset():
+    throttle = LoginThrottle(max_failures=2, window_s=60)
+    throttle.failed("a", now=0)
+    assert throttle.retry_after("a", now=1) == 0
+    throttle.failed("a", now=10)
+    assert throttle.retry_after("a", now=11) == 49  # until the first failure is 60 s old
+    assert throttle.retry_after("a", now=61) == 0
+    assert throttle.retry_after("b", now=11) == 0, "per address"
+    throttle.failed("a", now=70)
+    throttle.succeeded("a")
+    assert throttle.retry_after("a", now=71) == 0

@@ -30,12 +30,26 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    address, throttle = _client(request), request.app.state.login_throttle
+    wait_s = throttle.retry_after(address)
+    if wait_s > 0:
+        logger.warning("sign-in from %s refused: too many failures", address)
+        page = _page(
+            request,
+            next_url=next,
+            error=f"Too many failed sign-ins: try again in {wait_s:.0f} s.",
+            status_code=429,
+        )
+        page.headers["Retry-After"] = str(max(1, round(wait_s)))
+        return page
     if not accounts.authenticate(username=username, password=password):
-        logger.warning("failed sign-in for %r from %s", username, _client(request))
+        throttle.failed(address)
+        logger.warning("failed sign-in for %r from %s", username, address)
         return _page(request, next_url=next, error="Wrong name or password.", status_code=401)
+    throttle.succeeded(address)
     # A fresh CSRF token with the new privilege: one seen before signing in is worthless.
     request.session.update(user=username, csrf=new_csrf_token())
-    logger.info("%s signed in from %s", username, _client(request))
+    logger.info("%s signed in from %s", username, address)
     return RedirectResponse(_local(next), status_code=303)
 
 
