@@ -27,21 +27,19 @@ import redis
 from pydantic import AnyUrl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchlib import common_arguments, write_section
 
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.sources import collect_sources
-from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
-from edgelens.demo.runner import WebServer, camera_video
+from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.device.publisher import FeaturePublisher
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import Settings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.names import matches_channel, matches_key
 from edgelens.wire.records import MatchRecord
+from tests.webapp.chromium import headless_chromium
 
 DEVICE_ID = "bench-cam"
 OBSERVER_JS = """
@@ -79,14 +77,7 @@ def main() -> None:
             mqtt_url=AnyUrl(broker.url),
         )
         featurizer = load_featurizer(settings)
-        store = CatalogStore(settings.catalog_db)
-        add_items(
-            store=store,
-            featurizer=featurizer,
-            sources=collect_sources([write_sample_catalog(Path(tmp) / "samples")]),
-            images_dir=settings.images_dir,
-        )
-        store.close()
+        build_sample_catalog(settings, featurizer)
         worker = Worker(settings)
         worker.start()
         web = WebServer(settings, featurizer)
@@ -161,24 +152,7 @@ def _play_device(settings: Settings, featurizer, frames, worker: Worker) -> dict
 
 
 def _open_page(url: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='edgelens-chrome-')}",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    browser = headless_chromium(Path(tempfile.mkdtemp(prefix="edgelens-chrome-")))
     browser.get(url)
     browser.execute_script(OBSERVER_JS)
     return browser

@@ -1,7 +1,5 @@
 """The pages in headless Chromium: live updates without a reload, and a catalog upload."""
 
-from pathlib import Path
-
 import pytest
 
 from edgelens.catalog.ingest import add_items
@@ -10,10 +8,9 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.search.loader import index_from_catalog
 
+from .chromium import CHROMIUM, headless_chromium
 from .conftest import ADMIN, ADMIN_PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 10
 
 pytestmark = pytest.mark.skipif(
@@ -24,25 +21,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def browser(live_url, tmp_path):
     """Headless Chromium; it depends on the server so it is closed before the server stops."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = headless_chromium(tmp_path / "chromium")
     driver.set_page_load_timeout(WAIT_S * 2)
     yield driver
     driver.quit()
