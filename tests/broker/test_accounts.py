@@ -175,64 +175,67 @@ def test_bad_names_are_refused(accounts):
         accounts.enroll_worker("bad name")
 
 
-def test_tls_listener_with_the_local_ca(tmp_path: Path, accounts: BrokerAccounts):
-    subprocess.run(["bash", str(REPO / "scripts" / "make_ca.sh"), str(tmp_path / "ca")], check=True)
-    subprocess.run(
-        ["bash", str(REPO / "scripts" / "make_ca.sh"), str(tmp_path / "ca"), "--client", "cam-a"],
-        check=True,
-    )
-    ca = tmp_path / "ca"
+@pytest.fixture(scope="module")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/make_ca.sh's CA, broker certificate and a client certificate for cam-a."""
+    ca = tmp_path_factory.mktemp("pki") / "ca"
+    make_ca = ["bash", str(REPO / "scripts" / "make_ca.sh"), str(ca)]
+    subprocess.run(make_ca, check=True, capture_output=True)
+    subprocess.run([*make_ca, "--client", "cam-a"], check=True, capture_output=True)
+    return ca
+
+
+def _tls_pair(
+    accounts: BrokerAccounts,
+    ca: Path,
+    good: MqttTlsSettings,
+    bad: MqttTlsSettings,
+    *,
+    client_certs: bool,
+) -> None:
+    """A broker with a TLS listener; the device with ``good`` gets in, ``bad`` does not."""
     creds = accounts.enroll_device("cam-a")
     tls = BrokerTls(
         port=free_port(),
         ca_file=ca / "ca.crt",
         cert_file=ca / "server.crt",
         key_file=ca / "server.key",
+        require_certificate=client_certs,
     )
     with MosquittoServer(
         password_file=accounts.password_file, acl_file=accounts.acl_file, tls=tls
     ) as broker:
         url = creds.url(f"mqtts://localhost:{tls.port}")
-        trusted = Client(url, "edgelens-device-cam-a", MqttTlsSettings(ca_file=ca / "ca.crt"))
-        untrusted = Client(url, "untrusted")  # the system's CAs do not know the local CA
+        admitted = Client(url, "edgelens-device-cam-a", good)
+        refused = Client(url, "refused", bad)
         try:
-            _wait(trusted.connected.is_set)
-            assert not trusted.publish(features_topic("cam-a")).is_failure
+            _wait(admitted.connected.is_set)
+            assert not admitted.publish(features_topic("cam-a")).is_failure
             time.sleep(1.0)
-            assert not untrusted.connected.is_set()
+            assert not refused.connected.is_set()
         finally:
-            trusted.close()
-            untrusted.close()
+            admitted.close()
+            refused.close()
         assert broker.running
+
+
+def test_tls_listener_with_the_local_ca(accounts, local_ca):
+    # Without ca_file the system's CAs check the broker, and they do not know the local CA.
+    trusted = MqttTlsSettings(ca_file=local_ca / "ca.crt")
+    _tls_pair(accounts, local_ca, trusted, MqttTlsSettings(), client_certs=False)
     with pytest.raises(ConfigError, match="needs its key"):
-        make_client(url, client_id="x", tls=MqttTlsSettings(cert_file=ca / "cam-a.crt"))
-
-
-def test_client_certificates_when_the_broker_requires_them(tmp_path: Path, accounts):
-    ca = tmp_path / "ca"
-    make_ca = ["bash", str(REPO / "scripts" / "make_ca.sh"), str(ca)]
-    subprocess.run(make_ca, check=True, capture_output=True)
-    subprocess.run([*make_ca, "--client", "cam-a"], check=True, capture_output=True)
-    creds = accounts.enroll_device("cam-a")
-    tls = BrokerTls(
-        port=free_port(),
-        ca_file=ca / "ca.crt",
-        cert_file=ca / "server.crt",
-        key_file=ca / "server.key",
-        require_certificate=True,
-    )
-    with MosquittoServer(password_file=accounts.password_file, acl_file=accounts.acl_file, tls=tls):
-        url = creds.url(f"mqtts://localhost:{tls.port}")
-        with_cert = MqttTlsSettings(
-            ca_file=ca / "ca.crt", cert_file=ca / "cam-a.crt", key_file=ca / "cam-a.key"
+        make_client(
+            "mqtts://localhost:8883",
+            client_id="x",
+            tls=MqttTlsSettings(cert_file=local_ca / "cam-a.crt"),
         )
-        certified = Client(url, "edgelens-device-cam-a", with_cert)
-        uncertified = Client(url, "no-cert", MqttTlsSettings(ca_file=ca / "ca.crt"))
-        try:
-            _wait(certified.connected.is_set)
-            assert not certified.publish(features_topic("cam-a")).is_failure
-            time.sleep(1.0)
-            assert not uncertified.connected.is_set()
-        finally:
-            certified.close()
-            uncertified.close()
+
+
+def test_client_certificates_when_the_broker_requires_them(accounts, local_ca):
+    certified = MqttTlsSettings(
+        ca_file=local_ca / "ca.crt",
+        cert_file=local_ca / "cam-a.crt",
+        key_file=local_ca / "cam-a.key",
+    )
+    uncertified = MqttTlsSettings(ca_file=local_ca / "ca.crt")
+    _tls_pair(accounts, local_ca, certified, uncertified, client_certs=True)
