@@ -120,7 +120,8 @@ class Worker:
         self.metrics = WorkerMetrics(
             counts=self.stats.snapshot,
             queue_length=self._queue.qsize,
-            devices_online=lambda: sum(s == "online" for s in self._device_states.values()),
+            # A copy: the network thread may add a device while /metrics is scraped.
+            devices_online=lambda: list(self._device_states.values()).count("online"),
         )
         self._metrics_server: MetricsServer | None = None
         self._client = make_client(
