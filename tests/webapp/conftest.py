@@ -83,10 +83,14 @@ class AdminClient(httpx.Client):
         return super().post(url, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
 
 
+def csrf_in(page: str) -> str:
+    """The CSRF token a rendered form carries."""
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
 def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
     """Sign in through the real form: its CSRF token first, then the post."""
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    token = csrf_in(client.get("/login").text)
     return client.post(
         "/login", data={"csrf_token": token, "username": username, "password": password}
     )
@@ -96,9 +100,7 @@ def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Respons
 def http(live_url) -> Iterator[httpx.Client]:
     with AdminClient(base_url=live_url, timeout=10, trust_env=False) as client:
         assert sign_in(client, ADMIN, ADMIN_PASSWORD).status_code == 303
-        client.csrf = re.search(
-            r'name="csrf_token" value="([^"]+)"', client.get("/catalog").text
-        ).group(1)
+        client.csrf = csrf_in(client.get("/catalog").text)
         yield client
 
 

@@ -3,8 +3,6 @@ private mode, production secrets; plus its health and metrics endpoints."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 from fastapi.routing import APIRoute
@@ -16,7 +14,7 @@ from edgelens.errors import ConfigError
 from edgelens.webapp.app import ROUTERS, create_app
 from edgelens.webapp.security import LoginThrottle
 
-from .conftest import ADMIN, ADMIN_PASSWORD, sign_in
+from .conftest import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -40,7 +38,7 @@ def test_every_state_changing_route_needs_a_signed_in_admin(
     assert http.post("/catalog/items", files={"image": ("clock.png", photo)}).status_code == 303
     store = CatalogStore(web_settings.catalog_db)
     before = store.items()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get("/catalog").text)[1]
+    token = csrf_in(anonymous.get("/catalog").text)
     for method, path in _mutating_paths():
         api = anonymous.request(method, path, data={"csrf_token": token, "name": "x"})
         assert api.status_code == 401, (method, path)
@@ -79,7 +77,7 @@ def test_sign_in_sets_a_protected_cookie_and_sign_out_ends_it(anonymous):
     assert "edgelens_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     page = anonymous.get("/catalog").text
     assert f'id="signed-in">{ADMIN}<' in page
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    token = csrf_in(page)
     assert anonymous.post("/logout", data={"csrf_token": token}).status_code == 303
     assert (
         anonymous.post("/catalog/items/clock/delete", data={"csrf_token": token}).status_code == 401
@@ -89,7 +87,7 @@ def test_sign_in_sets_a_protected_cookie_and_sign_out_ends_it(anonymous):
 def test_sign_in_never_redirects_off_site(anonymous):
     page = anonymous.get("/login", params={"next": "//evil.example/x"})
     assert 'name="next" value="/"' in page.text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+    token = csrf_in(page.text)
     answer = anonymous.post(
         "/login",
         data={
