@@ -18,7 +18,6 @@ from edgelens.wire.names import features_topic, status_topic
 
 logger = logging.getLogger(__name__)
 
-MQTT_OK = mqtt.MQTT_ERR_SUCCESS
 # How long a clean shutdown waits for the broker to take the "offline" status.
 OFFLINE_ACK_TIMEOUT_S = 2.0
 
@@ -201,7 +200,10 @@ class FeaturePublisher:
             dropped, self._unsent_this_outage = self._unsent_this_outage, 0
             held, self._held = self._held, None
             self._outage_logged = False
-        if held is not None and client.publish(self._features_topic, held).rc == MQTT_OK:
+        if (
+            held is not None
+            and client.publish(self._features_topic, held).rc == mqtt.MQTT_ERR_SUCCESS
+        ):
             self.published += 1
         logger.info(
             "connected to %s as %s%s",
