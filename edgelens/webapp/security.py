@@ -105,15 +105,21 @@ class LoginThrottle:
     def failed(self, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
+            recent = self._recent(address, now)
             if len(self._failures) >= self.MAX_ADDRESSES and address not in self._failures:
                 self._failures.pop(next(iter(self._failures)))
-            self._recent(address, now).append(now)
+            self._failures[address] = [*recent, now]
 
     def succeeded(self, address: str) -> None:
         with self._lock:
             self._failures.pop(address, None)
 
     def _recent(self, address: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(address, []) if t > now - self._window_s]
-        self._failures[address] = times
+        """The address's failures still in the window; an address with none is forgotten,
+        so checking addresses never grows the table (only failures do, up to the bound)."""
+        times = [t for t in self._failures.get(address, ()) if t > now - self._window_s]
+        if times:
+            self._failures[address] = times
+        else:
+            self._failures.pop(address, None)
         return times
