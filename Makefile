@@ -7,7 +7,7 @@ MODELS := $(DATA_DIR)/models/efficientnet-lite0-fp32.onnx \
           $(DATA_DIR)/models/efficientnet-lite0-int8.onnx
 export EDGELENS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup models test lint demo bench clean
+.PHONY: setup models test lint demo bench bench-gpu clean
 
 setup: $(VENV)/.installed models
 
@@ -36,6 +36,10 @@ bench: setup
 	$(VENV)/bin/python scripts/bench_faults.py
 	$(VENV)/bin/python scripts/bench_load.py
 	$(VENV)/bin/python scripts/fuzz_messages.py
+
+# On a machine with an NVIDIA GPU and onnxruntime-gpu in the venv.
+bench-gpu: setup
+	$(VENV)/bin/python scripts/bench_gpu.py
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

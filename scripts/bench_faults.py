@@ -113,7 +113,7 @@ def _frames_folder(video: Path, folder: Path, count: int = 150) -> Path:
 
 def _worker(env: dict) -> subprocess.Popen:
     port_env = {"EDGELENS_WORKER__METRICS_PORT": str(free_port())}
-    return subprocess.Popen([str(EDGELENS), "cloud", "run"], env={**env, **port_env})
+    return subprocess.Popen([*EDGELENS, "cloud", "run"], env={**env, **port_env})
 
 
 def _restart(name: str, server, watch: _Watch) -> tuple[str, float, str]:

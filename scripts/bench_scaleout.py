@@ -33,6 +33,7 @@ from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic
 
 DEVICES = 20
+logger = logging.getLogger("bench_scaleout")
 
 
 def main() -> None:
@@ -40,57 +41,76 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=int, default=600, help="messages/s offered")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved 1/2-worker rounds")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--workers",
+        type=lambda text: sorted({1, *(int(n) for n in text.split(","))}),
+        default=[1, 2],
+        help="worker counts to compare with one worker, e.g. 2,4",
+    )
+    parser.add_argument("--section", default="scale-out", help="docs/benchmarks.md section")
     common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logger.setLevel(logging.INFO)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])
     views = CatalogRecipe().views
     devices = [f"load-{i}" for i in range(DEVICES)]
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer() as rds, MosquittoServer() as broker:
         data = Path(tmp)
+        started = time.monotonic()
         payloads = prepare_catalog(
             featurizer, items=args.items, queries=2000, data_dir=data, device_ids=devices
         )
+        logger.info("catalog index saved in %.0f s", time.monotonic() - started)
         env = worker_env(
             data_dir=data, models_dir=args.models_dir, redis_url=rds.url, mqtt_url=broker.url
         )
-        rates: dict[int, list[float]] = {1: [], 2: []}
-        cores: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        rates: dict[int, list[float]] = {n: [] for n in args.workers}
+        cores: dict[int, list[dict[str, float]]] = {n: [] for n in args.workers}
         for _ in range(args.repeat):  # interleaved, so drift of the machine hits both alike
             for n in rates:
                 rate, cpu = _measure(n, env, (broker, rds), payloads, args)
                 rates[n].append(rate)
                 cores[n].append(cpu)
-        ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+                logger.info("%d workers: %.0f matched/s, cores %s", n, rate, cpu)
         roles = list(cores[1][0])
         median_cores = {
             n: {r: float(np.median([c[r] for c in cores[n]])) for r in roles} for n in cores
         }
-        left = os.cpu_count() - sum(v for r, v in median_cores[2].items() if r != "workers")
-        ceiling = left / median_cores[1]["workers"]
+    most = args.workers[-1]
+    ratios = {
+        n: [many / one for one, many in zip(rates[1], rates[n], strict=True)]
+        for n in args.workers[1:]
+    }
+    cpus = os.cpu_count() or 1
+    left = cpus - sum(v for r, v in median_cores[most].items() if r != "workers")
+    ceiling = min(most, left / median_cores[1]["workers"])
 
     body = "\n".join(
         [
             f"Catalog of {args.items:,} items x {views} vectors (faiss index, loaded from disk "
-            "by each "
-            f"worker), {DEVICES} simulated devices offering {args.rate} messages/s of float16 "
-            f"vectors for {args.seconds:.0f} s; workers are separate `edgelens cloud run` "
-            "processes in one shared subscription; 2 cores shared with mosquitto, redis-server "
-            "and the load generator.",
+            f"by each worker), {DEVICES} simulated devices offering {args.rate} messages/s of "
+            f"float16 vectors for {args.seconds:.0f} s; workers are separate `edgelens cloud "
+            f"run` processes in one shared subscription; {cpus} cores shared with mosquitto, "
+            "redis-server and the load generator.",
             "",
-            f"| workers | matched messages/s, median of {args.repeat} (min-max) |",
-            "| ---: | ---: |",
+            f"| workers | matched messages/s, median of {args.repeat} (min-max) "
+            "| x one worker, median (per round) |",
+            "| ---: | ---: | ---: |",
             *(
-                f"| {n} | {np.median(r):.0f} ({min(r):.0f}-{max(r):.0f}) |"
+                f"| {n} | {np.median(r):.0f} ({min(r):.0f}-{max(r):.0f}) | "
+                + (
+                    f"**{np.median(ratios[n]):.2f}x** ({', '.join(f'{x:.2f}' for x in ratios[n])})"
+                    if n in ratios
+                    else "1.00x"
+                )
+                + " |"
                 for n, r in rates.items()
             ),
             "",
-            f"Two workers / one worker, per round: {', '.join(f'{x:.2f}x' for x in ratios)}; "
-            f"median **{np.median(ratios):.2f}x**.",
-            "",
-            "Where the 2 cores went (CPU seconds per second, median; from /proc):",
+            f"Where the {cpus} cores went (CPU seconds per second, median; from /proc):",
             "",
             f"| workers | {' | '.join(roles)} |",
             f"| ---: |{' ---: |' * len(roles)}",
@@ -99,19 +119,22 @@ def main() -> None:
                 for n in median_cores
             ),
             "",
-            f"With two workers the other processes kept {os.cpu_count() - left:.2f} cores busy, "
+            f"With {most} workers the other processes kept {cpus - left:.2f} cores busy, "
             f"leaving the workers {left:.2f}; one worker alone used "
-            f"{median_cores[1]['workers']:.2f} for its rate, so this machine allows two "
+            f"{median_cores[1]['workers']:.2f} for its rate, so this machine allows {most} "
             f"workers at most {ceiling:.2f}x of one.",
-            f"Matched messages per worker core-second: one worker "
-            f"{np.median(rates[1]) / median_cores[1]['workers']:.0f}, two workers "
-            f"{np.median(rates[2]) / median_cores[2]['workers']:.0f} (the two processes share "
-            "the caches and memory bandwidth of one CPU package).",
+            "Matched messages per worker core-second: "
+            + ", ".join(
+                f"{n} worker{'s' if n > 1 else ''} "
+                f"{np.median(rates[n]) / median_cores[n]['workers']:.0f}"
+                for n in rates
+            )
+            + ".",
         ]
     )
     print(body)
     if not args.no_write:
-        write_section("scale-out", "## Worker scale-out\n\n" + body)
+        write_section(args.section, "## Worker scale-out\n\n" + body)
 
 
 def _measure(workers: int, env: dict, servers, payloads, args) -> tuple[float, dict[str, float]]:

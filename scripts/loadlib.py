@@ -21,7 +21,8 @@ from edgelens.search.bench import VectorModel, real_embeddings, synthetic_catalo
 from edgelens.search.persist import save_index
 from edgelens.wire.features import FeatureMessage, encode
 
-EDGELENS = Path(sys.executable).with_name("edgelens")
+# ``python -m edgelens`` rather than the console script: runs from a checkout too.
+EDGELENS = [sys.executable, "-m", "edgelens"]
 
 
 def prepare_catalog(
@@ -71,7 +72,7 @@ def worker_env(*, data_dir: Path, models_dir: Path, redis_url: str, mqtt_url: st
 def worker_processes(envs: list[dict]) -> Iterator[list[subprocess.Popen]]:
     """One real ``edgelens cloud run`` process per environment, terminated on exit."""
     procs = [
-        subprocess.Popen([str(EDGELENS), "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
+        subprocess.Popen([*EDGELENS, "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
         for env in envs
     ]
     try:
