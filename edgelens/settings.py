@@ -143,6 +143,12 @@ class WorkerSettings(_Section):
     catalog_poll_s: float = Field(
         default=0.5, gt=0, description="How often catalog changes are looked for."
     )
+    index_writer_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A shared index (Milvus) is written by one worker at a time, the holder "
+        "of a Redis lease; if it dies, another takes over after at most this long.",
+    )
     reconnect_max_s: float = Field(
         default=2.0,
         gt=0,

@@ -4,7 +4,9 @@ The catalog's change log (item id, upsert/remove, in commit order) is the source
 truth; a Redis message on the catalog channel wakes the follower at once, and a slow
 poll covers a missed message. Each round applies only the items that changed: their
 current vectors of this worker's model are upserted, removed items (and items with
-no vectors of this model) leave the index.
+no vectors of this model) leave the index. A shared index (one Milvus collection for
+all workers) is written only by the holder of its writer lease
+(:mod:`edgelens.cloud.index_writer`); the other workers' followers just watch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.index_writer import IndexWriterLease
 from edgelens.errors import EdgelensError
 from edgelens.search.base import VectorIndex
 from edgelens.wire.names import CATALOG_CHANNEL
@@ -34,15 +37,23 @@ class CatalogFollower:
         after_seq: int,
         poll_s: float,
         redis_url: str,
+        shared_index: str | None = None,
+        writer_ttl_s: float = 10.0,
     ) -> None:
         self._store = store
         self._index = index
         self._recipe = recipe
         self.applied_seq = after_seq
-        self._poll_s = poll_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2.0)
+        self.lease = (
+            IndexWriterLease(self._redis, shared_index=shared_index, ttl_s=writer_ttl_s)
+            if shared_index
+            else None
+        )
+        # The writer renews its lease every round: at least three times per TTL.
+        self._poll_s = min(poll_s, writer_ttl_s / 3) if self.lease else poll_s
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._listener: threading.Thread | None = None
         self._notifications_down = False
@@ -66,12 +77,20 @@ class CatalogFollower:
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=2)
+        if self.lease is not None:
+            self.lease.release()
         self._pubsub.close()
         self._redis.close()
         logger.info("catalog follower stopped at change %d", self.applied_seq)
 
     def apply_pending(self) -> int:
-        """Apply every change after :attr:`applied_seq`; returns how many items changed."""
+        """Apply every change after :attr:`applied_seq`; returns how many items changed.
+
+        On a shared index, only while holding its writer lease, from the change the index
+        was last recorded at; otherwise :attr:`applied_seq` just follows the writer's record.
+        """
+        if self.lease is not None and not self._resume_as_writer(self.lease):
+            return 0
         total = 0
         while changes := self._store.changes_since(self.applied_seq):
             latest: dict[str, str] = {}
@@ -90,6 +109,8 @@ class CatalogFollower:
             if items:
                 self._index.upsert(items, matrices)
             self.applied_seq = changes[-1][0]
+            if self.lease is not None:
+                self.lease.record(self.applied_seq)
             total += len(latest)
             logger.info(
                 "catalog change %d applied: %d upserted, %d removed, %d searchable",
@@ -99,6 +120,23 @@ class CatalogFollower:
                 len(self._index),
             )
         return total
+
+    def _resume_as_writer(self, lease: IndexWriterLease) -> bool:
+        """Whether this worker writes the shared index now; aligns :attr:`applied_seq` with
+        the change the shared index is recorded at (written by whichever worker held it)."""
+        writer = lease.hold()
+        recorded = lease.applied_seq()
+        if recorded is not None:
+            self.applied_seq = recorded
+        elif writer:
+            logger.warning(
+                "no record of the change %s reflects; taking change %d, the catalog's when "
+                "this worker opened it",
+                lease.shared_index,
+                self.applied_seq,
+            )
+            lease.record(self.applied_seq)
+        return writer
 
     def _run(self) -> None:
         while not self._stop.is_set():

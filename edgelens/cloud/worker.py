@@ -172,6 +172,8 @@ class Worker:
             "model_id": self.model_id,
             "catalog_items": len(self.index),
             "catalog_change": self.catalog.applied_seq,
+            # On a shared index (Milvus): whether this worker is the one that writes it.
+            "index_writer": self.catalog.lease.held if self.catalog.lease else None,
             "queue_length": self._queue.qsize(),
         }
         return bool(detail["mqtt_subscribed"] and detail["redis_ok"]), detail
@@ -435,6 +437,8 @@ class Worker:
             after_seq=opened.change_seq,
             poll_s=self._settings.worker.catalog_poll_s,
             redis_url=str(self._settings.redis_url),
+            shared_index=opened.shared_index,
+            writer_ttl_s=self._settings.worker.index_writer_ttl_s,
         )
         return _Serving(manifest, matcher, follower)
 

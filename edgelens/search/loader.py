@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from edgelens.errors import SearchError
 from edgelens.search.base import VectorIndex
 from edgelens.search.exact import ExactIndex
 
+if TYPE_CHECKING:  # pymilvus is the [vectordb] extra
+    from edgelens.search.milvus import MilvusIndex
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,6 +32,9 @@ logger = logging.getLogger(__name__)
 class OpenedIndex:
     index: VectorIndex
     change_seq: int  # the catalog change the index reflects; follow from here
+    # Set when every worker queries this one copy (a Milvus collection): names it, so only
+    # one worker writes the catalog's changes into it (edgelens.cloud.index_writer).
+    shared_index: str | None = None
 
 
 def index_from_catalog(
@@ -55,7 +62,8 @@ def open_index(
     """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size)."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
     if backend == "milvus":
-        return OpenedIndex(_milvus(store, model_id, dim, recipe, milvus_uri), seq)
+        milvus = _milvus(store, model_id, dim, recipe, milvus_uri)
+        return OpenedIndex(milvus, seq, shared_index=f"{milvus.collection}@{milvus_uri}")
     if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
         return saved
     items, vectors = store.vectors(model_id, recipe.recipe_id)
@@ -71,7 +79,7 @@ def open_index(
 
 def _milvus(
     store: CatalogStore, model_id: str, dim: int, recipe: CatalogRecipe, uri: str
-) -> VectorIndex:
+) -> MilvusIndex:
     """The model's Milvus collection, filled from the catalog the first time."""
     from edgelens.search.milvus import MilvusIndex
 

@@ -52,3 +52,14 @@ def matches_channel(device_id: str) -> str:
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
 CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)
+
+
+def index_writer_key(shared_index: str) -> str:
+    """Redis lease naming the one worker that writes a shared index (a Milvus collection);
+    the value is the holder's token, the key expires unless renewed."""
+    return f"edgelens:index-writer:{shared_index}"
+
+
+def index_seq_key(shared_index: str) -> str:
+    """Redis integer: the catalog change a shared index reflects, written by its writer."""
+    return f"edgelens:index-seq:{shared_index}"
