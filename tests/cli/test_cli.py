@@ -1,6 +1,8 @@
 """The `edgelens` command as a user runs it (typer's runner, real models, real files)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +21,18 @@ def test_help_lists_the_subcommands():
     assert result.exit_code == 0
     for group in ("config", "model", "catalog", "eval"):
         assert group in result.output
+
+
+def test_python_dash_m_runs_the_same_cli(settings):
+    """Where no console script is installed (a checkout, another interpreter's bin)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edgelens", "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"configuration OK (data dir: {settings.data_dir})" in result.stdout
 
 
 def test_config_check_ok_and_invalid(settings, tmp_path, monkeypatch):
