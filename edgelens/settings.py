@@ -118,6 +118,12 @@ class DeviceSettings(_Section):
     keepalive_s: float = Field(
         default=1.0, gt=0, description="Most seconds between two publishes of a still view."
     )
+    focus: bool = Field(
+        default=True,
+        description="Also send the vector of the frame's centred focus box with each "
+        "published frame (one more forward pass per message, not per frame); the worker "
+        "scores each item by the better of the two.",
+    )
     status_interval_s: float = Field(
         default=5.0, gt=0, description="How often the retained status carries fresh health."
     )

@@ -70,6 +70,7 @@ def eval_command(
             "edgelens",
             _featurizer(settings, precision, settings.featurizer.pooling),
             CatalogRecipe(settings.catalog.views),
+            focus=settings.device.focus,
         ),
     ]
     if baseline:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from edgelens.errors import EdgelensError, WireFormatError
-from edgelens.search.base import SearchFilter, VectorIndex
+from edgelens.search.base import SearchFilter, VectorIndex, search_views
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import device_of_topic
 from edgelens.wire.records import MatchRecord
@@ -44,7 +44,8 @@ class Matcher:
         if self.admit is not None:
             self.admit(message)
         decoded = time.perf_counter()
-        matches = self.index.search(message.embedding, k=self.top_k, filters=self.filters)
+        # With a focus vector, each item scores the better of the frame and its focus box.
+        matches = search_views(self.index, message.views, k=self.top_k, filters=self.filters)
         searched = time.perf_counter()
         return MatchRecord(
             device_id=message.device_id,

@@ -17,6 +17,7 @@ from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
+from edgelens.featurizer.focus import focus_crop
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype
@@ -51,6 +52,7 @@ class DeviceStats:
     decode_ms_mean: float  # the source's read, in the capture thread
     preprocess_ms_mean: float
     publish_ms_mean: float  # smoothing, gating, encoding and the hand-over to MQTT
+    focus_ms_mean: float  # the focus box's forward pass, per published frame
 
     def health(self) -> dict[str, float | int]:
         """The figures a retained device status carries to the dashboard."""
@@ -60,6 +62,7 @@ class DeviceStats:
             "preprocess_ms": round(self.preprocess_ms_mean, 2),
             "decode_ms": round(self.decode_ms_mean, 2),
             "publish_ms": round(self.publish_ms_mean, 2),
+            "focus_ms": round(self.focus_ms_mean, 2),
             "captured": self.captured,
             "dropped": self.dropped,
             "published": self.published,
@@ -142,6 +145,7 @@ class DeviceLoop:
             decode_ms_mean=times.mean_ms("decode"),
             preprocess_ms_mean=times.mean_ms("preprocess"),
             publish_ms_mean=times.mean_ms("publish"),
+            focus_ms_mean=times.mean_ms("focus"),
         )
 
     def run(self) -> DeviceStats:
@@ -207,16 +211,23 @@ class DeviceLoop:
         times.add("featurize", (featurized - preprocessed) * 1000)
         self._featurized += 1
         self._rate.tick()
-        self._publish(frame, embedding)
-        times.add("publish", (time.perf_counter() - featurized) * 1000)
+        focus_ms = self._publish(frame, embedding)
+        times.add("publish", (time.perf_counter() - featurized) * 1000 - focus_ms)
         self._refresh_status()
 
-    def _publish(self, frame: Frame, embedding: np.ndarray) -> None:
+    def _publish(self, frame: Frame, embedding: np.ndarray) -> float:
+        """Publish the frame if the gate lets it through; returns the ms its focus box took."""
         smoothed = self._smoother.update(embedding, frame_sharpness(frame.image_bgr))
         if smoothed is None:  # a blurred glitch: the screen keeps the last match
-            return
+            return 0.0
         if not self._gate.decide(smoothed, time.monotonic()).publish:
-            return
+            return 0.0
+        focus, focus_ms = None, 0.0
+        if self.device.focus:  # only for frames that go out: one pass per message
+            started = time.perf_counter()
+            (focus,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
+            focus_ms = (time.perf_counter() - started) * 1000
+            self._times.add("focus", focus_ms)
         self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,
@@ -224,8 +235,10 @@ class DeviceLoop:
                 captured_at=frame.captured_at,
                 model_id=self._featurizer.model_id,
                 embedding=smoothed,
+                focus_embedding=focus,
             )
         )
+        return focus_ms
 
     def _refresh_status(self) -> None:
         """Every ``status_interval_s``, put fresh health figures in the retained status."""

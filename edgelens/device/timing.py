@@ -1,8 +1,9 @@
 """Per-stage timings and the frame rate of the device loop, as cheap running figures.
 
 The loop's time splits into decode (the capture thread reading the source),
-preprocess, featurize (the model alone) and publish (smoothing, gating, encoding
-and handing the message to the broker client). Knowing which one dominates is what
+preprocess, featurize (the model alone), publish (smoothing, gating, encoding
+and handing the message to the broker client) and focus (the focus box's forward
+pass, for published frames only). Knowing which one dominates is what
 tells a Jetson owner whether to change the model, the precision or the camera.
 """
 
@@ -12,7 +13,7 @@ import threading
 import time
 from collections import deque
 
-STAGES = ("decode", "preprocess", "featurize", "publish")
+STAGES = ("decode", "preprocess", "featurize", "publish", "focus")
 
 
 class StageTimes:

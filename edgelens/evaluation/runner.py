@@ -20,8 +20,10 @@ from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
+from edgelens.featurizer.focus import focus_crop
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class System:
     featurizer: Featurizer
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
+    focus: bool = False  # queries also send their focus box, as a device does by default
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class SetResult:
     model_id: str
     catalog_vectors: int
     metrics: RetrievalMetrics
+    focus: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -74,6 +78,7 @@ class SetResult:
             "system": self.system,
             "model_id": self.model_id,
             "catalog_vectors": self.catalog_vectors,
+            "focus": self.focus,
         }
 
 
@@ -123,9 +128,16 @@ def evaluate_systems(
             system.catalog_featurizer or system.featurizer, photos, recipe=system.recipe
         )
         for set_name, queries in query_sets.items():
-            metrics = evaluate(system.featurizer, index, queries, progress)
+            metrics = evaluate(system.featurizer, index, queries, progress, focus=system.focus)
             results.append(
-                SetResult(system.name, set_name, index.model_id, index.vector_count, metrics)
+                SetResult(
+                    system.name,
+                    set_name,
+                    index.model_id,
+                    index.vector_count,
+                    metrics,
+                    system.focus,
+                )
             )
     return results
 
@@ -175,7 +187,11 @@ def evaluate(
     index: ExactIndex,
     queries: Iterable[Query],
     progress: Progress | None = None,
+    *,
+    focus: bool = False,
 ) -> RetrievalMetrics:
+    """Rank of each query's own item; with ``focus`` each query is searched as a device
+    sends it, the frame and its focus box, each item scoring the better of the two."""
     queries = list(queries)
     unknown = sorted({q.item_id for q in queries if q.item_id not in index})
     if unknown:
@@ -184,10 +200,12 @@ def evaluate(
     batch_size = featurizer.batch_size
     for start in range(0, len(queries), batch_size):
         chunk = queries[start : start + batch_size]
-        vectors = featurizer.embed([q.image_bgr for q in chunk])
-        for query, vector in zip(chunk, vectors, strict=True):
-            ranked = [m.item_id for m in index.search(vector, k=len(index))]
-            ranks.append(ranked.index(query.item_id) + 1)
+        views = [featurizer.embed([q.image_bgr for q in chunk])]
+        if focus:
+            views.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
+        for n, query in enumerate(chunk):
+            found = search_views(index, [v[n] for v in views], k=len(index))
+            ranks.append([m.item_id for m in found].index(query.item_id) + 1)
         if progress:
             progress(len(chunk))
     return RetrievalMetrics.from_ranks(ranks)

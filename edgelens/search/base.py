@@ -72,3 +72,25 @@ def checked_query(query: np.ndarray, *, dim: int, k: int) -> np.ndarray:
     if k < 1:
         raise SearchError(f"k must be at least 1, got {k}")
     return query
+
+
+def search_views(
+    index: VectorIndex,
+    queries: Sequence[np.ndarray],
+    *,
+    k: int,
+    filters: SearchFilter | None = None,
+) -> list[Match]:
+    """The ``k`` best items for several views of one frame (the frame and its focus box):
+    each item scores its best view, as it scores its best catalog vector.
+
+    Merging each view's own top ``k`` is exact: an item among the best ``k`` by its better
+    score is among the best ``k`` of the view that gave that score.
+    """
+    best: dict[str, Match] = {}
+    for query in queries:
+        for match in index.search(query, k=k, filters=filters):
+            kept = best.get(match.item_id)
+            if kept is None or match.score > kept.score:
+                best[match.item_id] = match
+    return sorted(best.values(), key=lambda m: m.score, reverse=True)[:k]

@@ -1,20 +1,23 @@
 """The binary feature message a device publishes for each frame.
 
-Layout (little endian), version 1::
+Layout (little endian), version 1 (one vector) or 2 (two vectors)::
 
     magic   2s   b"EL"
-    version u8   1
+    version u8   1 or 2
     dtype   u8   1 = float16, 2 = float32, 3 = int8 (symmetric, scale follows)
     dim     u16  vector length
     seq     u64  per-device frame counter
     captured_at f64  capture time, seconds since the Unix epoch
     model_id    u8 length + UTF-8
     device_id   u8 length + UTF-8
+    then, once per vector:
     [scale  f32  int8 only: value = q * scale]
     vector  dim * dtype size
 
-A 1280-d float16 vector travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for
-the comma-separated text the earlier systems sent. Every malformed input raises
+Version 2 carries the frame's vector and then its focus box's
+(:mod:`edgelens.featurizer.focus`), same model, dim and dtype. A 1280-d float16 vector
+travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for the comma-separated text the
+earlier systems sent. Every malformed input raises
 :class:`WireFormatError` with the reason; nothing else escapes ``decode``.
 """
 
@@ -31,12 +34,14 @@ from edgelens.errors import WireFormatError
 from edgelens.wire.names import valid_device_id
 
 MAGIC = b"EL"
-VERSION = 1
+VERSION = 1  # the frame's vector
+VERSION_FOCUS = 2  # the frame's vector, then its focus box's
 MAX_DIM = 8192
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
-# The largest well-formed message: header, two 255-byte strings, scale, MAX_DIM floats.
-MAX_MESSAGE_BYTES = _HEADER.size + 2 * 256 + _SCALE.size + MAX_DIM * 4
+# The largest well-formed message: header, two 255-byte strings, two vectors of MAX_DIM
+# floats with their scales.
+MAX_MESSAGE_BYTES = _HEADER.size + 2 * 256 + 2 * (_SCALE.size + MAX_DIM * 4)
 
 
 class WireDtype(IntEnum):
@@ -57,17 +62,27 @@ _NUMPY = {WireDtype.FLOAT16: "<f2", WireDtype.FLOAT32: "<f4", WireDtype.INT8: "i
 
 @dataclass(frozen=True)
 class FeatureMessage:
-    """One frame's vector as it travels; ``embedding`` is float32 once decoded."""
+    """One frame's vector as it travels; ``embedding`` is float32 once decoded.
+
+    ``focus_embedding``, when present, is the vector of the frame's focus box: the worker
+    scores each item by the better of the two.
+    """
 
     device_id: str
     seq: int
     captured_at: float
     model_id: str
     embedding: np.ndarray
+    focus_embedding: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.embedding.ndim != 1 or not 0 < self.embedding.shape[0] <= MAX_DIM:
             raise WireFormatError(f"embedding must be 1-d, got shape {self.embedding.shape}")
+        if self.focus_embedding is not None and self.focus_embedding.shape != self.embedding.shape:
+            raise WireFormatError(
+                f"focus embedding of shape {self.focus_embedding.shape}, "
+                f"the frame's is {self.embedding.shape}"
+            )
         if not valid_device_id(self.device_id):
             raise WireFormatError(f"invalid device id {self.device_id!r}")
         if not self.model_id or len(self.model_id.encode()) > 255:
@@ -81,23 +96,34 @@ class FeatureMessage:
     def dim(self) -> int:
         return int(self.embedding.shape[0])
 
+    @property
+    def views(self) -> list[np.ndarray]:
+        """The vectors to search with: the frame's, then its focus box's if sent."""
+        if self.focus_embedding is None:
+            return [self.embedding]
+        return [self.embedding, self.focus_embedding]
+
 
 def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> bytes:
-    vector = np.asarray(message.embedding, dtype=np.float32)
-    if not np.all(np.isfinite(vector)):
-        raise WireFormatError("embedding holds NaN or Inf")
+    version = VERSION if message.focus_embedding is None else VERSION_FOCUS
     parts = [
-        _HEADER.pack(MAGIC, VERSION, dtype, message.dim, message.seq, message.captured_at),
+        _HEADER.pack(MAGIC, version, dtype, message.dim, message.seq, message.captured_at),
         _short_string(message.model_id),
         _short_string(message.device_id),
     ]
+    parts += [_vector_bytes(view, dtype) for view in message.views]
+    return b"".join(parts)
+
+
+def _vector_bytes(embedding: np.ndarray, dtype: WireDtype) -> bytes:
+    vector = np.asarray(embedding, dtype=np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise WireFormatError("embedding holds NaN or Inf")
     if dtype is WireDtype.INT8:
         scale = float(np.abs(vector).max()) / 127.0 or 1.0
-        parts.append(_SCALE.pack(scale))
-        parts.append(np.clip(np.rint(vector / scale), -127, 127).astype("i1").tobytes())
-    else:
-        parts.append(vector.astype(_NUMPY[dtype]).tobytes())
-    return b"".join(parts)
+        quantised = np.clip(np.rint(vector / scale), -127, 127).astype("i1")
+        return _SCALE.pack(scale) + quantised.tobytes()
+    return vector.astype(_NUMPY[dtype]).tobytes()
 
 
 def decode(payload: bytes) -> FeatureMessage:
@@ -110,7 +136,7 @@ def decode(payload: bytes) -> FeatureMessage:
         raise WireFormatError(f"message too short ({len(payload)} bytes)") from exc
     if magic != MAGIC:
         raise WireFormatError("not an edgelens feature message (bad magic)")
-    if version != VERSION:
+    if version not in (VERSION, VERSION_FOCUS):
         raise WireFormatError(f"unsupported wire format version {version}")
     try:
         dtype = WireDtype(dtype_code)
@@ -121,6 +147,16 @@ def decode(payload: bytes) -> FeatureMessage:
     offset = _HEADER.size
     model_id, offset = _read_short_string(payload, offset, "model id")
     device_id, offset = _read_short_string(payload, offset, "device id")
+    views = []
+    for _ in range(version):  # version 1: one vector, version 2: two
+        vector, offset = _read_vector(payload, offset, dtype, dim)
+        views.append(vector)
+    if offset != len(payload):
+        raise WireFormatError(f"{len(payload) - offset} bytes after the last vector")
+    return FeatureMessage(device_id, seq, captured_at, model_id, *views)
+
+
+def _read_vector(payload: bytes, offset: int, dtype: WireDtype, dim: int) -> tuple[np.ndarray, int]:
     scale = 1.0
     if dtype is WireDtype.INT8:
         if len(payload) < offset + _SCALE.size:
@@ -129,17 +165,17 @@ def decode(payload: bytes) -> FeatureMessage:
         offset += _SCALE.size
         if not (math.isfinite(scale) and scale > 0):
             raise WireFormatError(f"invalid int8 scale {scale}")
-    expected = dim * np.dtype(_NUMPY[dtype]).itemsize
-    if len(payload) - offset != expected:
+    size = dim * np.dtype(_NUMPY[dtype]).itemsize
+    if len(payload) - offset < size:
         raise WireFormatError(
-            f"vector needs {expected} bytes for dim {dim}, message carries {len(payload) - offset}"
+            f"vector needs {size} bytes for dim {dim}, message carries {len(payload) - offset}"
         )
     raw = np.frombuffer(payload, dtype=_NUMPY[dtype], count=dim, offset=offset)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite values are refused below
         vector = raw.astype(np.float32) * np.float32(scale)
     if not np.all(np.isfinite(vector)):
         raise WireFormatError("vector holds NaN or Inf")
-    return FeatureMessage(device_id, seq, captured_at, model_id, vector)
+    return vector, offset + size
 
 
 def restamp(payload: bytes, *, seq: int, captured_at: float) -> bytes:

@@ -110,6 +110,7 @@ def test_eval_reports_each_set_against_the_baseline(settings, sample_catalog):
     }
     baseline = [r for r in rows if r["system"] == "baseline"]
     assert all(r["model_id"].startswith("efficientnet-lite0-gap-") for r in baseline)
+    assert {r["system"]: r["focus"] for r in rows} == {"edgelens": True, "baseline": False}
     assert all(r["catalog_vectors"] == 20 for r in baseline)
 
 

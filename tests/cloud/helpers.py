@@ -21,7 +21,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> object:
 
 
 def send_features(
-    client, featurizer, image, *, device="cam-1", seq=1, model_id=None, dtype=WireDtype.FLOAT16
+    client,
+    featurizer,
+    image,
+    *,
+    device="cam-1",
+    seq=1,
+    model_id=None,
+    dtype=WireDtype.FLOAT16,
+    focus_image=None,
 ):
     message = FeatureMessage(
         device_id=device,
@@ -29,6 +37,7 @@ def send_features(
         captured_at=time.time(),
         model_id=model_id or featurizer.model_id,
         embedding=featurizer.embed([image])[0],
+        focus_embedding=None if focus_image is None else featurizer.embed([focus_image])[0],
     )
     client.publish(features_topic(device), encode(message, dtype), qos=0).wait_for_publish(5)
 

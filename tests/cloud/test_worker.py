@@ -6,6 +6,8 @@ import json
 import threading
 import time
 
+import pytest
+
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.store import CatalogStore
@@ -59,6 +61,23 @@ def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featur
     )
     announced = [MatchRecord.from_json(n["data"]) for n in notes if n and n["type"] == "message"]
     assert [r.seq for r in announced] == [1, 2]
+
+
+def test_with_a_focus_vector_each_item_scores_the_better_of_the_two(
+    worker, publisher, rdb, featurizer
+):
+    frame, focus = load_photo("coffee"), load_photo("rocket")
+    send_features(publisher, featurizer, frame, seq=1)
+    send_features(publisher, featurizer, frame, seq=2, focus_image=focus)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 2)
+    with_focus, frame_only = records(rdb)
+    scores = {m.item_id: m.score for m in with_focus.matches}
+    alone = {m.item_id: m.score for m in frame_only.matches}
+    assert with_focus.matches[0].item_id in {"coffee", "rocket"}
+    assert {"coffee", "rocket"} <= set(scores)  # each found by its own view
+    assert scores["coffee"] == pytest.approx(alone["coffee"], abs=1e-3)  # the frame's score
+    assert scores["rocket"] > alone.get("rocket", -1.0)  # the focus box's, better
+    assert [m.score for m in with_focus.matches] == sorted(scores.values(), reverse=True)
 
 
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):

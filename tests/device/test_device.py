@@ -28,6 +28,7 @@ from edgelens.device.loop import DeviceLoop
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.sources import open_source, parse_source
 from edgelens.evaluation.sample_photos import load_photo
+from edgelens.featurizer.focus import focus_crop
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic
@@ -172,6 +173,10 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     frames = [reader.read()[1] for _ in range(10)]
     expected = featurizer.embed(frames)
     np.testing.assert_allclose(np.stack([m.embedding for m in messages]), expected, atol=2e-3)
+    # ...and beside it, the vector of the frame's centred focus box.
+    focused = featurizer.embed([focus_crop(frame) for frame in frames])
+    np.testing.assert_allclose(np.stack([m.focus_embedding for m in messages]), focused, atol=2e-3)
+    assert stats.focus_ms_mean > 0
 
     *running, last = subscriber.states("cam-1")  # "online" again with each health refresh
     assert set(running) == {"online"} and last == "offline"
@@ -191,6 +196,21 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     late = subscribe(status_topic("cam-1"))
     _wait_until(lambda: late.messages)
     assert late.messages[0].retain and late.states("cam-1") == ["offline"]
+
+
+def test_without_focus_a_device_sends_the_frame_vector_alone(
+    featurizer, mosquitto_server, subscribe, tmp_path
+):
+    video = _write_video(tmp_path / "clip.avi", frames=3, fps=10)
+    subscriber = subscribe("edgelens/cam-2/#")
+    device = DeviceSettings(
+        device_id="cam-2", source=str(video), smoothing_window=1, gating=False, focus=False
+    )
+    stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
+    _wait_until(lambda: subscriber.states("cam-2")[-1:] == ["offline"])
+    messages = subscriber.features("cam-2")
+    assert len(messages) == 3 and all(m.focus_embedding is None for m in messages)
+    assert stats.focus_ms_mean == 0
 
 
 def test_looping_device_runs_until_its_stop_event(

@@ -1,6 +1,7 @@
 """Retrieval on real photographs: camera-like views, clutter and the real stereo second view."""
 
 import cv2
+import numpy as np
 import pytest
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -69,6 +70,34 @@ def test_product_descriptor_beats_the_plain_baseline_in_clutter(
     assert ours.model_id != plain.model_id
     assert ours.metrics.map > plain.metrics.map
     assert ours.metrics.top1 > plain.metrics.top1
+
+
+def _centred_on_a_collage(item, others):
+    """The item at a fifth of a 640x480 frame, in the middle, on a 2x2 collage of others."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for n, other in enumerate(others[:4]):
+        y, x = divmod(n, 2)
+        frame[y * 240 : (y + 1) * 240, x * 320 : (x + 1) * 320] = cv2.resize(other, (320, 240))
+    w, h = int(640 * np.sqrt(0.2)), int(480 * np.sqrt(0.2))
+    x0, y0 = (640 - w) // 2, (480 - h) // 2
+    frame[y0 : y0 + h, x0 : x0 + w] = cv2.resize(item, (w, h))
+    return frame
+
+
+def test_the_focus_box_finds_a_small_item_in_the_middle_of_clutter(featurizer, index, images):
+    ids = sorted(images)
+    queries = [
+        Query(
+            item_id,
+            _centred_on_a_collage(images[item_id], [images[o] for o in ids if o != item_id][n:]),
+            f"centred:{item_id}",
+        )
+        for n, item_id in enumerate(ids)
+    ]
+    frame_only = evaluate(featurizer, index, queries)
+    with_focus = evaluate(featurizer, index, queries, focus=True)
+    assert with_focus.top1 >= frame_only.top1 and with_focus.top5 >= frame_only.top5
+    assert with_focus.map > frame_only.map
 
 
 def test_evaluate_refuses_queries_for_unknown_items(featurizer, index, images):

@@ -3,7 +3,7 @@ import pytest
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter
+from edgelens.search.base import SearchFilter, search_views
 from edgelens.search.exact import ExactIndex
 
 DIM = 16
@@ -138,3 +138,21 @@ def test_mismatched_vector_sets_are_refused():
         index.upsert(items, vectors[:1])
     with pytest.raises(SearchError, match="item-1"):
         index.upsert(items, [vectors[0], np.zeros((0, DIM), np.float32)])
+
+
+def test_several_views_of_a_frame_score_each_item_by_its_better_view(populated):
+    index, _, vectors, query = populated
+    focus = vectors[5] * 0.9 + query * 0.1  # a view close to item 5
+    focus /= np.linalg.norm(focus)
+    flt = SearchFilter(max_price=150.0)
+    merged = search_views(index, [query, focus], k=10, filters=flt)
+    both = [
+        {m.item_id: m.score for m in index.search(view, k=len(index), filters=flt)}
+        for view in (query, focus)
+    ]
+    best = {item: max(both[0].get(item, -2.0), both[1].get(item, -2.0)) for item in both[0]}
+    expected = sorted(best, key=best.get, reverse=True)[:10]
+    assert [m.item_id for m in merged] == expected
+    assert merged[0].item_id == "item-5"
+    assert [m.score for m in merged] == pytest.approx([best[i] for i in expected])
+    assert search_views(index, [query], k=10) == index.search(query, k=10)

@@ -28,6 +28,7 @@ def valid_payloads(draw: st.DrawFn, model_ids: tuple[str, ...], dim: int) -> byt
         captured_at=time.time() + draw(st.floats(-1e6, 1e3)),
         model_id=draw(st.sampled_from(model_ids) | st.text(min_size=1, max_size=80)),
         embedding=vector,
+        focus_embedding=vector[::-1].copy() if draw(st.booleans()) else None,  # version 2
     )
     return encode(message, draw(st.sampled_from(list(WireDtype))))
 

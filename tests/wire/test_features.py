@@ -8,6 +8,8 @@ import pytest
 from edgelens.errors import WireFormatError
 from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode, restamp
 
+_HEADER_SIZE = 24  # magic, version, dtype, dim, seq, capture time
+
 
 def _message(dim: int = 1280, seed: int = 0) -> FeatureMessage:
     vector = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
@@ -38,6 +40,34 @@ def test_round_trip_keeps_every_field(dtype, max_error):
     assert float(decoded.embedding @ original.embedding) > 0.999
 
 
+@pytest.mark.parametrize("dtype", list(WireDtype))
+def test_a_focus_vector_travels_beside_the_frame_vector(dtype):
+    frame, focus = _message(seed=1), _message(seed=2)
+    original = FeatureMessage(
+        frame.device_id,
+        frame.seq,
+        frame.captured_at,
+        frame.model_id,
+        frame.embedding,
+        focus_embedding=focus.embedding,
+    )
+    payload = encode(original, dtype)
+    decoded = decode(payload)
+    assert payload[2] == 2 and decode(encode(frame, dtype)).focus_embedding is None
+    assert len(decoded.views) == 2
+    for sent, received in zip(original.views, decoded.views, strict=True):
+        assert float(sent @ received) > 0.999
+    assert float(decoded.embedding @ decoded.focus_embedding) < 0.5  # not the same vector twice
+    assert restamp(payload, seq=1, captured_at=2.0)[_HEADER_SIZE:] == payload[_HEADER_SIZE:]
+    assert decode(restamp(payload, seq=1, captured_at=2.0)).focus_embedding is not None
+
+
+def test_a_focus_vector_of_another_shape_is_refused():
+    frame = _message(dim=8)
+    with pytest.raises(WireFormatError, match="focus embedding"):
+        FeatureMessage("cam", 1, 1.0, "m", frame.embedding, focus_embedding=np.ones(9, np.float32))
+
+
 def test_messages_are_compact_against_text():
     message = _message()
     text = ",".join(f"{v:.8f}" for v in message.embedding).encode()
@@ -66,7 +96,8 @@ GOOD = encode(_message(dim=8), WireDtype.FLOAT32)
         (GOOD[:4] + struct.pack("<H", 0) + GOOD[6:], "dimension 0"),
         (GOOD[:4] + struct.pack("<H", 9) + GOOD[6:], "needs 36 bytes"),
         (GOOD[:-1], "needs 32 bytes"),
-        (GOOD + b"\x00", "needs 32 bytes"),
+        (GOOD + b"\x00", "1 bytes after the last vector"),
+        (GOOD[:2] + b"\x02" + GOOD[3:], "needs 32 bytes"),  # says two vectors, has one
         (GOOD[:24], "truncated"),
     ],
 )
