@@ -2,8 +2,9 @@
 
 Real redis-server and mosquitto on free ports, the real worker, the real web app under
 uvicorn and headless Chromium on the device page. The script plays the device: it
-reads frames of the demo camera video at the video's pace, featurizes each with the
-ONNX featurizer, and publishes it with the device's FeaturePublisher, so each frame's
+reads frames of the demo camera video at the video's pace, featurizes each (and its
+focus box, as a device does for each frame it publishes) with the ONNX featurizer, and
+publishes it with the device's FeaturePublisher, so each frame's
 featurize time is known and can be split off. A MutationObserver in the page stamps
 the moment each record's sequence number appears in the DOM.
 
@@ -34,6 +35,7 @@ from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.device.publisher import FeaturePublisher
+from edgelens.featurizer.focus import focus_crop
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import Settings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
@@ -140,10 +142,13 @@ def _play_device(settings: Settings, featurizer, frames, worker: Worker) -> dict
         for seq, frame in enumerate(frames, start=1):
             captured_at = time.time()
             started = time.perf_counter()
-            vector = featurizer.embed([frame])[0]
+            # As a device sends a published frame: its vector and its focus box's.
+            vector, focus = featurizer.embed([frame, focus_crop(frame)])
             featurize_ms[seq] = (time.perf_counter() - started) * 1000
             publisher.publish(
-                FeatureMessage(DEVICE_ID, seq, captured_at, featurizer.model_id, vector)
+                FeatureMessage(
+                    DEVICE_ID, seq, captured_at, featurizer.model_id, vector, focus_embedding=focus
+                )
             )
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -188,7 +193,7 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
     per_stage: dict[str, list[float]] = {
         k: []
         for k in (
-            "featurize",
+            "featurize (frame + focus box)",
             "publish (encode + MQTT)",
             "worker queue",
             "decode",
@@ -203,7 +208,7 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
         if feat is None:
             continue
         worker_part = st["queue"] + st["decode"] + st["search"]
-        per_stage["featurize"].append(feat)
+        per_stage["featurize (frame + focus box)"].append(feat)
         per_stage["publish (encode + MQTT)"].append(st["transit"] - feat)
         per_stage["worker queue"].append(st["queue"])
         per_stage["decode"].append(st["decode"])
