@@ -14,7 +14,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
-from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.features import MAX_MESSAGE_BYTES, FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
     DEVICES_KEY,
@@ -140,7 +140,8 @@ def test_replayed_old_future_and_oversized_messages_are_refused(worker, publishe
     publish(5, now)  # the same message again: a replay
     publish(4, now - 1)  # older than what was answered
     publish(6, now + 3600)  # a clock an hour ahead
-    publisher.publish(features_topic("cam-1"), b"EL" + b"\x00" * 40_000).wait_for_publish(5)
+    oversized = b"EL" + b"\x00" * MAX_MESSAGE_BYTES
+    publisher.publish(features_topic("cam-1"), oversized).wait_for_publish(5)
     publish(0, now + 1)  # a restarted device: seq starts again, its clock moved on
     wait_for(lambda: rdb.llen(matches_key("cam-1")) == 2)
     stats = worker.stats.snapshot()

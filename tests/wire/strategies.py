@@ -11,7 +11,7 @@ import time
 import numpy as np
 from hypothesis import strategies as st
 
-from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.features import MAX_MESSAGE_BYTES, FeatureMessage, WireDtype, encode
 from edgelens.wire.names import features_topic, status_topic
 
 DEVICES = ("cam-1", "cam-2", "shelf.3")
@@ -66,7 +66,9 @@ def payloads(model_ids: tuple[str, ...], dim: int) -> st.SearchStrategy[bytes]:
         st.binary(max_size=3000),
         valid,
         valid.flatmap(broken),
-        st.integers(40_000, 60_000).map(lambda size: b"EL\x01\x01" + bytes(size)),  # oversized
+        st.integers(MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 20_000).map(  # oversized
+            lambda size: b"EL\x01\x01" + bytes(size)
+        ),
     )
 
 
