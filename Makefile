@@ -7,7 +7,7 @@ MODELS := $(DATA_DIR)/models/efficientnet-lite0-fp32.onnx \
           $(DATA_DIR)/models/efficientnet-lite0-int8.onnx
 export EDGELENS_DATA_DIR := $(DATA_DIR)
 
-.PHONY: setup models test lint demo bench bench-gpu clean
+.PHONY: setup models test lint demo bench bench-gpu bench-milvus clean
 
 setup: $(VENV)/.installed models
 
@@ -40,6 +40,12 @@ bench: setup
 # On a machine with an NVIDIA GPU and onnxruntime-gpu in the venv.
 bench-gpu: setup
 	$(VENV)/bin/python scripts/bench_gpu.py
+
+# A real Milvus server, in a venv of its own (it pins old dependencies):
+#   python3 -m venv /tmp/msv && /tmp/msv/bin/pip install milvus==2.3.5
+MILVUS_SERVER ?= /tmp/msv/bin/milvus-server
+bench-milvus: setup
+	$(VENV)/bin/python scripts/bench_milvus.py --milvus-server $(MILVUS_SERVER)
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -116,12 +116,12 @@ def _one_size(
         return plain, [_timed(index, queries, f, scores, price, available) for f in filters]
 
     measured: list[Measured] = []
-    with (
-        tempfile.TemporaryDirectory(dir=args.work_dir, prefix="milvus-bench-") as tmp,
-        MilvusServer(args.milvus_server, Path(tmp)) as server,
-    ):
-        idle_mb = server.resident_mb()
-        for name in indexes:
+    for name in indexes:  # a fresh server each, so memory is this index's alone
+        with (
+            tempfile.TemporaryDirectory(dir=args.work_dir, prefix="milvus-bench-") as tmp,
+            MilvusServer(args.milvus_server, Path(tmp)) as server,
+        ):
+            idle_mb = server.resident_mb()
             build, search = INDEXES[name]
             milvus = MilvusIndex(
                 uri=server.uri,
@@ -145,7 +145,8 @@ def _one_size(
             logger.info("%s: insert %.0f s, flush + index %.0f s", name, insert_s, build_s)
             plain, filtered = timed(milvus)
             memory = server.resident_mb() - idle_mb
-            logger.info("%s: %s, %.0f MB", name, plain, memory)
+            logger.info("%s: %s, filtered %s, %.0f MB", name, plain, filtered, memory)
+            settings = ", ".join(f"{k} {v}" for k, v in {**build, **search}.items())
             measured.append(
                 Measured(
                     f"Milvus {name}",
@@ -155,10 +156,9 @@ def _one_size(
                     memory,
                     plain,
                     filtered,
-                    ", ".join(f"{k} {v}" for k, v in {**build, **search}.items()),
+                    settings,
                 )
             )
-            milvus._client.drop_collection(milvus.collection)
             milvus.close()
     gc.collect()
 
@@ -208,7 +208,8 @@ def _section(
         "the full 1280-d float32 vectors, one row per item with its metadata, inserted "
         f"with `MilvusIndex.upsert` in batches of {args.batch} (each batch first deletes "
         "earlier rows of its items); build = flush until every row is indexed; memory = "
-        "growth of the server's RSS over the idle server with the collection loaded (for "
+        "growth of the server's RSS over the idle server (a fresh one per index type) "
+        "with the collection loaded and searched (for "
         "faiss: growth of this process's RSS while building). Index types are compared at "
         f"the first size; the best (lowest p99 with recall@10 >= {MIN_RECALL}) runs at "
         "larger sizes. Both run on the same 2 cores (pymilvus client and server share "
