@@ -6,8 +6,10 @@ MODELS := $(DATA_DIR)/models/efficientnet-lite0-fp32.onnx \
           $(DATA_DIR)/models/efficientnet-lite0-fp16.onnx \
           $(DATA_DIR)/models/efficientnet-lite0-int8.onnx
 export EDGELENS_DATA_DIR := $(DATA_DIR)
+# The real Milvus server scripts/setup.sh installs (tests skip its cases without one).
+export EDGELENS_MILVUS_SERVER ?= $(CURDIR)/.venv-milvus/bin/milvus-server
 
-.PHONY: setup models test lint demo bench bench-gpu clean
+.PHONY: setup models test lint demo bench bench-gpu bench-milvus clean
 
 setup: $(VENV)/.installed models
 
@@ -40,6 +42,10 @@ bench: setup
 # On a machine with an NVIDIA GPU and onnxruntime-gpu in the venv.
 bench-gpu: setup
 	$(VENV)/bin/python scripts/bench_gpu.py
+
+# Against the real Milvus server that scripts/setup.sh installs in a venv of its own.
+bench-milvus: setup
+	$(VENV)/bin/python scripts/bench_milvus.py --milvus-server $(EDGELENS_MILVUS_SERVER)
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

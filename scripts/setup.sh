@@ -25,3 +25,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
+
+# A real Milvus server for the vector-database tests and benchmark: PyPI's milvus package is
+# the standalone server (with embedded etcd). It pins old client libraries, so it lives in
+# a venv of its own; tests find it through EDGELENS_MILVUS_SERVER (set by the Makefile).
+MILVUS_VENV=${MILVUS_VENV:-.venv-milvus}
+if [ ! -x "$MILVUS_VENV/bin/milvus-server" ]; then
+  "$PYTHON" -m venv "$MILVUS_VENV"
+  "$MILVUS_VENV/bin/python" -m pip install -q 'milvus==2.3.5'
+fi

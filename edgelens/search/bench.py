@@ -174,15 +174,15 @@ def run_search_bench(
     memory_mb = _resident_mb() - before
     logger.info("built %d items in %.1f s, %.0f MB", items, build_s, memory_mb)
 
-    scores = _all_scores(vectors, query_vectors)
+    scores = all_scores(vectors, query_vectors)
     price = np.array([item.price for item in catalog])
     available = np.array([item.available for item in catalog])
-    ann = _timed(index, query_vectors, [None] * queries, scores, price, available)
+    ann = timed_queries(index, query_vectors, [None] * queries, scores, price, available)
     filtered = [
-        _timed(
+        timed_queries(
             index,
             query_vectors,
-            _filters(price, available, share, queries, rng),
+            price_filters(price, available, share, queries, rng),
             scores,
             price,
             available,
@@ -192,7 +192,7 @@ def run_search_bench(
     del scores
 
     exact_queries = exact_queries or (queries if items <= 100_000 else 10)
-    exact = _exact_latency(featurizer.model_id, catalog, vectors, query_vectors[:exact_queries])
+    exact = exact_latency(featurizer.model_id, catalog, vectors, query_vectors[:exact_queries])
     churn = _churn(index, model, products, query_vectors, min(churn_items, items), rng)
     save_s, load_s, file_mb = _persistence(index)
     return SearchBenchReport(
@@ -234,7 +234,7 @@ def synthetic_catalog(
     return catalog, vectors, products
 
 
-def _filters(
+def price_filters(
     price: np.ndarray, available: np.ndarray, share: float, count: int, rng: np.random.Generator
 ) -> list[SearchFilter]:
     """Available items in a random price window holding ``share`` of the catalog."""
@@ -247,7 +247,7 @@ def _filters(
     return filters
 
 
-def _all_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def all_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """(queries, items) exact cosine scores, one pass over the catalog in blocks."""
     scores = np.empty((queries.shape[0], vectors.shape[0]), dtype=np.float32)
     for start in range(0, vectors.shape[0], 100_000):
@@ -255,7 +255,7 @@ def _all_scores(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return scores
 
 
-def _timed(
+def timed_queries(
     index: AnnIndex,
     queries: np.ndarray,
     filters: list[SearchFilter | None],
@@ -288,7 +288,7 @@ def _mask(flt: SearchFilter | None, price: np.ndarray, available: np.ndarray) ->
     return available & (price >= flt.min_price) & (price <= flt.max_price)
 
 
-def _exact_latency(
+def exact_latency(
     model_id: str, catalog: list[CatalogItem], vectors: np.ndarray, queries: np.ndarray
 ) -> Latency:
     exact = ExactIndex(model_id, vectors.shape[1])

@@ -5,12 +5,18 @@ the vectors live in Milvus and every worker queries it. One collection per model
 vectors of two models never meet; one row per vector, so an item with several vectors
 scores its best (the top ``k * max_views`` rows are de-duplicated by item). Filters are
 a Milvus expression evaluated inside the search.
+
+The vector index defaults to FLAT (exact, and all milvus-lite offers); against a Milvus
+server pass ``index_type``/``index_params`` (e.g. HNSW, IVF_SQ8) and the matching
+``search_params`` (``ef``, ``nprobe``). docs/benchmarks.md ("vector-database") measures
+them on a real server.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -27,11 +33,23 @@ _MAX_LIMIT = 16_384  # Milvus caps one search or query at this many rows
 
 
 class MilvusIndex:
-    def __init__(self, *, uri: str, model_id: str, dim: int, max_views: int = MAX_VIEWS) -> None:
+    def __init__(
+        self,
+        *,
+        uri: str,
+        model_id: str,
+        dim: int,
+        max_views: int = MAX_VIEWS,
+        index_type: str = "FLAT",
+        index_params: dict[str, object] | None = None,
+        search_params: dict[str, object] | None = None,
+    ) -> None:
         from pymilvus import MilvusClient
 
         self._model_id, self._dim, self._max_views = model_id, dim, max_views
         self._uri = uri
+        self._index_type, self._index_params = index_type, dict(index_params or {})
+        self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
         self.collection = "edgelens_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         self._lock = threading.Lock()
         with _milvus_errors(f"cannot open Milvus at {uri}"):
@@ -98,6 +116,7 @@ class MilvusIndex:
                 limit=min(_MAX_LIMIT, k * self._max_views),
                 filter=_expression(filters),
                 output_fields=_FIELDS,
+                search_params=self._search_params,
             )
         matches: list[Match] = []
         seen: set[str] = set()
@@ -120,6 +139,23 @@ class MilvusIndex:
                 break
         return matches
 
+    def flush(self, *, timeout_s: float = 3600.0) -> None:
+        """Seal what was inserted and wait until the vector index covers every row (a bulk
+        load's end; searches are right before this, just slower on unindexed rows)."""
+        with _milvus_errors("cannot flush Milvus"):
+            self._client.flush(self.collection)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                (name,) = self._client.list_indexes(self.collection)
+                state = self._client.describe_index(self.collection, name)
+                if int(state.get("pending_index_rows", 0)) == 0 and int(
+                    state.get("indexed_rows", 0)
+                ) >= int(state.get("total_rows", 0)):
+                    return
+                if time.monotonic() > deadline:
+                    raise SearchError(f"Milvus index not built in {timeout_s:.0f} s: {state}")
+                time.sleep(0.5)
+
     def _create(self) -> None:
         from pymilvus import DataType
 
@@ -133,8 +169,17 @@ class MilvusIndex:
         schema.add_field("available", DataType.BOOL)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
         index = self._client.prepare_index_params()
-        index.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        self._client.create_collection(self.collection, schema=schema, index_params=index)
+        index.add_index(
+            field_name="vector",
+            index_type=self._index_type,
+            metric_type="IP",
+            params=self._index_params,
+        )
+        # Session: this client reads its own writes (an upsert is searchable at once) without
+        # Strong's wait for every node to catch up; other clients see them within Bounded's lag.
+        self._client.create_collection(
+            self.collection, schema=schema, index_params=index, consistency_level="Session"
+        )
 
     def _delete(self, item_ids: list[str]) -> None:
         if item_ids:

@@ -91,3 +91,45 @@ def test_each_model_has_its_own_collection(uri):
     assert len(reopened) == 10
     for index in (b, reopened):
         index.close()
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone (PyPI ``milvus`` 2.3.x in its own venv; see
+    edgelens.search.milvus_server), on free ports, about 7 s to start."""
+    from edgelens.search.milvus_server import MilvusServer, find_server_executable
+
+    executable = find_server_executable()
+    if executable is None:
+        pytest.skip("no milvus-server (set EDGELENS_MILVUS_SERVER)")
+    with MilvusServer(executable, tmp_path_factory.mktemp("milvus-server")) as server:
+        yield server
+
+
+def test_a_real_milvus_server_with_an_hnsw_index(milvus_server):
+    items, sets, queries = _catalog(120)
+    milvus = MilvusIndex(
+        uri=milvus_server.uri,
+        model_id="model-hnsw",
+        dim=DIM,
+        max_views=3,
+        index_type="HNSW",
+        index_params={"M": 16, "efConstruction": 64},
+        search_params={"ef": 64},
+    )
+    milvus.upsert(items, sets)
+    milvus.flush()
+    exact = ExactIndex("model-hnsw", DIM)
+    exact.upsert(items, sets)
+    for flt in (None, SearchFilter(available_only=True, min_price=20, max_price=60)):
+        for query in queries:
+            ours = milvus.search(query, k=10, filters=flt)
+            reference = exact.search(query, k=10, filters=flt)
+            assert [m.item_id for m in ours] == [m.item_id for m in reference]
+    assert len(milvus) == 120
+    milvus.remove(["sku-5"])
+    milvus.upsert([items[7]], [queries[1]])
+    assert "sku-5" not in milvus and len(milvus) == 119
+    best = milvus.search(queries[1], k=1)[0]
+    assert best.item_id == "sku-7" and best.score == pytest.approx(1.0, abs=1e-5)
+    milvus.close()
