@@ -12,7 +12,7 @@ import numpy as np
 
 from edgelens.device.capture import Backoff, FrameCapture
 from edgelens.device.frames import Frame, LatestFrameMailbox
-from edgelens.device.gating import PublishGate
+from edgelens.device.gating import GateDecision, PublishGate
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
@@ -120,6 +120,7 @@ class DeviceLoop:
             keepalive_s=device.keepalive_s,
         )
         self._times = StageTimes()
+        self._last_focus: np.ndarray | None = None  # re-sent with keep-alives of the same view
         self._rate = RateMeter()
         self._featurized = 0
         self._status_due = 0.0
@@ -220,14 +221,22 @@ class DeviceLoop:
         smoothed = self._smoother.update(embedding, frame_sharpness(frame.image_bgr))
         if smoothed is None:  # a blurred glitch: the screen keeps the last match
             return 0.0
-        if not self._gate.decide(smoothed, time.monotonic()).publish:
+        decision = self._gate.decide(smoothed, time.monotonic())
+        if not decision.publish:
             return 0.0
         focus, focus_ms = None, 0.0
-        if self.device.focus:  # only for frames that go out: one pass per message
+        if (
+            self.device.focus
+            and decision is GateDecision.KEEPALIVE
+            and self._last_focus is not None
+        ):
+            focus = self._last_focus  # the same view as the last message: its box is too
+        elif self.device.focus:  # only for frames that go out: one pass per new view
             started = time.perf_counter()
             (focus,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
             focus_ms = (time.perf_counter() - started) * 1000
             self._times.add("focus", focus_ms)
+        self._last_focus = focus
         self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,

@@ -412,6 +412,13 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
     )
     # sent at once (first frame of the scene the loop took), not at the next keep-alive
     assert 30 <= first_of_second_scene.seq <= 31 + stats.dropped
+    # A keep-alive re-sends its view's focus box vector instead of featurizing it again:
+    # one focus pass per scene, the same box vector in every message of that scene.
+    focus_of = {}
+    for message, scene in zip(messages, scene_of, strict=True):
+        box = focus_of.setdefault(scene, message.focus_embedding)
+        np.testing.assert_array_equal(message.focus_embedding, box)
+    assert focus_of[0] @ focus_of[1] < 0.9
     # Health went out while the device ran, not only at the end.
     online = [
         json.loads(m.payload)
