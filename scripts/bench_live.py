@@ -16,6 +16,7 @@ same records (poll instants at a random phase, applied to the measured push time
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -241,6 +242,7 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
     )
     text = ",".join(f"{v:.6f}" for v in vector).encode()
     sizes = {d.name.lower(): len(encode(message, d)) for d in WireDtype}
+    with_focus = len(encode(dataclasses.replace(message, focus_embedding=vector)))
 
     lines = [
         f"{len(records)} frames of the demo camera video at 15 fps, 640x480, FP32 featurizer "
@@ -270,6 +272,8 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
             f"| edgelens wire v1, {name} | {size} | {len(text) / size:.1f}x smaller |"
             for name, size in sizes.items()
         ),
+        f"| edgelens wire v2 (frame + focus box, what a device sends), float16 | {with_focus} "
+        f"| {len(text) / with_focus:.1f}x smaller |",
     ]
     return "\n".join(lines)
 
