@@ -421,6 +421,7 @@ class Worker:
             ann_min_vectors=search.ann_min_vectors,
             index_dir=self._settings.index_dir,
             milvus_uri=search.milvus_uri,
+            milvus_index=search.milvus_index,
         )
         matcher = Matcher(
             index=opened.index,

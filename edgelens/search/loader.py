@@ -58,11 +58,12 @@ def open_index(
     ann_min_vectors: int,
     index_dir: Path,
     milvus_uri: str = "",
+    milvus_index: str = "HNSW",
 ) -> OpenedIndex:
     """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size)."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
     if backend == "milvus":
-        milvus = _milvus(store, model_id, dim, recipe, milvus_uri)
+        milvus = _milvus(store, model_id, dim, recipe, milvus_uri, milvus_index)
         return OpenedIndex(milvus, seq, shared_index=f"{milvus.collection}@{milvus_uri}")
     if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
         return saved
@@ -78,12 +79,26 @@ def open_index(
 
 
 def _milvus(
-    store: CatalogStore, model_id: str, dim: int, recipe: CatalogRecipe, uri: str
+    store: CatalogStore,
+    model_id: str,
+    dim: int,
+    recipe: CatalogRecipe,
+    uri: str,
+    index_type: str,
 ) -> MilvusIndex:
     """The model's Milvus collection, filled from the catalog the first time."""
     from edgelens.search.milvus import MilvusIndex
 
-    index = MilvusIndex(uri=uri, model_id=model_id, dim=dim, max_views=recipe.views)
+    index = MilvusIndex(
+        uri=uri,
+        model_id=model_id,
+        dim=dim,
+        max_views=recipe.views,
+        index_type=index_type,
+        # The parameters measured in docs/benchmarks.md ("vector-database").
+        index_params={"M": 16, "efConstruction": 100} if index_type == "HNSW" else {},
+        search_params={"ef": 64} if index_type == "HNSW" else {},
+    )
     if len(index) == 0:
         items, vectors = store.vectors(model_id, recipe.recipe_id)
         if items:
