@@ -213,7 +213,7 @@ def _section(
         "faiss: growth of this process's RSS while building). Index types are compared at "
         f"the first size; the best (lowest p99 with recall@10 >= {MIN_RECALL}) runs at "
         "larger sizes. Both run on the same 2 cores (pymilvus client and server share "
-        "them), which the lead's work may also use; latencies are upper bounds.",
+        "them), which other work on the machine may also use; latencies are upper bounds.",
         "",
         "| items | engine | insert rows/s | build | memory | p50 / p99 | recall@10 "
         "| filter 50% | filter 10% | filter 1% | settings |",
