@@ -1,10 +1,16 @@
-"""Helpers of the worker tests: waiting, sending a frame's vector, reading the records."""
+"""Helpers of the worker tests: waiting, sending a frame's vector, reading the records,
+adding a sample photo to the catalog."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+import cv2
+
+from edgelens.catalog.ingest import add_items
+from edgelens.catalog.models import ItemSource
+from edgelens.evaluation.sample_photos import load_photo
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.names import features_topic, matches_key
 from edgelens.wire.records import MatchRecord
@@ -44,3 +50,16 @@ def send_features(
 
 def records(rdb, device="cam-1") -> list[MatchRecord]:
     return [MatchRecord.from_json(raw) for raw in rdb.lrange(matches_key(device), 0, -1)]
+
+
+def add_photo_item(store, featurizer, settings, tmp_path, item_id, photo, *, recipe, **meta):
+    """Add one sample photo as catalog item ``item_id``, as `edgelens catalog add` would."""
+    path = tmp_path / f"{item_id}.png"
+    cv2.imwrite(str(path), load_photo(photo))
+    add_items(
+        store=store,
+        featurizer=featurizer,
+        recipe=recipe,
+        images_dir=settings.images_dir,
+        sources=[ItemSource(item_id, path, **meta)],
+    )

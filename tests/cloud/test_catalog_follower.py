@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
-import cv2
 import pytest
 
 from edgelens.catalog.augment import CatalogRecipe
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.models import ItemSource
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.search.loader import index_from_catalog
+from tests.cloud.helpers import add_photo_item
 
 RECIPE = CatalogRecipe(2)  # small: these tests are about changes, not quality
 
@@ -35,16 +34,7 @@ def store(settings):
     catalog.close()
 
 
-def _add(store, featurizer, settings, tmp_path, item_id, photo, **meta):
-    path = tmp_path / f"{item_id}.png"
-    cv2.imwrite(str(path), load_photo(photo))
-    add_items(
-        store=store,
-        featurizer=featurizer,
-        recipe=RECIPE,
-        images_dir=settings.images_dir,
-        sources=[ItemSource(item_id, path, **meta)],
-    )
+_add = functools.partial(add_photo_item, recipe=RECIPE)
 
 
 def _follower(store, featurizer, redis_url, poll_s):

@@ -4,19 +4,17 @@ from the change the collection was recorded at, including changes made while non
 
 from __future__ import annotations
 
+import functools
 import time
 
-import cv2
 import pytest
 import redis
 
 from edgelens.catalog.augment import CatalogRecipe
-from edgelens.catalog.ingest import add_items
-from edgelens.catalog.models import ItemSource
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.index_writer import IndexWriterLease
-from edgelens.evaluation.sample_photos import load_photo
+from tests.cloud.helpers import add_photo_item
 
 RECIPE = CatalogRecipe(1)
 SHARED = "edgelens_test@milvus.db"
@@ -73,16 +71,7 @@ def milvus_uri(tmp_path):
     server_manager_instance.release_server(uri)
 
 
-def _add(store, featurizer, settings, tmp_path, item_id, photo):
-    path = tmp_path / f"{item_id}.png"
-    cv2.imwrite(str(path), load_photo(photo))
-    add_items(
-        store=store,
-        featurizer=featurizer,
-        recipe=RECIPE,
-        images_dir=settings.images_dir,
-        sources=[ItemSource(item_id, path, price=5.0)],
-    )
+_add = functools.partial(add_photo_item, recipe=RECIPE)
 
 
 def _worker_follower(store, featurizer, milvus_uri, redis_url):
