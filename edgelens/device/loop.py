@@ -224,19 +224,7 @@ class DeviceLoop:
         decision = self._gate.decide(smoothed, time.monotonic())
         if not decision.publish:
             return 0.0
-        focus, focus_ms = None, 0.0
-        if (
-            self.device.focus
-            and decision is GateDecision.KEEPALIVE
-            and self._last_focus is not None
-        ):
-            focus = self._last_focus  # the same view as the last message: its box is too
-        elif self.device.focus:  # only for frames that go out: one pass per new view
-            started = time.perf_counter()
-            (focus,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
-            focus_ms = (time.perf_counter() - started) * 1000
-            self._times.add("focus", focus_ms)
-        self._last_focus = focus
+        focus, focus_ms = self._focus_vector(frame, decision)
         self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,
@@ -248,6 +236,21 @@ class DeviceLoop:
             )
         )
         return focus_ms
+
+    def _focus_vector(
+        self, frame: Frame, decision: GateDecision
+    ) -> tuple[np.ndarray | None, float]:
+        """The focus box's vector for a frame going out, and the ms it took: featurized for
+        a new view, re-sent for a keep-alive (the same view), None with focus off."""
+        if not self.device.focus:
+            return None, 0.0
+        if decision is GateDecision.KEEPALIVE and self._last_focus is not None:
+            return self._last_focus, 0.0
+        started = time.perf_counter()
+        (self._last_focus,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
+        focus_ms = (time.perf_counter() - started) * 1000
+        self._times.add("focus", focus_ms)
+        return self._last_focus, focus_ms
 
     def _refresh_status(self) -> None:
         """Every ``status_interval_s``, put fresh health figures in the retained status."""
