@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgelens.cli.context import reports_errors, settings_of
+from edgelens.cli.context import ReloadPid, reports_errors, settings_of
 
 app = typer.Typer(help="The cloud worker: vectors in, matches out.", no_args_is_help=True)
 
@@ -39,9 +39,7 @@ def run(
 def enroll(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The worker account's name.")],
-    reload_pid: Annotated[
-        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
-    ] = None,
+    reload_pid: ReloadPid = None,
 ) -> None:
     """On the broker host: MQTT credentials for workers (they read every device's topics)."""
     from edgelens.cli.enroll import enroll as enroll_account

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 err_console = Console(stderr=True)
+
+# The option of every command that changes MQTT accounts (device enroll/revoke, cloud enroll).
+ReloadPid = Annotated[
+    int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
+]
 
 
 def configure_logging(level: str) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from edgelens.cli.context import reports_errors, settings_of
+from edgelens.cli.context import ReloadPid, reports_errors, settings_of
 from edgelens.device.loop import DeviceLoop
 from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
@@ -77,9 +77,7 @@ def run(
 def enroll(
     ctx: typer.Context,
     device_id: Annotated[str, typer.Argument(help="The new device's id (its MQTT user).")],
-    reload_pid: Annotated[
-        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
-    ] = None,
+    reload_pid: ReloadPid = None,
 ) -> None:
     """On the broker host: create a device's MQTT credentials, limited by the ACL to
     publishing under edgelens/<device_id>/, and print what the device needs."""
@@ -100,9 +98,7 @@ def enroll(
 def revoke(
     ctx: typer.Context,
     device_id: Annotated[str, typer.Argument(help="The device whose MQTT account goes.")],
-    reload_pid: Annotated[
-        int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
-    ] = None,
+    reload_pid: ReloadPid = None,
 ) -> None:
     """On the broker host: delete a device's MQTT account; it cannot connect any more."""
     from edgelens.cli.enroll import revoke as revoke_account
