@@ -43,14 +43,14 @@ from edgelens.search.bench import (
     synthetic_catalog,
     timed_queries,
 )
-from edgelens.search.milvus import MilvusIndex
+from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
 from edgelens.search.milvus_server import MilvusServer, find_server_executable
 
 logger = logging.getLogger("bench_milvus")
 
 # Index settings: nlist about 4·√(rows of one sealed segment, ~100k of these vectors).
 INDEXES: dict[str, tuple[dict[str, object], dict[str, object]]] = {
-    "HNSW": ({"M": 16, "efConstruction": 100}, {"ef": 64}),
+    "HNSW": INDEX_SETTINGS["HNSW"],  # what a worker's collection uses
     "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 32}),
     "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 32}),
 }

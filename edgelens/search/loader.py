@@ -87,17 +87,17 @@ def _milvus(
     index_type: str,
 ) -> MilvusIndex:
     """The model's Milvus collection, filled from the catalog the first time."""
-    from edgelens.search.milvus import MilvusIndex
+    from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
 
+    index_params, search_params = INDEX_SETTINGS[index_type]
     index = MilvusIndex(
         uri=uri,
         model_id=model_id,
         dim=dim,
         max_views=recipe.views,
         index_type=index_type,
-        # The parameters measured in docs/benchmarks.md ("vector-database").
-        index_params={"M": 16, "efConstruction": 100} if index_type == "HNSW" else {},
-        search_params={"ef": 64} if index_type == "HNSW" else {},
+        index_params=index_params,
+        search_params=search_params,
     )
     if len(index) == 0:
         items, vectors = store.vectors(model_id, recipe.recipe_id)

@@ -30,6 +30,12 @@ from edgelens.wire.records import Match
 
 _FIELDS = ["item_id", "name", "price", "has_price", "currency", "available"]
 _MAX_LIMIT = 16_384  # Milvus caps one search or query at this many rows
+# (index params, search params) of the vector index of a new collection. HNSW's are the ones
+# measured in docs/benchmarks.md ("vector-database"); FLAT is exact and needs none.
+INDEX_SETTINGS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    "HNSW": ({"M": 16, "efConstruction": 100}, {"ef": 64}),
+    "FLAT": ({}, {}),
+}
 
 
 class MilvusIndex:
