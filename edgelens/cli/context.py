@@ -23,7 +23,7 @@ err_console = Console(stderr=True)
 
 # The option of every command that changes MQTT accounts (device enroll/revoke, cloud enroll).
 ReloadPid = Annotated[
-    int | None, typer.Option(help="mosquitto's pid, to reload it [default: broker.pid_file]")
+    int | None, typer.Option(help="mosquitto's pid, to reload it \\[default: broker.pid_file]")
 ]
 
 
