@@ -84,6 +84,11 @@ class SearchSettings(_Section):
         description="Vector index of a new Milvus collection: HNSW (measured best: recall "
         "0.99 at every filter selectivity, docs/benchmarks.md) or FLAT (exact, slow at scale).",
     )
+    verify: bool = Field(
+        default=True,
+        description="Re-rank the best candidates by keypoint matches when a message carries "
+        "its verification view (docs/benchmarks.md: real second views 0.68 -> 0.86 top-1).",
+    )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
@@ -128,6 +133,12 @@ class DeviceSettings(_Section):
         description="Also send the vector of the frame's centred focus box with each "
         "published frame (one more forward pass per message, not per frame); the worker "
         "scores each item by the better of the two.",
+    )
+    verify_view: bool = Field(
+        default=True,
+        description="Also send the focus box as a small grey JPEG (~30 KB) with each "
+        "published frame; the worker matches its keypoints to its best candidates' photos "
+        "(spatial verification). Off keeps every image on the device.",
     )
     status_interval_s: float = Field(
         default=5.0, gt=0, description="How often the retained status carries fresh health."

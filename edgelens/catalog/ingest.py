@@ -1,4 +1,7 @@
-"""Import and re-index: featurize only images whose (sha256, model id, recipe) is not cached."""
+"""Import and re-index: featurize only images whose (sha256, model id, recipe) is not cached.
+
+Each image's keypoints for spatial verification are extracted once too, by (sha256, method).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vect
 from edgelens.catalog.models import CatalogItem, IngestReport, ItemSource
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ImageDecodeError, ItemNotFoundError
+from edgelens.featurizer import local_features
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.featurizer.runtime import Featurizer
 
@@ -27,7 +31,9 @@ class _Pending:
     source: ItemSource
     sha256: str
     image_file: str
-    image_bgr: np.ndarray | None  # None when the vector is cached
+    image_bgr: np.ndarray | None  # None when vectors and keypoints are both cached
+    needs_vectors: bool
+    needs_keypoints: bool
 
 
 def add_items(
@@ -91,7 +97,9 @@ def _prepare(
     sha = hashlib.sha256(data).hexdigest()
     image_file = f"{sha[:2]}/{sha}{source.image_path.suffix.lower() or '.img'}"
     image = None
-    if not store.cached_hashes(*cache_key, [sha]):
+    needs_vectors = not store.cached_hashes(*cache_key, [sha])
+    needs_keypoints = not store.has_local_features(local_features.METHOD_ID, sha)
+    if needs_vectors or needs_keypoints:
         try:
             image = decode_image(data)
         except ImageDecodeError as exc:
@@ -102,7 +110,7 @@ def _prepare(
         staged = stored.with_suffix(".part")
         staged.write_bytes(data)
         staged.replace(stored)
-    return _Pending(source, sha, image_file, image)
+    return _Pending(source, sha, image_file, image, needs_vectors, needs_keypoints)
 
 
 def _fail(report: IngestReport, source: ItemSource, reason: str) -> None:
@@ -120,15 +128,20 @@ def _commit(
 ) -> None:
     # An image that appears twice in one batch (two ids, one photo) is run once.
     fresh: dict[str, np.ndarray] = {}
+    keypoints: dict[str, local_features.LocalFeatures] = {}
     for pending in batch:
-        if pending.image_bgr is not None:
+        if pending.needs_vectors:
             fresh.setdefault(pending.sha256, pending.image_bgr)
+        if pending.needs_keypoints and pending.sha256 not in keypoints:
+            keypoints[pending.sha256] = local_features.extract_local_features(pending.image_bgr)
     matrices = catalog_vectors(featurizer=featurizer, recipe=recipe, images=list(fresh.items()))
     report.featurized += len(fresh)
     report.cached += len(batch) - len(fresh)
     with store.transaction() as conn:
         for sha256, matrix in zip(fresh, matrices, strict=True):
             store.put_vectors(conn, sha256, featurizer.model_id, recipe.recipe_id, matrix)
+        for sha256, features in keypoints.items():
+            store.put_local_features(conn, sha256, local_features.METHOD_ID, features)
         for pending in batch:
             previous = _existing(store, pending.source.item_id)
             item = pending.source.to_item(

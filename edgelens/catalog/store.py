@@ -2,7 +2,8 @@
 
 Vectors are keyed by (image sha256, model id, catalog recipe): the same picture is
 never featurized twice by the same model and recipe, and vectors of another model
-are never returned for this one. Each key holds a (count, dim) float32 matrix: the
+are never returned for this one. Keypoints for spatial verification are kept the same
+way, by (image sha256, extraction method). Each key holds a (count, dim) float32 matrix: the
 photo's vector first, then its generated views'. WAL mode lets the web app read
 while the CLI imports.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import CatalogError, ItemNotFoundError
+from edgelens.featurizer.local_features import LocalFeatures
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -41,6 +43,13 @@ CREATE TABLE IF NOT EXISTS vectors (
     dim          INTEGER NOT NULL,
     data         BLOB NOT NULL,
     PRIMARY KEY (image_sha256, model_id, recipe)
+);
+CREATE TABLE IF NOT EXISTS local_features (
+    image_sha256 TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    xy           BLOB NOT NULL,
+    descriptors  BLOB NOT NULL,
+    PRIMARY KEY (image_sha256, method)
 );
 CREATE TABLE IF NOT EXISTS changes (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -220,6 +229,37 @@ class CatalogStore:
             for count, dim, data in (row[7:] for row in rows)
         ]
         return items, matrices
+
+    # -- keypoints for spatial verification ------------------------------------------------
+
+    def has_local_features(self, method: str, image_sha256: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM local_features WHERE image_sha256 = ? AND method = ?",
+                (image_sha256, method),
+            ).fetchone()
+        return row is not None
+
+    @staticmethod
+    def put_local_features(
+        conn: sqlite3.Connection, image_sha256: str, method: str, features: LocalFeatures
+    ) -> None:
+        xy, descriptors = features.to_blobs()
+        conn.execute(
+            "INSERT OR REPLACE INTO local_features (image_sha256, method, xy, descriptors) "
+            "VALUES (?, ?, ?, ?)",
+            (image_sha256, method, xy, descriptors),
+        )
+
+    def item_local_features(self, item_id: str, method: str) -> LocalFeatures | None:
+        """The keypoints of the item's photo, or None (unknown item, or not extracted)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT f.xy, f.descriptors FROM items i JOIN local_features f "
+                "ON f.image_sha256 = i.image_sha256 WHERE i.item_id = ? AND f.method = ?",
+                (item_id, method),
+            ).fetchone()
+        return LocalFeatures.from_blobs(*row) if row is not None else None
 
     # -- change log ----------------------------------------------------------------------
 

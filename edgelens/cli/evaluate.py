@@ -86,6 +86,7 @@ def eval_command(
             _featurizer(settings, precision, settings.featurizer.pooling),
             CatalogRecipe(settings.catalog.views),
             focus=settings.device.focus,
+            verify=settings.search.verify and settings.device.verify_view,
         ),
     ]
     if baseline:

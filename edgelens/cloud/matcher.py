@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from edgelens.errors import EdgelensError, WireFormatError
+from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
+from edgelens.featurizer.local_features import (
+    LocalFeatures,
+    decode_verification_jpeg,
+    extract_local_features,
+)
 from edgelens.search.base import SearchFilter, VectorIndex, search_views
+from edgelens.search.verify import CANDIDATES, verify
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import device_of_topic
-from edgelens.wire.records import MatchRecord
+from edgelens.wire.records import Match, MatchRecord
+
+logger = logging.getLogger(__name__)
 
 
 class RejectedMessage(EdgelensError):
@@ -35,6 +44,8 @@ class Matcher:
     # Called with each decoded message before the search; raises RejectedMessage to refuse
     # it (the worker's replay and ordering guard, shared across model swaps).
     admit: Callable[[FeatureMessage], None] | None = None
+    # The keypoints of an item's catalog photo; None turns spatial verification off.
+    local_features_of: Callable[[str], LocalFeatures | None] | None = None
 
     def match(self, topic: str, payload: bytes, *, received_at: float) -> MatchRecord:
         """``received_at`` (wall clock) splits the path into device→worker and queue wait."""
@@ -45,22 +56,45 @@ class Matcher:
             self.admit(message)
         decoded = time.perf_counter()
         # With a focus vector, each item scores the better of the frame and its focus box.
-        matches = search_views(self.index, message.views, k=self.top_k, filters=self.filters)
+        verifying = self.local_features_of is not None and message.verify_jpeg is not None
+        k = max(self.top_k, CANDIDATES) if verifying else self.top_k
+        matches = search_views(self.index, message.views, k=k, filters=self.filters)
         searched = time.perf_counter()
+        stages = {}
+        if verifying:
+            matches = self._verified(message, matches)
+            stages["verify"] = round((time.perf_counter() - searched) * 1000, 3)
         return MatchRecord(
             device_id=message.device_id,
             seq=message.seq,
             captured_at=message.captured_at,
             model_id=message.model_id,
             latency_ms=0.0,  # set when the record is pushed, the end of the worker's path
-            matches=matches,
+            matches=matches[: self.top_k],
             stages_ms={
                 "transit": round((received_at - message.captured_at) * 1000, 3),
                 "queue": round(waited_ms, 3),
                 "decode": round((decoded - started) * 1000, 3),
                 "search": round((searched - decoded) * 1000, 3),
+                **stages,
             },
         )
+
+    def _verified(self, message: FeatureMessage, matches: list[Match]) -> list[Match]:
+        """The matches re-ranked by keypoints; unchanged, and said, if the view is unusable
+        (the vectors were fine, so the device still gets its answer)."""
+        assert message.verify_jpeg is not None and self.local_features_of is not None
+        try:
+            view = decode_verification_jpeg(message.verify_jpeg)
+        except ImageDecodeError as exc:
+            logger.warning(
+                "answered without verification: %s",
+                exc,
+                extra={"device_id": message.device_id, "seq": message.seq},
+            )
+            return matches
+        reranked, _ = verify(matches, extract_local_features(view), self.local_features_of)
+        return reranked
 
     def _decode(self, topic: str, payload: bytes) -> FeatureMessage:
         topic_device = device_of_topic(topic)

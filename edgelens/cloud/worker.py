@@ -31,6 +31,8 @@ from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, RedisUnavailableError
+from edgelens.featurizer import local_features
+from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.featurizer.manifest import (
     ModelManifest,
     all_manifests,
@@ -405,6 +407,11 @@ class Worker:
         cfg = self._settings.featurizer
         return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
 
+    def _item_local_features(self, item_id: str) -> LocalFeatures | None:
+        """Read from the catalog each time (one row per candidate): never stale after an
+        item's photo changes, and nothing held in memory at a million items."""
+        return self._store.item_local_features(item_id, local_features.METHOD_ID)
+
     def _serve(self, manifest: ModelManifest) -> _Serving:
         """Open the index of ``manifest``'s model and the matcher and follower around it."""
         verdicts = {
@@ -430,6 +437,7 @@ class Worker:
             compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
             admit=self._sequence.check,
+            local_features_of=self._item_local_features if search.verify else None,
         )
         follower = CatalogFollower(
             store=self._store,

@@ -18,6 +18,7 @@ from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
 from edgelens.featurizer.focus import focus_crop
+from edgelens.featurizer.local_features import verification_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype
@@ -30,6 +31,14 @@ BROKER_WAIT_S = 5.0
 POLL_S = 0.1
 # How long a stopping loop waits for the capture thread (a camera read may block longer).
 CAPTURE_JOIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class _FocusViews:
+    """What a published frame carries besides its own vector (see the wire format)."""
+
+    embedding: np.ndarray | None
+    verify_jpeg: bytes | None
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ class DeviceLoop:
             keepalive_s=device.keepalive_s,
         )
         self._times = StageTimes()
-        self._last_focus: np.ndarray | None = None  # re-sent with keep-alives of the same view
+        self._last_focus: _FocusViews | None = None  # re-sent with keep-alives of the same view
         self._rate = RateMeter()
         self._featurized = 0
         self._status_due = 0.0
@@ -224,7 +233,7 @@ class DeviceLoop:
         decision = self._gate.decide(smoothed, time.monotonic())
         if not decision.publish:
             return 0.0
-        focus, focus_ms = self._focus_vector(frame, decision)
+        focus, focus_ms = self._focus_views(frame, decision)
         self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,
@@ -232,25 +241,29 @@ class DeviceLoop:
                 captured_at=frame.captured_at,
                 model_id=self._featurizer.model_id,
                 embedding=smoothed,
-                focus_embedding=focus,
+                focus_embedding=focus.embedding,
+                verify_jpeg=focus.verify_jpeg,
             )
         )
         return focus_ms
 
-    def _focus_vector(
-        self, frame: Frame, decision: GateDecision
-    ) -> tuple[np.ndarray | None, float]:
-        """The focus box's vector for a frame going out, and the ms it took: featurized for
-        a new view, re-sent for a keep-alive (the same view), None with focus off."""
-        if not self.device.focus:
-            return None, 0.0
+    def _focus_views(self, frame: Frame, decision: GateDecision) -> tuple[_FocusViews, float]:
+        """The focus box's vector and verification view for a frame going out, and the ms
+        they took: made for a new view, re-sent for a keep-alive (the same view); each None
+        when its setting is off."""
+        device = self.device
         if decision is GateDecision.KEEPALIVE and self._last_focus is not None:
             return self._last_focus, 0.0
         started = time.perf_counter()
-        (self._last_focus,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
+        embedding = None
+        if device.focus:
+            (embedding,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
+        jpeg = verification_jpeg(frame.image_bgr) if device.verify_view else None
+        views = self._last_focus = _FocusViews(embedding, jpeg)
         focus_ms = (time.perf_counter() - started) * 1000
-        self._times.add("focus", focus_ms)
-        return self._last_focus, focus_ms
+        if device.focus or device.verify_view:
+            self._times.add("focus", focus_ms)
+        return views, focus_ms
 
     def _refresh_status(self) -> None:
         """Every ``status_interval_s``, put fresh health figures in the retained status."""

@@ -21,10 +21,17 @@ from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_crop
+from edgelens.featurizer.local_features import (
+    LocalFeatures,
+    decode_verification_jpeg,
+    extract_local_features,
+    verification_jpeg,
+)
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
+from edgelens.search.verify import verify
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,7 @@ class System:
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
     focus: bool = False  # queries also send their focus box, as a device does by default
+    verify: bool = False  # and its verification view; the worker re-ranks by keypoints
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class SetResult:
     catalog_vectors: int
     metrics: RetrievalMetrics
     focus: bool = False
+    verify: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,6 +88,7 @@ class SetResult:
             "model_id": self.model_id,
             "catalog_vectors": self.catalog_vectors,
             "focus": self.focus,
+            "verify": self.verify,
         }
 
 
@@ -123,12 +133,22 @@ def evaluate_systems(
 ) -> list[SetResult]:
     """Every system on every query set, on the same catalog and the same queries."""
     results = []
+    keypoints: dict[str, LocalFeatures] = {}  # extracted once, for the systems that verify
     for system in systems:
         index = catalog_index(
             system.catalog_featurizer or system.featurizer, photos, recipe=system.recipe
         )
+        if system.verify and not keypoints:
+            keypoints = {p.item.item_id: extract_local_features(p.image_bgr) for p in photos}
         for set_name, queries in query_sets.items():
-            metrics = evaluate(system.featurizer, index, queries, progress, focus=system.focus)
+            metrics = evaluate(
+                system.featurizer,
+                index,
+                queries,
+                progress,
+                focus=system.focus,
+                local_features_of=keypoints.get if system.verify else None,
+            )
             results.append(
                 SetResult(
                     system.name,
@@ -137,6 +157,7 @@ def evaluate_systems(
                     index.vector_count,
                     metrics,
                     system.focus,
+                    system.verify,
                 )
             )
     return results
@@ -189,9 +210,12 @@ def evaluate(
     progress: Progress | None = None,
     *,
     focus: bool = False,
+    local_features_of: Callable[[str], LocalFeatures | None] | None = None,
 ) -> RetrievalMetrics:
     """Rank of each query's own item; with ``focus`` each query is searched as a device
-    sends it, the frame and its focus box, each item scoring the better of the two."""
+    sends it, the frame and its focus box, each item scoring the better of the two; with
+    ``local_features_of`` (the catalog's keypoints) its best candidates are verified from
+    the view a device sends, decoded and extracted as the worker does."""
     queries = list(queries)
     unknown = sorted({q.item_id for q in queries if q.item_id not in index})
     if unknown:
@@ -205,6 +229,9 @@ def evaluate(
             views.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
         for n, query in enumerate(chunk):
             found = search_views(index, [v[n] for v in views], k=len(index))
+            if local_features_of is not None:
+                view = decode_verification_jpeg(verification_jpeg(query.image_bgr))
+                found, _ = verify(found, extract_local_features(view), local_features_of)
             ranks.append([m.item_id for m in found].index(query.item_id) + 1)
         if progress:
             progress(len(chunk))

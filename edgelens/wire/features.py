@@ -1,6 +1,7 @@
 """The binary feature message a device publishes for each frame.
 
-Layout (little endian), version 1 (one vector) or 2 (two vectors)::
+Layout (little endian), version 1 (one vector), 2 (two vectors) or 3 (vectors and a
+verification view)::
 
     magic   2s   b"EL"
     version u8   1 or 2
@@ -10,12 +11,16 @@ Layout (little endian), version 1 (one vector) or 2 (two vectors)::
     captured_at f64  capture time, seconds since the Unix epoch
     model_id    u8 length + UTF-8
     device_id   u8 length + UTF-8
+    [views  u8   version 3 only: 1 or 2 vectors follow]
     then, once per vector:
     [scale  f32  int8 only: value = q * scale]
     vector  dim * dtype size
+    [jpeg   u32 length + bytes   version 3 only: the focus box, grey]
 
 Version 2 carries the frame's vector and then its focus box's
-(:mod:`edgelens.featurizer.focus`), same model, dim and dtype. A 1280-d float16 vector
+(:mod:`edgelens.featurizer.focus`), same model, dim and dtype. Version 3 adds the focus
+box as a small grey JPEG from which the worker extracts keypoints to verify its best
+candidates (:mod:`edgelens.featurizer.local_features`). A 1280-d float16 vector
 travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for the comma-separated text the
 earlier systems sent. Every malformed input raises
 :class:`WireFormatError` with the reason; nothing else escapes ``decode``.
@@ -36,12 +41,17 @@ from edgelens.wire.names import valid_device_id
 MAGIC = b"EL"
 VERSION = 1  # the frame's vector
 VERSION_FOCUS = 2  # the frame's vector, then its focus box's
+VERSION_VERIFY = 3  # one or two vectors, then the verification view
 MAX_DIM = 8192
+MAX_JPEG_BYTES = 128 * 1024
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
-# The largest well-formed message: header, two 255-byte strings, two vectors of MAX_DIM
-# floats with their scales.
-MAX_MESSAGE_BYTES = _HEADER.size + 2 * 256 + 2 * (_SCALE.size + MAX_DIM * 4)
+_LENGTH = struct.Struct("<I")
+# The largest well-formed message: header, two 255-byte strings, the view count, two
+# vectors of MAX_DIM floats with their scales, the largest verification view.
+MAX_MESSAGE_BYTES = (
+    _HEADER.size + 2 * 256 + 1 + 2 * (_SCALE.size + MAX_DIM * 4) + _LENGTH.size + MAX_JPEG_BYTES
+)
 
 
 class WireDtype(IntEnum):
@@ -65,7 +75,8 @@ class FeatureMessage:
     """One frame's vector as it travels; ``embedding`` is float32 once decoded.
 
     ``focus_embedding``, when present, is the vector of the frame's focus box: the worker
-    scores each item by the better of the two.
+    scores each item by the better of the two. ``verify_jpeg``, when present, is that box
+    as a grey JPEG, for spatial verification; the wire checks only its size.
     """
 
     device_id: str
@@ -74,8 +85,13 @@ class FeatureMessage:
     model_id: str
     embedding: np.ndarray
     focus_embedding: np.ndarray | None = None
+    verify_jpeg: bytes | None = None
 
     def __post_init__(self) -> None:
+        if self.verify_jpeg is not None and not 0 < len(self.verify_jpeg) <= MAX_JPEG_BYTES:
+            raise WireFormatError(
+                f"verification view of {len(self.verify_jpeg)} bytes, 1..{MAX_JPEG_BYTES}"
+            )
         if self.embedding.ndim != 1 or not 0 < self.embedding.shape[0] <= MAX_DIM:
             raise WireFormatError(f"embedding must be 1-d, got shape {self.embedding.shape}")
         if self.focus_embedding is not None and self.focus_embedding.shape != self.embedding.shape:
@@ -105,13 +121,21 @@ class FeatureMessage:
 
 
 def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> bytes:
-    version = VERSION if message.focus_embedding is None else VERSION_FOCUS
+    views = message.views
+    if message.verify_jpeg is not None:
+        version = VERSION_VERIFY
+    else:
+        version = VERSION if len(views) == 1 else VERSION_FOCUS
     parts = [
         _HEADER.pack(MAGIC, version, dtype, message.dim, message.seq, message.captured_at),
         _short_string(message.model_id),
         _short_string(message.device_id),
     ]
-    parts += [_vector_bytes(view, dtype) for view in message.views]
+    if version == VERSION_VERIFY:
+        parts.append(bytes([len(views)]))
+    parts += [_vector_bytes(view, dtype) for view in views]
+    if message.verify_jpeg is not None:
+        parts += [_LENGTH.pack(len(message.verify_jpeg)), message.verify_jpeg]
     return b"".join(parts)
 
 
@@ -136,7 +160,7 @@ def decode(payload: bytes) -> FeatureMessage:
         raise WireFormatError(f"message too short ({len(payload)} bytes)") from exc
     if magic != MAGIC:
         raise WireFormatError("not an edgelens feature message (bad magic)")
-    if version not in (VERSION, VERSION_FOCUS):
+    if version not in (VERSION, VERSION_FOCUS, VERSION_VERIFY):
         raise WireFormatError(f"unsupported wire format version {version}")
     try:
         dtype = WireDtype(dtype_code)
@@ -147,13 +171,36 @@ def decode(payload: bytes) -> FeatureMessage:
     offset = _HEADER.size
     model_id, offset = _read_short_string(payload, offset, "model id")
     device_id, offset = _read_short_string(payload, offset, "device id")
-    views = []
-    for _ in range(version):  # version 1: one vector, version 2: two
-        vector, offset = _read_vector(payload, offset, dtype, dim)
-        views.append(vector)
+    count = version  # version 1: one vector, version 2: two
+    if version == VERSION_VERIFY:
+        if offset >= len(payload):
+            raise WireFormatError("truncated before the view count")
+        count, offset = payload[offset], offset + 1
+        if count not in (1, 2):
+            raise WireFormatError(f"{count} vectors announced, 1 or 2 allowed")
+    views: list[np.ndarray | None] = [None, None]
+    for n in range(count):
+        views[n], offset = _read_vector(payload, offset, dtype, dim)
+    jpeg = None
+    if version == VERSION_VERIFY:
+        jpeg, offset = _read_jpeg(payload, offset)
     if offset != len(payload):
-        raise WireFormatError(f"{len(payload) - offset} bytes after the last vector")
-    return FeatureMessage(device_id, seq, captured_at, model_id, *views)
+        raise WireFormatError(f"{len(payload) - offset} bytes after the message's end")
+    return FeatureMessage(device_id, seq, captured_at, model_id, *views, verify_jpeg=jpeg)
+
+
+def _read_jpeg(payload: bytes, offset: int) -> tuple[bytes, int]:
+    if len(payload) < offset + _LENGTH.size:
+        raise WireFormatError("truncated before the verification view's length")
+    (length,) = _LENGTH.unpack_from(payload, offset)
+    offset += _LENGTH.size
+    if not 0 < length <= MAX_JPEG_BYTES:
+        raise WireFormatError(f"verification view of {length} bytes, 1..{MAX_JPEG_BYTES}")
+    if len(payload) - offset < length:
+        raise WireFormatError(
+            f"verification view needs {length} bytes, message carries {len(payload) - offset}"
+        )
+    return payload[offset : offset + length], offset + length
 
 
 def _read_vector(payload: bytes, offset: int, dtype: WireDtype, dim: int) -> tuple[np.ndarray, int]:

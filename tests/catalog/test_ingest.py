@@ -12,6 +12,7 @@ from edgelens.catalog.models import ItemSource
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.evaluation.sample_photos import load_photo
+from edgelens.featurizer import local_features
 
 
 @pytest.fixture
@@ -113,3 +114,38 @@ def test_remove_and_version_counter(store, featurizer, sample_catalog, tmp_path)
     assert "coffee" not in {
         i.item_id for i in store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)[0]
     }
+
+
+def test_keypoints_are_extracted_once_per_image_and_found_by_item(
+    store, featurizers, tmp_path, chelsea, monkeypatch
+):
+    path = tmp_path / "cat.png"
+    cv2.imwrite(str(path), chelsea)
+    extracted = []
+    real_extract = local_features.extract_local_features
+    monkeypatch.setattr(
+        local_features,
+        "extract_local_features",
+        lambda image: extracted.append(image.shape) or real_extract(image),
+    )
+    _add(store, featurizers["fp32"], [ItemSource("a", path), ItemSource("b", path)], tmp_path)
+    _add(store, featurizers["int8"], [ItemSource("a", path)], tmp_path)  # a new model's vectors
+    assert len(extracted) == 1, "one photo, one extraction, whatever the models and ids"
+    a = store.item_local_features("a", local_features.METHOD_ID)
+    b = store.item_local_features("b", local_features.METHOD_ID)
+    assert a is not None and len(a) > 100
+    np.testing.assert_array_equal(a.descriptors_n128, b.descriptors_n128)
+    assert store.item_local_features("a", "another-method") is None
+    assert store.item_local_features("ghost", local_features.METHOD_ID) is None
+
+
+def test_a_catalog_from_before_keypoints_gets_them_on_reindex(store, featurizer, tmp_path, chelsea):
+    path = tmp_path / "cat.png"
+    cv2.imwrite(str(path), chelsea)
+    _add(store, featurizer, [ItemSource("a", path)], tmp_path)
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM local_features")
+    assert store.item_local_features("a", local_features.METHOD_ID) is None
+    report = reindex(store=store, featurizer=featurizer, images_dir=tmp_path / "images")
+    assert report.featurized == 0, "the vectors were cached; only the keypoints were missing"
+    assert store.item_local_features("a", local_features.METHOD_ID) is not None

@@ -140,4 +140,5 @@ def test_eval_on_the_real_views_reports_each_group(settings, real_views):
         by_set[name]["queries"] for name in names - {"real views"}
     )
     assert all(r["items"] == 41 for r in rows)
+    assert {r["system"]: r["verify"] for r in rows} == {"edgelens": True, "baseline": False}
     assert by_set["real views"]["top5"] >= 0.9  # measured 0.955: one pose of 22 out of the top 5

@@ -6,6 +6,8 @@ import json
 import threading
 import time
 
+import cv2
+import numpy as np
 import pytest
 
 from edgelens.catalog.ingest import add_items
@@ -14,6 +16,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
+from edgelens.featurizer.local_features import verification_jpeg
 from edgelens.wire.features import MAX_MESSAGE_BYTES, FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
@@ -78,6 +81,26 @@ def test_with_a_focus_vector_each_item_scores_the_better_of_the_two(
     assert scores["coffee"] == pytest.approx(alone["coffee"], abs=1e-3)  # the frame's score
     assert scores["rocket"] > alone.get("rocket", -1.0)  # the focus box's, better
     assert [m.score for m in with_focus.matches] == sorted(scores.values(), reverse=True)
+
+
+def test_a_verification_view_reorders_the_candidates_it_shows(
+    worker, publisher, rdb, featurizer, caplog
+):
+    # The vector sees coffee and rocket side by side (rocket first); the view shows the cup.
+    both = np.hstack([cv2.resize(load_photo(p), (320, 480)) for p in ("coffee", "rocket")])
+    cup_view = verification_jpeg(camera_views(load_photo("coffee"), 1, seed=3)[0])
+    send_features(publisher, featurizer, both, seq=1)
+    send_features(publisher, featurizer, both, seq=2, verify_jpeg=cup_view)
+    send_features(publisher, featurizer, both, seq=3, verify_jpeg=b"\xff\xd8 not a jpeg")
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 3)
+    corrupt, verified, plain = records(rdb)
+    assert "verify" not in plain.stages_ms and "verify" in verified.stages_ms
+    assert [m.item_id for m in plain.matches[:2]] == ["rocket", "coffee"]
+    assert [m.item_id for m in verified.matches[:2]] == ["coffee", "rocket"]
+    assert len(verified.matches) == len(plain.matches) == 5
+    # the view was unusable: answered from the vectors, as without one, and said so
+    assert [m.item_id for m in corrupt.matches] == [m.item_id for m in plain.matches]
+    assert "answered without verification" in caplog.text
 
 
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):

@@ -29,6 +29,7 @@ from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.sources import open_source, parse_source
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer.focus import focus_crop
+from edgelens.featurizer.local_features import decode_verification_jpeg
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic
@@ -164,6 +165,7 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
         smoothing_window=1,
         gating=False,
         focus=False,
+        verify_view=False,
     )
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-1")[-1:] == ["offline"])
@@ -179,7 +181,8 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     frames = [reader.read()[1] for _ in range(10)]
     expected = featurizer.embed(frames)
     np.testing.assert_allclose(np.stack([m.embedding for m in messages]), expected, atol=2e-3)
-    assert all(m.focus_embedding is None for m in messages) and stats.focus_ms_mean == 0
+    assert all(m.focus_embedding is None and m.verify_jpeg is None for m in messages)
+    assert stats.focus_ms_mean == 0
 
     *running, last = subscriber.states("cam-1")  # "online" again with each health refresh
     assert set(running) == {"online"} and last == "offline"
@@ -201,7 +204,7 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     assert late.messages[0].retain and late.states("cam-1") == ["offline"]
 
 
-def test_a_published_frame_carries_its_focus_box_vector(
+def test_a_published_frame_carries_its_focus_box_vector_and_verification_view(
     featurizer, mosquitto_server, subscribe, tmp_path
 ):
     video = _write_video(tmp_path / "clip.avi", frames=5, fps=5)
@@ -218,6 +221,9 @@ def test_a_published_frame_carries_its_focus_box_vector(
         whole, focused = featurizer.embed([frame, focus_crop(frame)])
         np.testing.assert_allclose(message.embedding, whole, atol=2e-3)
         np.testing.assert_allclose(message.focus_embedding, focused, atol=2e-3)
+        view = decode_verification_jpeg(message.verify_jpeg)  # the box, grey, JPEG-coded
+        box = cv2.cvtColor(focus_crop(frame), cv2.COLOR_BGR2GRAY)
+        assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 4
 
 
 def test_looping_device_runs_until_its_stop_event(
@@ -419,6 +425,10 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
         box = focus_of.setdefault(scene, message.focus_embedding)
         np.testing.assert_array_equal(message.focus_embedding, box)
     assert focus_of[0] @ focus_of[1] < 0.9
+    jpegs_of: dict[int, set[bytes]] = {}  # and its verification view, the same bytes
+    for message, scene in zip(messages, scene_of, strict=True):
+        jpegs_of.setdefault(scene, set()).add(message.verify_jpeg)
+    assert [len(jpegs) for jpegs in jpegs_of.values()] == [1, 1]
     # Health went out while the device ran, not only at the end.
     online = [
         json.loads(m.payload)

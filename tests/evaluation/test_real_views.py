@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.real_views import (
     REAL_PAIRS,
@@ -18,7 +19,7 @@ from edgelens.evaluation.real_views import (
     fetch_real_views,
     real_view_query_sets,
 )
-from edgelens.evaluation.runner import load_catalog
+from edgelens.evaluation.runner import System, evaluate_systems, load_catalog
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
 
 
@@ -89,3 +90,18 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     assert all(q.image_bgr.ndim == 3 and min(q.image_bgr.shape[:2]) >= 200 for q in queries)
     source = json.loads((real_views.root / "set.json").read_text())["source"]
     assert source.endswith("opencv-python-4.10.0.84.tar.gz")
+
+
+def test_verification_finds_more_real_second_views_first(featurizer, real_views):
+    photos = load_catalog(collect_sources([real_views.catalog_dir]))
+    queries = real_view_query_sets(real_views)
+    systems = [
+        System("vectors", featurizer, CatalogRecipe(), focus=True),
+        System("verified", featurizer, CatalogRecipe(), focus=True, verify=True),
+    ]
+    results = {
+        (r.system, r.set_name): r.metrics for r in evaluate_systems(systems, photos, queries)
+    }
+    for name in queries:  # each group and the whole set: never worse, better overall
+        assert results["verified", name].top1 >= results["vectors", name].top1
+    assert results["verified", "real views"].top1 > results["vectors", "real views"].top1

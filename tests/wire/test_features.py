@@ -1,12 +1,21 @@
 """The wire format: round trips per dtype, sizes, and one clear error for every malformation."""
 
+import dataclasses
 import struct
 
 import numpy as np
 import pytest
 
 from edgelens.errors import WireFormatError
-from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode, restamp
+from edgelens.wire.features import (
+    MAX_JPEG_BYTES,
+    MAX_MESSAGE_BYTES,
+    FeatureMessage,
+    WireDtype,
+    decode,
+    encode,
+    restamp,
+)
 
 _HEADER_SIZE = 24  # magic, version, dtype, dim, seq, capture time
 
@@ -83,6 +92,31 @@ def test_default_dtype_is_float16():
 
 
 GOOD = encode(_message(dim=8), WireDtype.FLOAT32)
+JPEG = b"\xff\xd8 a grey view \xff\xd9"
+VERIFY = encode(dataclasses.replace(_message(dim=8), verify_jpeg=JPEG), WireDtype.FLOAT32)
+_VERIFY_VECTORS_END = len(VERIFY) - 4 - len(JPEG)  # the view's u32 length comes next
+
+
+@pytest.mark.parametrize("focus", [False, True])
+def test_a_verification_view_travels_after_the_vectors(focus):
+    frame, box = _message(seed=1), _message(seed=2)
+    original = dataclasses.replace(
+        frame, focus_embedding=box.embedding if focus else None, verify_jpeg=JPEG
+    )
+    payload = encode(original)
+    decoded = decode(payload)
+    assert payload[2] == 3 and decoded.verify_jpeg == JPEG
+    assert len(decoded.views) == (2 if focus else 1)
+    assert float(decoded.views[-1] @ original.views[-1]) > 0.999
+    assert decode(restamp(payload, seq=5, captured_at=3.0)).verify_jpeg == JPEG
+
+
+def test_a_verification_view_too_large_is_refused():
+    too_large = b"\xff" * (MAX_JPEG_BYTES + 1)
+    with pytest.raises(WireFormatError, match="verification view"):
+        dataclasses.replace(_message(dim=8), verify_jpeg=too_large)
+    payload = encode(dataclasses.replace(_message(dim=8), verify_jpeg=b"\xff" * MAX_JPEG_BYTES))
+    assert len(payload) <= MAX_MESSAGE_BYTES
 
 
 @pytest.mark.parametrize(
@@ -96,9 +130,17 @@ GOOD = encode(_message(dim=8), WireDtype.FLOAT32)
         (GOOD[:4] + struct.pack("<H", 0) + GOOD[6:], "dimension 0"),
         (GOOD[:4] + struct.pack("<H", 9) + GOOD[6:], "needs 36 bytes"),
         (GOOD[:-1], "needs 32 bytes"),
-        (GOOD + b"\x00", "1 bytes after the last vector"),
+        (GOOD + b"\x00", "1 bytes after the message's end"),
         (GOOD[:2] + b"\x02" + GOOD[3:], "needs 32 bytes"),  # says two vectors, has one
         (GOOD[:24], "truncated"),
+        (
+            VERIFY[: _VERIFY_VECTORS_END - 33] + b"\x03" + VERIFY[_VERIFY_VECTORS_END - 32 :],
+            "3 vectors",
+        ),
+        (VERIFY[:_VERIFY_VECTORS_END], "before the verification view's length"),
+        (VERIFY[:-1], "verification view needs"),
+        (VERIFY[:_VERIFY_VECTORS_END] + struct.pack("<I", 0), "verification view of 0 bytes"),
+        (VERIFY + b"\x00", "1 bytes after the message's end"),
     ],
 )
 def test_malformed_messages_raise_one_error_type(payload, reason):

@@ -1,0 +1,58 @@
+"""Spatial verification: inlier counts on real photos, the guarded order, the candidate window."""
+
+import numpy as np
+import pytest
+
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.evaluation.views import camera_views
+from edgelens.featurizer.local_features import extract_local_features
+from edgelens.search.verify import CANDIDATES, MIN_INLIERS, count_inliers, verified_order, verify
+from edgelens.wire.records import Match
+
+
+def _match(item_id: str, score: float) -> Match:
+    return Match(item_id, item_id, 1.0, "EUR", True, score)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return {name: extract_local_features(load_photo(name)) for name in ("coffee", "rocket")}
+
+
+def test_a_camera_view_verifies_against_its_own_photo_only(photos):
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=11)[0])
+    assert count_inliers(view, photos["coffee"]) >= 3 * MIN_INLIERS
+    assert count_inliers(view, photos["rocket"]) < MIN_INLIERS
+
+
+def test_a_flat_image_has_no_keypoints_and_verifies_nothing(photos):
+    flat = extract_local_features(np.full((240, 320, 3), 128, np.uint8))
+    assert len(flat) == 0 and count_inliers(flat, photos["coffee"]) == 0
+
+
+def test_verified_items_go_first_and_near_equal_counts_keep_the_vector_order():
+    matches = [_match(name, 0.9 - n / 10) for n, name in enumerate("abcde")]
+    inliers = {"a": 0, "b": 100, "c": 104, "d": 200, "e": MIN_INLIERS - 1}
+    order = [m.item_id for m in verified_order(matches, inliers)]
+    # d has significantly more than b (200 vs 100); c's 104 is within the noise of b's 100,
+    # so the vectors' order stands between them; a and e are not verified
+    assert order == ["d", "b", "c", "a", "e"]
+    assert verified_order(matches, {}) == matches
+
+
+def test_only_the_first_candidates_are_verified(photos):
+    matches = [_match(f"other{n}", 0.9) for n in range(CANDIDATES)] + [_match("coffee", 0.1)]
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=12)[0])
+    looked_up = []
+
+    def features_of(item_id):
+        looked_up.append(item_id)
+        return photos["coffee"] if item_id == "coffee" else None
+
+    reranked, inliers = verify(matches, view, features_of)
+    assert reranked == matches and "coffee" not in looked_up
+    assert set(inliers) == {m.item_id for m in matches[:CANDIDATES]}
+    assert set(inliers.values()) == {0}  # items without keypoints count none
+
+    reranked, inliers = verify(matches[::-1], view, features_of)  # now coffee is a candidate
+    assert reranked[0].item_id == "coffee" and inliers["coffee"] >= MIN_INLIERS
