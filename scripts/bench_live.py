@@ -3,8 +3,8 @@
 Real redis-server and mosquitto on free ports, the real worker, the real web app under
 uvicorn and headless Chromium on the device page. The script plays the device: it
 reads frames of the demo camera video at the video's pace, featurizes each (and its
-focus box, as a device does for each frame it publishes) with the ONNX featurizer, and
-publishes it with the device's FeaturePublisher, so each frame's
+focus box and that box's verification view, as a device does for each frame it publishes)
+with the ONNX featurizer, and publishes it with the device's FeaturePublisher, so each frame's
 featurize time is known and can be split off. A MutationObserver in the page stamps
 the moment each record's sequence number appears in the DOM.
 
@@ -37,6 +37,7 @@ from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.featurizer.focus import focus_crop
+from edgelens.featurizer.local_features import verification_jpeg
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import Settings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
@@ -67,6 +68,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    runs = {verify: _run(args, verify=verify) for verify in (False, True)}
+    body = _report(*runs[True]) + "\n\n" + _comparison(runs)
+    print(body)
+    if not args.no_write:
+        write_section("live-path", "## Live path latency and message size\n\n" + body)
+
+
+def _run(args: argparse.Namespace, *, verify: bool) -> tuple:
+    """One pass of the video through the whole path, the worker verifying or not."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         RedisServer() as redis_server,
@@ -74,6 +84,7 @@ def main() -> None:
     ):
         settings = Settings(
             worker={"matches_kept": args.frames},
+            search={"verify": verify},
             data_dir=Path(tmp),
             models_dir=args.models_dir.resolve(),
             redis_url=AnyUrl(redis_server.url),
@@ -100,11 +111,29 @@ def main() -> None:
         client = redis.Redis.from_url(redis_server.url)
         records = [MatchRecord.from_json(r) for r in client.lrange(matches_key(DEVICE_ID), 0, -1)]
         client.close()
+    return records, featurize_ms, seen, announced.arrivals, frames[0]
 
-    body = _report(records, featurize_ms, seen, announced.arrivals)
-    print(body)
-    if not args.no_write:
-        write_section("live-path", "## Live path latency and message size\n\n" + body)
+
+def _comparison(runs: dict[bool, tuple]) -> str:
+    """The same video and messages, the worker verifying (the default) or not."""
+    lines = [
+        "Baseline in the same run: the worker with `search.verify = false` (the same messages, "
+        "answered from the vectors alone).",
+        "",
+        "| worker | capture → Redis record p50 / p99 ms | capture → DOM p50 / p99 ms | "
+        "records verified |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for verify, (records, _, seen, arrivals, _) in runs.items():
+        to_redis = [(arrivals[r.seq] - r.captured_at) * 1000 for r in records if r.seq in arrivals]
+        to_dom = [seen[str(r.seq)] - r.captured_at * 1000 for r in records if str(r.seq) in seen]
+        verified = sum("verify" in r.stages_ms for r in records)
+        lines.append(
+            f"| {'verifies (default)' if verify else 'vectors only'} | "
+            f"{_pct(to_redis, 50):.1f} / {_pct(to_redis, 99):.1f} | "
+            f"{_pct(to_dom, 50):.1f} / {_pct(to_dom, 99):.1f} | {verified} of {len(records)} |"
+        )
+    return "\n".join(lines)
 
 
 def _read_video(path: Path, limit: int) -> list[np.ndarray]:
@@ -143,12 +172,19 @@ def _play_device(settings: Settings, featurizer, frames, worker: Worker) -> dict
         for seq, frame in enumerate(frames, start=1):
             captured_at = time.time()
             started = time.perf_counter()
-            # As a device sends a published frame: its vector and its focus box's.
+            # As a device sends a published frame: its vector, its focus box's, the view.
             vector, focus = featurizer.embed([frame, focus_crop(frame)])
+            view = verification_jpeg(frame)
             featurize_ms[seq] = (time.perf_counter() - started) * 1000
             publisher.publish(
                 FeatureMessage(
-                    DEVICE_ID, seq, captured_at, featurizer.model_id, vector, focus_embedding=focus
+                    DEVICE_ID,
+                    seq,
+                    captured_at,
+                    featurizer.model_id,
+                    vector,
+                    focus_embedding=focus,
+                    verify_jpeg=view,
                 )
             )
             next_at += interval
@@ -188,17 +224,18 @@ class _Listener:
         self._client.close()
 
 
-def _report(records, featurize_ms, seen, arrivals) -> str:
+def _report(records, featurize_ms, seen, arrivals, frame: np.ndarray) -> str:
     by_seq = {r.seq: r for r in records}
     stage_rows = []
     per_stage: dict[str, list[float]] = {
         k: []
         for k in (
-            "featurize (frame + focus box)",
+            "featurize (frame + focus box + view)",
             "publish (encode + MQTT)",
             "worker queue",
             "decode",
             "search",
+            "verify",
             "push (Redis)",
             "capture → Redis record",
         )
@@ -208,12 +245,13 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
         feat = featurize_ms.get(seq)
         if feat is None:
             continue
-        worker_part = st["queue"] + st["decode"] + st["search"]
-        per_stage["featurize (frame + focus box)"].append(feat)
+        worker_part = st["queue"] + st["decode"] + st["search"] + st.get("verify", 0.0)
+        per_stage["featurize (frame + focus box + view)"].append(feat)
         per_stage["publish (encode + MQTT)"].append(st["transit"] - feat)
         per_stage["worker queue"].append(st["queue"])
         per_stage["decode"].append(st["decode"])
         per_stage["search"].append(st["search"])
+        per_stage["verify"].append(st.get("verify", 0.0))
         if seq not in arrivals:
             continue
         announced_ms = (arrivals[seq] - record.captured_at) * 1000
@@ -243,13 +281,21 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
     text = ",".join(f"{v:.6f}" for v in vector).encode()
     sizes = {d.name.lower(): len(encode(message, d)) for d in WireDtype}
     with_focus = len(encode(dataclasses.replace(message, focus_embedding=vector)))
+    with_view = len(
+        encode(
+            dataclasses.replace(
+                message, focus_embedding=vector, verify_jpeg=verification_jpeg(frame)
+            )
+        )
+    )
 
     lines = [
         f"{len(records)} frames of the demo camera video at 15 fps, 640x480, FP32 featurizer "
         "on the CPU (2 threads), one worker, catalog of 20 items, loopback.",
         "",
-        "Stages: featurize (device), publish (encode, MQTT to the worker), queue, decode and "
-        "search (worker), push (LPUSH/LTRIM/PUBLISH until a Redis subscriber has the record).",
+        "Stages: featurize (device), publish (encode, MQTT to the worker), queue, decode, "
+        "search and verify (worker), push (LPUSH/LTRIM/PUBLISH until a Redis subscriber has "
+        "the record).",
         "",
         "| stage (per frame) | p50 ms | p99 ms |",
         "| --- | ---: | ---: |",
@@ -272,8 +318,10 @@ def _report(records, featurize_ms, seen, arrivals) -> str:
             f"| edgelens wire v1, {name} | {size} | {len(text) / size:.1f}x smaller |"
             for name, size in sizes.items()
         ),
-        f"| edgelens wire v2 (frame + focus box, what a device sends), float16 | {with_focus} "
+        f"| edgelens wire v2 (frame + focus box), float16 | {with_focus} "
         f"| {len(text) / with_focus:.1f}x smaller |",
+        f"| edgelens wire v3 (frame + focus box + grey verification view, what a device sends "
+        f"by default), float16 | {with_view} | {with_view / len(text):.1f}x larger |",
     ]
     return "\n".join(lines)
 

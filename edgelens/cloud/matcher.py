@@ -47,8 +47,11 @@ class Matcher:
     # The keypoints of an item's catalog photo; None turns spatial verification off.
     local_features_of: Callable[[str], LocalFeatures | None] | None = None
 
-    def match(self, topic: str, payload: bytes, *, received_at: float) -> MatchRecord:
-        """``received_at`` (wall clock) splits the path into device→worker and queue wait."""
+    def match(
+        self, topic: str, payload: bytes, *, received_at: float, verify: bool = True
+    ) -> MatchRecord:
+        """``received_at`` (wall clock) splits the path into device→worker and queue wait;
+        ``verify`` False answers from the vectors alone (a superseded message)."""
         waited_ms = (time.time() - received_at) * 1000
         started = time.perf_counter()
         message = self._decode(topic, payload)
@@ -56,7 +59,9 @@ class Matcher:
             self.admit(message)
         decoded = time.perf_counter()
         # With a focus vector, each item scores the better of the frame and its focus box.
-        verifying = self.local_features_of is not None and message.verify_jpeg is not None
+        verifying = (
+            verify and self.local_features_of is not None and message.verify_jpeg is not None
+        )
         k = max(self.top_k, CANDIDATES) if verifying else self.top_k
         matches = search_views(self.index, message.views, k=k, filters=self.filters)
         searched = time.perf_counter()

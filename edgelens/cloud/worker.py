@@ -68,6 +68,29 @@ class _Inbound:
     received_at: float  # wall clock, comparable with the device's captured_at
 
 
+class _Pending:
+    """Messages waiting in the match queue, per topic: a message with a newer one from the
+    same device behind it is superseded (the screen shows the newest record), so the match
+    thread skips its verification, the slow step, rather than let the queue grow."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, topic: str) -> None:
+        with self._lock:
+            self._counts[topic] += 1
+
+    def take(self, topic: str) -> bool:
+        """One message of ``topic`` leaves the queue; True if a newer one still waits."""
+        with self._lock:
+            self._counts[topic] -= 1
+            newer = self._counts[topic] > 0
+            if not newer:
+                del self._counts[topic]
+            return newer
+
+
 class WorkerStats:
     """Thread-safe counters: received, matched, rejected by reason, dropped, redis errors."""
 
@@ -114,6 +137,7 @@ class Worker:
         self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
         self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._pending = _Pending()
         self._stop = threading.Event()
         self._redis_down = False
         self.stats = WorkerStats()
@@ -288,13 +312,15 @@ class Worker:
                 MAX_MESSAGE_BYTES,
             )
             return
+        self._pending.add(inbound.topic)
         while True:
             try:
                 self._queue.put_nowait(inbound)
                 return
             except queue.Full:
                 try:
-                    self._queue.get_nowait()  # the oldest frame is the least useful
+                    dropped = self._queue.get_nowait()  # the oldest frame is the least useful
+                    self._pending.take(dropped.topic)
                     self.stats.add("dropped")
                 except queue.Empty:
                     pass
@@ -308,7 +334,10 @@ class Worker:
                 inbound = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._process_safely(inbound, self._pushes.put)
+            superseded = self._pending.take(inbound.topic)
+            if superseded:
+                self.stats.add("verify_skipped")
+            self._process_safely(inbound, self._pushes.put, verify=not superseded)
         logger.info("match loop exits")
 
     def _push_loop(self) -> None:
@@ -341,10 +370,12 @@ class Worker:
         else:
             self._process_safely(inbound, lambda record: self._push([record]))
 
-    def _process_safely(self, inbound: _Inbound, push: Callable[[MatchRecord], None]) -> None:
+    def _process_safely(
+        self, inbound: _Inbound, push: Callable[[MatchRecord], None], *, verify: bool = True
+    ) -> None:
         try:
             record = self._serving.matcher.match(
-                inbound.topic, inbound.payload, received_at=inbound.received_at
+                inbound.topic, inbound.payload, received_at=inbound.received_at, verify=verify
             )
         except RejectedMessage as exc:
             self.stats.add(f"rejected_{exc.reason}")

@@ -103,6 +103,19 @@ def test_a_verification_view_reorders_the_candidates_it_shows(
     assert "answered without verification" in caplog.text
 
 
+def test_a_burst_verifies_only_the_newest_of_each_device(worker, publisher, rdb, featurizer):
+    view = camera_views(load_photo("coffee"), 1, seed=4)[0]
+    jpeg = verification_jpeg(view)
+    for seq in range(1, 11):  # faster than verification: older messages are superseded
+        send_features(publisher, featurizer, view, seq=seq, verify_jpeg=jpeg)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 10)
+    newest, *older = records(rdb)
+    assert newest.seq == 10 and "verify" in newest.stages_ms  # nothing newer behind it
+    skipped = [r for r in older if "verify" not in r.stages_ms]
+    assert skipped and worker.stats.snapshot()["verify_skipped"] == len(skipped)
+    assert all(r.matches[0].item_id == "coffee" for r in records(rdb))  # answered all the same
+
+
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
     settings = live_settings.model_copy(
         update={"worker": live_settings.worker.model_copy(update={"matches_kept": 3})}
