@@ -35,7 +35,8 @@ class _CountsCollector(Collector):
         outcomes = CounterMetricFamily(
             "edgelens_worker_messages",
             "Feature messages by outcome: received, matched, dropped (queue full), "
-            "redis_errors, errors_unexpected.",
+            "redis_errors, errors_unexpected; verify_skipped counts matched messages "
+            "answered without verification because a newer one of the device was queued.",
             labels=["outcome"],
         )
         rejected = CounterMetricFamily(
