@@ -58,16 +58,14 @@ class LocalFeatures:
         return cls(xy_n2.astype(np.float32), raw.astype(np.float32))
 
 
-_SIFT = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS)
-
-
 def extract_local_features(image: np.ndarray) -> LocalFeatures:
     """Keypoints of a BGR or grey image, scaled down to at most MAX_SIDE for extraction."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     scale = min(1.0, MAX_SIDE / max(gray.shape[:2]))
     if scale < 1:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    found, descriptors = _SIFT.detectAndCompute(gray, None)
+    # A detector per call (cheap to make): the web app may import two uploads at once.
+    found, descriptors = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     xy = np.array([k.pt for k in found], np.float32).reshape(-1, 2) / scale
