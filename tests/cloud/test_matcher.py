@@ -1,0 +1,75 @@
+"""The matcher alone (no servers): when it verifies and when it answers from the vectors."""
+
+import time
+
+import numpy as np
+import pytest
+
+from edgelens.catalog.models import CatalogItem
+from edgelens.cloud.matcher import Matcher
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.evaluation.views import camera_views
+from edgelens.featurizer.local_features import extract_local_features, verification_jpeg
+from edgelens.search.base import SearchFilter
+from edgelens.search.exact import ExactIndex
+from edgelens.wire.features import FeatureMessage, encode
+from edgelens.wire.names import features_topic
+
+PHOTOS = ("coffee", "rocket", "chelsea")
+
+
+@pytest.fixture(scope="module")
+def keypoints():
+    return {name: extract_local_features(load_photo(name)) for name in PHOTOS}
+
+
+def _matcher(keypoints, *, verify: bool) -> Matcher:
+    index = ExactIndex("model-a", 4)
+    items = [CatalogItem(n, n, 1.0, "EUR", True, n * 8, f"{n}.png") for n in PHOTOS]
+    # The vectors rank rocket, then chelsea, then coffee for the query below.
+    index.upsert(items, [np.eye(4, dtype=np.float32)[i] for i in (2, 0, 1)])
+    return Matcher(
+        index=index,
+        top_k=3,
+        filters=SearchFilter(),
+        local_features_of=keypoints.get if verify else None,
+    )
+
+
+def _payload(view: bytes | None) -> bytes:
+    vector = np.array([0.6, 0.5, 0.4, 0.0], np.float32)
+    message = FeatureMessage(
+        "cam-1", 1, time.time(), "model-a", vector / np.linalg.norm(vector), verify_jpeg=view
+    )
+    return encode(message)
+
+
+@pytest.fixture(scope="module")
+def coffee_view():
+    return verification_jpeg(camera_views(load_photo("coffee"), 1, seed=8)[0])
+
+
+def test_the_view_moves_the_item_it_shows_first(keypoints, coffee_view):
+    record = _matcher(keypoints, verify=True).match(
+        features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
+    )
+    assert [m.item_id for m in record.matches] == ["coffee", "rocket", "chelsea"]
+    assert "verify" in record.stages_ms
+
+
+@pytest.mark.parametrize(
+    ("verify_setting", "verify_call", "with_view"),
+    [(False, True, True), (True, False, True), (True, True, False)],
+    ids=["verification off", "superseded message", "no view sent"],
+)
+def test_otherwise_the_vectors_order_stands(
+    keypoints, coffee_view, verify_setting, verify_call, with_view
+):
+    record = _matcher(keypoints, verify=verify_setting).match(
+        features_topic("cam-1"),
+        _payload(coffee_view if with_view else None),
+        received_at=time.time(),
+        verify=verify_call,
+    )
+    assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
+    assert "verify" not in record.stages_ms
