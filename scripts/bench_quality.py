@@ -3,6 +3,7 @@
 Same catalog (the scikit-image photos), same seeded queries, same run for every row:
 - synthetic: camera-like views (perspective, crop, rotation, blur, light, noise, JPEG);
 - clutter: the item at 15-40% of a frame made of the other catalog photos, with shadow;
+- clutter, other photos: the same on photos that are not in the catalog (OpenCV's samples);
 - real views: 22 real second photos (OpenCV's sample pairs and scikit-image's stereo pair)
   against their own 41-item catalog, overall and per group (objects and scenes; near-duplicates).
 "edgelens" is sharpened R-GeM pooling with the catalog recipe's views, queries sent as a device
@@ -28,7 +29,7 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
-from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
+from edgelens.evaluation.real_views import BACKGROUNDS, fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     System,
     clutter_queries,
@@ -63,11 +64,14 @@ def main() -> None:
         sources = collect_sources([manifest])
         photos = load_catalog(sources)
         images = {p.item.item_id: p.image_bgr for p in photos}
+        real_set = fetch_real_views(args.models_dir.parent / "real-views")
         query_sets = {
             "synthetic": synthetic_queries(images, args.views, args.seed),
             "clutter": clutter_queries(images, args.clutter, args.seed + 1),
+            "clutter, other photos": clutter_queries(
+                images, args.clutter, args.seed + 2, backgrounds=real_set.backgrounds()
+            ),
         }
-        real_set = fetch_real_views(args.models_dir.parent / "real-views")
         real_photos = load_catalog(collect_sources([real_set.catalog_dir]))
         real_sets = real_view_query_sets(real_set)
         systems = []
@@ -115,7 +119,10 @@ def main() -> None:
     lines = [
         f"{len(photos)} catalog photos; {len(query_sets['synthetic'])} synthetic views "
         f"({args.views} per photo) and {len(query_sets['clutter'])} clutter views ({args.clutter} "
-        f"per photo) against them. The real-view set: {len(real_sets['real views'])} real "
+        "per photo) against them; clutter is built from the other catalog photos (other "
+        f"items in view, as on a shelf), clutter, other photos from {len(BACKGROUNDS)} ordinary "
+        "photographs that are not in the catalog (the item among other things). The real-view "
+        f"set: {len(real_sets['real views'])} real "
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
         f"edgelens = sharpened R-GeM pooling in the graph + {CatalogRecipe().views} vectors per "
         f"catalog photo + the query's centred focus box ({FOCUS_AREA:.0%} of the frame; each "

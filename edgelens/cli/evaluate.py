@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -23,6 +24,7 @@ from edgelens.evaluation.runner import (
     load_catalog,
     synthetic_queries,
 )
+from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Precision, Settings
 
@@ -42,6 +44,13 @@ def eval_command(
     clutter_views: Annotated[
         int, typer.Option(min=0, help="Item-in-clutter views per catalog image.")
     ] = 0,
+    clutter_backgrounds: Annotated[
+        Path | None,
+        typer.Option(
+            help="Build the clutter from the photos in this folder (things not in the "
+            "catalog) instead of the other catalog photos."
+        ),
+    ] = None,
     real_views: Annotated[
         bool,
         typer.Option(
@@ -69,8 +78,14 @@ def eval_command(
         if catalog is None or not catalog.is_dir():
             raise EdgelensError(f"catalog folder not found: {catalog} (give --catalog DIR)")
         photos = load_catalog(collect_sources([catalog]))
+        backgrounds = _background_photos(clutter_backgrounds)
         suites.append(
-            (photos, _catalog_query_sets(photos, queries, synthetic_views, clutter_views, seed))
+            (
+                photos,
+                _catalog_query_sets(
+                    photos, queries, synthetic_views, clutter_views, seed, backgrounds
+                ),
+            )
         )
     if real_views:
         real_set = fetch_real_views(settings.data_dir / "real-views")
@@ -121,6 +136,7 @@ def _catalog_query_sets(
     synthetic_views: int,
     clutter_views: int,
     seed: int,
+    backgrounds: list[np.ndarray] | None,
 ) -> dict[str, list[Query]]:
     images = {photo.item.item_id: photo.image_bgr for photo in photos}
     query_sets: dict[str, list[Query]] = {}
@@ -129,8 +145,25 @@ def _catalog_query_sets(
     if synthetic_views:
         query_sets["synthetic"] = synthetic_queries(images, synthetic_views, seed)
     if clutter_views:
-        query_sets["clutter"] = clutter_queries(images, clutter_views, seed)
+        query_sets["clutter"] = clutter_queries(
+            images, clutter_views, seed, backgrounds=backgrounds
+        )
     return query_sets
+
+
+def _background_photos(folder: Path | None) -> list[np.ndarray] | None:
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        raise EdgelensError(f"background folder not found: {folder}")
+    photos = [
+        decode_image(path)
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not photos:
+        raise EdgelensError(f"no background photos in {folder}")
+    return photos
 
 
 def _featurizer(settings: Settings, precision: str, pooling: str) -> Featurizer:

@@ -10,7 +10,12 @@ other. The first photo of each pair is a catalog item, the second its query; the
 scikit-image sample photos join the catalog as distractors (with the motorcycle stereo
 pair), so the set is 22 real queries against 41 items.
 
-The archive is downloaded once, checked against its sha256, and only the pair images are
+The same archive also ships ordinary photographs (fruit, a street, a circuit board, a
+squirrel...): :data:`BACKGROUNDS` are kept as clutter that is *not* in the catalog, for
+item-in-clutter views of things placed among other things rather than among other catalog
+items.
+
+The archive is downloaded once, checked against its sha256, and only those images are
 kept: nothing is redistributed with this repository.
 """
 
@@ -27,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edgelens.errors import EdgelensError
 from edgelens.evaluation.runner import Query, folder_queries
 from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_sample_catalog
+from edgelens.featurizer.preprocess import decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ OPENCV_SDIST_URL = (
 )
 OPENCV_SDIST_SHA256 = "72d234e4582e9658ffea8e9cae5b63d488ad06994ef12d81dc303b17472f3526"
 SAMPLES_PREFIX = "opencv-python-4.10.0.84/opencv/samples/data/"
-SET_VERSION = 1
+SET_VERSION = 2
 
 
 class RealViewsUnavailableError(EdgelensError):
@@ -74,6 +81,26 @@ REAL_PAIRS: tuple[RealPair, ...] = (
     ),
 )
 MOTORCYCLE_GROUP = "objects and scenes"  # scikit-image's stereo pair, already in the catalog
+# Photographs, none of them a catalog item of either set (drawings left out).
+BACKGROUNDS: tuple[str, ...] = (
+    "apple.jpg",
+    "baboon.jpg",
+    "board.jpg",
+    "building.jpg",
+    "butterfly.jpg",
+    "cards.png",
+    "chicky_512.png",
+    "fruits.jpg",
+    "home.jpg",
+    "lena.jpg",
+    "messi5.jpg",
+    "orange.jpg",
+    "pca_test1.jpg",
+    "smarties.png",
+    "squirrel_cls.jpg",
+    "starry_night.jpg",
+    "stuff.jpg",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,14 @@ class RealViewSet:
     @property
     def queries_dir(self) -> Path:
         return self.root / "queries"
+
+    @property
+    def backgrounds_dir(self) -> Path:
+        return self.root / "backgrounds"
+
+    def backgrounds(self) -> list[np.ndarray]:
+        """The clutter photos, decoded (BGR)."""
+        return [decode_image(path) for path in sorted(self.backgrounds_dir.iterdir())]
 
     def groups(self) -> dict[str, str]:
         """Item id → group, for the items that have queries."""
@@ -136,7 +171,7 @@ def _download(url: str, target: Path, sha256: str) -> None:
 
 def _write_set(archive: Path, staging: Path) -> None:
     """Extract the pair images and lay out catalog/, queries/ and set.json in ``staging``."""
-    wanted = {pair.catalog_file for pair in REAL_PAIRS}
+    wanted = {pair.catalog_file for pair in REAL_PAIRS} | set(BACKGROUNDS)
     wanted |= {name for pair in REAL_PAIRS for name in pair.query_files}
     extracted = staging / "extracted"
     try:
@@ -163,6 +198,9 @@ def _write_set(archive: Path, staging: Path) -> None:
         (queries / pair.item_id).mkdir()
         for name in pair.query_files:
             shutil.copyfile(extracted / name, queries / pair.item_id / name)
+    (staging / "backgrounds").mkdir()
+    for name in BACKGROUNDS:
+        shutil.copyfile(extracted / name, staging / "backgrounds" / name)
     shutil.rmtree(extracted)
     groups = {pair.item_id: pair.group for pair in REAL_PAIRS} | {"motorcycle": MOTORCYCLE_GROUP}
     (staging / "set.json").write_text(

@@ -187,11 +187,19 @@ def synthetic_queries(
     return queries
 
 
-def clutter_queries(images: dict[str, np.ndarray], views_per_image: int, seed: int) -> list[Query]:
-    """Each catalog item at 15-40% of a frame built from the *other* catalog photos."""
+def clutter_queries(
+    images: dict[str, np.ndarray],
+    views_per_image: int,
+    seed: int,
+    *,
+    backgrounds: Sequence[np.ndarray] | None = None,
+) -> list[Query]:
+    """Each catalog item at 15-40% of a frame built from the *other* catalog photos (other
+    items in view, as on a shelf) or, given ``backgrounds``, from those photos (things that
+    are not in the catalog)."""
     queries = []
     for item_id, image in sorted(images.items()):
-        others = [other for other_id, other in sorted(images.items()) if other_id != item_id]
+        others = backgrounds or [o for other_id, o in sorted(images.items()) if other_id != item_id]
         rng = np.random.default_rng(_item_seed(seed, item_id))
         for n in range(views_per_image):
             view = clutter_view(image, others, rng)

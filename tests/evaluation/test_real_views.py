@@ -13,6 +13,7 @@ import pytest
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.real_views import (
+    BACKGROUNDS,
     REAL_PAIRS,
     SAMPLES_PREFIX,
     RealViewsUnavailableError,
@@ -26,9 +27,10 @@ from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
 def _fake_archive(path: Path, *, skip: str | None = None) -> str:
     """A tar.gz laid out like the OpenCV sdist, each pair image a small distinct picture."""
     names = {p.catalog_file for p in REAL_PAIRS} | {n for p in REAL_PAIRS for n in p.query_files}
+    names |= set(BACKGROUNDS)
     with tarfile.open(path, "w:gz") as tar:
         for n, name in enumerate(sorted(names - {skip})):
-            image = np.full((48, 64, 3), n * 5, np.uint8)
+            image = np.full((48, 64, 3), n * 3, np.uint8)
             ok, encoded = cv2.imencode(Path(name).suffix, image)
             assert ok
             member = tarfile.TarInfo(SAMPLES_PREFIX + name)
@@ -49,6 +51,8 @@ def test_fetch_writes_catalog_queries_and_groups(tmp_path):
     queried = {p.parent.name for p in real_set.queries_dir.glob("*/*")}
     assert queried == {p.item_id for p in REAL_PAIRS} | {"motorcycle"}
     assert set(real_set.groups()) == queried
+    assert {p.name for p in real_set.backgrounds_dir.iterdir()} == set(BACKGROUNDS)
+    assert len(real_set.backgrounds()) == len(BACKGROUNDS)
     assert not (tmp_path / "real.partial").exists()
 
     sets = real_view_query_sets(real_set)
@@ -88,6 +92,9 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     queries = real_view_query_sets(real_views)["real views"]
     assert {q.item_id for q in queries} <= {p.item.item_id for p in photos}
     assert all(q.image_bgr.ndim == 3 and min(q.image_bgr.shape[:2]) >= 200 for q in queries)
+    backgrounds = real_views.backgrounds()
+    assert len(backgrounds) == len(BACKGROUNDS)
+    assert all(min(b.shape[:2]) >= 190 for b in backgrounds)
     source = json.loads((real_views.root / "set.json").read_text())["source"]
     assert source.endswith("opencv-python-4.10.0.84.tar.gz")
 
