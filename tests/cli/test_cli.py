@@ -142,3 +142,14 @@ def test_eval_on_the_real_views_reports_each_group(settings, real_views):
     assert all(r["items"] == 41 for r in rows)
     assert {r["system"]: r["verify"] for r in rows} == {"edgelens": True, "baseline": False}
     assert by_set["real views"]["top5"] >= 0.9  # measured 0.955: one pose of 22 out of the top 5
+
+
+def test_eval_builds_clutter_from_other_photos_when_given(settings, sample_catalog, real_views):
+    catalog = str(sample_catalog.parent)
+    common = ("eval", "--catalog", catalog, "--clutter-views", "1", "--json")
+    result = _run(*common, "--clutter-backgrounds", str(real_views.backgrounds_dir))
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert row["set"] == "clutter" and row["queries"] == 20
+    missing = _run(*common, "--clutter-backgrounds", str(sample_catalog.parent / "nowhere"))
+    assert missing.exit_code == 1 and "background folder not found" in missing.output
