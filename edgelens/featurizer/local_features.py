@@ -60,10 +60,7 @@ class LocalFeatures:
 
 def extract_local_features(image: np.ndarray) -> LocalFeatures:
     """Keypoints of a BGR or grey image, scaled down to at most MAX_SIDE for extraction."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    scale = min(1.0, MAX_SIDE / max(gray.shape[:2]))
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    gray, scale = _grey_at_most_max_side(image)
     # A detector per call (cheap to make): the web app may import two uploads at once.
     found, descriptors = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints
@@ -74,14 +71,20 @@ def extract_local_features(image: np.ndarray) -> LocalFeatures:
 
 def verification_jpeg(frame_bgr: np.ndarray) -> bytes:
     """What a device sends for verification: its focus box, grey, as a JPEG (~20 KB at VGA)."""
-    gray = cv2.cvtColor(focus_crop(frame_bgr), cv2.COLOR_BGR2GRAY)
-    scale = min(1.0, MAX_SIDE / max(gray.shape))
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    gray, _ = _grey_at_most_max_side(focus_crop(frame_bgr))
     ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
         raise ImageDecodeError("JPEG encoding of the verification view failed")
     return encoded.tobytes()
+
+
+def _grey_at_most_max_side(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image in grey, shrunk so its longer side is at most MAX_SIDE; and the scale."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    scale = min(1.0, MAX_SIDE / max(gray.shape[:2]))
+    if scale < 1:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return gray, scale
 
 
 def decode_verification_jpeg(data: bytes) -> np.ndarray:
