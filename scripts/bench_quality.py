@@ -41,12 +41,11 @@ from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import FOCUS_AREA, focus_crop
 from edgelens.featurizer.local_features import (
-    decode_verification_jpeg,
     extract_local_features,
     verification_jpeg,
 )
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.verify import CANDIDATES, verify
+from edgelens.search.verify import CANDIDATES, verify_view
 from edgelens.wire.records import Match
 
 
@@ -176,9 +175,9 @@ def _device_cost(ours: Featurizer, plain: Featurizer, photo) -> dict[str, float]
         "plain": lambda: plain.embed([frame]),
         "focus": lambda: ours.embed([focus_crop(frame)]),
         "view": lambda: verification_jpeg(frame),
-        "verify": lambda: verify(
+        "verify": lambda: verify_view(  # the worker's own step
             [Match(f"c{n}", "", None, "EUR", True, 0.5) for n in range(CANDIDATES)],
-            extract_local_features(decode_verification_jpeg(view)),
+            view,
             lambda _item_id: catalog["coffee"],
         ),
     }

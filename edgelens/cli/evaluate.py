@@ -20,11 +20,11 @@ from edgelens.evaluation.runner import (
     System,
     clutter_queries,
     evaluate_systems,
+    folder_photos,
     folder_queries,
     load_catalog,
     synthetic_queries,
 )
-from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Precision, Settings
 
@@ -156,11 +156,7 @@ def _background_photos(folder: Path | None) -> list[np.ndarray] | None:
         return None
     if not folder.is_dir():
         raise EdgelensError(f"background folder not found: {folder}")
-    photos = [
-        decode_image(path)
-        for path in sorted(folder.iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    photos = folder_photos(folder)
     if not photos:
         raise EdgelensError(f"no background photos in {folder}")
     return photos

@@ -8,13 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
-from edgelens.featurizer.local_features import (
-    LocalFeatures,
-    decode_verification_jpeg,
-    extract_local_features,
-)
+from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.search.base import SearchFilter, VectorIndex, search_views
-from edgelens.search.verify import CANDIDATES, verify
+from edgelens.search.verify import CANDIDATES, verify_view
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import device_of_topic
 from edgelens.wire.records import Match, MatchRecord
@@ -90,7 +86,7 @@ class Matcher:
         (the vectors were fine, so the device still gets its answer)."""
         assert message.verify_jpeg is not None and self.local_features_of is not None
         try:
-            view = decode_verification_jpeg(message.verify_jpeg)
+            return verify_view(matches, message.verify_jpeg, self.local_features_of)
         except ImageDecodeError as exc:
             logger.warning(
                 "answered without verification: %s",
@@ -98,8 +94,6 @@ class Matcher:
                 extra={"device_id": message.device_id, "seq": message.seq},
             )
             return matches
-        reranked, _ = verify(matches, extract_local_features(view), self.local_features_of)
-        return reranked
 
     def _decode(self, topic: str, payload: bytes) -> FeatureMessage:
         topic_device = device_of_topic(topic)

@@ -35,9 +35,8 @@ import cv2
 import numpy as np
 
 from edgelens.errors import EdgelensError
-from edgelens.evaluation.runner import Query, folder_queries
+from edgelens.evaluation.runner import Query, folder_photos, folder_queries
 from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_sample_catalog
-from edgelens.featurizer.preprocess import decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ class RealViewSet:
 
     def backgrounds(self) -> list[np.ndarray]:
         """The clutter photos, decoded (BGR)."""
-        return [decode_image(path) for path in sorted(self.backgrounds_dir.iterdir())]
+        return folder_photos(self.backgrounds_dir)
 
     def groups(self) -> dict[str, str]:
         """Item id → group, for the items that have queries."""

@@ -23,7 +23,6 @@ from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_crop
 from edgelens.featurizer.local_features import (
     LocalFeatures,
-    decode_verification_jpeg,
     extract_local_features,
     verification_jpeg,
 )
@@ -31,7 +30,7 @@ from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
-from edgelens.search.verify import verify
+from edgelens.search.verify import verify_view
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +175,15 @@ def folder_queries(queries_dir: Path) -> list[Query]:
     return queries
 
 
+def folder_photos(folder: Path) -> list[np.ndarray]:
+    """The images of a folder (by name), decoded as BGR; e.g. photos to build clutter from."""
+    return [
+        decode_image(path)
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
 def synthetic_queries(
     images: dict[str, np.ndarray], views_per_image: int, seed: int
 ) -> list[Query]:
@@ -238,8 +246,8 @@ def evaluate(
         for n, query in enumerate(chunk):
             found = search_views(index, [v[n] for v in views], k=len(index))
             if local_features_of is not None:
-                view = decode_verification_jpeg(verification_jpeg(query.image_bgr))
-                found, _ = verify(found, extract_local_features(view), local_features_of)
+                view = verification_jpeg(query.image_bgr)
+                found = verify_view(found, view, local_features_of)
             ranks.append([m.item_id for m in found].index(query.item_id) + 1)
         if progress:
             progress(len(chunk))

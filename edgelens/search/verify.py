@@ -25,7 +25,11 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edgelens.featurizer.local_features import LocalFeatures
+from edgelens.featurizer.local_features import (
+    LocalFeatures,
+    decode_verification_jpeg,
+    extract_local_features,
+)
 from edgelens.wire.records import Match
 
 CANDIDATES = 10
@@ -90,3 +94,15 @@ def verify(
         item = features_of(match.item_id)
         inliers[match.item_id] = count_inliers(query, item) if item is not None else 0
     return verified_order(head, inliers) + tail, inliers
+
+
+def verify_view(
+    matches: Sequence[Match],
+    view_jpeg: bytes,
+    features_of: Callable[[str], LocalFeatures | None],
+) -> list[Match]:
+    """:func:`verify` from the view a device sends (a grey JPEG), as the worker answers
+    it and ``edgelens eval`` measures it; raises ImageDecodeError for an unusable view."""
+    view = decode_verification_jpeg(view_jpeg)
+    reranked, _ = verify(matches, extract_local_features(view), features_of)
+    return reranked

@@ -194,9 +194,7 @@ def _read_jpeg(payload: bytes, offset: int) -> tuple[bytes, int]:
         raise WireFormatError("truncated before the verification view's length")
     (length,) = _LENGTH.unpack_from(payload, offset)
     offset += _LENGTH.size
-    if not 0 < length <= MAX_JPEG_BYTES:
-        raise WireFormatError(f"verification view of {length} bytes, 1..{MAX_JPEG_BYTES}")
-    if len(payload) - offset < length:
+    if len(payload) - offset < length:  # its size bounds are FeatureMessage's check
         raise WireFormatError(
             f"verification view needs {length} bytes, message carries {len(payload) - offset}"
         )
