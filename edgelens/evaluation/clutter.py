@@ -9,6 +9,7 @@ of real, recognisable things), adds a soft drop shadow, then the camera effects 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -18,15 +19,24 @@ from edgelens.evaluation.views import FRAME_SIZE, camera_finish
 AREA_RANGE = (0.15, 0.40)
 
 
+@dataclass(frozen=True)
+class ClutterFrame:
+    """A clutter view and which background photos (indexes into the list given) show in it:
+    when those are catalog photos, the frame holds other catalog items too."""
+
+    image_bgr: np.ndarray
+    background_indexes: frozenset[int]
+
+
 def clutter_view(
     item_bgr: np.ndarray,
     backgrounds_bgr: Sequence[np.ndarray],
     rng: np.random.Generator,
     *,
     area_range: tuple[float, float] = AREA_RANGE,
-) -> np.ndarray:
+) -> ClutterFrame:
     """One 640x480 frame with the item somewhere among other photos."""
-    canvas = _busy_background(backgrounds_bgr, rng)
+    canvas, used = _busy_background(backgrounds_bgr, rng)
     width, height = FRAME_SIZE
     area = rng.uniform(*area_range) * width * height
     h, w = item_bgr.shape[:2]
@@ -50,16 +60,21 @@ def clutter_view(
     canvas = _shadow(canvas, mask, rng)
     alpha = (cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32) / 255.0)[..., None]
     composed = (warped * alpha + canvas * (1 - alpha)).astype(np.uint8)
-    return camera_finish(composed, rng)
+    return ClutterFrame(camera_finish(composed, rng), frozenset(used))
 
 
-def _busy_background(photos: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """A 2x2 collage of random crops of other photos, each scaled to a quarter of the frame."""
+def _busy_background(
+    photos: Sequence[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, list[int]]:
+    """A 2x2 collage of random crops of other photos, each scaled to a quarter of the frame;
+    and the indexes of the photos it used."""
     width, height = FRAME_SIZE
     canvas = np.zeros((height, width, 3), np.uint8)
+    used = []
     for row in range(2):
         for col in range(2):
-            photo = photos[int(rng.integers(len(photos)))]
+            used.append(int(rng.integers(len(photos))))
+            photo = photos[used[-1]]
             ph, pw = photo.shape[:2]
             keep = rng.uniform(0.4, 0.9)
             cw, ch = max(8, int(pw * keep)), max(8, int(ph * keep))
@@ -69,7 +84,7 @@ def _busy_background(photos: Sequence[np.ndarray], rng: np.random.Generator) -> 
                 row * height // 2 : (row + 1) * height // 2,
                 col * width // 2 : (col + 1) * width // 2,
             ] = tile
-    return canvas
+    return canvas, used
 
 
 def _shadow(canvas: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

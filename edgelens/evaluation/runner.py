@@ -35,13 +35,21 @@ from edgelens.search.verify import verify_view
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+# The name of a set's figures with the other catalog items in its frames left out.
+IN_VIEW_IGNORED = "{}, in view ignored"
 
 
 @dataclass(frozen=True)
 class Query:
+    """A labelled query image. ``also_in_view`` names other catalog items the frame shows
+    (clutter built from catalog photos): answering one of those is neither right nor wrong,
+    so the "in view ignored" figures leave them out of the ranking, as the revisited
+    Oxford/Paris protocol does with its "junk" images."""
+
     item_id: str
     image_bgr: np.ndarray
     origin: str
+    also_in_view: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ def evaluate_systems(
         if system.verify and not keypoints:
             keypoints = {p.item.item_id: extract_local_features(p.image_bgr) for p in photos}
         for set_name, queries in query_sets.items():
-            metrics = evaluate(
+            rankings = rank_queries(
                 system.featurizer,
                 index,
                 queries,
@@ -148,17 +156,21 @@ def evaluate_systems(
                 focus=system.focus,
                 local_features_of=keypoints.get if system.verify else None,
             )
-            results.append(
+            scored = [(set_name, metrics_of(rankings))]
+            if any(q.also_in_view for q in queries):
+                scored.append((IN_VIEW_IGNORED.format(set_name), metrics_of(rankings, True)))
+            results += [
                 SetResult(
                     system.name,
-                    set_name,
+                    name,
                     index.model_id,
                     index.vector_count,
                     metrics,
                     system.focus,
                     system.verify,
                 )
-            )
+                for name, metrics in scored
+            ]
     return results
 
 
@@ -203,15 +215,17 @@ def clutter_queries(
     backgrounds: Sequence[np.ndarray] | None = None,
 ) -> list[Query]:
     """Each catalog item at 15-40% of a frame built from the *other* catalog photos (other
-    items in view, as on a shelf) or, given ``backgrounds``, from those photos (things that
-    are not in the catalog)."""
+    items in view, as on a shelf; each query names them in ``also_in_view``) or, given
+    ``backgrounds``, from those photos (things that are not in the catalog)."""
     queries = []
     for item_id, image in sorted(images.items()):
-        others = backgrounds or [o for other_id, o in sorted(images.items()) if other_id != item_id]
+        other_ids = [] if backgrounds else [i for i in sorted(images) if i != item_id]
+        others = backgrounds or [images[i] for i in other_ids]
         rng = np.random.default_rng(_item_seed(seed, item_id))
         for n in range(views_per_image):
             view = clutter_view(image, others, rng)
-            queries.append(Query(item_id, view, f"clutter:{item_id}:{n}"))
+            in_view = frozenset(other_ids[i] for i in view.background_indexes if other_ids)
+            queries.append(Query(item_id, view.image_bgr, f"clutter:{item_id}:{n}", in_view))
     return queries
 
 
@@ -228,15 +242,51 @@ def evaluate(
     focus: bool = False,
     local_features_of: Callable[[str], LocalFeatures | None] | None = None,
 ) -> RetrievalMetrics:
-    """Rank of each query's own item; with ``focus`` each query is searched as a device
-    sends it, the frame and its focus box, each item scoring the better of the two; with
-    ``local_features_of`` (the catalog's keypoints) its best candidates are verified from
-    the view a device sends, decoded and extracted as the worker does."""
+    """The metrics of :func:`rank_queries` (every catalog item counts against the query)."""
+    return metrics_of(
+        rank_queries(
+            featurizer,
+            index,
+            queries,
+            progress,
+            focus=focus,
+            local_features_of=local_features_of,
+        )
+    )
+
+
+def metrics_of(
+    rankings: Sequence[tuple[Query, list[str]]], ignore_in_view: bool = False
+) -> RetrievalMetrics:
+    """Metrics from the rank of each query's own item; with ``ignore_in_view`` the other
+    catalog items its frame shows are first taken out of its ranking."""
+    ranks = []
+    for query, ranked in rankings:
+        if ignore_in_view:
+            ranked = [item_id for item_id in ranked if item_id not in query.also_in_view]
+        ranks.append(ranked.index(query.item_id) + 1)
+    return RetrievalMetrics.from_ranks(ranks)
+
+
+def rank_queries(
+    featurizer: Featurizer,
+    index: ExactIndex,
+    queries: Iterable[Query],
+    progress: Progress | None = None,
+    *,
+    focus: bool = False,
+    local_features_of: Callable[[str], LocalFeatures | None] | None = None,
+) -> list[tuple[Query, list[str]]]:
+    """Each query with the whole catalog ranked for it (item ids, best first). With
+    ``focus`` each query is searched as a device sends it, the frame and its focus box,
+    each item scoring the better of the two; with ``local_features_of`` (the catalog's
+    keypoints) its best candidates are verified from the view a device sends, decoded and
+    extracted as the worker does."""
     queries = list(queries)
     unknown = sorted({q.item_id for q in queries if q.item_id not in index})
     if unknown:
         raise EdgelensError(f"queries name items missing from the catalog: {unknown[:10]}")
-    ranks = []
+    rankings = []
     batch_size = featurizer.batch_size
     for start in range(0, len(queries), batch_size):
         chunk = queries[start : start + batch_size]
@@ -248,7 +298,7 @@ def evaluate(
             if local_features_of is not None:
                 view = verification_jpeg(query.image_bgr)
                 found = verify_view(found, view, local_features_of)
-            ranks.append([m.item_id for m in found].index(query.item_id) + 1)
+            rankings.append((query, [m.item_id for m in found]))
         if progress:
             progress(len(chunk))
-    return RetrievalMetrics.from_ranks(ranks)
+    return rankings
