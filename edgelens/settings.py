@@ -89,6 +89,13 @@ class SearchSettings(_Section):
         description="Re-rank the best candidates by keypoint matches when a message carries "
         "its verification view (docs/benchmarks.md: real second views 0.68 -> 0.86 top-1).",
     )
+    verify_candidates: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="How many of the vector search's best are verified; each costs the "
+        "worker a keypoint match and a RANSAC fit (docs/benchmarks.md, verification budget).",
+    )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)

@@ -37,11 +37,14 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch):
 
 def test_unknown_keys_and_bad_values_are_readable_errors(tmp_path: Path):
     config = tmp_path / "edgelens.toml"
-    config.write_text('data_dri = "x"\nmqtt_url = "http://broker"\n[featurizer]\nthreads = 0\n')
+    config.write_text(
+        'data_dri = "x"\nmqtt_url = "http://broker"\n[featurizer]\nthreads = 0\n'
+        "[search]\nverify_candidates = 0\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     text = str(info.value)
-    assert "3 invalid setting(s)" in text
+    assert "4 invalid setting(s)" in text and "search.verify_candidates" in text
     assert "data_dri: Extra inputs are not permitted" in text
     assert "mqtt_url" in text and "featurizer.threads" in text
 

@@ -102,6 +102,7 @@ def eval_command(
             CatalogRecipe(settings.catalog.views),
             focus=settings.device.focus,
             verify=settings.search.verify and settings.device.verify_view,
+            verify_candidates=settings.search.verify_candidates,
         ),
     ]
     if baseline:

@@ -42,6 +42,7 @@ class Matcher:
     admit: Callable[[FeatureMessage], None] | None = None
     # The keypoints of an item's catalog photo; None turns spatial verification off.
     local_features_of: Callable[[str], LocalFeatures | None] | None = None
+    verify_candidates: int = CANDIDATES  # how many of the best the keypoints re-rank
 
     def match(
         self, topic: str, payload: bytes, *, received_at: float, verify: bool = True
@@ -58,7 +59,7 @@ class Matcher:
         verifying = (
             verify and self.local_features_of is not None and message.verify_jpeg is not None
         )
-        k = max(self.top_k, CANDIDATES) if verifying else self.top_k
+        k = max(self.top_k, self.verify_candidates) if verifying else self.top_k
         matches = search_views(self.index, message.views, k=k, filters=self.filters)
         searched = time.perf_counter()
         stages = {}
@@ -86,7 +87,12 @@ class Matcher:
         (the vectors were fine, so the device still gets its answer)."""
         assert message.verify_jpeg is not None and self.local_features_of is not None
         try:
-            return verify_view(matches, message.verify_jpeg, self.local_features_of)
+            return verify_view(
+                matches,
+                message.verify_jpeg,
+                self.local_features_of,
+                candidates=self.verify_candidates,
+            )
         except ImageDecodeError as exc:
             logger.warning(
                 "answered without verification: %s",

@@ -469,6 +469,7 @@ class Worker:
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
             admit=self._sequence.check,
             local_features_of=self._item_local_features if search.verify else None,
+            verify_candidates=search.verify_candidates,
         )
         follower = CatalogFollower(
             store=self._store,

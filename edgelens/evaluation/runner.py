@@ -30,7 +30,7 @@ from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
-from edgelens.search.verify import verify_view
+from edgelens.search.verify import CANDIDATES, verify_view
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class System:
     catalog_featurizer: Featurizer | None = None
     focus: bool = False  # queries also send their focus box, as a device does by default
     verify: bool = False  # and its verification view; the worker re-ranks by keypoints
+    verify_candidates: int = CANDIDATES  # how many of the best it re-ranks
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def evaluate_systems(
                 progress,
                 focus=system.focus,
                 local_features_of=keypoints.get if system.verify else None,
+                verify_candidates=system.verify_candidates,
             )
             scored = [(set_name, metrics_of(rankings))]
             if any(q.also_in_view for q in queries):
@@ -241,6 +243,7 @@ def evaluate(
     *,
     focus: bool = False,
     local_features_of: Callable[[str], LocalFeatures | None] | None = None,
+    verify_candidates: int = CANDIDATES,
 ) -> RetrievalMetrics:
     """The metrics of :func:`rank_queries` (every catalog item counts against the query)."""
     return metrics_of(
@@ -251,6 +254,7 @@ def evaluate(
             progress,
             focus=focus,
             local_features_of=local_features_of,
+            verify_candidates=verify_candidates,
         )
     )
 
@@ -276,6 +280,7 @@ def rank_queries(
     *,
     focus: bool = False,
     local_features_of: Callable[[str], LocalFeatures | None] | None = None,
+    verify_candidates: int = CANDIDATES,
 ) -> list[tuple[Query, list[str]]]:
     """Each query with the whole catalog ranked for it (item ids, best first). With
     ``focus`` each query is searched as a device sends it, the frame and its focus box,
@@ -297,7 +302,7 @@ def rank_queries(
             found = search_views(index, [v[n] for v in views], k=len(index))
             if local_features_of is not None:
                 view = verification_jpeg(query.image_bgr)
-                found = verify_view(found, view, local_features_of)
+                found = verify_view(found, view, local_features_of, candidates=verify_candidates)
             rankings.append((query, [m.item_id for m in found]))
         if progress:
             progress(len(chunk))

@@ -32,7 +32,7 @@ from edgelens.featurizer.local_features import (
 )
 from edgelens.wire.records import Match
 
-CANDIDATES = 10
+CANDIDATES = 10  # the default of settings.search.verify_candidates
 MIN_INLIERS = 15
 RATIO = 0.8
 RANSAC_PX = 8.0
@@ -85,10 +85,13 @@ def verify(
     matches: Sequence[Match],
     query: LocalFeatures,
     features_of: Callable[[str], LocalFeatures | None],
+    *,
+    candidates: int = CANDIDATES,
 ) -> tuple[list[Match], dict[str, int]]:
-    """The first CANDIDATES matches re-ranked by verification, the rest after them;
-    also the inlier counts (items without stored features count 0)."""
-    head, tail = list(matches[:CANDIDATES]), list(matches[CANDIDATES:])
+    """The first ``candidates`` matches re-ranked by verification, the rest after them;
+    also the inlier counts (items without stored features count 0). Each candidate costs
+    a keypoint match and a RANSAC fit (docs/benchmarks.md, "Verification budget")."""
+    head, tail = list(matches[:candidates]), list(matches[candidates:])
     inliers = {}
     for match in head:
         item = features_of(match.item_id)
@@ -100,9 +103,11 @@ def verify_view(
     matches: Sequence[Match],
     view_jpeg: bytes,
     features_of: Callable[[str], LocalFeatures | None],
+    *,
+    candidates: int = CANDIDATES,
 ) -> list[Match]:
     """:func:`verify` from the view a device sends (a grey JPEG), as the worker answers
     it and ``edgelens eval`` measures it; raises ImageDecodeError for an unusable view."""
     view = decode_verification_jpeg(view_jpeg)
-    reranked, _ = verify(matches, extract_local_features(view), features_of)
+    reranked, _ = verify(matches, extract_local_features(view), features_of, candidates=candidates)
     return reranked

@@ -23,7 +23,7 @@ def keypoints():
     return {name: extract_local_features(load_photo(name)) for name in PHOTOS}
 
 
-def _matcher(keypoints, *, verify: bool) -> Matcher:
+def _matcher(keypoints, *, verify: bool, candidates: int = 10) -> Matcher:
     index = ExactIndex("model-a", 4)
     items = [CatalogItem(n, n, 1.0, "EUR", True, n * 8, f"{n}.png") for n in PHOTOS]
     # The vectors rank rocket, then chelsea, then coffee for the query below.
@@ -33,6 +33,7 @@ def _matcher(keypoints, *, verify: bool) -> Matcher:
         top_k=3,
         filters=SearchFilter(),
         local_features_of=keypoints.get if verify else None,
+        verify_candidates=candidates,
     )
 
 
@@ -54,6 +55,15 @@ def test_the_view_moves_the_item_it_shows_first(keypoints, coffee_view):
         features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
     )
     assert [m.item_id for m in record.matches] == ["coffee", "rocket", "chelsea"]
+    assert "verify" in record.stages_ms
+
+
+def test_only_the_set_number_of_candidates_is_verified(keypoints, coffee_view):
+    """Coffee is third by its vector: a window of two does not reach it."""
+    record = _matcher(keypoints, verify=True, candidates=2).match(
+        features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
+    )
+    assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
     assert "verify" in record.stages_ms
 
 

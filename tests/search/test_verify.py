@@ -56,3 +56,14 @@ def test_only_the_first_candidates_are_verified(photos):
 
     reranked, inliers = verify(matches[::-1], view, features_of)  # now coffee is a candidate
     assert reranked[0].item_id == "coffee" and inliers["coffee"] >= MIN_INLIERS
+
+
+def test_the_window_is_a_setting(photos):
+    """Coffee fourth by its vector: a window of three leaves it there, one of four finds it."""
+    matches = [_match(f"other{n}", 0.9) for n in range(3)] + [_match("coffee", 0.1)]
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=13)[0])
+    features_of = {"coffee": photos["coffee"]}.get
+    narrow, inliers = verify(matches, view, features_of, candidates=3)
+    assert narrow == matches and "coffee" not in inliers
+    wide, _ = verify(matches, view, features_of, candidates=4)
+    assert [m.item_id for m in wide] == ["coffee", "other0", "other1", "other2"]
