@@ -58,11 +58,15 @@ class LocalFeatures:
         return cls(xy_n2.astype(np.float32), raw.astype(np.float32))
 
 
-def extract_local_features(image: np.ndarray) -> LocalFeatures:
-    """Keypoints of a BGR or grey image, scaled down to at most MAX_SIDE for extraction."""
-    gray, scale = _grey_at_most_max_side(image)
+def extract_local_features(
+    image: np.ndarray, *, max_keypoints: int = MAX_KEYPOINTS, max_side: int = MAX_SIDE
+) -> LocalFeatures:
+    """Keypoints of a BGR or grey image, scaled down to at most ``max_side`` for extraction.
+    The product uses the defaults (their method id is stored with catalog keypoints); the
+    arguments are for measuring what other budgets cost and give (scripts/bench_verify.py)."""
+    gray, scale = _grey_at_most_max_side(image, max_side)
     # A detector per call (cheap to make): the web app may import two uploads at once.
-    found, descriptors = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS).detectAndCompute(gray, None)
+    found, descriptors = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     xy = np.array([k.pt for k in found], np.float32).reshape(-1, 2) / scale
@@ -78,10 +82,10 @@ def verification_jpeg(frame_bgr: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _grey_at_most_max_side(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """The image in grey, shrunk so its longer side is at most MAX_SIDE; and the scale."""
+def _grey_at_most_max_side(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
+    """The image in grey, shrunk so its longer side is at most ``max_side``; and the scale."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    scale = min(1.0, MAX_SIDE / max(gray.shape[:2]))
+    scale = min(1.0, max_side / max(gray.shape[:2]))
     if scale < 1:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return gray, scale

@@ -23,6 +23,14 @@ def test_keypoints_are_in_the_pixels_of_the_image_given(chelsea):
     assert features.xy_n2[:, 1].max() < large.shape[0]
 
 
+def test_a_smaller_budget_keeps_fewer_keypoints_in_the_same_pixels(chelsea):
+    large = cv2.resize(chelsea, None, fx=3, fy=3)
+    small = extract_local_features(large, max_keypoints=200, max_side=320)
+    # SIFT keeps keypoints tied at the cut-off strength, so "200" may come out a few more.
+    assert 100 < len(small) <= 210 and len(extract_local_features(large)) > 400
+    assert small.xy_n2[:, 0].max() > 640  # still mapped back to the image's own pixels
+
+
 def test_storage_round_trip_is_exact(chelsea):
     features = extract_local_features(chelsea)
     back = LocalFeatures.from_blobs(*features.to_blobs())

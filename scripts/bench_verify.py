@@ -1,0 +1,185 @@
+"""Spatial verification's budget: what the keypoints kept per catalog photo, the size the
+worker extracts the query view at and the number of candidates verified cost (bytes stored
+per item, worker ms per message on one core) and give (top-1/top-5), against the vector
+search alone, on the same rankings in the same run.
+
+Verification is the worker's dearest step and its keypoints the catalog's largest part;
+this measures how much of either can go before the answers change. Query sets and seeds
+are bench_quality's: clutter among catalog photos (strict, and with the other catalog items
+in view ignored), clutter among other photos, the real views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import common_arguments, write_section
+
+from edgelens.catalog.sources import collect_sources
+from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
+from edgelens.evaluation.runner import (
+    Query,
+    catalog_index,
+    clutter_queries,
+    load_catalog,
+    metrics_of,
+    rank_queries,
+)
+from edgelens.evaluation.sample_photos import write_sample_catalog
+from edgelens.featurizer.local_features import (
+    MAX_KEYPOINTS,
+    MAX_SIDE,
+    decode_verification_jpeg,
+    extract_local_features,
+    verification_jpeg,
+)
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.search.verify import CANDIDATES, verify
+from edgelens.wire.records import Match
+
+# (keypoints per catalog photo, side the worker extracts the view at, candidates verified);
+# the product's first.
+BUDGETS = [
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES),
+    (MAX_KEYPOINTS, MAX_SIDE, 5),
+    (500, MAX_SIDE, CANDIDATES),
+    (250, MAX_SIDE, CANDIDATES),
+    (MAX_KEYPOINTS, 480, CANDIDATES),
+    (MAX_KEYPOINTS, 320, CANDIDATES),
+]
+
+Rankings = list[tuple[Query, list[str]]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clutter", type=int, default=10, help="clutter views per photo")
+    parser.add_argument("--seed", type=int, default=1000, help="bench_quality's seed")
+    common_arguments(parser)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", "rgem", providers=["cpu"])
+    real_set = fetch_real_views(args.models_dir.parent / "real-views")
+
+    suites = []  # (catalog photos, {set name: vector-only rankings})
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = load_catalog(collect_sources([write_sample_catalog(Path(tmp) / "samples")]))
+    images = {p.item.item_id: p.image_bgr for p in photos}
+    sample_sets = {
+        "clutter": clutter_queries(images, args.clutter, args.seed + 1),
+        "clutter, other photos": clutter_queries(
+            images, args.clutter, args.seed + 2, backgrounds=real_set.backgrounds()
+        ),
+    }
+    real_photos = load_catalog(collect_sources([real_set.catalog_dir]))
+    real_sets = {"real views": real_view_query_sets(real_set)["real views"]}
+    for catalog, query_sets in ((photos, sample_sets), (real_photos, real_sets)):
+        index = catalog_index(featurizer, catalog)
+        suites.append(
+            (
+                catalog,
+                {
+                    name: rank_queries(featurizer, index, queries, focus=True)
+                    for name, queries in query_sets.items()
+                },
+            )
+        )
+    views = {  # what the devices send, made once
+        id(query): verification_jpeg(query.image_bgr)
+        for _, sets in suites
+        for rankings in sets.values()
+        for query, _ in rankings
+    }
+
+    rows = [("vectors only", "", "", 0, 0.0, _figures(suites))]
+    cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
+    for keypoints, side, candidates in BUDGETS:
+        verified_sets, bytes_per_item, message_ms = [], [], []
+        for catalog, sets in suites:
+            stored = {
+                p.item.item_id: extract_local_features(p.image_bgr, max_keypoints=keypoints)
+                for p in catalog
+            }
+            bytes_per_item += [sum(map(len, f.to_blobs())) for f in stored.values()]
+            verified = {}
+            for name, rankings in sets.items():
+                verified[name] = []
+                for query, ranked in rankings:
+                    started = time.perf_counter()
+                    found = _verified(ranked, views[id(query)], side, candidates, stored)
+                    message_ms.append((time.perf_counter() - started) * 1000)
+                    verified[name].append((query, found))
+            verified_sets.append((catalog, verified))
+        rows.append(
+            (
+                str(keypoints),
+                f"{side} px",
+                str(candidates),
+                statistics.mean(bytes_per_item),
+                statistics.median(message_ms),
+                _figures(verified_sets),
+            )
+        )
+
+    set_names = [name for _, sets in suites for name in sets] + ["clutter, in view ignored"]
+    lines = [
+        f"{len(photos)} sample photos with {len(sample_sets['clutter'])} clutter views of each "
+        f"kind, and the real-view set ({len(real_sets['real views'])} queries, "
+        f"{len(real_photos)} items); FP32 R-GeM vectors with the focus box rank every query "
+        "once, then each budget verifies the best 10 as the worker does (decode the device's "
+        "view, extract its keypoints at the side given, match and fit against each "
+        "candidate's stored keypoints). Bytes are what the catalog stores per photo, on "
+        "average (float32 positions, uint8 descriptors; photos with little texture keep fewer "
+        "keypoints); worker ms is the median per message with OpenCV on one core. The first "
+        "budget is the product's (settings.search.verify_candidates sets the third column).",
+        "",
+        "| catalog keypoints | view extracted at | candidates | bytes / item | at 1M items | "
+        "worker ms / message | " + " | ".join(f"{n} top-1 / top-5" for n in set_names) + " |",
+        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in set_names) + " |",
+    ]
+    for keypoints, side, candidates, item_bytes, ms, figures in rows:
+        cells = " | ".join(f"{figures[n][0]:.3f} / {figures[n][1]:.3f}" for n in set_names)
+        lines.append(
+            f"| {keypoints} | {side} | {candidates} | {item_bytes / 1000:.0f} KB | "
+            f"{item_bytes * 1e6 / 1e9:.0f} GB | {ms:.1f} | {cells} |"
+        )
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("verification-budget", "## Verification budget\n\n" + body)
+
+
+def _verified(
+    ranked: list[str], view_jpeg: bytes, side: int, candidates: int, stored: dict
+) -> list[str]:
+    """The worker's verification of one message, with the view extracted at ``side``."""
+    query = extract_local_features(decode_verification_jpeg(view_jpeg), max_side=side)
+    matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
+    reranked, _ = verify(matches, query, stored.get, candidates=candidates)
+    return [m.item_id for m in reranked]
+
+
+def _figures(suites: list[tuple[object, dict[str, Rankings]]]) -> dict[str, tuple[float, float]]:
+    """top-1 and top-5 of each set, and of clutter with the catalog items in view ignored."""
+    figures = {}
+    for _, sets in suites:
+        for name, rankings in sets.items():
+            metrics = metrics_of(rankings)
+            figures[name] = (metrics.top1, metrics.top5)
+            if any(query.also_in_view for query, _ in rankings):
+                lenient = metrics_of(rankings, ignore_in_view=True)
+                figures[f"{name}, in view ignored"] = (lenient.top1, lenient.top5)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
