@@ -235,30 +235,6 @@ def _item_seed(seed: int, item_id: str) -> int:
     return seed + int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
 
 
-def evaluate(
-    featurizer: Featurizer,
-    index: ExactIndex,
-    queries: Iterable[Query],
-    progress: Progress | None = None,
-    *,
-    focus: bool = False,
-    local_features_of: Callable[[str], LocalFeatures | None] | None = None,
-    verify_candidates: int = CANDIDATES,
-) -> RetrievalMetrics:
-    """The metrics of :func:`rank_queries` (every catalog item counts against the query)."""
-    return metrics_of(
-        rank_queries(
-            featurizer,
-            index,
-            queries,
-            progress,
-            focus=focus,
-            local_features_of=local_features_of,
-            verify_candidates=verify_candidates,
-        )
-    )
-
-
 def metrics_of(
     rankings: Sequence[tuple[Query, list[str]]], ignore_in_view: bool = False
 ) -> RetrievalMetrics:

@@ -12,14 +12,19 @@ from edgelens.evaluation.runner import (
     System,
     catalog_index,
     clutter_queries,
-    evaluate,
     evaluate_systems,
     folder_queries,
     load_catalog,
+    metrics_of,
+    rank_queries,
     synthetic_queries,
 )
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_motorcycle_right_view
 from edgelens.featurizer.runtime import Featurizer
+
+
+def _metrics(featurizer, index, queries, **options):
+    return metrics_of(rank_queries(featurizer, index, queries, **options))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def test_catalog_index_holds_every_photo_with_its_views(index, photos):
 
 
 def test_camera_views_of_real_photos_find_their_item(featurizer, index, images):
-    metrics = evaluate(featurizer, index, synthetic_queries(images, 4, seed=2024))
+    metrics = _metrics(featurizer, index, synthetic_queries(images, 4, seed=2024))
     assert metrics.queries == 4 * len(SAMPLE_PHOTOS)
     assert metrics.top1 >= 0.9
     assert metrics.top1 <= metrics.top5 <= metrics.recall_at_10
@@ -51,7 +56,7 @@ def test_camera_views_of_real_photos_find_their_item(featurizer, index, images):
 
 def test_the_real_second_view_of_the_motorcycle(featurizer, index):
     right = load_motorcycle_right_view()
-    metrics = evaluate(featurizer, index, [Query("motorcycle", right, "stereo right")])
+    metrics = _metrics(featurizer, index, [Query("motorcycle", right, "stereo right")])
     assert metrics.top1 == 1.0
 
 
@@ -101,15 +106,15 @@ def test_the_focus_box_finds_a_small_item_in_the_middle_of_clutter(featurizer, i
         )
         for n, item_id in enumerate(ids)
     ]
-    frame_only = evaluate(featurizer, index, queries)
-    with_focus = evaluate(featurizer, index, queries, focus=True)
+    frame_only = _metrics(featurizer, index, queries)
+    with_focus = _metrics(featurizer, index, queries, focus=True)
     assert with_focus.top1 >= frame_only.top1 and with_focus.top5 >= frame_only.top5
     assert with_focus.map > frame_only.map
 
 
 def test_evaluate_refuses_queries_for_unknown_items(featurizer, index, images):
     with pytest.raises(EdgelensError, match="missing from the catalog"):
-        evaluate(featurizer, index, [Query("unicorn", images["coffee"], "x")])
+        _metrics(featurizer, index, [Query("unicorn", images["coffee"], "x")])
 
 
 def test_query_folder_layout(tmp_path, featurizer, index, images):
@@ -118,4 +123,4 @@ def test_query_folder_layout(tmp_path, featurizer, index, images):
     (tmp_path / "coffee" / "broken.jpg").write_bytes(b"junk")
     queries = folder_queries(tmp_path)
     assert [q.item_id for q in queries] == ["coffee"]
-    assert evaluate(featurizer, index, queries).top1 == 1.0
+    assert _metrics(featurizer, index, queries).top1 == 1.0
