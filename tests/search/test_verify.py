@@ -1,12 +1,21 @@
 """Spatial verification: inlier counts on real photos, the guarded order, the candidate window."""
 
+import cv2
 import numpy as np
 import pytest
 
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.local_features import extract_local_features
-from edgelens.search.verify import CANDIDATES, MIN_INLIERS, count_inliers, verified_order, verify
+from edgelens.search.verify import (
+    CANDIDATES,
+    MIN_INLIERS,
+    RATIO,
+    count_inliers,
+    ratio_matches,
+    verified_order,
+    verify,
+)
 from edgelens.wire.records import Match
 
 
@@ -23,6 +32,20 @@ def test_a_camera_view_verifies_against_its_own_photo_only(photos):
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=11)[0])
     assert count_inliers(view, photos["coffee"]) >= 3 * MIN_INLIERS
     assert count_inliers(view, photos["rocket"]) < MIN_INLIERS
+
+
+@pytest.mark.parametrize("item", ["coffee", "rocket"])
+def test_the_ratio_test_pairs_what_opencvs_brute_force_matcher_pairs(photos, item):
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=14)[0])
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+        view.descriptors_n128, photos[item].descriptors_n128, k=2
+    )
+    expected = [
+        (p[0].queryIdx, p[0].trainIdx) for p in pairs if p[0].distance < RATIO * p[1].distance
+    ]
+    query_idx, item_idx = ratio_matches(view, photos[item])
+    assert list(zip(query_idx.tolist(), item_idx.tolist(), strict=True)) == expected
+    assert (len(expected) > 50) == (item == "coffee")  # its own photo matches, the other not
 
 
 def test_a_flat_image_has_no_keypoints_and_verifies_nothing(photos):
