@@ -6,7 +6,8 @@ and objects among other things. For each of the first :data:`CANDIDATES` items, 
 keypoints of the query are matched to the item's catalog photo (Lowe's ratio 0.8), a
 homography is fitted with RANSAC (8 px), and the matches it keeps are counted, each
 keypoint once on either side. An item with at least :data:`MIN_INLIERS` is verified;
-verified items come first.
+verified items come first. An item whose photo has fewer keypoints than that (a plain,
+untextured product) can never verify and keeps its vector place.
 
 Among verified items the vector's order stands unless a later item has significantly more
 inliers: more by over :data:`SIGNIFICANCE` standard deviations of the difference of two
@@ -81,8 +82,21 @@ def _plausible(homography: np.ndarray) -> bool:
     return 0.01 < det < 100
 
 
-def verified_order(matches: Sequence[Match], inliers: dict[str, int]) -> list[Match]:
-    """Verified matches first (see the module docstring), then the rest in vector order."""
+def verified_order(
+    matches: Sequence[Match], inliers: dict[str, int], unjudged: frozenset[str] = frozenset()
+) -> list[Match]:
+    """Verified matches first (see the module docstring), then the rest in vector order.
+
+    ``unjudged`` items keep their places: their catalog photos have too few keypoints ever
+    to verify (a plain, untextured product), so verification has no evidence against them
+    and must not put a textured neighbour above them for that alone.
+    """
+    judged = [m for m in matches if m.item_id not in unjudged]
+    reordered = iter(_verified_first(judged, inliers))
+    return [m if m.item_id in unjudged else next(reordered) for m in matches]
+
+
+def _verified_first(matches: Sequence[Match], inliers: dict[str, int]) -> list[Match]:
     verified = [m for m in matches if inliers.get(m.item_id, 0) >= MIN_INLIERS]
     ordered = []
     while verified:
@@ -105,13 +119,16 @@ def verify(
 ) -> tuple[list[Match], dict[str, int]]:
     """The first ``candidates`` matches re-ranked by verification, the rest after them;
     also the inlier counts (items without stored features count 0). Each candidate costs
-    a keypoint match and a RANSAC fit (docs/benchmarks.md, "Verification budget")."""
+    a keypoint match and a RANSAC fit (docs/benchmarks.md, "Verification budget"). Items
+    with fewer than MIN_INLIERS stored keypoints, or none stored, keep their places."""
     head, tail = list(matches[:candidates]), list(matches[candidates:])
-    inliers = {}
+    inliers, unjudged = {}, set()
     for match in head:
         item = features_of(match.item_id)
+        if item is None or len(item) < MIN_INLIERS:
+            unjudged.add(match.item_id)
         inliers[match.item_id] = count_inliers(query, item) if item is not None else 0
-    return verified_order(head, inliers) + tail, inliers
+    return verified_order(head, inliers, frozenset(unjudged)) + tail, inliers
 
 
 def verify_view(

@@ -63,6 +63,21 @@ def test_verified_items_go_first_and_near_equal_counts_keep_the_vector_order():
     assert verified_order(matches, {}) == matches
 
 
+def test_an_item_too_plain_ever_to_verify_keeps_its_place(photos):
+    """A flat photo (no keypoints) first by its vector stays first when a textured
+    neighbour verifies: verification has no evidence against it. Judged alone, the
+    neighbour goes first."""
+    flat = extract_local_features(np.full((240, 320, 3), 90, np.uint8))
+    matches = [_match("plain", 0.9), _match("rocket", 0.8), _match("coffee", 0.7)]
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=15)[0])
+    stored = {"plain": flat, "rocket": photos["rocket"], "coffee": photos["coffee"]}
+    reranked, inliers = verify(matches, view, stored.get)
+    assert [m.item_id for m in reranked] == ["plain", "coffee", "rocket"]
+    assert inliers["plain"] == 0 and inliers["coffee"] >= MIN_INLIERS
+    judged = verified_order(matches, inliers)
+    assert [m.item_id for m in judged] == ["coffee", "plain", "rocket"]
+
+
 def test_only_the_first_candidates_are_verified(photos):
     matches = [_match(f"other{n}", 0.9) for n in range(CANDIDATES)] + [_match("coffee", 0.1)]
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=12)[0])
@@ -85,7 +100,8 @@ def test_the_window_is_a_setting(photos):
     """Coffee fourth by its vector: a window of three leaves it there, one of four finds it."""
     matches = [_match(f"other{n}", 0.9) for n in range(3)] + [_match("coffee", 0.1)]
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=13)[0])
-    features_of = {"coffee": photos["coffee"]}.get
+    stored = {f"other{n}": photos["rocket"] for n in range(3)} | {"coffee": photos["coffee"]}
+    features_of = stored.get
     narrow, inliers = verify(matches, view, features_of, candidates=3)
     assert narrow == matches and "coffee" not in inliers
     wide, _ = verify(matches, view, features_of, candidates=4)
