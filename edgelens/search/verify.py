@@ -118,16 +118,19 @@ def verify(
     candidates: int = CANDIDATES,
 ) -> tuple[list[Match], dict[str, int]]:
     """The first ``candidates`` matches re-ranked by verification, the rest after them;
-    also the inlier counts (items without stored features count 0). Each candidate costs
-    a keypoint match and a RANSAC fit (docs/benchmarks.md, "Verification budget"). Items
-    with fewer than MIN_INLIERS stored keypoints, or none stored, keep their places."""
+    also the inlier counts. Each candidate costs a keypoint match and a RANSAC fit
+    (docs/benchmarks.md, "Verification budget"), except items with fewer than MIN_INLIERS
+    stored keypoints, or none stored: they could never verify, count 0 without being
+    matched, and keep their places."""
     head, tail = list(matches[:candidates]), list(matches[candidates:])
     inliers, unjudged = {}, set()
     for match in head:
         item = features_of(match.item_id)
         if item is None or len(item) < MIN_INLIERS:
             unjudged.add(match.item_id)
-        inliers[match.item_id] = count_inliers(query, item) if item is not None else 0
+            inliers[match.item_id] = 0
+        else:
+            inliers[match.item_id] = count_inliers(query, item)
     return verified_order(head, inliers, frozenset(unjudged)) + tail, inliers
 
 
