@@ -89,6 +89,12 @@ class SearchSettings(_Section):
         description="Re-rank the best candidates by keypoint matches when a message carries "
         "its verification view (docs/benchmarks.md: real second views 0.68 -> 0.86 top-1).",
     )
+    view_focus: bool = Field(
+        default=True,
+        description="Featurize the focus view a message carries (with the catalog's model) "
+        "when it carries no vector of its box, so the device pays no second forward pass; "
+        "each item then scores the better of the frame and the box.",
+    )
     verify_candidates: int = Field(
         default=10,
         ge=1,
@@ -136,16 +142,17 @@ class DeviceSettings(_Section):
         default=1.0, gt=0, description="Most seconds between two publishes of a still view."
     )
     focus: bool = Field(
-        default=True,
-        description="Also send the vector of the frame's centred focus box with each "
-        "published frame (one more forward pass per message, not per frame); the worker "
-        "scores each item by the better of the two.",
+        default=False,
+        description="Featurize the frame's centred focus box here too and send its vector "
+        "(one more forward pass per published frame). Off by default: the worker makes "
+        "that vector from the focus view; on for a device that sends no view.",
     )
     verify_view: bool = Field(
         default=True,
-        description="Also send the focus box as a small grey JPEG (~30 KB) with each "
-        "published frame; the worker matches its keypoints to its best candidates' photos "
-        "(spatial verification). Off keeps every image on the device.",
+        description="Send the focus box as a small colour JPEG (~30 KB) with each published "
+        "frame: the worker featurizes it (search.view_focus) and matches its keypoints to "
+        "its best candidates' photos (spatial verification). Off keeps every image on the "
+        "device.",
     )
     status_interval_s: float = Field(
         default=5.0, gt=0, description="How often the retained status carries fresh health."

@@ -4,12 +4,13 @@ and the messages similarity gating saves on a still, a hand-held and a panning c
 Throughput: the real DeviceLoop (capture thread, mailbox, featurizer, smoothing, MQTT
 publish to a real mosquitto) plays a 640x480 video that states 240 fps, so the source is
 never the limit and each figure is what the loop itself sustains; gating is off so every
-frame is published (and the focus box is off: it is featurized per published frame).
+frame is published (each with its focus view, as a device sends by default).
 Baseline: the plain-pooling (GAP) FP32 model in the same rounds.
 Gating: 15 fps videos played in real time with the default gate (cosine 0.95, keep-alive
-1 s) and the focus box on, as a device runs, against the same loop with gating off (every
-frame sent) in the same run; with it, the device's featurize cost per frame, focus boxes of
-the published frames included, against the plain model's.
+1 s) and the device's defaults (a focus view coded for each new view; the box's vector is
+the worker's), against the same loop with gating off (every frame sent) in the same run;
+with it, the device's featurize cost per frame, the focus views of the published frames
+included, against the plain model's.
 """
 
 from __future__ import annotations
@@ -191,11 +192,11 @@ def _report(runs, gating, args) -> str:
     lines += [
         "",
         f"Gating: {args.gating_seconds:.0f} s of each 15 fps video played in real time with the "
-        "edgelens FP32 model and the focus box on; the gate publishes when the cosine to the "
+        "edgelens FP32 model and the device's defaults; the gate publishes when the cosine to the "
         "last published vector drops below 0.95 or 1 s has passed. Baseline: the same loop "
         "with gating off. Featurize per frame = preprocessing and the model, mean per frame, "
-        "plus the focus boxes featurized for published frames (a keep-alive re-sends the "
-        "last box's vector: same view) spread over all frames, against the plain model's "
+        "plus the focus views coded for published frames (a keep-alive re-sends the last "
+        "one: same view) spread over all frames, against the plain model's "
         f"{plain_ms:.2f} ms per frame, preprocessing included (throughput table).",
         "",
         "| video | frames featurized | messages, gating off | messages, gating on "
@@ -204,7 +205,7 @@ def _report(runs, gating, args) -> str:
     ]
     for name, (on, off) in gating.items():
         saved = 1 - on.published / off.published if off.published else 0.0
-        boxes = on.published - on.keepalives  # featurized focus boxes
+        boxes = on.published - on.keepalives  # focus views coded
         per_frame = (
             on.preprocess_ms_mean
             + on.featurize_ms_mean

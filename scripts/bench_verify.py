@@ -41,15 +41,11 @@ from edgelens.evaluation.runner import (
     rank_queries,
 )
 from edgelens.evaluation.sample_photos import write_sample_catalog
-from edgelens.featurizer.local_features import (
-    MAX_KEYPOINTS,
-    MAX_SIDE,
-    decode_verification_jpeg,
-    extract_local_features,
-    verification_jpeg,
-)
+from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
+from edgelens.featurizer.local_features import MAX_KEYPOINTS, MAX_SIDE, extract_local_features
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.verify import CANDIDATES, RATIO, ratio_matches, verify
+from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
 
 # (keypoints per catalog photo, side the worker extracts the view at, candidates verified);
@@ -100,7 +96,7 @@ def main() -> None:
             )
         )
     views = {  # what the devices send, made once
-        id(query): verification_jpeg(query.image_bgr)
+        id(query): focus_view_jpeg(query.image_bgr, MAX_JPEG_BYTES)
         for _, sets in suites
         for rankings in sets.values()
         for query, _ in rankings
@@ -122,7 +118,7 @@ def main() -> None:
                 verified[name] = []
                 for query, ranked in rankings:
                     if budget == 0 and len(pairs) < 2000:
-                        view = decode_verification_jpeg(views[id(query)])
+                        view = decode_focus_view(views[id(query)])
                         pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
                     found = _verified(ranked, views[id(query)], side, candidates, stored)
@@ -175,7 +171,7 @@ def _verified(
     ranked: list[str], view_jpeg: bytes, side: int, candidates: int, stored: dict
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
-    query = extract_local_features(decode_verification_jpeg(view_jpeg), max_side=side)
+    query = extract_local_features(decode_focus_view(view_jpeg), max_side=side)
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
     reranked, _ = verify(matches, query, stored.get, candidates=candidates)
     return [m.item_id for m in reranked]

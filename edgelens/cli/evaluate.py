@@ -100,7 +100,9 @@ def eval_command(
             "edgelens",
             _featurizer(settings, precision, settings.featurizer.pooling),
             CatalogRecipe(settings.catalog.views),
-            focus=settings.device.focus,
+            # The focus vector: the device's own, or the worker's from the focus view.
+            focus=settings.device.focus
+            or (settings.device.verify_view and settings.search.view_focus),
             verify=settings.search.verify and settings.device.verify_view,
             verify_candidates=settings.search.verify_candidates,
         ),

@@ -7,13 +7,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
+from edgelens.featurizer.focus import decode_focus_view
 from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.search.base import SearchFilter, VectorIndex, search_views
 from edgelens.search.verify import CANDIDATES, verify_view
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import device_of_topic
-from edgelens.wire.records import Match, MatchRecord
+from edgelens.wire.records import MatchRecord
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class Matcher:
     # The keypoints of an item's catalog photo; None turns spatial verification off.
     local_features_of: Callable[[str], LocalFeatures | None] | None = None
     verify_candidates: int = CANDIDATES  # how many of the best the keypoints re-rank
+    # The index's own model on a decoded colour focus view (one unit vector): the focus
+    # vector of a message that carries the view but no vector of its box. None: not made.
+    embed_view: Callable[[np.ndarray], np.ndarray] | None = None
 
     def match(
         self, topic: str, payload: bytes, *, received_at: float, verify: bool = True
@@ -54,17 +60,26 @@ class Matcher:
         message = self._decode(topic, payload)
         if self.admit is not None:
             self.admit(message)
+        # ``verify`` False (a superseded message): the vectors alone, the view left unread.
+        view = self._view(message) if verify else None
         decoded = time.perf_counter()
-        # With a focus vector, each item scores the better of the frame and its focus box.
-        verifying = (
-            verify and self.local_features_of is not None and message.verify_jpeg is not None
-        )
+        stages: dict[str, float] = {}
+        views = message.views  # each item scores the better of the frame and its focus box
+        colour_view = view is not None and view.ndim == 3
+        if self.embed_view is not None and colour_view and message.focus_embedding is None:
+            assert view is not None
+            views = [message.embedding, self.embed_view(view)]
+            stages["focus"] = round((time.perf_counter() - decoded) * 1000, 3)
+        verifying = view is not None and self.local_features_of is not None
         k = max(self.top_k, self.verify_candidates) if verifying else self.top_k
-        matches = search_views(self.index, message.views, k=k, filters=self.filters)
+        started_search = time.perf_counter()
+        matches = search_views(self.index, views, k=k, filters=self.filters)
         searched = time.perf_counter()
-        stages = {}
         if verifying:
-            matches = self._verified(message, matches)
+            assert view is not None and self.local_features_of is not None
+            matches = verify_view(
+                matches, view, self.local_features_of, candidates=self.verify_candidates
+            )
             stages["verify"] = round((time.perf_counter() - searched) * 1000, 3)
         return MatchRecord(
             device_id=message.device_id,
@@ -77,29 +92,27 @@ class Matcher:
                 "transit": round((received_at - message.captured_at) * 1000, 3),
                 "queue": round(waited_ms, 3),
                 "decode": round((decoded - started) * 1000, 3),
-                "search": round((searched - decoded) * 1000, 3),
+                "search": round((searched - started_search) * 1000, 3),
                 **stages,
             },
         )
 
-    def _verified(self, message: FeatureMessage, matches: list[Match]) -> list[Match]:
-        """The matches re-ranked by keypoints; unchanged, and said, if the view is unusable
-        (the vectors were fine, so the device still gets its answer)."""
-        assert message.verify_jpeg is not None and self.local_features_of is not None
+    def _view(self, message: FeatureMessage) -> np.ndarray | None:
+        """The message's focus view, decoded, if anything here uses it; None, and said, if
+        it is unusable (the vectors were fine, so the device still gets its answer)."""
+        if message.verify_jpeg is None or (
+            self.local_features_of is None and self.embed_view is None
+        ):
+            return None
         try:
-            return verify_view(
-                matches,
-                message.verify_jpeg,
-                self.local_features_of,
-                candidates=self.verify_candidates,
-            )
+            return decode_focus_view(message.verify_jpeg)
         except ImageDecodeError as exc:
             logger.warning(
-                "answered without verification: %s",
+                "answered from the vectors alone: %s",
                 exc,
                 extra={"device_id": message.device_id, "seq": message.seq},
             )
-            return matches
+            return None
 
     def _decode(self, topic: str, payload: bytes) -> FeatureMessage:
         topic_device = device_of_topic(topic)

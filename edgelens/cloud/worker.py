@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import paho.mqtt.client as mqtt
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -39,6 +40,7 @@ from edgelens.featurizer.manifest import (
     load_manifest,
     searchable_against,
 )
+from edgelens.featurizer.runtime import load_featurizer
 from edgelens.search.base import SearchFilter, VectorIndex
 from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings, require_secrets
@@ -443,6 +445,11 @@ class Worker:
         item's photo changes, and nothing held in memory at a million items."""
         return self._store.item_local_features(item_id, local_features.METHOD_ID)
 
+    def _view_featurizer(self, manifest: ModelManifest) -> Callable[[np.ndarray], np.ndarray]:
+        """``manifest``'s model on one focus view: the vector a device did not make."""
+        featurizer = load_featurizer(self._settings, manifest)
+        return lambda view_bgr: featurizer.embed([view_bgr])[0]
+
     def _serve(self, manifest: ModelManifest) -> _Serving:
         """Open the index of ``manifest``'s model and the matcher and follower around it."""
         verdicts = {
@@ -470,6 +477,7 @@ class Worker:
             admit=self._sequence.check,
             local_features_of=self._item_local_features if search.verify else None,
             verify_candidates=search.verify_candidates,
+            embed_view=self._view_featurizer(manifest) if search.view_focus else None,
         )
         follower = CatalogFollower(
             store=self._store,

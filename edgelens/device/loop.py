@@ -17,11 +17,11 @@ from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
-from edgelens.featurizer.focus import focus_crop
-from edgelens.featurizer.local_features import verification_jpeg
+from edgelens.errors import ImageDecodeError
+from edgelens.featurizer.focus import focus_crop, focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, MqttTlsSettings
-from edgelens.wire.features import FeatureMessage, WireDtype
+from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class DeviceStats:
     decode_ms_mean: float  # the source's read, in the capture thread
     preprocess_ms_mean: float
     publish_ms_mean: float  # smoothing, gating, encoding and the hand-over to MQTT
-    focus_ms_mean: float  # the focus box's forward pass, per published frame
+    focus_ms_mean: float  # the focus box (its view; its pass with device.focus), per publish
 
     def health(self) -> dict[str, float | int]:
         """The figures a retained device status carries to the dashboard."""
@@ -248,9 +248,9 @@ class DeviceLoop:
         return focus_ms
 
     def _focus_views(self, frame: Frame, decision: GateDecision) -> tuple[_FocusViews, float]:
-        """The focus box's vector and verification view for a frame going out, and the ms
-        they took: made for a new view, re-sent for a keep-alive (the same view); each None
-        when its setting is off."""
+        """The focus box's view (and, with ``device.focus``, its vector) for a frame going
+        out, and the ms they took: made for a new view, re-sent for a keep-alive (the same
+        view); each None when its setting is off."""
         device = self.device
         if decision is GateDecision.KEEPALIVE and self._last_focus is not None:
             return self._last_focus, 0.0
@@ -258,12 +258,21 @@ class DeviceLoop:
         embedding = None
         if device.focus:
             (embedding,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
-        jpeg = verification_jpeg(frame.image_bgr) if device.verify_view else None
+        jpeg = self._view_jpeg(frame) if device.verify_view else None
         views = self._last_focus = _FocusViews(embedding, jpeg)
         focus_ms = (time.perf_counter() - started) * 1000
         if device.focus or device.verify_view:
             self._times.add("focus", focus_ms)
         return views, focus_ms
+
+    def _view_jpeg(self, frame: Frame) -> bytes | None:
+        """The focus view of ``frame``, or None (said) if it cannot fit in a message: the
+        vector still goes out."""
+        try:
+            return focus_view_jpeg(frame.image_bgr, MAX_JPEG_BYTES)
+        except ImageDecodeError as exc:
+            logger.warning("frame %d sent without its focus view: %s", frame.seq, exc)
+            return None
 
     def _refresh_status(self) -> None:
         """Every ``status_interval_s``, put fresh health figures in the retained status."""

@@ -20,17 +20,14 @@ from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.focus import focus_crop
-from edgelens.featurizer.local_features import (
-    LocalFeatures,
-    extract_local_features,
-    verification_jpeg,
-)
+from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
+from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
 from edgelens.search.verify import CANDIDATES, verify_view
+from edgelens.wire.features import MAX_JPEG_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +70,8 @@ class System:
     featurizer: Featurizer
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
-    focus: bool = False  # queries also send their focus box, as a device does by default
-    verify: bool = False  # and its verification view; the worker re-ranks by keypoints
+    focus: bool = False  # each item scores the better of the frame and its focus view
+    verify: bool = False  # the worker re-ranks the best by the focus view's keypoints
     verify_candidates: int = CANDIDATES  # how many of the best it re-ranks
 
 
@@ -143,9 +140,8 @@ def evaluate_systems(
     results = []
     keypoints: dict[str, LocalFeatures] = {}  # extracted once, for the systems that verify
     for system in systems:
-        index = catalog_index(
-            system.catalog_featurizer or system.featurizer, photos, recipe=system.recipe
-        )
+        worker_model = system.catalog_featurizer or system.featurizer
+        index = catalog_index(worker_model, photos, recipe=system.recipe)
         if system.verify and not keypoints:
             keypoints = {p.item.item_id: extract_local_features(p.image_bgr) for p in photos}
         for set_name, queries in query_sets.items():
@@ -155,6 +151,7 @@ def evaluate_systems(
                 queries,
                 progress,
                 focus=system.focus,
+                view_featurizer=worker_model,
                 local_features_of=keypoints.get if system.verify else None,
                 verify_candidates=system.verify_candidates,
             )
@@ -255,14 +252,17 @@ def rank_queries(
     progress: Progress | None = None,
     *,
     focus: bool = False,
+    view_featurizer: Featurizer | None = None,
     local_features_of: Callable[[str], LocalFeatures | None] | None = None,
     verify_candidates: int = CANDIDATES,
 ) -> list[tuple[Query, list[str]]]:
-    """Each query with the whole catalog ranked for it (item ids, best first). With
-    ``focus`` each query is searched as a device sends it, the frame and its focus box,
-    each item scoring the better of the two; with ``local_features_of`` (the catalog's
-    keypoints) its best candidates are verified from the view a device sends, decoded and
-    extracted as the worker does."""
+    """Each query with the whole catalog ranked for it (item ids, best first), as a device
+    sends it and the worker answers it: the frame's vector from ``featurizer`` (the
+    device's model); with ``focus`` also the vector of its focus view, JPEG-coded and
+    decoded as on the wire and featurized by ``view_featurizer`` (the catalog's model, as
+    on the worker; ``featurizer`` when None), each item scoring the better of the two; with
+    ``local_features_of`` (the catalog's keypoints) its best candidates verified from that
+    view."""
     queries = list(queries)
     unknown = sorted({q.item_id for q in queries if q.item_id not in index})
     if unknown:
@@ -271,14 +271,20 @@ def rank_queries(
     batch_size = featurizer.batch_size
     for start in range(0, len(queries), batch_size):
         chunk = queries[start : start + batch_size]
-        views = [featurizer.embed([q.image_bgr for q in chunk])]
+        vectors = [featurizer.embed([q.image_bgr for q in chunk])]
+        views = (
+            [decode_focus_view(focus_view_jpeg(q.image_bgr, MAX_JPEG_BYTES)) for q in chunk]
+            if focus or local_features_of is not None
+            else []
+        )
         if focus:
-            views.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
+            vectors.append((view_featurizer or featurizer).embed(views))
         for n, query in enumerate(chunk):
-            found = search_views(index, [v[n] for v in views], k=len(index))
+            found = search_views(index, [v[n] for v in vectors], k=len(index))
             if local_features_of is not None:
-                view = verification_jpeg(query.image_bgr)
-                found = verify_view(found, view, local_features_of, candidates=verify_candidates)
+                found = verify_view(
+                    found, views[n], local_features_of, candidates=verify_candidates
+                )
             rankings.append((query, [m.item_id for m in found]))
         if progress:
             progress(len(chunk))

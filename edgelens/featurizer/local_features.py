@@ -4,8 +4,9 @@ A global vector cannot tell two poses of one object apart, nor find a box among 
 things reliably; matching keypoints and fitting a homography can (the second stage of
 instance retrieval, :mod:`edgelens.search.verify`). Catalog photos and queries go through
 this one extractor. The device does not run it (SIFT costs several times the network on a
-small CPU): it sends its focus box as a small grey JPEG, :func:`verification_jpeg`, and the
-worker extracts the query's keypoints from that.
+small CPU): it sends its focus box as a small JPEG
+(:func:`edgelens.featurizer.focus.focus_view_jpeg`), and the worker extracts the query's
+keypoints from that.
 
 Parameters are the textbook ones, fixed before measuring: at most 1000 SIFT keypoints on
 the image scaled to at most 640 px.
@@ -18,13 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgelens.errors import ImageDecodeError
-from edgelens.featurizer.focus import focus_crop
+from edgelens.featurizer.focus import VIEW_MAX_SIDE, at_most_side
 
 METHOD_ID = "sift1000-640-v1"  # stored with catalog keypoints; a change re-extracts them
 MAX_KEYPOINTS = 1000
-MAX_SIDE = 640
-JPEG_QUALITY = 85
+MAX_SIDE = VIEW_MAX_SIDE  # a query view is extracted at the size it travels
 DESCRIPTOR_SIZE = 128
 
 
@@ -73,30 +72,7 @@ def extract_local_features(
     return LocalFeatures(xy, descriptors.astype(np.float32))
 
 
-def verification_jpeg(frame_bgr: np.ndarray) -> bytes:
-    """What a device sends for verification: its focus box, grey, as a JPEG (~20 KB at VGA)."""
-    gray, _ = _grey_at_most_max_side(focus_crop(frame_bgr))
-    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-        raise ImageDecodeError("JPEG encoding of the verification view failed")
-    return encoded.tobytes()
-
-
 def _grey_at_most_max_side(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
     """The image in grey, shrunk so its longer side is at most ``max_side``; and the scale."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    scale = min(1.0, max_side / max(gray.shape[:2]))
-    if scale < 1:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return gray, scale
-
-
-def decode_verification_jpeg(data: bytes) -> np.ndarray:
-    """The grey view back from a message; raises ImageDecodeError for anything else."""
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    except cv2.error:  # an empty buffer
-        image = None
-    if image is None or min(image.shape) < 16:
-        raise ImageDecodeError(f"verification view of {len(data)} bytes is not a usable JPEG")
-    return image
+    return at_most_side(gray, max_side)

@@ -137,13 +137,15 @@ class Featurizer:
         return np.concatenate(parts)
 
 
-def load_featurizer(settings: Settings) -> Featurizer:
-    """Build the featurizer the settings describe (precision, providers, threads)."""
+def load_featurizer(settings: Settings, manifest: ModelManifest | None = None) -> Featurizer:
+    """Build the featurizer the settings describe (precision, providers, threads), or the
+    one of ``manifest`` (a worker serving the model it has read) with the same settings."""
     cfg = settings.featurizer
-    return Featurizer.from_models_dir(
-        settings.model_path,
-        cfg.precision,
-        cfg.pooling,
+    manifest = manifest or load_manifest(settings.model_path, cfg.precision, cfg.pooling)
+    onnx_path, _ = artefact_paths(settings.model_path, manifest.precision, manifest.pooling)
+    return Featurizer(
+        manifest,
+        onnx_path,
         providers=cfg.providers,
         threads=cfg.threads,
         batch_size=cfg.batch_size,

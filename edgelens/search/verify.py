@@ -26,11 +26,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edgelens.featurizer.local_features import (
-    LocalFeatures,
-    decode_verification_jpeg,
-    extract_local_features,
-)
+from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
 from edgelens.wire.records import Match
 
 CANDIDATES = 10  # the default of settings.search.verify_candidates
@@ -136,13 +132,12 @@ def verify(
 
 def verify_view(
     matches: Sequence[Match],
-    view_jpeg: bytes,
+    view: np.ndarray,
     features_of: Callable[[str], LocalFeatures | None],
     *,
     candidates: int = CANDIDATES,
 ) -> list[Match]:
-    """:func:`verify` from the view a device sends (a grey JPEG), as the worker answers
-    it and ``edgelens eval`` measures it; raises ImageDecodeError for an unusable view."""
-    view = decode_verification_jpeg(view_jpeg)
+    """:func:`verify` from the focus view a device sends (decoded: BGR or grey), as the
+    worker answers it and ``edgelens eval`` measures it."""
     reranked, _ = verify(matches, extract_local_features(view), features_of, candidates=candidates)
     return reranked

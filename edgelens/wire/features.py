@@ -1,7 +1,7 @@
 """The binary feature message a device publishes for each frame.
 
-Layout (little endian), version 1 (one vector), 2 (two vectors) or 3 (vectors and a
-verification view)::
+Layout (little endian), version 1 (one vector), 2 (two vectors) or 3 (vectors and the
+focus view)::
 
     magic   2s   b"EL"
     version u8   1 or 2
@@ -15,15 +15,17 @@ verification view)::
     then, once per vector:
     [scale  f32  int8 only: value = q * scale]
     vector  dim * dtype size
-    [jpeg   u32 length + bytes   version 3 only: the focus box, grey]
+    [jpeg   u32 length + bytes   version 3 only: the focus box as a JPEG]
 
 Version 2 carries the frame's vector and then its focus box's
 (:mod:`edgelens.featurizer.focus`), same model, dim and dtype. Version 3 adds the focus
-box as a small grey JPEG from which the worker extracts keypoints to verify its best
-candidates (:mod:`edgelens.featurizer.local_features`). A 1280-d float16 vector
-travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for the comma-separated text the
-earlier systems sent. Every malformed input raises
-:class:`WireFormatError` with the reason; nothing else escapes ``decode``.
+box as a small JPEG, the focus view: in colour, the worker featurizes it when no vector of
+the box came with it, and it extracts keypoints from it to verify its best candidates
+(:mod:`edgelens.search.verify`); a grey view (the first devices of version 3 sent one) is
+only verified. Version 3 with one vector is what a device sends by default. A 1280-d
+float16 vector travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for the comma-separated
+text the earlier systems sent. Every malformed input raises :class:`WireFormatError` with
+the reason; nothing else escapes ``decode``.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class FeatureMessage:
 
     ``focus_embedding``, when present, is the vector of the frame's focus box: the worker
     scores each item by the better of the two. ``verify_jpeg``, when present, is that box
-    as a grey JPEG, for spatial verification; the wire checks only its size.
+    as a JPEG (the focus view), for the worker's focus vector and spatial verification;
+    the wire checks only its size.
     """
 
     device_id: str

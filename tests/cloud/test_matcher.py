@@ -1,5 +1,6 @@
 """The matcher alone (no servers): when it verifies and when it answers from the vectors."""
 
+import dataclasses
 import time
 
 import numpy as np
@@ -9,10 +10,11 @@ from edgelens.catalog.models import CatalogItem
 from edgelens.cloud.matcher import Matcher
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.local_features import extract_local_features, verification_jpeg
+from edgelens.featurizer.focus import focus_view_jpeg
+from edgelens.featurizer.local_features import extract_local_features
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
-from edgelens.wire.features import FeatureMessage, encode
+from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode
 from edgelens.wire.names import features_topic
 
 PHOTOS = ("coffee", "rocket", "chelsea")
@@ -47,7 +49,7 @@ def _payload(view: bytes | None) -> bytes:
 
 @pytest.fixture(scope="module")
 def coffee_view():
-    return verification_jpeg(camera_views(load_photo("coffee"), 1, seed=8)[0])
+    return focus_view_jpeg(camera_views(load_photo("coffee"), 1, seed=8)[0], MAX_JPEG_BYTES)
 
 
 def test_the_view_moves_the_item_it_shows_first(keypoints, coffee_view):
@@ -83,3 +85,22 @@ def test_otherwise_the_vectors_order_stands(
     )
     assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
     assert "verify" not in record.stages_ms
+
+
+def test_a_colour_view_without_its_vector_is_featurized_once(keypoints, coffee_view):
+    """The box's vector made on the worker (here a model that sees coffee in any view):
+    coffee now scores by its box; a superseded message leaves the view unread."""
+    seen = []
+
+    def embed_view(view):
+        seen.append(view.shape)
+        return np.array([0.0, 0.0, 1.0, 0.0], np.float32)  # coffee's catalog vector
+
+    matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
+    topic = features_topic("cam-1")
+    record = matcher.match(topic, _payload(coffee_view), received_at=time.time())
+    assert record.matches[0].item_id == "coffee" and record.matches[0].score == pytest.approx(1)
+    assert len(seen) == 1 and len(seen[0]) == 3 and "focus" in record.stages_ms
+    superseded = matcher.match(topic, _payload(coffee_view), received_at=time.time(), verify=False)
+    assert [m.item_id for m in superseded.matches] == ["rocket", "chelsea", "coffee"]
+    assert len(seen) == 1 and "focus" not in superseded.stages_ms

@@ -16,8 +16,14 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.local_features import verification_jpeg
-from edgelens.wire.features import MAX_MESSAGE_BYTES, FeatureMessage, WireDtype, encode
+from edgelens.featurizer.focus import focus_view_jpeg
+from edgelens.wire.features import (
+    MAX_JPEG_BYTES,
+    MAX_MESSAGE_BYTES,
+    FeatureMessage,
+    WireDtype,
+    encode,
+)
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
     DEVICES_KEY,
@@ -83,12 +89,40 @@ def test_with_a_focus_vector_each_item_scores_the_better_of_the_two(
     assert [m.score for m in with_focus.matches] == sorted(scores.values(), reverse=True)
 
 
+def test_the_worker_featurizes_a_colour_view_that_came_without_its_vector(
+    worker, publisher, rdb, featurizer
+):
+    """The device's default: the frame's vector and its focus view; the worker makes the
+    box's vector with the catalog's model. A device's own box vector is used as sent."""
+    frame = load_photo("coffee")
+    rocket_view = focus_view_jpeg(load_photo("rocket"), MAX_JPEG_BYTES)
+    grey = cv2.cvtColor(load_photo("rocket"), cv2.COLOR_BGR2GRAY)
+    grey_view = cv2.imencode(".jpg", grey)[1].tobytes()
+    send_features(publisher, featurizer, frame, seq=1)
+    send_features(publisher, featurizer, frame, seq=2, verify_jpeg=rocket_view)
+    send_features(publisher, featurizer, frame, seq=3, verify_jpeg=rocket_view, focus_image=frame)
+    send_features(publisher, featurizer, frame, seq=4, verify_jpeg=grey_view)
+    wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 4)
+    grey_sent, device_made, worker_made, frame_only = records(rdb)
+    alone = {m.item_id: m.score for m in frame_only.matches}
+    focused = {m.item_id: m.score for m in worker_made.matches}
+    assert "focus" in worker_made.stages_ms and "focus" not in frame_only.stages_ms
+    assert focused["coffee"] == pytest.approx(alone["coffee"], abs=1e-3)  # the frame's score
+    assert focused["rocket"] > alone.get("rocket", -1.0) + 0.1  # its box's, much better
+    # a box vector from the device (here the coffee photo again) is used, not redone
+    assert "focus" not in device_made.stages_ms
+    device_scores = {m.item_id: m.score for m in device_made.matches if m.item_id in alone}
+    assert device_scores.get("rocket", -1.0) < focused["rocket"] - 0.1
+    # a grey view is verified, not featurized (the network wants colour)
+    assert "focus" not in grey_sent.stages_ms and "verify" in grey_sent.stages_ms
+
+
 def test_a_verification_view_reorders_the_candidates_it_shows(
     worker, publisher, rdb, featurizer, caplog
 ):
     # The vector sees coffee and rocket side by side (rocket first); the view shows the cup.
     both = np.hstack([cv2.resize(load_photo(p), (320, 480)) for p in ("coffee", "rocket")])
-    cup_view = verification_jpeg(camera_views(load_photo("coffee"), 1, seed=3)[0])
+    cup_view = focus_view_jpeg(camera_views(load_photo("coffee"), 1, seed=3)[0], MAX_JPEG_BYTES)
     send_features(publisher, featurizer, both, seq=1)
     send_features(publisher, featurizer, both, seq=2, verify_jpeg=cup_view)
     send_features(publisher, featurizer, both, seq=3, verify_jpeg=b"\xff\xd8 not a jpeg")
@@ -100,12 +134,12 @@ def test_a_verification_view_reorders_the_candidates_it_shows(
     assert len(verified.matches) == len(plain.matches) == 5
     # the view was unusable: answered from the vectors, as without one, and said so
     assert [m.item_id for m in corrupt.matches] == [m.item_id for m in plain.matches]
-    assert "answered without verification" in caplog.text
+    assert "answered from the vectors alone" in caplog.text
 
 
 def test_a_burst_verifies_only_the_newest_of_each_device(worker, publisher, rdb, featurizer):
     view = camera_views(load_photo("coffee"), 1, seed=4)[0]
-    jpeg = verification_jpeg(view)
+    jpeg = focus_view_jpeg(view, MAX_JPEG_BYTES)
     for seq in range(1, 11):  # faster than verification: older messages are superseded
         send_features(publisher, featurizer, view, seq=seq, verify_jpeg=jpeg)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 10)

@@ -28,8 +28,7 @@ from edgelens.device.loop import DeviceLoop
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.sources import open_source, parse_source
 from edgelens.evaluation.sample_photos import load_photo
-from edgelens.featurizer.focus import focus_crop
-from edgelens.featurizer.local_features import decode_verification_jpeg
+from edgelens.featurizer.focus import decode_focus_view, focus_crop
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic
@@ -156,8 +155,8 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
 ):
     video = _write_video(tmp_path / "clip.avi", frames=10, fps=10)
     subscriber = subscribe("edgelens/cam-1/#")
-    # smoothing and gating off: each frame's own vector must go out (the focus box, which
-    # doubles the work per published frame, has its own test)
+    # smoothing and gating off: each frame's own vector must go out (the focus box has its
+    # own test)
     device = DeviceSettings(
         device_id="cam-1",
         source=str(video),
@@ -204,25 +203,33 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     assert late.messages[0].retain and late.states("cam-1") == ["offline"]
 
 
-def test_a_published_frame_carries_its_focus_box_vector_and_verification_view(
-    featurizer, mosquitto_server, subscribe, tmp_path
+@pytest.mark.parametrize("focus_here", [False, True], ids=["default", "device.focus"])
+def test_a_published_frame_carries_its_focus_view(
+    featurizer, mosquitto_server, subscribe, tmp_path, focus_here
 ):
+    """By default one forward pass per frame and the box as a colour JPEG, which the worker
+    featurizes; with ``device.focus`` the device also sends the box's vector itself."""
     video = _write_video(tmp_path / "clip.avi", frames=5, fps=5)
     subscriber = subscribe("edgelens/cam-2/#")
-    device = DeviceSettings(device_id="cam-2", source=str(video), smoothing_window=1, gating=False)
+    device = DeviceSettings(
+        device_id="cam-2", source=str(video), smoothing_window=1, gating=False, focus=focus_here
+    )
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-2")[-1:] == ["offline"])
     messages = subscriber.features("cam-2")
     assert messages and stats.published == len(messages) and stats.focus_ms_mean > 0
     reader = cv2.VideoCapture(str(video))
     frames = [reader.read()[1] for _ in range(5)]
-    for message in messages:  # whichever frames went out, each with its own two vectors
+    for message in messages:  # whichever frames went out, each with its own box
         frame = frames[message.seq]
         whole, focused = featurizer.embed([frame, focus_crop(frame)])
         np.testing.assert_allclose(message.embedding, whole, atol=2e-3)
-        np.testing.assert_allclose(message.focus_embedding, focused, atol=2e-3)
-        view = decode_verification_jpeg(message.verify_jpeg)  # the box, grey, JPEG-coded
-        box = cv2.cvtColor(focus_crop(frame), cv2.COLOR_BGR2GRAY)
+        if focus_here:
+            np.testing.assert_allclose(message.focus_embedding, focused, atol=2e-3)
+        else:
+            assert message.focus_embedding is None
+        view = decode_focus_view(message.verify_jpeg)  # the box, in colour, JPEG-coded
+        box = focus_crop(frame)
         assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 4
 
 
@@ -400,6 +407,7 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
         gate_cosine=0.95,
         keepalive_s=0.5,
         status_interval_s=0.2,
+        focus=True,  # the box's vector too, to show a keep-alive does not redo it
     )
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("still")[-1:] == ["offline"])
@@ -425,7 +433,7 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
         box = focus_of.setdefault(scene, message.focus_embedding)
         np.testing.assert_array_equal(message.focus_embedding, box)
     assert focus_of[0] @ focus_of[1] < 0.9
-    jpegs_of: dict[int, set[bytes]] = {}  # and its verification view, the same bytes
+    jpegs_of: dict[int, set[bytes]] = {}  # and its focus view, the same bytes
     for message, scene in zip(messages, scene_of, strict=True):
         jpegs_of.setdefault(scene, set()).add(message.verify_jpeg)
     assert [len(jpegs) for jpegs in jpegs_of.values()] == [1, 1]

@@ -1,17 +1,13 @@
-"""Local features: extraction in the image's own pixels, storage, the device's verification view."""
+"""Local features: extraction in the image's own pixels, and storage."""
 
 import cv2
 import numpy as np
 import pytest
 
-from edgelens.errors import ImageDecodeError
-from edgelens.featurizer.focus import focus_crop
 from edgelens.featurizer.local_features import (
     MAX_KEYPOINTS,
     LocalFeatures,
-    decode_verification_jpeg,
     extract_local_features,
-    verification_jpeg,
 )
 
 
@@ -41,18 +37,3 @@ def test_storage_round_trip_is_exact(chelsea):
 def test_positions_and_descriptors_must_pair_up():
     with pytest.raises(ValueError, match="pair up"):
         LocalFeatures(np.zeros((3, 2), np.float32), np.zeros((2, 128), np.float32))
-
-
-def test_the_verification_view_is_the_grey_focus_box(chelsea):
-    frame = cv2.resize(chelsea, (640, 480))
-    data = verification_jpeg(frame)
-    view = decode_verification_jpeg(data)
-    box = cv2.cvtColor(focus_crop(frame), cv2.COLOR_BGR2GRAY)
-    assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 3
-    assert len(data) < 60_000
-
-
-@pytest.mark.parametrize("data", [b"", b"not a jpeg", b"\xff\xd8\xff" + bytes(100)])
-def test_an_unusable_view_is_a_decode_error(data):
-    with pytest.raises(ImageDecodeError, match="not a usable JPEG"):
-        decode_verification_jpeg(data)
