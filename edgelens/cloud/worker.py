@@ -31,7 +31,7 @@ from edgelens.cloud.metrics import MetricsServer, WorkerMetrics
 from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
-from edgelens.errors import EdgelensError, RedisUnavailableError
+from edgelens.errors import EdgelensError, ModelError, RedisUnavailableError
 from edgelens.featurizer import local_features
 from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.featurizer.manifest import (
@@ -445,9 +445,16 @@ class Worker:
         item's photo changes, and nothing held in memory at a million items."""
         return self._store.item_local_features(item_id, local_features.METHOD_ID)
 
-    def _view_featurizer(self, manifest: ModelManifest) -> Callable[[np.ndarray], np.ndarray]:
-        """``manifest``'s model on one focus view: the vector a device did not make."""
-        featurizer = load_featurizer(self._settings, manifest)
+    def _view_featurizer(
+        self, manifest: ModelManifest
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``manifest``'s model on one focus view: the vector a device did not make; None,
+        and said, if the model cannot be loaded here (the frames' vectors still answer)."""
+        try:
+            featurizer = load_featurizer(self._settings, manifest)
+        except ModelError as exc:
+            logger.error("focus views will not be featurized: %s", exc)
+            return None
         return lambda view_bgr: featurizer.embed([view_bgr])[0]
 
     def _serve(self, manifest: ModelManifest) -> _Serving:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 
@@ -115,6 +116,31 @@ def test_the_worker_featurizes_a_colour_view_that_came_without_its_vector(
     assert device_scores.get("rocket", -1.0) < focused["rocket"] - 0.1
     # a grey view is verified, not featurized (the network wants colour)
     assert "focus" not in grey_sent.stages_ms and "verify" in grey_sent.stages_ms
+
+
+def test_a_worker_whose_model_file_is_broken_answers_from_the_frames_vector(
+    live_settings, publisher, rdb, featurizer, tmp_path, caplog
+):
+    """The manifests but a truncated ONNX file: the focus view is not featurized, and said;
+    the messages are still answered (and verified)."""
+    manifests = tmp_path / "models"
+    manifests.mkdir()
+    for manifest in live_settings.model_path.glob("*.json"):
+        shutil.copy(manifest, manifests)
+        onnx = manifest.with_suffix(".onnx")
+        (manifests / onnx.name).write_bytes(onnx.read_bytes()[:1000])
+    w = Worker(live_settings.model_copy(update={"models_dir": manifests}))
+    w.start()
+    try:
+        wait_for(w.subscribed.is_set)
+        view = focus_view_jpeg(load_photo("rocket"), MAX_JPEG_BYTES)
+        send_features(publisher, featurizer, load_photo("coffee"), verify_jpeg=view)
+        wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 1)
+    finally:
+        w.stop()
+    (record,) = records(rdb)
+    assert "focus" not in record.stages_ms and "verify" in record.stages_ms
+    assert "focus views will not be featurized" in caplog.text
 
 
 def test_a_verification_view_reorders_the_candidates_it_shows(
