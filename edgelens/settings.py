@@ -87,13 +87,13 @@ class SearchSettings(_Section):
     verify: bool = Field(
         default=True,
         description="Re-rank the best candidates by keypoint matches when a message carries "
-        "its verification view (docs/benchmarks.md: real second views 0.68 -> 0.86 top-1).",
+        "its focus view (docs/benchmarks.md: real second views, with and without).",
     )
     view_focus: bool = Field(
         default=True,
-        description="Featurize the focus view a message carries (with the catalog's model) "
-        "when it carries no vector of its box, so the device pays no second forward pass; "
-        "each item then scores the better of the frame and the box.",
+        description="Featurize the colour focus view a message carries, and the view's own "
+        "centred box, with the catalog's model, so the device pays no second forward pass; "
+        "each item then scores its best of the frame and the boxes.",
     )
     verify_candidates: int = Field(
         default=10,

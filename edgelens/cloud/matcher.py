@@ -46,8 +46,8 @@ class Matcher:
     # The keypoints of an item's catalog photo; None turns spatial verification off.
     local_features_of: Callable[[str], LocalFeatures | None] | None = None
     verify_candidates: int = CANDIDATES  # how many of the best the keypoints re-rank
-    # The index's own model on a decoded colour focus view (one unit vector): the focus
-    # vector of a message that carries the view but no vector of its box. None: not made.
+    # The index's own model on a decoded colour focus view: the vectors of its focus boxes
+    # (edgelens.featurizer.focus.focus_views), one row each. None: not made.
     embed_view: Callable[[np.ndarray], np.ndarray] | None = None
 
     def match(
@@ -64,11 +64,9 @@ class Matcher:
         view = self._view(message) if verify else None
         decoded = time.perf_counter()
         stages: dict[str, float] = {}
-        views = message.views  # each item scores the better of the frame and its focus box
-        colour_view = view is not None and view.ndim == 3
-        if self.embed_view is not None and colour_view and message.focus_embedding is None:
-            assert view is not None
-            views = [message.embedding, self.embed_view(view)]
+        views = message.views  # each item scores its best of the frame and its focus boxes
+        if self.embed_view is not None and view is not None and view.ndim == 3:  # colour
+            views += list(self.embed_view(view))
             stages["focus"] = round((time.perf_counter() - decoded) * 1000, 3)
         verifying = view is not None and self.local_features_of is not None
         k = max(self.top_k, self.verify_candidates) if verifying else self.top_k

@@ -33,6 +33,7 @@ from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, ModelError, RedisUnavailableError
 from edgelens.featurizer import local_features
+from edgelens.featurizer.focus import focus_views
 from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.featurizer.manifest import (
     ModelManifest,
@@ -448,14 +449,14 @@ class Worker:
     def _view_featurizer(
         self, manifest: ModelManifest
     ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """``manifest``'s model on one focus view: the vector a device did not make; None,
-        and said, if the model cannot be loaded here (the frames' vectors still answer)."""
+        """``manifest``'s model on one focus view: the vectors of its focus boxes; None, and
+        said, if the model cannot be loaded here (the frames' vectors still answer)."""
         try:
             featurizer = load_featurizer(self._settings, manifest)
         except ModelError as exc:
             logger.error("focus views will not be featurized: %s", exc)
             return None
-        return lambda view_bgr: featurizer.embed([view_bgr])[0]
+        return lambda view_bgr: featurizer.embed(focus_views(view_bgr))
 
     def _serve(self, manifest: ModelManifest) -> _Serving:
         """Open the index of ``manifest``'s model and the matcher and follower around it."""

@@ -20,7 +20,7 @@ from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
+from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg, focus_views
 from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
@@ -258,9 +258,10 @@ def rank_queries(
 ) -> list[tuple[Query, list[str]]]:
     """Each query with the whole catalog ranked for it (item ids, best first), as a device
     sends it and the worker answers it: the frame's vector from ``featurizer`` (the
-    device's model); with ``focus`` also the vector of its focus view, JPEG-coded and
-    decoded as on the wire and featurized by ``view_featurizer`` (the catalog's model, as
-    on the worker; ``featurizer`` when None), each item scoring the better of the two; with
+    device's model); with ``focus`` also the vectors of its focus view's boxes, the view
+    JPEG-coded and decoded as on the wire and featurized by ``view_featurizer`` (the
+    catalog's model, as on the worker; ``featurizer`` when None), each item scoring its
+    best; with
     ``local_features_of`` (the catalog's keypoints) its best candidates verified from that
     view."""
     queries = list(queries)
@@ -268,7 +269,7 @@ def rank_queries(
     if unknown:
         raise EdgelensError(f"queries name items missing from the catalog: {unknown[:10]}")
     rankings = []
-    batch_size = featurizer.batch_size
+    batch_size, dim = featurizer.batch_size, featurizer.dim
     for start in range(0, len(queries), batch_size):
         chunk = queries[start : start + batch_size]
         vectors = [featurizer.embed([q.image_bgr for q in chunk])]
@@ -277,8 +278,10 @@ def rank_queries(
             if focus or local_features_of is not None
             else []
         )
-        if focus:
-            vectors.append((view_featurizer or featurizer).embed(views))
+        if focus:  # the worker's focus vectors: each view's boxes, one batch
+            boxes = [box for view in views for box in focus_views(view)]
+            per_view = (view_featurizer or featurizer).embed(boxes).reshape(len(chunk), -1, dim)
+            vectors += list(per_view.transpose(1, 0, 2))
         for n, query in enumerate(chunk):
             found = search_views(index, [v[n] for v in vectors], k=len(index))
             if local_features_of is not None:

@@ -19,8 +19,8 @@ focus view)::
 
 Version 2 carries the frame's vector and then its focus box's
 (:mod:`edgelens.featurizer.focus`), same model, dim and dtype. Version 3 adds the focus
-box as a small JPEG, the focus view: in colour, the worker featurizes it when no vector of
-the box came with it, and it extracts keypoints from it to verify its best candidates
+box as a small JPEG, the focus view: in colour, the worker featurizes it (and its own
+centred box), and it extracts keypoints from it to verify its best candidates
 (:mod:`edgelens.search.verify`); a grey view (the first devices of version 3 sent one) is
 only verified. Version 3 with one vector is what a device sends by default. A 1280-d
 float16 vector travels in ~2.6 KB, int8 in ~1.3 KB, against ~13 KB for the comma-separated
@@ -43,14 +43,14 @@ from edgelens.wire.names import valid_device_id
 MAGIC = b"EL"
 VERSION = 1  # the frame's vector
 VERSION_FOCUS = 2  # the frame's vector, then its focus box's
-VERSION_VERIFY = 3  # one or two vectors, then the verification view
+VERSION_VERIFY = 3  # one or two vectors, then the focus view
 MAX_DIM = 8192
 MAX_JPEG_BYTES = 128 * 1024
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
 _LENGTH = struct.Struct("<I")
 # The largest well-formed message: header, two 255-byte strings, the view count, two
-# vectors of MAX_DIM floats with their scales, the largest verification view.
+# vectors of MAX_DIM floats with their scales, the largest focus view.
 MAX_MESSAGE_BYTES = (
     _HEADER.size + 2 * 256 + 1 + 2 * (_SCALE.size + MAX_DIM * 4) + _LENGTH.size + MAX_JPEG_BYTES
 )
@@ -93,7 +93,7 @@ class FeatureMessage:
     def __post_init__(self) -> None:
         if self.verify_jpeg is not None and not 0 < len(self.verify_jpeg) <= MAX_JPEG_BYTES:
             raise WireFormatError(
-                f"verification view of {len(self.verify_jpeg)} bytes, 1..{MAX_JPEG_BYTES}"
+                f"focus view of {len(self.verify_jpeg)} bytes, 1..{MAX_JPEG_BYTES}"
             )
         if self.embedding.ndim != 1 or not 0 < self.embedding.shape[0] <= MAX_DIM:
             raise WireFormatError(f"embedding must be 1-d, got shape {self.embedding.shape}")
@@ -194,12 +194,12 @@ def decode(payload: bytes) -> FeatureMessage:
 
 def _read_jpeg(payload: bytes, offset: int) -> tuple[bytes, int]:
     if len(payload) < offset + _LENGTH.size:
-        raise WireFormatError("truncated before the verification view's length")
+        raise WireFormatError("truncated before the focus view's length")
     (length,) = _LENGTH.unpack_from(payload, offset)
     offset += _LENGTH.size
     if len(payload) - offset < length:  # its size bounds are FeatureMessage's check
         raise WireFormatError(
-            f"verification view needs {length} bytes, message carries {len(payload) - offset}"
+            f"focus view needs {length} bytes, message carries {len(payload) - offset}"
         )
     return payload[offset : offset + length], offset + length
 

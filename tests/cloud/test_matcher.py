@@ -87,19 +87,21 @@ def test_otherwise_the_vectors_order_stands(
     assert "verify" not in record.stages_ms
 
 
-def test_a_colour_view_without_its_vector_is_featurized_once(keypoints, coffee_view):
-    """The box's vector made on the worker (here a model that sees coffee in any view):
-    coffee now scores by its box; a superseded message leaves the view unread."""
+def test_a_colour_view_is_featurized_once_and_each_box_searched(keypoints, coffee_view):
+    """The boxes' vectors made on the worker (here a model that sees coffee, then chelsea,
+    in any view): each item scores its best view; a superseded message leaves the view
+    unread."""
     seen = []
 
     def embed_view(view):
         seen.append(view.shape)
-        return np.array([0.0, 0.0, 1.0, 0.0], np.float32)  # coffee's catalog vector
+        return np.eye(4, dtype=np.float32)[[2, 1]]  # coffee's, chelsea's catalog vectors
 
     matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
     topic = features_topic("cam-1")
     record = matcher.match(topic, _payload(coffee_view), received_at=time.time())
-    assert record.matches[0].item_id == "coffee" and record.matches[0].score == pytest.approx(1)
+    assert {m.item_id for m in record.matches[:2]} == {"coffee", "chelsea"}
+    assert [m.score for m in record.matches[:2]] == pytest.approx([1, 1])
     assert len(seen) == 1 and len(seen[0]) == 3 and "focus" in record.stages_ms
     superseded = matcher.match(topic, _payload(coffee_view), received_at=time.time(), verify=False)
     assert [m.item_id for m in superseded.matches] == ["rocket", "chelsea", "coffee"]

@@ -10,6 +10,7 @@ from edgelens.featurizer.focus import (
     decode_focus_view,
     focus_crop,
     focus_view_jpeg,
+    focus_views,
     focus_xyxy,
 )
 from edgelens.wire.features import MAX_JPEG_BYTES
@@ -19,6 +20,14 @@ def test_the_box_is_centred_and_covers_the_area():
     x0, y0, x1, y1 = focus_xyxy(640, 480)
     assert (x0 + x1) / 2 == pytest.approx(320, abs=1) and (y0 + y1) / 2 == pytest.approx(240, abs=1)
     assert (x1 - x0) * (y1 - y0) / (640 * 480) == pytest.approx(0.6, abs=0.01)
+
+
+def test_the_worker_featurizes_the_view_and_its_own_focus_box(chelsea):
+    frame = cv2.resize(chelsea, (640, 480))
+    view, inner = focus_views(focus_crop(frame))
+    assert view.shape == focus_crop(frame).shape
+    assert inner.shape[0] * inner.shape[1] / (640 * 480) == pytest.approx(0.36, abs=0.01)
+    np.testing.assert_array_equal(inner, focus_crop(view))
 
 
 def test_the_view_is_the_focus_box_in_colour(chelsea):

@@ -98,7 +98,7 @@ _VERIFY_VECTORS_END = len(VERIFY) - 4 - len(JPEG)  # the view's u32 length comes
 
 
 @pytest.mark.parametrize("focus", [False, True])
-def test_a_verification_view_travels_after_the_vectors(focus):
+def test_a_focus_view_travels_after_the_vectors(focus):
     frame, box = _message(seed=1), _message(seed=2)
     original = dataclasses.replace(
         frame, focus_embedding=box.embedding if focus else None, verify_jpeg=JPEG
@@ -111,9 +111,9 @@ def test_a_verification_view_travels_after_the_vectors(focus):
     assert decode(restamp(payload, seq=5, captured_at=3.0)).verify_jpeg == JPEG
 
 
-def test_a_verification_view_too_large_is_refused():
+def test_a_focus_view_too_large_is_refused():
     too_large = b"\xff" * (MAX_JPEG_BYTES + 1)
-    with pytest.raises(WireFormatError, match="verification view"):
+    with pytest.raises(WireFormatError, match="focus view"):
         dataclasses.replace(_message(dim=8), verify_jpeg=too_large)
     payload = encode(dataclasses.replace(_message(dim=8), verify_jpeg=b"\xff" * MAX_JPEG_BYTES))
     assert len(payload) <= MAX_MESSAGE_BYTES
@@ -137,9 +137,9 @@ def test_a_verification_view_too_large_is_refused():
             VERIFY[: _VERIFY_VECTORS_END - 33] + b"\x03" + VERIFY[_VERIFY_VECTORS_END - 32 :],
             "3 vectors",
         ),
-        (VERIFY[:_VERIFY_VECTORS_END], "before the verification view's length"),
-        (VERIFY[:-1], "verification view needs"),
-        (VERIFY[:_VERIFY_VECTORS_END] + struct.pack("<I", 0), "verification view of 0 bytes"),
+        (VERIFY[:_VERIFY_VECTORS_END], "before the focus view's length"),
+        (VERIFY[:-1], "focus view needs"),
+        (VERIFY[:_VERIFY_VECTORS_END] + struct.pack("<I", 0), "focus view of 0 bytes"),
         (VERIFY + b"\x00", "1 bytes after the message's end"),
     ],
 )
