@@ -162,8 +162,8 @@ def _report(runs, gating, args) -> str:
         "",
         f"Throughput: the DeviceLoop (capture thread, featurizer, smoothing, MQTT to a real "
         f"mosquitto) on a {FRAME_SIZE[0]}x{FRAME_SIZE[1]} MJPG video of {args.frames} frames "
-        f"that states 240 fps, gating and focus box off, CPU provider with {args.threads} "
-        "threads; median "
+        f"that states 240 fps, gating off (each frame with its focus view), CPU provider "
+        f"with {args.threads} threads; median "
         f"of {args.rounds} interleaved rounds. Stage times are means per featurized frame; "
         "decode runs in the capture thread, beside the other three. Dropped = frames the "
         "source delivered faster than the loop took them (the loop keeps the newest).",

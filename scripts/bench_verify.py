@@ -140,15 +140,14 @@ def main() -> None:
     lines = [
         f"{len(photos)} sample photos with {len(sample_sets['clutter'])} clutter views of each "
         f"kind, and the real-view set ({len(real_sets['real views'])} queries, "
-        f"{len(real_photos)} items); FP32 R-GeM vectors with the focus box rank every query "
-        "once, then each budget verifies the best candidates as the worker does (decode the "
-        "device's "
-        "view, extract its keypoints at the side given, match and fit against each "
-        "candidate's stored keypoints). Bytes are what the catalog stores per photo, on "
-        "average (float32 positions, uint8 descriptors; photos with little texture keep fewer "
-        "keypoints); worker ms is the median per message with OpenCV and numpy on one core. "
-        "The first "
-        "budget is the product's (settings.search.verify_candidates sets the third column).",
+        f"{len(real_photos)} items); FP32 R-GeM vectors with the focus view's boxes rank "
+        "every query once, then each budget verifies the best candidates as the worker does "
+        "(decode the device's view, extract its keypoints at the side given, match and fit "
+        "against each candidate's stored keypoints). Bytes are what the catalog stores per "
+        "photo, on average (float32 positions, uint8 descriptors; photos with little "
+        "texture keep fewer keypoints); worker ms is the median per message with OpenCV and "
+        "numpy on one core. The first budget is the product's "
+        "(settings.search.verify_candidates sets the third column).",
         "",
         "| catalog keypoints | view extracted at | candidates | bytes / item | at 1M items | "
         "worker ms / message | " + " | ".join(f"{n} top-1 / top-5" for n in set_names) + " |",
