@@ -170,8 +170,9 @@ class WorkerSettings(_Section):
         default=1,
         ge=1,
         le=256,
-        description="BLAS/OpenMP threads per worker process. A worker answers one query at "
-        "a time, so extra threads only contend: scale out with more worker processes.",
+        description="BLAS/OpenMP threads per worker process, and onnxruntime's for its focus "
+        "views. A worker answers one query at a time, so extra threads only contend: scale "
+        "out with more worker processes.",
     )
     model_poll_s: float = Field(
         default=2.0, gt=0, description="How often a newly exported model is looked for."

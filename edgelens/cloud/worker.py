@@ -452,7 +452,10 @@ class Worker:
         """``manifest``'s model on one focus view: the vectors of its focus boxes; None, and
         said, if the model cannot be loaded here (the frames' vectors still answer)."""
         try:
-            featurizer = load_featurizer(self._settings, manifest)
+            # as many threads as the worker's other maths: one message at a time
+            featurizer = load_featurizer(
+                self._settings, manifest, threads=self._settings.worker.math_threads
+            )
         except ModelError as exc:
             logger.error("focus views will not be featurized: %s", exc)
             return None

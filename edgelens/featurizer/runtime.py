@@ -137,9 +137,12 @@ class Featurizer:
         return np.concatenate(parts)
 
 
-def load_featurizer(settings: Settings, manifest: ModelManifest | None = None) -> Featurizer:
+def load_featurizer(
+    settings: Settings, manifest: ModelManifest | None = None, *, threads: int | None = None
+) -> Featurizer:
     """Build the featurizer the settings describe (precision, providers, threads), or the
-    one of ``manifest`` (a worker serving the model it has read) with the same settings."""
+    one of ``manifest`` (a worker serving the model it has read) with the same settings;
+    ``threads`` overrides ``featurizer.threads``."""
     cfg = settings.featurizer
     manifest = manifest or load_manifest(settings.model_path, cfg.precision, cfg.pooling)
     onnx_path, _ = artefact_paths(settings.model_path, manifest.precision, manifest.pooling)
@@ -147,7 +150,7 @@ def load_featurizer(settings: Settings, manifest: ModelManifest | None = None) -
         manifest,
         onnx_path,
         providers=cfg.providers,
-        threads=cfg.threads,
+        threads=threads or cfg.threads,
         batch_size=cfg.batch_size,
         cache_dir=settings.data_dir / "trt-cache",
     )
