@@ -70,7 +70,7 @@ class System:
     featurizer: Featurizer
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
-    focus: bool = False  # each item scores the better of the frame and its focus view
+    focus: bool = False  # each item scores its best of the frame and its focus view's boxes
     verify: bool = False  # the worker re-ranks the best by the focus view's keypoints
     verify_candidates: int = CANDIDATES  # how many of the best it re-ranks
 
@@ -261,9 +261,8 @@ def rank_queries(
     device's model); with ``focus`` also the vectors of its focus view's boxes, the view
     JPEG-coded and decoded as on the wire and featurized by ``view_featurizer`` (the
     catalog's model, as on the worker; ``featurizer`` when None), each item scoring its
-    best; with
-    ``local_features_of`` (the catalog's keypoints) its best candidates verified from that
-    view."""
+    best; with ``local_features_of`` (the catalog's keypoints) its best candidates verified
+    from that view."""
     queries = list(queries)
     unknown = sorted({q.item_id for q in queries if q.item_id not in index})
     if unknown:
