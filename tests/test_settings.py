@@ -56,3 +56,12 @@ def test_missing_or_broken_file(tmp_path: Path):
     broken.write_text("this is = = not toml")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(broken)
+
+
+def test_the_settings_file_in_the_readme_loads_and_says_the_defaults(tmp_path: Path):
+    """The README's example is a real settings file: it loads, and every value it shows is
+    the default (so it cannot drift from the code unnoticed)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    config = tmp_path / "edgelens.toml"
+    config.write_text(readme.split("```toml\n", 1)[1].split("```", 1)[0])
+    assert load_settings(config) == load_settings()
