@@ -9,12 +9,14 @@ small CPU): it sends its focus box as a small JPEG
 keypoints from that.
 
 Parameters are the textbook ones, fixed before measuring: at most 1000 SIFT keypoints on
-the image scaled to at most 640 px.
+the image scaled to at most 640 px. Descriptors are stored as SIFT computes them and matched
+as RootSIFT (:attr:`LocalFeatures.matching_descriptors_n128`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -44,6 +46,18 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return int(self.xy_n2.shape[0])
+
+    @cached_property
+    def matching_descriptors_n128(self) -> np.ndarray:
+        """RootSIFT (Arandjelovic & Zisserman, "Three things everyone should know to improve
+        object retrieval", 2012): each descriptor L1-normalised, then square-rooted, so that
+        Euclidean distance between them compares SIFT histograms by the Hellinger kernel,
+        which a few large bins sway less. Computed once per object from the stored SIFT (no
+        re-extraction, nothing more stored). Measured in scripts/bench_verify.py against plain
+        SIFT on the same keypoints: more true items verified in clutter, fewer stray inliers
+        on wrong ones."""
+        total = self.descriptors_n128.sum(axis=1, keepdims=True)
+        return np.sqrt(self.descriptors_n128 / np.maximum(total, 1e-7)).astype(np.float32)
 
     def to_blobs(self) -> tuple[bytes, bytes]:
         """Compact storage: float32 positions, uint8 descriptors (SIFT's own range)."""

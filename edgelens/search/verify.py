@@ -3,8 +3,8 @@
 The global vector finds the right item among the first few nearly always (top-5 ≥ 0.95
 on every set we measure) but misorders near-duplicates (one chessboard in thirteen poses)
 and objects among other things. For each of the first :data:`CANDIDATES` items, SIFT
-keypoints of the query are matched to the item's catalog photo (Lowe's ratio 0.8), a
-homography is fitted with RANSAC (8 px), and the matches it keeps are counted, each
+keypoints of the query are matched to the item's catalog photo (as RootSIFT, Lowe's ratio
+0.8), a homography is fitted with RANSAC (8 px), and the matches it keeps are counted, each
 keypoint once on either side. An item with at least :data:`MIN_INLIERS` is verified;
 verified items come first. An item whose photo has fewer keypoints than that (a plain,
 untextured product) can never verify and keeps its vector place.
@@ -14,7 +14,7 @@ inliers: more by over :data:`SIGNIFICANCE` standard deviations of the difference
 Poisson counts (2·sqrt(a+b)). Without that guard, two colour variants of one product
 (the same keypoints in grey) would be ordered by the noise in their counts: measured on
 hue-shifted twins of the sample photos, plain inlier ordering fell from 0.91 to 0.79
-top-1, the guarded order kept 0.91. All parameters are textbook values fixed before
+top-1, the guarded order kept 0.91. These parameters are textbook values fixed before
 measuring (scripts/bench_quality.py has the figures).
 """
 
@@ -46,7 +46,7 @@ def ratio_matches(query: LocalFeatures, item: LocalFeatures) -> tuple[np.ndarray
     """
     if len(query) < 1 or len(item) < 2:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    q, c = query.descriptors_n128, item.descriptors_n128
+    q, c = query.matching_descriptors_n128, item.matching_descriptors_n128
     squared = (
         np.einsum("ij,ij->i", q, q)[:, None] + np.einsum("ij,ij->i", c, c)[None, :] - 2 * q @ c.T
     )

@@ -37,3 +37,17 @@ def test_storage_round_trip_is_exact(chelsea):
 def test_positions_and_descriptors_must_pair_up():
     with pytest.raises(ValueError, match="pair up"):
         LocalFeatures(np.zeros((3, 2), np.float32), np.zeros((2, 128), np.float32))
+
+
+def test_descriptors_are_matched_as_rootsift(chelsea):
+    """Unit length, and the dot product of two is the Hellinger kernel (Bhattacharyya
+    coefficient) of the two SIFT histograms, L1-normalised: what Euclidean distance between
+    them then compares."""
+    features = extract_local_features(chelsea)
+    root = features.matching_descriptors_n128
+    assert root.shape == features.descriptors_n128.shape and root.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(root, axis=1), 1.0, rtol=1e-5)
+    histograms = features.descriptors_n128 / features.descriptors_n128.sum(axis=1, keepdims=True)
+    hellinger = np.sqrt(histograms[0] * histograms[1]).sum()
+    assert root[0] @ root[1] == pytest.approx(hellinger, rel=1e-5)
+    assert features.matching_descriptors_n128 is root  # computed once per object

@@ -38,7 +38,7 @@ def test_a_camera_view_verifies_against_its_own_photo_only(photos):
 def test_the_ratio_test_pairs_what_opencvs_brute_force_matcher_pairs(photos, item):
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=14)[0])
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
-        view.descriptors_n128, photos[item].descriptors_n128, k=2
+        view.matching_descriptors_n128, photos[item].matching_descriptors_n128, k=2
     )
     expected = [
         (p[0].queryIdx, p[0].trainIdx) for p in pairs if p[0].distance < RATIO * p[1].distance
