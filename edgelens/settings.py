@@ -96,7 +96,7 @@ class SearchSettings(_Section):
         "each item then scores its best of the frame and the boxes.",
     )
     verify_candidates: int = Field(
-        default=10,
+        default=15,
         ge=1,
         le=100,
         description="How many of the vector search's best are verified; each costs the "
