@@ -10,7 +10,7 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
 "edgelens" is sharpened R-GeM pooling with the catalog recipe's views, queries sent as a device
 sends them (the frame's vector and its centred focus box as a colour JPEG, the focus view) and
 answered as the worker does (the view and its own centred box featurized with the catalog's
-model, each item scoring its best of frame and boxes, then the best 10 re-ranked by keypoint
+model, each item scoring its best of frame and boxes, then the best 15 re-ranked by keypoint
 verification); "baseline" is global average pooling with one vector per item, the plain
 approach. "no verification" and "frame only" rows leave those steps out, to show what each
 adds. Also the vector-cache count and the device-side featurize cost of both models.
@@ -148,7 +148,8 @@ def main() -> None:
         "as a colour JPEG (the focus view); the worker featurizes the view and the view's own "
         f"centred box ({FOCUS_AREA**2:.0%} of the frame) with the catalog's model, each item "
         "scoring its best of frame and boxes + spatial verification of the "
-        "best 10 (SIFT keypoints of the focus view against each candidate's photo, RANSAC "
+        f"best {CANDIDATES} (SIFT keypoints of the focus view against each candidate's photo, "
+        "matched as RootSIFT, RANSAC "
         "homography; edgelens.search.verify); no verification = without the last step; "
         "frame only = without the focus boxes either; baseline = global average pooling, "
         '1 vector per photo. "clutter, in view ignored": the same rankings of the clutter '

@@ -1,7 +1,8 @@
 """Spatial verification's budget: what the keypoints kept per catalog photo, the size the
-worker extracts the query view at and the number of candidates verified cost (bytes stored
-per item, worker ms per message on one core) and give (top-1/top-5), against the vector
-search alone, on the same rankings in the same run.
+worker extracts the query view at, the number of candidates verified and how descriptors are
+compared (RootSIFT or plain SIFT) cost (bytes stored per item, worker ms per message on one
+core) and give (top-1/top-5), against the vector search alone, on the same rankings in the
+same run.
 
 Verification is the worker's dearest step and its keypoints the catalog's largest part;
 this measures how much of either can go before the answers change. Query sets and seeds
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import common_arguments, write_section
@@ -42,22 +44,44 @@ from edgelens.evaluation.runner import (
 )
 from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
-from edgelens.featurizer.local_features import MAX_KEYPOINTS, MAX_SIDE, extract_local_features
+from edgelens.featurizer.local_features import (
+    MAX_KEYPOINTS,
+    MAX_SIDE,
+    LocalFeatures,
+    extract_local_features,
+)
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.verify import CANDIDATES, RATIO, ratio_matches, verify
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
 
-# (keypoints per catalog photo, side the worker extracts the view at, candidates verified);
-# the product's first.
+# (keypoints per catalog photo, side the worker extracts the view at, candidates verified,
+# descriptors matched as); the product's first, then the product before RootSIFT and 15.
 BUDGETS = [
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES),
-    (MAX_KEYPOINTS, MAX_SIDE, 5),
-    (500, MAX_SIDE, CANDIDATES),
-    (250, MAX_SIDE, CANDIDATES),
-    (MAX_KEYPOINTS, 480, CANDIDATES),
-    (MAX_KEYPOINTS, 320, CANDIDATES),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT"),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT"),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT"),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT"),
+    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT"),
+    (500, MAX_SIDE, CANDIDATES, "RootSIFT"),
+    (250, MAX_SIDE, CANDIDATES, "RootSIFT"),
+    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT"),
 ]
+
+
+class _PlainSift(LocalFeatures):
+    """The same keypoints and stored descriptors, matched as plain SIFT (the baseline)."""
+
+    @property
+    def matching_descriptors_n128(self) -> np.ndarray:
+        return self.descriptors_n128
+
+
+def _as(descriptors: str, features: LocalFeatures) -> LocalFeatures:
+    if descriptors == "RootSIFT":
+        return features
+    return _PlainSift(features.xy_n2, features.descriptors_n128)
+
 
 Rankings = list[tuple[Query, list[str]]]
 
@@ -102,14 +126,16 @@ def main() -> None:
         for query, _ in rankings
     }
 
-    rows = [("vectors only", "", "", 0, 0.0, _figures(suites))]
+    rows = [("vectors only", "", "", "", 0, 0.0, _figures(suites))]
     cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
     pairs = []  # (view keypoints, candidate keypoints) of the product's budget
-    for budget, (keypoints, side, candidates) in enumerate(BUDGETS):
+    for budget, (keypoints, side, candidates, descriptors) in enumerate(BUDGETS):
         verified_sets, bytes_per_item, message_ms = [], [], []
         for catalog, sets in suites:
             stored = {
-                p.item.item_id: extract_local_features(p.image_bgr, max_keypoints=keypoints)
+                p.item.item_id: _as(
+                    descriptors, extract_local_features(p.image_bgr, max_keypoints=keypoints)
+                )
                 for p in catalog
             }
             bytes_per_item += [sum(map(len, f.to_blobs())) for f in stored.values()]
@@ -121,7 +147,9 @@ def main() -> None:
                         view = decode_focus_view(views[id(query)])
                         pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
-                    found = _verified(ranked, views[id(query)], side, candidates, stored)
+                    found = _verified(
+                        ranked, views[id(query)], side, candidates, descriptors, stored
+                    )
                     message_ms.append((time.perf_counter() - started) * 1000)
                     verified[name].append((query, found))
             verified_sets.append((catalog, verified))
@@ -130,6 +158,7 @@ def main() -> None:
                 str(keypoints),
                 f"{side} px",
                 str(candidates),
+                descriptors,
                 statistics.mean(bytes_per_item),
                 statistics.median(message_ms),
                 _figures(verified_sets),
@@ -147,16 +176,22 @@ def main() -> None:
         "photo, on average (float32 positions, uint8 descriptors; photos with little "
         "texture keep fewer keypoints); worker ms is the median per message with OpenCV and "
         "numpy on one core. The first budget is the product's "
-        "(settings.search.verify_candidates sets the third column).",
+        "(settings.search.verify_candidates sets the third column), the second the one it "
+        "replaced (10 candidates, plain SIFT); 'matched as' is how the same stored "
+        "descriptors are compared: RootSIFT (the product) or plain SIFT (the baseline).",
         "",
-        "| catalog keypoints | view extracted at | candidates | bytes / item | at 1M items | "
-        "worker ms / message | " + " | ".join(f"{n} top-1 / top-5" for n in set_names) + " |",
-        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in set_names) + " |",
+        "| catalog keypoints | view extracted at | candidates | matched as | bytes / item | "
+        "at 1M items | worker ms / message | "
+        + " | ".join(f"{n} top-1 / top-5" for n in set_names)
+        + " |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | "
+        + " | ".join("---:" for _ in set_names)
+        + " |",
     ]
-    for keypoints, side, candidates, item_bytes, ms, figures in rows:
+    for keypoints, side, candidates, descriptors, item_bytes, ms, figures in rows:
         cells = " | ".join(f"{figures[n][0]:.3f} / {figures[n][1]:.3f}" for n in set_names)
         lines.append(
-            f"| {keypoints} | {side} | {candidates} | {item_bytes / 1000:.0f} KB | "
+            f"| {keypoints} | {side} | {candidates} | {descriptors} | {item_bytes / 1000:.0f} KB | "
             f"{item_bytes * 1e6 / 1e9:.0f} GB | {ms:.1f} | {cells} |"
         )
     lines += ["", *_ratio_test_side_by_side(pairs)]
@@ -167,10 +202,15 @@ def main() -> None:
 
 
 def _verified(
-    ranked: list[str], view_jpeg: bytes, side: int, candidates: int, stored: dict
+    ranked: list[str],
+    view_jpeg: bytes,
+    side: int,
+    candidates: int,
+    descriptors: str,
+    stored: dict,
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
-    query = extract_local_features(decode_focus_view(view_jpeg), max_side=side)
+    query = _as(descriptors, extract_local_features(decode_focus_view(view_jpeg), max_side=side))
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
     reranked, _ = verify(matches, query, stored.get, candidates=candidates)
     return [m.item_id for m in reranked]
@@ -183,8 +223,9 @@ def _ratio_test_side_by_side(pairs: list) -> list[str]:
     times: dict[str, list[float]] = {"opencv": [], "ours": []}
     differ = 0
     for query, item in pairs:
+        q, c = query.matching_descriptors_n128, item.matching_descriptors_n128  # made once
         started = time.perf_counter()
-        knn = matcher.knnMatch(query.descriptors_n128, item.descriptors_n128, k=2)
+        knn = matcher.knnMatch(q, c, k=2)
         theirs = [
             (p[0].queryIdx, p[0].trainIdx)
             for p in knn
