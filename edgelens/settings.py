@@ -145,7 +145,8 @@ class DeviceSettings(_Section):
         default=False,
         description="Featurize the frame's centred focus box here too and send its vector "
         "(one more forward pass per published frame). Off by default: the worker makes "
-        "that vector from the focus view; on for a device that sends no view.",
+        "that vector from the focus view (and skips it when the device sent it); on for a "
+        "device that sends no view.",
     )
     verify_view: bool = Field(
         default=True,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
-from edgelens.featurizer.focus import decode_focus_view
+from edgelens.featurizer.focus import decode_focus_view, focus_views
 from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.search.base import SearchFilter, VectorIndex, search_views
 from edgelens.search.verify import CANDIDATES, verify_view
@@ -46,9 +46,9 @@ class Matcher:
     # The keypoints of an item's catalog photo; None turns spatial verification off.
     local_features_of: Callable[[str], LocalFeatures | None] | None = None
     verify_candidates: int = CANDIDATES  # how many of the best the keypoints re-rank
-    # The index's own model on a decoded colour focus view: the vectors of its focus boxes
-    # (edgelens.featurizer.focus.focus_views), one row each. None: not made.
-    embed_view: Callable[[np.ndarray], np.ndarray] | None = None
+    # The index's own model on images (a colour focus view's boxes,
+    # edgelens.featurizer.focus.focus_views): one vector row each. None: not made.
+    embed_view: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None
 
     def match(
         self, topic: str, payload: bytes, *, received_at: float, verify: bool = True
@@ -66,7 +66,10 @@ class Matcher:
         stages: dict[str, float] = {}
         views = message.views  # each item scores its best of the frame and its focus boxes
         if self.embed_view is not None and view is not None and view.ndim == 3:  # colour
-            views += list(self.embed_view(view))
+            boxes = focus_views(view)
+            if message.focus_embedding is not None:  # the device featurized the view itself
+                boxes = boxes[1:]
+            views += list(self.embed_view(boxes))
             stages["focus"] = round((time.perf_counter() - decoded) * 1000, 3)
         verifying = view is not None and self.local_features_of is not None
         k = max(self.top_k, self.verify_candidates) if verifying else self.top_k

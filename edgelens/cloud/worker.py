@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,6 @@ from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, ModelError, RedisUnavailableError
 from edgelens.featurizer import local_features
-from edgelens.featurizer.focus import focus_views
 from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.featurizer.manifest import (
     ModelManifest,
@@ -448,9 +447,9 @@ class Worker:
 
     def _view_featurizer(
         self, manifest: ModelManifest
-    ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """``manifest``'s model on one focus view: the vectors of its focus boxes; None, and
-        said, if the model cannot be loaded here (the frames' vectors still answer)."""
+    ) -> Callable[[Sequence[np.ndarray]], np.ndarray] | None:
+        """``manifest``'s model on a focus view's boxes, one batch; None, and said, if the
+        model cannot be loaded here (the frames' vectors still answer)."""
         try:
             # as many threads as the worker's other maths: one message at a time
             featurizer = load_featurizer(
@@ -459,7 +458,7 @@ class Worker:
         except ModelError as exc:
             logger.error("focus views will not be featurized: %s", exc)
             return None
-        return lambda view_bgr: featurizer.embed(focus_views(view_bgr))
+        return featurizer.embed
 
     def _serve(self, manifest: ModelManifest) -> _Serving:
         """Open the index of ``manifest``'s model and the matcher and follower around it."""

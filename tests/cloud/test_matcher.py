@@ -39,10 +39,16 @@ def _matcher(keypoints, *, verify: bool, candidates: int = 10) -> Matcher:
     )
 
 
-def _payload(view: bytes | None) -> bytes:
+def _payload(view: bytes | None, focus_embedding: np.ndarray | None = None) -> bytes:
     vector = np.array([0.6, 0.5, 0.4, 0.0], np.float32)
     message = FeatureMessage(
-        "cam-1", 1, time.time(), "model-a", vector / np.linalg.norm(vector), verify_jpeg=view
+        "cam-1",
+        1,
+        time.time(),
+        "model-a",
+        vector / np.linalg.norm(vector),
+        focus_embedding=focus_embedding,
+        verify_jpeg=view,
     )
     return encode(message)
 
@@ -93,8 +99,8 @@ def test_a_colour_view_is_featurized_once_and_each_box_searched(keypoints, coffe
     unread."""
     seen = []
 
-    def embed_view(view):
-        seen.append(view.shape)
+    def embed_view(boxes):
+        seen.append([box.shape for box in boxes])
         return np.eye(4, dtype=np.float32)[[2, 1]]  # coffee's, chelsea's catalog vectors
 
     matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
@@ -102,7 +108,28 @@ def test_a_colour_view_is_featurized_once_and_each_box_searched(keypoints, coffe
     record = matcher.match(topic, _payload(coffee_view), received_at=time.time())
     assert {m.item_id for m in record.matches[:2]} == {"coffee", "chelsea"}
     assert [m.score for m in record.matches[:2]] == pytest.approx([1, 1])
-    assert len(seen) == 1 and len(seen[0]) == 3 and "focus" in record.stages_ms
+    (view_shape, inner_shape), *_ = seen  # the view, then its own centred box
+    assert len(seen) == 1 and len(view_shape) == 3 and inner_shape[0] < view_shape[0]
+    assert "focus" in record.stages_ms
     superseded = matcher.match(topic, _payload(coffee_view), received_at=time.time(), verify=False)
     assert [m.item_id for m in superseded.matches] == ["rocket", "chelsea", "coffee"]
     assert len(seen) == 1 and "focus" not in superseded.stages_ms
+
+
+def test_a_view_the_device_featurized_itself_is_not_featurized_again(keypoints, coffee_view):
+    """With ``device.focus`` the message carries the view's own vector (here chelsea's):
+    only the view's inner box is featurized on the worker (here coffee's)."""
+    seen = []
+
+    def embed_view(boxes):
+        seen.append([box.shape for box in boxes])
+        return np.eye(4, dtype=np.float32)[[2]][: len(boxes)]
+
+    matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
+    chelsea = np.eye(4, dtype=np.float32)[1]
+    record = matcher.match(
+        features_topic("cam-1"), _payload(coffee_view, chelsea), received_at=time.time()
+    )
+    assert len(seen) == 1 and len(seen[0]) == 1  # the inner box only
+    assert [m.score for m in record.matches[:2]] == pytest.approx([1, 1])
+    assert {m.item_id for m in record.matches[:2]} == {"coffee", "chelsea"}
