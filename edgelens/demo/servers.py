@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from edgelens.child_processes import exit_with_this_process
 from edgelens.errors import EdgelensError
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class ManagedServer:
         )
         if binary is None:
             raise ServerError(f"{self.executable} not found; run `make setup` (apt-get install)")
-        cmd = [*_exit_with_this_process(), binary, *self.command()]
+        cmd = [*exit_with_this_process(), binary, *self.command()]
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -120,18 +120,6 @@ class ManagedServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _exit_with_this_process() -> list[str]:
-    """A prefix that makes the server get SIGTERM if this process dies, even by SIGKILL
-    (Linux's parent-death signal, set by util-linux's setpriv, kept across its exec), so a
-    killed demo leaves no server behind. The signal follows the *thread* that started the
-    child, so only servers started from the main thread get it; none where setpriv is
-    missing."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None or threading.current_thread() is not threading.main_thread():
-        return []
-    return [setpriv, "--pdeathsig", "TERM", "--"]
 
 
 class RedisServer(ManagedServer):

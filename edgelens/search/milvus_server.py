@@ -27,6 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgelens.child_processes import exit_with_this_process
+
 logger = logging.getLogger(__name__)
 
 _PORT_OPTIONS = (
@@ -79,7 +81,9 @@ class MilvusServer:
             f"initial-advertise-peer-urls: http://127.0.0.1:{etcd_peer}\n"
             f"initial-cluster: default=http://127.0.0.1:{etcd_peer}\n"
         )
-        command = [str(self._executable), "--data", str(self._data_dir)]
+        # SIGINT, as stop() sends: milvus-server then stops the server binary it started.
+        command = [*exit_with_this_process("INT"), str(self._executable)]
+        command += ["--data", str(self._data_dir)]
         command += ["--etcd-port", str(etcd_client)]
         for option, port in zip(_PORT_OPTIONS, ports, strict=True):
             command += [option, str(port)]
@@ -114,6 +118,11 @@ class MilvusServer:
                 process.wait(timeout=5)
         with contextlib.suppress(ProcessLookupError):  # the binary, if milvus-server died first
             os.killpg(process.pid, signal.SIGKILL)
+
+    @property
+    def pid(self) -> int | None:
+        """The ``milvus-server`` launcher's process (None when stopped)."""
+        return self._process.pid if self._process is not None else None
 
     def server_pid(self) -> int | None:
         """The ``milvus run standalone`` process (a child of ``milvus-server``)."""

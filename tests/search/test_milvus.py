@@ -3,12 +3,18 @@ exact reference, filters inside the search, multi-vector items, removal, model s
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
+from tests.processes import alive
 
 pytest.importorskip("pymilvus", reason="the [vectordb] extra")
 from edgelens.search.milvus import MilvusIndex
@@ -133,3 +139,36 @@ def test_a_real_milvus_server_with_an_hnsw_index(milvus_server):
     best = milvus.search(queries[1], k=1)[0]
     assert best.item_id == "sku-7" and best.score == pytest.approx(1.0, abs=1e-5)
     milvus.close()
+
+
+KILLED_STARTER = """
+import sys, time
+from pathlib import Path
+from edgelens.search.milvus_server import MilvusServer
+server = MilvusServer(Path(sys.argv[1]), Path(sys.argv[2])).__enter__()
+print(server.pid, server.server_pid(), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux parent-death signal")
+def test_a_milvus_server_exits_when_its_starter_is_killed(tmp_path):
+    """Both the launcher and the server binary it runs, though the starter never stops them."""
+    from edgelens.search.milvus_server import find_server_executable
+
+    executable = find_server_executable()
+    if executable is None:
+        pytest.skip("no milvus-server (set EDGELENS_MILVUS_SERVER)")
+    starter = subprocess.Popen(
+        [sys.executable, "-c", KILLED_STARTER, str(executable), str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pids = [int(p) for p in starter.stdout.readline().split()]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    starter.send_signal(signal.SIGKILL)
+    starter.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)
