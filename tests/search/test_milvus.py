@@ -3,10 +3,7 @@ exact reference, filters inside the search, multi-vector items, removal, model s
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from edgelens.catalog.models import CatalogItem
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
-from tests.processes import alive
+from tests.processes import kill_starter
 
 pytest.importorskip("pymilvus", reason="the [vectordb] extra")
 from edgelens.search.milvus import MilvusIndex
@@ -159,16 +156,8 @@ def test_a_milvus_server_exits_when_its_starter_is_killed(tmp_path):
     executable = find_server_executable()
     if executable is None:
         pytest.skip("no milvus-server (set EDGELENS_MILVUS_SERVER)")
-    starter = subprocess.Popen(
+    running, left = kill_starter(
         [sys.executable, "-c", KILLED_STARTER, str(executable), str(tmp_path / "data")],
-        stdout=subprocess.PIPE,
-        text=True,
+        wait_s=30,
     )
-    pids = [int(p) for p in starter.stdout.readline().split()]
-    assert len(pids) == 2 and all(alive(pid) for pid in pids)
-    starter.send_signal(signal.SIGKILL)
-    starter.wait()
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(pid) for pid in pids)
+    assert len(running) == 2 and left == []
