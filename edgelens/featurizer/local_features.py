@@ -77,16 +77,11 @@ def extract_local_features(
     """Keypoints of a BGR or grey image, scaled down to at most ``max_side`` for extraction.
     The product uses the defaults (their method id is stored with catalog keypoints); the
     arguments are for measuring what other budgets cost and give (scripts/bench_verify.py)."""
-    gray, scale = _grey_at_most_max_side(image, max_side)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    gray, scale = at_most_side(gray, max_side)
     # A detector per call (cheap to make): the web app may import two uploads at once.
     found, descriptors = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32))
     xy = np.array([k.pt for k in found], np.float32).reshape(-1, 2) / scale
     return LocalFeatures(xy, descriptors.astype(np.float32))
-
-
-def _grey_at_most_max_side(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
-    """The image in grey, shrunk so its longer side is at most ``max_side``; and the scale."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    return at_most_side(gray, max_side)
