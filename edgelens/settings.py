@@ -100,7 +100,7 @@ class SearchSettings(_Section):
         ge=1,
         le=100,
         description="How many of the vector search's best are verified; each costs the "
-        "worker a keypoint match and a RANSAC fit (docs/benchmarks.md, verification budget).",
+        "worker a keypoint match and a homography fit (docs/benchmarks.md, verification budget).",
     )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)

@@ -149,8 +149,8 @@ def main() -> None:
         f"centred box ({FOCUS_AREA**2:.0%} of the frame) with the catalog's model, each item "
         "scoring its best of frame and boxes + spatial verification of the "
         f"best {CANDIDATES} (SIFT keypoints of the focus view against each candidate's photo, "
-        "matched as RootSIFT, RANSAC "
-        "homography; edgelens.search.verify); no verification = without the last step; "
+        "matched as RootSIFT, homography fitted by "
+        "USAC; edgelens.search.verify); no verification = without the last step; "
         "frame only = without the focus boxes either; baseline = global average pooling, "
         '1 vector per photo. "clutter, in view ignored": the same rankings of the clutter '
         "set with the other catalog items each frame shows (its background tiles) taken out, "

@@ -1,8 +1,8 @@
 """Spatial verification's budget: what the keypoints kept per catalog photo, the size the
-worker extracts the query view at, the number of candidates verified and how descriptors are
-compared (RootSIFT or plain SIFT) cost (bytes stored per item, worker ms per message on one
-core) and give (top-1/top-5), against the vector search alone, on the same rankings in the
-same run.
+worker extracts the query view at, the number of candidates verified, how descriptors are
+compared (RootSIFT or plain SIFT) and how the homography is fitted (USAC or plain RANSAC)
+cost (bytes stored per item, worker ms per message on one core) and give (top-1/top-5),
+against the vector search alone, on the same rankings in the same run.
 
 Verification is the worker's dearest step and its keypoints the catalog's largest part;
 this measures how much of either can go before the answers change. Query sets and seeds
@@ -51,21 +51,32 @@ from edgelens.featurizer.local_features import (
     extract_local_features,
 )
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.verify import CANDIDATES, RATIO, ratio_matches, verify
+from edgelens.search.verify import (
+    CANDIDATES,
+    MIN_INLIERS,
+    RANSAC_PX,
+    RATIO,
+    count_inliers,
+    ratio_matches,
+    verify,
+)
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
 
+ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
 # (keypoints per catalog photo, side the worker extracts the view at, candidates verified,
-# descriptors matched as); the product's first, then the product before RootSIFT and 15.
+# descriptors matched as, homography fitted by); the product's first, then the product
+# before USAC, and before RootSIFT and 15 candidates.
 BUDGETS = [
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT"),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT"),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT"),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT"),
-    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT"),
-    (500, MAX_SIDE, CANDIDATES, "RootSIFT"),
-    (250, MAX_SIDE, CANDIDATES, "RootSIFT"),
-    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT"),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT", "RANSAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT", "USAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT", "USAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT", "USAC"),
+    (500, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
+    (250, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
+    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT", "USAC"),
 ]
 
 
@@ -126,10 +137,10 @@ def main() -> None:
         for query, _ in rankings
     }
 
-    rows = [("vectors only", "", "", "", 0, 0.0, _figures(suites))]
+    rows = [("vectors only", "", "", "", "", 0, 0.0, _figures(suites))]
     cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
     pairs = []  # (view keypoints, candidate keypoints) of the product's budget
-    for budget, (keypoints, side, candidates, descriptors) in enumerate(BUDGETS):
+    for budget, (keypoints, side, candidates, descriptors, fitted_by) in enumerate(BUDGETS):
         verified_sets, bytes_per_item, message_ms = [], [], []
         for catalog, sets in suites:
             stored = {
@@ -148,7 +159,7 @@ def main() -> None:
                         pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
                     found = _verified(
-                        ranked, views[id(query)], side, candidates, descriptors, stored
+                        ranked, views[id(query)], side, candidates, fitted_by, descriptors, stored
                     )
                     message_ms.append((time.perf_counter() - started) * 1000)
                     verified[name].append((query, found))
@@ -159,6 +170,7 @@ def main() -> None:
                 f"{side} px",
                 str(candidates),
                 descriptors,
+                fitted_by,
                 statistics.mean(bytes_per_item),
                 statistics.median(message_ms),
                 _figures(verified_sets),
@@ -177,24 +189,28 @@ def main() -> None:
         "texture keep fewer keypoints); worker ms is the median per message with OpenCV and "
         "numpy on one core. The first budget is the product's "
         "(settings.search.verify_candidates sets the third column), the second the one it "
-        "replaced (10 candidates, plain SIFT); 'matched as' is how the same stored "
-        "descriptors are compared: RootSIFT (the product) or plain SIFT (the baseline).",
+        "replaced (plain RANSAC), the third the one before (10 candidates, plain SIFT); "
+        "'matched as' is how the same stored descriptors are compared: RootSIFT (the "
+        "product) or plain SIFT (the baseline); 'fitted by' is the homography's robust "
+        "estimator: OpenCV's USAC_ACCURATE (the product) or plain RANSAC (the baseline).",
         "",
-        "| catalog keypoints | view extracted at | candidates | matched as | bytes / item | "
+        "| catalog keypoints | view extracted at | candidates | matched as | fitted by | "
+        "bytes / item | "
         "at 1M items | worker ms / message | "
         + " | ".join(f"{n} top-1 / top-5" for n in set_names)
         + " |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | "
+        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in set_names)
         + " |",
     ]
-    for keypoints, side, candidates, descriptors, item_bytes, ms, figures in rows:
+    for keypoints, side, candidates, descriptors, fitted_by, item_bytes, ms, figures in rows:
         cells = " | ".join(f"{figures[n][0]:.3f} / {figures[n][1]:.3f}" for n in set_names)
         lines.append(
-            f"| {keypoints} | {side} | {candidates} | {descriptors} | {item_bytes / 1000:.0f} KB | "
+            f"| {keypoints} | {side} | {candidates} | {descriptors} | {fitted_by} | "
+            f"{item_bytes / 1000:.0f} KB | "
             f"{item_bytes * 1e6 / 1e9:.0f} GB | {ms:.1f} | {cells} |"
         )
-    lines += ["", *_ratio_test_side_by_side(pairs)]
+    lines += ["", *_ratio_test_side_by_side(pairs), "", *_fit_side_by_side(pairs)]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
@@ -206,13 +222,16 @@ def _verified(
     view_jpeg: bytes,
     side: int,
     candidates: int,
+    fitted_by: str,
     descriptors: str,
     stored: dict,
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
     query = _as(descriptors, extract_local_features(decode_focus_view(view_jpeg), max_side=side))
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
-    reranked, _ = verify(matches, query, stored.get, candidates=candidates)
+    reranked, _ = verify(
+        matches, query, stored.get, candidates=candidates, estimator=ESTIMATORS[fitted_by]
+    )
     return [m.item_id for m in reranked]
 
 
@@ -246,6 +265,39 @@ def _ratio_test_side_by_side(pairs: list) -> list[str]:
         f"| OpenCV brute-force knnMatch (baseline) | {ms['opencv']:.2f} | |",
         f"| one matrix product (edgelens.search.verify.ratio_matches) | {ms['ours']:.2f} | "
         f"{differ} of {len(pairs)} |",
+    ]
+
+
+def _fit_side_by_side(pairs: list) -> list[str]:
+    """The homography fit itself, USAC against plain RANSAC, on the same ratio-test matches
+    of the same pairs, one core: ms per fit, and the inlier counts each finds."""
+    matched = []
+    for query, item in pairs:
+        query_idx, item_idx = ratio_matches(query, item)
+        if len(query_idx) >= 8:
+            matched.append((query.xy_n2[query_idx], item.xy_n2[item_idx]))
+    cells = []
+    for name, estimator in ESTIMATORS.items():
+        times = []
+        for source, target in matched:
+            started = time.perf_counter()
+            cv2.findHomography(source, target, estimator, RANSAC_PX)
+            times.append(time.perf_counter() - started)
+        counts = [count_inliers(q, c, estimator=estimator) for q, c in pairs]
+        verified = sum(n >= MIN_INLIERS for n in counts)
+        cells.append(
+            f"| {name} | {statistics.mean(times) * 1000:.2f} | "
+            f"{statistics.median(times) * 1000:.2f} | {statistics.mean(counts):.1f} | "
+            f"{verified} of {len(pairs)} |"
+        )
+    return [
+        f"The fit itself, on the {len(matched)} of those pairs with at least 8 ratio-test "
+        "matches, one core:",
+        "",
+        "| fitted by | ms per fit (mean) | ms per fit (median) | inliers per pair (mean) | "
+        f"pairs with {MIN_INLIERS}+ inliers |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *cells,
     ]
 
 

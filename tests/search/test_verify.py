@@ -34,6 +34,20 @@ def test_a_camera_view_verifies_against_its_own_photo_only(photos):
     assert count_inliers(view, photos["rocket"]) < MIN_INLIERS
 
 
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "astronaut"])
+def test_the_fit_is_repeatable_and_keeps_the_inliers_plain_ransac_keeps(photos, name):
+    """USAC (the product's fit) must not trade inliers for its speed, nor answer the same
+    message differently twice."""
+    own = photos[name] if name in photos else extract_local_features(load_photo(name))
+    view = extract_local_features(camera_views(load_photo(name), 1, seed=12)[0])
+    counts = {count_inliers(view, own) for _ in range(3)}
+    assert len(counts) == 1
+    (usac,) = counts
+    ransac = count_inliers(view, own, estimator=cv2.RANSAC)
+    assert ransac >= 3 * MIN_INLIERS and abs(usac - ransac) <= 0.1 * ransac
+    assert count_inliers(view, photos["rocket"]) < MIN_INLIERS
+
+
 @pytest.mark.parametrize("item", ["coffee", "rocket"])
 def test_the_ratio_test_pairs_what_opencvs_brute_force_matcher_pairs(photos, item):
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=14)[0])
