@@ -1,21 +1,32 @@
 """A real-view set: genuine second photographs of real objects and scenes, from PyPI.
 
 The synthetic and clutter sets are generated; only real photos show what a real second
-capture does (another viewpoint, other light, the object among others, a stereo partner).
-The OpenCV sources that PyPI serves (the ``opencv-python`` sdist) ship such pairs in
-``samples/data``: a biscuit box and a shot of it among other things, the graffiti and aerial
-viewpoint pairs, a street at two exposures, stereo pairs, consecutive frames, and thirteen
-stereo pairs of one chessboard held in thirteen poses, which are near-duplicates of each
-other. The first photo of each pair is a catalog item, the second its query; the
-scikit-image sample photos join the catalog as distractors (with the motorcycle stereo
-pair), so the set is 22 real queries against 41 items.
+capture does (another viewpoint, other light, the object among others or somewhere else,
+a stereo partner). Source archives on PyPI ship such photos as sample and test data:
 
-The same archive also ships ordinary photographs (fruit, a street, a circuit board, a
+- OpenCV's (the ``opencv-contrib-python`` sdist, which holds OpenCV's own sources too): a
+  biscuit box and a shot of it among other things, the graffiti and aerial viewpoint pairs,
+  a street at two exposures, stereo pairs and consecutive frames, thirteen stereo pairs of
+  one chessboard held in thirteen poses (near-duplicates of each other), a cookie box
+  photographed on a table and then turned in a hand in another room (frames of a video), a
+  bottle tilted in a hand, a ChArUco board seen again partly covered, a church from three
+  other viewpoints, and three stereo test pairs (a lab scene, two roads);
+- Pillow's: three photos of a stereo camera (multi-picture files: a cabin, a pond, a rock);
+- kapture's: one château from four viewpoints (two catalog photos, near-duplicates), a road
+  seen by the other camera of a stereo rig and again after driving on, a corridor;
+- pygcransac's: a street, three odometry frames later.
+
+The first photo of each pair is a catalog item, the others its queries; the scikit-image
+sample photos join the catalog as distractors (with the motorcycle stereo pair), so the set
+is 41 real queries against 56 items. Pairs were taken for being genuine second views (not
+edits, renders or near-identical frames of a still scene), before any was measured.
+
+OpenCV's archive also ships ordinary photographs (fruit, a street, a circuit board, a
 squirrel...): :data:`BACKGROUNDS` are kept as clutter that is *not* in the catalog, for
 item-in-clutter views of things placed among other things rather than among other catalog
 items.
 
-The archive is downloaded once, checked against its sha256, and only those images are
+Each archive is downloaded once, checked against its sha256, and only those images are
 kept: nothing is redistributed with this repository.
 """
 
@@ -28,11 +39,13 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from edgelens.errors import EdgelensError
 from edgelens.evaluation.runner import Query, folder_photos, folder_queries
@@ -40,47 +53,164 @@ from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_
 
 logger = logging.getLogger(__name__)
 
-OPENCV_SDIST_URL = (
-    "https://files.pythonhosted.org/packages/4a/e7/"
-    "b70a2d9ab205110d715906fc8ec83fbb00404aeb3a37a0654fdb68eb0c8c/opencv-python-4.10.0.84.tar.gz"
-)
-OPENCV_SDIST_SHA256 = "72d234e4582e9658ffea8e9cae5b63d488ad06994ef12d81dc303b17472f3526"
-SAMPLES_PREFIX = "opencv-python-4.10.0.84/opencv/samples/data/"
-SET_VERSION = 2
+SET_VERSION = 3
 
 
 class RealViewsUnavailableError(EdgelensError):
-    """The real-view archive could not be downloaded, verified or read."""
+    """The real-view archives could not be downloaded, verified or read."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A pinned source archive on PyPI that the set takes photos from."""
+
+    url: str
+    sha256: str
+    top: str  # the folder every member lies under
+
+
+_PYPI = "https://files.pythonhosted.org/packages/"
+ARCHIVES: dict[str, Archive] = {
+    "opencv": Archive(
+        _PYPI + "1d/33/7b8ec6c4d45e678b26297e4a5e76464a93033a9adcc8c17eac01097065f6/"
+        "opencv-contrib-python-4.10.0.84.tar.gz",
+        "4a3eae0ed9cadf1abe9293a6938a25a540e2fd6d7fc308595caa5896c8b36a0c",
+        "opencv-contrib-python-4.10.0.84/",
+    ),
+    "pillow": Archive(
+        _PYPI + "ce/a4/9cc30690a394a8305e8be4c9036aa16d0dfddadd09079860b582f562496d/"
+        "pillow-13.0.0.tar.gz",
+        "cdcd1ba258178f7356d74170c9a81ba4eab6a5d55748bc402a5a2a6fe6be3510",
+        "pillow-13.0.0/",
+    ),
+    "kapture": Archive(
+        _PYPI + "60/5f/a8aaad34151735a1aae6d99795767e4f12e9763045dc840bf429f7d72d9e/"
+        "kapture-1.1.12.tar.gz",
+        "1c3a4d5eaffe7d2df7135f8d8cf6f664ed7a4a4ac1d1f9cf3373934ddb7e4dba",
+        "kapture-1.1.12/",
+    ),
+    "pygcransac": Archive(
+        _PYPI + "76/24/8571419b8643da5b21a69c905eab321633cd459ad69e6a325315fddb2003/"
+        "pygcransac-0.1.1.tar.gz",
+        "ef5d8b4e4fcb1967439af7e631bc2db5d9dcbb9e86660ac40bc9aa7d200ce6ee",
+        "pygcransac-0.1.1/",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One photo of the set: a file in one of :data:`ARCHIVES`, or one frame of a video or of
+    a multi-picture (MPO) file there."""
+
+    archive: str
+    path: str  # below the archive's top folder
+    frame: int | None = None
+
+    @property
+    def file_name(self) -> str:
+        """Its name in the set (a frame is written as PNG)."""
+        path = Path(self.path)
+        return path.name if self.frame is None else f"{path.stem}_{self.frame}.png"
 
 
 @dataclass(frozen=True)
 class RealPair:
-    """One catalog photo and its real second view(s), as named in OpenCV's samples/data."""
+    """One catalog photo and its real second view(s)."""
 
     item_id: str
-    catalog_file: str
-    query_files: tuple[str, ...]
+    catalog: Shot
+    queries: tuple[Shot, ...]
     group: str  # "objects and scenes" or "near-duplicates"
+
+
+OBJECTS, NEAR_DUPLICATES = "objects and scenes", "near-duplicates"
+_SAMPLES = "opencv/samples/data/"
+_POSE = "opencv/samples/cpp/tutorial_code/calib3d/real_time_pose_estimation/Data/"
+_CHARUCO = "opencv/doc/tutorials/objdetect/charuco_detection/images/"
+_SFM = "opencv_contrib/modules/sfm/samples/data/images/"
+_STEREO = "opencv_contrib/modules/stereo/testdata/"
+_CHATEAU = "samples/maupertuis_openMVG/images/MaupertuisTest_"
+_RIG = "samples/utbm/2018-07-13-15-17-20_1_first10_bb2_kapture/sensors/records_data/bb2_"
+
+
+def _pair(item_id: str, archive: str, catalog: str, *queries: str, group: str = OBJECTS):
+    """A pair of plain files of one archive."""
+    return RealPair(
+        item_id, Shot(archive, catalog), tuple(Shot(archive, q) for q in queries), group
+    )
+
+
+def _stereo_photo(item_id: str, path: str) -> RealPair:
+    """The two pictures of one of Pillow's stereo-camera (MPO) files."""
+    return RealPair(item_id, Shot("pillow", path, 0), (Shot("pillow", path, 1),), OBJECTS)
 
 
 _CHESSBOARD_POSES = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "11", "12", "13", "14")
 
 REAL_PAIRS: tuple[RealPair, ...] = (
-    RealPair("box", "box.png", ("box_in_scene.png",), "objects and scenes"),
-    RealPair("books", "left.jpg", ("right.jpg",), "objects and scenes"),
-    RealPair("graffiti", "graf1.png", ("graf3.png",), "objects and scenes"),
-    RealPair("aerial", "aero1.jpg", ("aero3.jpg",), "objects and scenes"),
-    RealPair("street", "leuvenA.jpg", ("leuvenB.jpg",), "objects and scenes"),
-    RealPair("aloe", "aloeL.jpg", ("aloeR.jpg",), "objects and scenes"),
-    RealPair("basketball", "basketball1.png", ("basketball2.png",), "objects and scenes"),
-    RealPair("rubberwhale", "rubberwhale1.png", ("rubberwhale2.png",), "objects and scenes"),
+    _pair("box", "opencv", _SAMPLES + "box.png", _SAMPLES + "box_in_scene.png"),
+    _pair("books", "opencv", _SAMPLES + "left.jpg", _SAMPLES + "right.jpg"),
+    _pair("graffiti", "opencv", _SAMPLES + "graf1.png", _SAMPLES + "graf3.png"),
+    _pair("aerial", "opencv", _SAMPLES + "aero1.jpg", _SAMPLES + "aero3.jpg"),
+    _pair("street", "opencv", _SAMPLES + "leuvenA.jpg", _SAMPLES + "leuvenB.jpg"),
+    _pair("aloe", "opencv", _SAMPLES + "aloeL.jpg", _SAMPLES + "aloeR.jpg"),
+    _pair("basketball", "opencv", _SAMPLES + "basketball1.png", _SAMPLES + "basketball2.png"),
+    _pair("rubberwhale", "opencv", _SAMPLES + "rubberwhale1.png", _SAMPLES + "rubberwhale2.png"),
     *(
-        RealPair(f"chessboard{pose}", f"left{pose}.jpg", (f"right{pose}.jpg",), "near-duplicates")
+        _pair(
+            f"chessboard{pose}",
+            "opencv",
+            f"{_SAMPLES}left{pose}.jpg",
+            f"{_SAMPLES}right{pose}.jpg",
+            group=NEAR_DUPLICATES,
+        )
         for pose in _CHESSBOARD_POSES
     ),
+    RealPair(
+        "cookiebox",
+        Shot("opencv", _POSE + "resized_IMG_3875.JPG"),
+        (Shot("opencv", _POSE + "box.mp4", 114), Shot("opencv", _POSE + "box.mp4", 342)),
+        OBJECTS,
+    ),
+    RealPair(
+        "bottle",
+        Shot("opencv", "opencv/doc/js_tutorials/js_assets/cup.mp4", 0),
+        (Shot("opencv", "opencv/doc/js_tutorials/js_assets/cup.mp4", 108),),
+        OBJECTS,
+    ),
+    _pair("charuco", "opencv", _CHARUCO + "choriginal.jpg", _CHARUCO + "chocclusion_original.jpg"),
+    _pair(
+        "church",
+        "opencv",
+        _SFM + "resized_IMG_2889.jpg",
+        *(f"{_SFM}resized_IMG_{n}.jpg" for n in (2890, 2891, 2892)),
+    ),
+    _pair("lab", "opencv", _STEREO + "imL2.bmp", _STEREO + "imL2l.bmp"),
+    _pair("highway", "opencv", _STEREO + "imgKitty.bmp", _STEREO + "imgKittyl.bmp"),
+    _pair("darkroad", "opencv", _STEREO + "rezult0.bmp", _STEREO + "rezult0l.bmp"),
+    _stereo_photo("cabin", "Tests/images/sugarshack.mpo"),
+    _stereo_photo("pond", "Tests/images/frozenpond.mpo"),
+    _stereo_photo("rock", "Tests/images/fujifilm.mpo"),
+    _pair("chateau1", "kapture", _CHATEAU + "01.jpg", _CHATEAU + "03.jpg", group=NEAR_DUPLICATES),
+    _pair("chateau2", "kapture", _CHATEAU + "02.jpg", _CHATEAU + "04.jpg", group=NEAR_DUPLICATES),
+    _pair(
+        "treeroad",
+        "kapture",
+        _RIG + "left/frame_000000001.jpg",
+        _RIG + "right/frame_000000001.jpg",
+        _RIG + "left/frame_000000005.jpg",
+    ),
+    _pair(
+        "corridor",
+        "kapture",
+        "samples/cour_carree_markers/map/images/floor2_01.jpg",
+        "samples/cour_carree_markers/map/images/floor2_02.jpg",
+    ),
+    _pair("townstreet", "pygcransac", "tests/test_data/004520.png", "tests/test_data/004523.png"),
 )
-MOTORCYCLE_GROUP = "objects and scenes"  # scikit-image's stereo pair, already in the catalog
-# Photographs, none of them a catalog item of either set (drawings left out).
+MOTORCYCLE_GROUP = OBJECTS  # scikit-image's stereo pair, already in the catalog
+# Photographs in OpenCV's samples, none of them a catalog item of either set (drawings left out).
 BACKGROUNDS: tuple[str, ...] = (
     "apple.jpg",
     "baboon.jpg",
@@ -100,6 +230,7 @@ BACKGROUNDS: tuple[str, ...] = (
     "starry_night.jpg",
     "stuff.jpg",
 )
+_BACKGROUND_SHOTS = tuple(Shot("opencv", _SAMPLES + name) for name in BACKGROUNDS)
 
 
 @dataclass(frozen=True)
@@ -129,31 +260,26 @@ class RealViewSet:
         return json.loads((self.root / "set.json").read_text())["groups"]
 
 
-def fetch_real_views(
-    directory: Path, *, url: str = OPENCV_SDIST_URL, sha256: str = OPENCV_SDIST_SHA256
-) -> RealViewSet:
+def fetch_real_views(directory: Path, *, archives: Mapping[str, Archive] = ARCHIVES) -> RealViewSet:
     """The set under ``directory``, downloaded and written on first use, reused after."""
     real_set = RealViewSet(directory)
     marker = directory / "set.json"
     if marker.exists() and json.loads(marker.read_text()).get("version") == SET_VERSION:
         return real_set
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "opencv-python.tar.gz"
-        _download(url, archive, sha256)
-        staging = directory.with_name(directory.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            _write_set(archive, staging)
-            shutil.rmtree(directory, ignore_errors=True)
-            staging.rename(directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # left only by a failure
+    staging = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _write_set(archives, staging)
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # left only by a failure
     logger.info("real-view set written", extra={"path": str(directory)})
     return real_set
 
 
 def _download(url: str, target: Path, sha256: str) -> None:
-    logger.info("downloading the real-view archive", extra={"url": url})
+    logger.info("downloading a real-view archive", extra={"url": url})
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=120) as response, target.open("wb") as out:
@@ -168,23 +294,72 @@ def _download(url: str, target: Path, sha256: str) -> None:
         )
 
 
-def _write_set(archive: Path, staging: Path) -> None:
-    """Extract the pair images and lay out catalog/, queries/ and set.json in ``staging``."""
-    wanted = {pair.catalog_file for pair in REAL_PAIRS} | set(BACKGROUNDS)
-    wanted |= {name for pair in REAL_PAIRS for name in pair.query_files}
-    extracted = staging / "extracted"
+def _extract(archive: Path, top: str, paths: set[str], into: Path) -> None:
+    """The members ``top + path`` of a tar.gz, each written to ``into / path``."""
     try:
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
-                name = member.name.removeprefix(SAMPLES_PREFIX)
-                if member.name.startswith(SAMPLES_PREFIX) and name in wanted:
-                    member.name = name
-                    tar.extract(member, extracted, filter="data")
+                path = member.name.removeprefix(top)
+                if member.name.startswith(top) and path in paths:
+                    member.name = path
+                    tar.extract(member, into, filter="data")
     except (OSError, tarfile.TarError) as exc:
         raise RealViewsUnavailableError(f"cannot read {archive}: {exc}") from exc
-    missing = sorted(wanted - {p.name for p in extracted.iterdir()})
+    missing = sorted(path for path in paths if not (into / path).is_file())
     if missing:
-        raise RealViewsUnavailableError(f"the archive lacks {missing}")
+        raise RealViewsUnavailableError(f"{archive.name} lacks {missing}")
+
+
+def _place(extracted: Path, shot: Shot, target: Path) -> None:
+    """The shot written to ``target``: a file as it is in the archive, a frame as PNG."""
+    source = extracted / shot.archive / shot.path
+    if shot.frame is None:
+        shutil.copyfile(source, target)
+        return
+    if source.suffix.lower() == ".mpo":
+        image = _mpo_picture(source, shot.frame)
+    else:
+        image = _video_frame(source, shot.frame)
+    if image is None or not cv2.imwrite(str(target), image):
+        raise RealViewsUnavailableError(f"cannot read frame {shot.frame} of {shot.path}")
+
+
+def _video_frame(path: Path, frame: int) -> np.ndarray | None:
+    """Frame ``frame``, read in order (seeking in a compressed stream may land elsewhere)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        for _ in range(frame + 1):
+            ok, image = capture.read()
+            if not ok:
+                return None
+        return image
+    finally:
+        capture.release()
+
+
+def _mpo_picture(path: Path, frame: int) -> np.ndarray | None:
+    """Picture ``frame`` of a multi-picture file (a stereo camera's left and right)."""
+    try:
+        with Image.open(path) as mpo:
+            mpo.seek(frame)
+            return cv2.cvtColor(np.asarray(mpo.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except (OSError, EOFError, UnidentifiedImageError):
+        return None
+
+
+def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
+    """Fetch each archive's shots, and lay out catalog/, queries/, backgrounds/ and set.json
+    in ``staging``."""
+    shots = [s for pair in REAL_PAIRS for s in (pair.catalog, *pair.queries)]
+    shots += _BACKGROUND_SHOTS
+    extracted = staging / "extracted"
+    for name in sorted({shot.archive for shot in shots}):
+        archive = archives[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(archive.url).name
+            _download(archive.url, local, archive.sha256)
+            paths = {shot.path for shot in shots if shot.archive == name}
+            _extract(local, archive.top, paths, extracted / name)
 
     catalog, queries = staging / "catalog", staging / "queries"
     write_sample_catalog(catalog)  # the distractors, and the motorcycle's left view
@@ -192,18 +367,19 @@ def _write_set(archive: Path, staging: Path) -> None:
     (queries / "motorcycle").mkdir(parents=True)
     cv2.imwrite(str(queries / "motorcycle" / "right.png"), load_motorcycle_right_view())
     for pair in REAL_PAIRS:
-        source = extracted / pair.catalog_file
-        shutil.copyfile(source, catalog / f"{pair.item_id}{source.suffix}")
+        suffix = Path(pair.catalog.file_name).suffix
+        _place(extracted, pair.catalog, catalog / f"{pair.item_id}{suffix}")
         (queries / pair.item_id).mkdir()
-        for name in pair.query_files:
-            shutil.copyfile(extracted / name, queries / pair.item_id / name)
+        for shot in pair.queries:
+            _place(extracted, shot, queries / pair.item_id / shot.file_name)
     (staging / "backgrounds").mkdir()
-    for name in BACKGROUNDS:
-        shutil.copyfile(extracted / name, staging / "backgrounds" / name)
+    for shot in _BACKGROUND_SHOTS:
+        _place(extracted, shot, staging / "backgrounds" / shot.file_name)
     shutil.rmtree(extracted)
     groups = {pair.item_id: pair.group for pair in REAL_PAIRS} | {"motorcycle": MOTORCYCLE_GROUP}
+    sources = sorted(archives[name].url for name in {shot.archive for shot in shots})
     (staging / "set.json").write_text(
-        json.dumps({"version": SET_VERSION, "source": OPENCV_SDIST_URL, "groups": groups}) + "\n"
+        json.dumps({"version": SET_VERSION, "sources": sources, "groups": groups}) + "\n"
     )
 
 

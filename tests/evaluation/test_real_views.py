@@ -1,4 +1,4 @@
-"""The real-view set: fetched once from the pinned archive, laid out as `edgelens eval` reads it."""
+"""The real-view set: fetched once from pinned archives, laid out as `edgelens eval` reads it."""
 
 import hashlib
 import io
@@ -9,42 +9,89 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.real_views import (
+    ARCHIVES,
     BACKGROUNDS,
     REAL_PAIRS,
-    SAMPLES_PREFIX,
+    Archive,
     RealViewsUnavailableError,
+    Shot,
     fetch_real_views,
     real_view_query_sets,
 )
 from edgelens.evaluation.runner import System, evaluate_systems, load_catalog
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
 
+_SHOTS = [shot for pair in REAL_PAIRS for shot in (pair.catalog, *pair.queries)]
+_SHOTS += [Shot("opencv", f"opencv/samples/data/{name}") for name in BACKGROUNDS]
 
-def _fake_archive(path: Path, *, skip: str | None = None) -> str:
-    """A tar.gz laid out like the OpenCV sdist, each pair image a small distinct picture."""
-    names = {p.catalog_file for p in REAL_PAIRS} | {n for p in REAL_PAIRS for n in p.query_files}
-    names |= set(BACKGROUNDS)
-    with tarfile.open(path, "w:gz") as tar:
-        for n, name in enumerate(sorted(names - {skip})):
-            image = np.full((48, 64, 3), n * 3, np.uint8)
-            ok, encoded = cv2.imencode(Path(name).suffix, image)
-            assert ok
-            member = tarfile.TarInfo(SAMPLES_PREFIX + name)
-            member.size = len(encoded)
-            tar.addfile(member, io.BytesIO(encoded.tobytes()))
-        decoy = tarfile.TarInfo("opencv-python-4.10.0.84/setup.py")  # not a pair: left out
-        tar.addfile(decoy, io.BytesIO(b""))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def _encoded(path: str, frames: list[int], tmp: Path, shade: int) -> bytes:
+    """A small distinct picture in the member's format: a still, a video holding every frame
+    asked for, or a two-picture MPO file."""
+    suffix = Path(path).suffix.lower()
+    picture = np.full((48, 64, 3), shade % 256, np.uint8)
+    if suffix == ".mp4":
+        video = tmp / "clip.mp4"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 32))
+        for n in range(max(frames) + 1):
+            writer.write(_frame_number_picture(n))
+        writer.release()
+        return video.read_bytes()
+    if suffix == ".mpo":
+        out = io.BytesIO()
+        left, right = Image.new("RGB", (64, 48), "white"), Image.new("RGB", (64, 48))
+        left.save(out, format="MPO", save_all=True, append_images=[right])
+        return out.getvalue()
+    ok, encoded = cv2.imencode(suffix, picture)
+    assert ok
+    return encoded.tobytes()
+
+
+def _frame_number_picture(n: int) -> np.ndarray:
+    """Frame ``n`` of a fake video: its number in binary, one 16 px block per bit, so that
+    lossy coding cannot turn it into its neighbour's."""
+    picture = np.zeros((32, 160, 3), np.uint8)
+    for bit in range(10):
+        if n >> bit & 1:
+            picture[:, 16 * bit : 16 * bit + 16] = 255
+    return picture
+
+
+def _frame_number(picture: np.ndarray) -> int:
+    return sum(1 << bit for bit in range(10) if picture[16, 16 * bit + 8, 0] > 128)
+
+
+def _fake_archives(tmp_path: Path, *, skip: str | None = None) -> dict[str, Archive]:
+    """tar.gz files laid out like the pinned sdists, every shot's member present (but
+    ``skip``), and a decoy member the set must leave out."""
+    archives = {}
+    for name, pinned in ARCHIVES.items():
+        members: dict[str, list[int]] = {}
+        for shot in _SHOTS:
+            if shot.archive == name and shot.path != skip:
+                members.setdefault(shot.path, []).append(shot.frame or 0)
+        path = tmp_path / f"{name}.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for n, (member_path, frames) in enumerate(sorted(members.items())):
+                data = _encoded(member_path, frames, tmp_path, n * 3)
+                member = tarfile.TarInfo(pinned.top + member_path)
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            decoy = tarfile.TarInfo(pinned.top + "setup.py")
+            tar.addfile(decoy, io.BytesIO(b""))
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        archives[name] = Archive(path.as_uri(), sha256, pinned.top)
+    return archives
 
 
 def test_fetch_writes_catalog_queries_and_groups(tmp_path):
-    archive = tmp_path / "sdist.tar.gz"
-    sha256 = _fake_archive(archive)
-    real_set = fetch_real_views(tmp_path / "real", url=archive.as_uri(), sha256=sha256)
+    archives = _fake_archives(tmp_path)
+    real_set = fetch_real_views(tmp_path / "real", archives=archives)
 
     catalog = {p.stem for p in real_set.catalog_dir.iterdir()}
     assert catalog == {p.item_id for p in REAL_PAIRS} | {p.item_id for p in SAMPLE_PHOTOS}
@@ -56,34 +103,41 @@ def test_fetch_writes_catalog_queries_and_groups(tmp_path):
     assert not (tmp_path / "real.partial").exists()
 
     sets = real_view_query_sets(real_set)
-    assert len(sets["real views"]) == len(REAL_PAIRS) + 1
+    assert len(sets["real views"]) == sum(len(p.queries) for p in REAL_PAIRS) + 1
     assert sum(len(q) for name, q in sets.items() if name != "real views") == len(
         sets["real views"]
     )
+    # a video's frames are the frames asked for, an MPO's second picture is the right one
+    # (black), not its first
+    cookie = [_frame_number(q.image_bgr) for q in sets["real views"] if q.item_id == "cookiebox"]
+    assert sorted(cookie) == [114, 342]
+    (cabin,) = [q for q in sets["real views"] if q.item_id == "cabin"]
+    assert cabin.image_bgr.max() == 0
 
-    archive.unlink()  # a second call reuses what was written, without the archive
-    assert fetch_real_views(tmp_path / "real", url=archive.as_uri(), sha256=sha256) == real_set
+    for archive in archives.values():  # a second call reuses what was written
+        Path(archive.url.removeprefix("file://")).unlink()
+    assert fetch_real_views(tmp_path / "real", archives=archives) == real_set
 
 
 def test_an_archive_that_is_not_the_pinned_one_is_refused(tmp_path):
-    archive = tmp_path / "sdist.tar.gz"
-    _fake_archive(archive)
+    archives = _fake_archives(tmp_path)
+    archives["kapture"] = Archive(archives["kapture"].url, "0" * 64, archives["kapture"].top)
     with pytest.raises(RealViewsUnavailableError, match="expected"):
-        fetch_real_views(tmp_path / "real", url=archive.as_uri(), sha256="0" * 64)
+        fetch_real_views(tmp_path / "real", archives=archives)
     assert not (tmp_path / "real").exists()
 
 
 def test_an_archive_missing_a_pair_image_is_refused(tmp_path):
-    archive = tmp_path / "sdist.tar.gz"
-    sha256 = _fake_archive(archive, skip="box_in_scene.png")
+    archives = _fake_archives(tmp_path, skip="opencv/samples/data/box_in_scene.png")
     with pytest.raises(RealViewsUnavailableError, match=r"box_in_scene\.png"):
-        fetch_real_views(tmp_path / "real", url=archive.as_uri(), sha256=sha256)
+        fetch_real_views(tmp_path / "real", archives=archives)
     assert not (tmp_path / "real").exists() and not (tmp_path / "real.partial").exists()
 
 
 def test_an_unreachable_archive_says_so(tmp_path):
+    archives = dict(ARCHIVES, opencv=Archive((tmp_path / "absent.tar.gz").as_uri(), "", ""))
     with pytest.raises(RealViewsUnavailableError, match="cannot download"):
-        fetch_real_views(tmp_path / "real", url=(tmp_path / "absent.tar.gz").as_uri(), sha256="")
+        fetch_real_views(tmp_path / "real", archives=archives)
 
 
 def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
@@ -95,8 +149,8 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     backgrounds = real_views.backgrounds()
     assert len(backgrounds) == len(BACKGROUNDS)
     assert all(min(b.shape[:2]) >= 190 for b in backgrounds)
-    source = json.loads((real_views.root / "set.json").read_text())["source"]
-    assert source.endswith("opencv-python-4.10.0.84.tar.gz")
+    sources = json.loads((real_views.root / "set.json").read_text())["sources"]
+    assert sorted(sources) == sorted(archive.url for archive in ARCHIVES.values())
 
 
 def test_verification_finds_more_real_second_views_first(featurizer, real_views):
