@@ -127,6 +127,7 @@ class RealPair:
 OBJECTS, NEAR_DUPLICATES = "objects and scenes", "near-duplicates"
 _SAMPLES = "opencv/samples/data/"
 _POSE = "opencv/samples/cpp/tutorial_code/calib3d/real_time_pose_estimation/Data/"
+_CUP_VIDEO = "opencv/doc/js_tutorials/js_assets/cup.mp4"
 _CHARUCO = "opencv/doc/tutorials/objdetect/charuco_detection/images/"
 _SFM = "opencv_contrib/modules/sfm/samples/data/images/"
 _STEREO = "opencv_contrib/modules/stereo/testdata/"
@@ -175,8 +176,8 @@ REAL_PAIRS: tuple[RealPair, ...] = (
     ),
     RealPair(
         "bottle",
-        Shot("opencv", "opencv/doc/js_tutorials/js_assets/cup.mp4", 0),
-        (Shot("opencv", "opencv/doc/js_tutorials/js_assets/cup.mp4", 108),),
+        Shot("opencv", _CUP_VIDEO, 0),
+        (Shot("opencv", _CUP_VIDEO, 108),),
         OBJECTS,
     ),
     _pair("charuco", "opencv", _CHARUCO + "choriginal.jpg", _CHARUCO + "chocclusion_original.jpg"),
@@ -352,8 +353,9 @@ def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
     in ``staging``."""
     shots = [s for pair in REAL_PAIRS for s in (pair.catalog, *pair.queries)]
     shots += _BACKGROUND_SHOTS
+    used = sorted({shot.archive for shot in shots})
     extracted = staging / "extracted"
-    for name in sorted({shot.archive for shot in shots}):
+    for name in used:
         archive = archives[name]
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(archive.url).name
@@ -377,7 +379,7 @@ def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
         _place(extracted, shot, staging / "backgrounds" / shot.file_name)
     shutil.rmtree(extracted)
     groups = {pair.item_id: pair.group for pair in REAL_PAIRS} | {"motorcycle": MOTORCYCLE_GROUP}
-    sources = sorted(archives[name].url for name in {shot.archive for shot in shots})
+    sources = sorted(archives[name].url for name in used)
     (staging / "set.json").write_text(
         json.dumps({"version": SET_VERSION, "sources": sources, "groups": groups}) + "\n"
     )

@@ -29,8 +29,8 @@ candidates are wrong items, whose few stray matches leave RANSAC no early stop: 
 its 2000 hypotheses. Measured side by side on the same matches (scripts/bench_verify.py):
 0.14 ms per fit on average against 2.26 ms, the same inliers (27.4 per pair against 27.3,
 407 of 1323 pairs verified by either), 116 ms per message against 145 ms, and top-1 within
-one query on every set. USAC's generator starts from a fixed state, so the same message always gets
-the same answer.
+one query on every set. USAC's generator starts from a fixed state, so the same message
+always gets the same answer.
 """
 
 from __future__ import annotations
