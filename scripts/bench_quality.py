@@ -5,8 +5,8 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
 - clutter: the item at 15-40% of a frame made of the other catalog photos, with shadow (and
   again with those other items, which are in view too, left out of each ranking);
 - clutter, other photos: the same on photos that are not in the catalog (OpenCV's samples);
-- real views: 41 real second photos (sample and test photos of OpenCV, Pillow, kapture and
-  pygcransac, and scikit-image's stereo pair) against their own 56-item catalog, overall and
+- real views: 47 real second photos (sample and test photos of OpenCV, Pillow, kapture and
+  pygcransac, and scikit-image's stereo pair) against their own 60-item catalog, overall and
   per group (objects and scenes; near-duplicates).
 "edgelens" is sharpened R-GeM pooling with the catalog recipe's views, queries sent as a device
 sends them (the frame's vector and its centred focus box as a colour JPEG, the focus view) and

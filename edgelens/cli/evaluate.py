@@ -54,7 +54,7 @@ def eval_command(
     real_views: Annotated[
         bool,
         typer.Option(
-            help="Also the real-view set (real second photos, 56 items with their own catalog; "
+            help="Also the real-view set (real second photos, 60 items with their own catalog; "
             "downloaded once from PyPI into <data_dir>/real-views)."
         ),
     ] = False,

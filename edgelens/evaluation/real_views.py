@@ -12,13 +12,16 @@ a stereo partner). Source archives on PyPI ship such photos as sample and test d
   bottle tilted in a hand, a ChArUco board seen again partly covered, a church from three
   other viewpoints, and three stereo test pairs (a lab scene, two roads);
 - Pillow's: three photos of a stereo camera (multi-picture files: a cabin, a pond, a rock);
-- kapture's: one château from four viewpoints (two catalog photos, near-duplicates), a road
-  seen by the other camera of a stereo rig and again after driving on, a corridor;
+- kapture's: one château from four viewpoints on the ground and three from a drone (three
+  catalog photos, near-duplicates), a road seen by the other camera of a stereo rig and
+  again after driving on, a corridor, Aachen's town hall and cathedral seen again from
+  elsewhere, and Berlin's cathedral portal from nearer, twice (these last three stored by
+  kapture with a reduced colour palette; used as they are);
 - pygcransac's: a street, three odometry frames later.
 
 The first photo of each pair is a catalog item, the others its queries; the scikit-image
 sample photos join the catalog as distractors (with the motorcycle stereo pair), so the set
-is 41 real queries against 56 items. Pairs were taken for being genuine second views (not
+is 47 real queries against 60 items. Pairs were taken for being genuine second views (not
 edits, renders or near-identical frames of a still scene), before any was measured.
 
 OpenCV's archive also ships ordinary photographs (fruit, a street, a circuit board, a
@@ -53,7 +56,7 @@ from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_
 
 logger = logging.getLogger(__name__)
 
-SET_VERSION = 3
+SET_VERSION = 4
 
 
 class RealViewsUnavailableError(EdgelensError):
@@ -132,6 +135,9 @@ _CHARUCO = "opencv/doc/tutorials/objdetect/charuco_detection/images/"
 _SFM = "opencv_contrib/modules/sfm/samples/data/images/"
 _STEREO = "opencv_contrib/modules/stereo/testdata/"
 _CHATEAU = "samples/maupertuis_openMVG/images/MaupertuisTest_"
+_AERIAL = "samples/maupertuis/colmap/images/"
+_AACHEN = "samples/Aachen-Day-Night/images_upright/"
+_BERLIN = "samples/berlin/opensfm/images/"
 _RIG = "samples/utbm/2018-07-13-15-17-20_1_first10_bb2_kapture/sensors/records_data/bb2_"
 
 
@@ -208,6 +214,29 @@ REAL_PAIRS: tuple[RealPair, ...] = (
         "samples/cour_carree_markers/map/images/floor2_01.jpg",
         "samples/cour_carree_markers/map/images/floor2_02.jpg",
     ),
+    # The same château from a drone: the catalog photo over one side of the roof, the
+    # queries over the other (01, a near-identical frame of 00, left out).
+    _pair(
+        "chateau3",
+        "kapture",
+        _AERIAL + "00.jpg",
+        _AERIAL + "02.jpg",
+        _AERIAL + "03.jpg",
+        group=NEAR_DUPLICATES,
+    ),
+    _pair(
+        "townhall",
+        "kapture",
+        _AACHEN + "query/day/nexus4/IMG_20140520_182846.jpg",
+        _AACHEN + "query/day/nexus4/IMG_20140520_211432.jpg",
+    ),
+    _pair(
+        "cathedral",
+        "kapture",
+        _AACHEN + "db/1045.jpg",
+        _AACHEN + "query/day/milestone/2011-12-17_14-50-43_241.jpg",
+    ),
+    _pair("portal", "kapture", _BERLIN + "01.jpg", _BERLIN + "02.jpg", _BERLIN + "03.jpg"),
     _pair("townstreet", "pygcransac", "tests/test_data/004520.png", "tests/test_data/004523.png"),
 )
 MOTORCYCLE_GROUP = OBJECTS  # scikit-image's stereo pair, already in the catalog
