@@ -1,7 +1,9 @@
 """Turn what the user points at (files, folders, CSV/JSON manifests) into ItemSources.
 
 The item id defaults to the image's file stem. Manifests name images relative to
-the manifest's own folder so a catalog directory can be moved as a whole.
+the manifest's own folder so a catalog directory can be moved as a whole. One folder or
+manifest must not name an item twice (``shoes/red.jpg`` and ``bags/red.jpg`` in one tree):
+importing either would silently lose the other, so that is an error naming both.
 """
 
 from __future__ import annotations
@@ -20,12 +22,26 @@ _FALSE = {"0", "false", "no", "n", "off"}
 
 
 def collect_sources(paths: Iterable[Path]) -> list[ItemSource]:
-    """Expand paths into item sources; a later source with the same id wins."""
+    """Expand paths into item sources; a later path's source with the same id wins (a
+    manifest given after a folder overrides it), but one path naming an id twice is a
+    CatalogError."""
     found: dict[str, ItemSource] = {}
     for path in paths:
-        for source in _expand(path):
+        for source in _unique(_expand(path), path):
             found[source.item_id] = source
     return list(found.values())
+
+
+def _unique(sources: list[ItemSource], path: Path) -> list[ItemSource]:
+    first: dict[str, Path] = {}
+    for source in sources:
+        if source.item_id in first:
+            raise CatalogError(
+                f"{path} names item {source.item_id!r} twice ({first[source.item_id]} and "
+                f"{source.image_path}): rename one, or give ids in a manifest"
+            )
+        first[source.item_id] = source.image_path
+    return sources
 
 
 def _expand(path: Path) -> list[ItemSource]:

@@ -22,6 +22,29 @@ def test_folder_items_are_named_by_file_stem(tmp_path: Path):
     assert sources["mug"].name is None  # metadata left to the catalog
 
 
+def test_a_folder_naming_one_item_twice_is_refused_with_both_files(tmp_path: Path):
+    _touch(tmp_path / "shoes" / "red.jpg")
+    _touch(tmp_path / "bags" / "red.png")
+    with pytest.raises(CatalogError, match=r"'red' twice") as caught:
+        collect_sources([tmp_path])
+    assert "shoes/red.jpg" in str(caught.value) and "bags/red.png" in str(caught.value)
+
+
+def test_a_manifest_naming_one_item_twice_is_refused(tmp_path: Path):
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("id,image\nsku-1,a.jpg\nsku-1,b.jpg\n")
+    with pytest.raises(CatalogError, match=r"'sku-1' twice"):
+        collect_sources([manifest])
+
+
+def test_a_later_path_overrides_an_earlier_one(tmp_path: Path):
+    _touch(tmp_path / "img" / "mug.jpg")
+    manifest = tmp_path / "items.json"
+    manifest.write_text(json.dumps([{"image": "img/mug.jpg", "name": "Blue mug"}]))
+    sources = collect_sources([tmp_path / "img", manifest])
+    assert [(s.item_id, s.name) for s in sources] == [("mug", "Blue mug")]
+
+
 def test_csv_manifest_with_relative_images(tmp_path: Path):
     _touch(tmp_path / "img" / "a.jpg")
     manifest = tmp_path / "items.csv"
