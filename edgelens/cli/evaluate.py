@@ -67,7 +67,8 @@ def eval_command(
         bool, typer.Option("--json", help="One JSON object per line, one line per set.")
     ] = False,
 ) -> None:
-    """Print top-1, top-5, recall@10 and mAP for each query set (and the baseline)."""
+    """Print top-1 (with its 95% interval), top-5, recall@10 and mAP for each query set (and
+    the baseline)."""
     if queries is None and synthetic_views == 0 and clutter_views == 0 and not real_views:
         raise typer.BadParameter(
             "give --queries DIR, --synthetic-views N, --clutter-views N or --real-views"
@@ -126,8 +127,10 @@ def eval_command(
             typer.echo(json.dumps(result.to_dict() | {"items": items}))
             continue
         m = result.metrics
+        low, high = m.top1_interval()
         typer.echo(
-            f"{result.set_name:<30} {result.system:<9} top-1 {m.top1:.3f}  top-5 {m.top5:.3f}  "
+            f"{result.set_name:<30} {result.system:<9} top-1 {m.top1:.3f} ({low:.2f}-{high:.2f})  "
+            f"top-5 {m.top5:.3f}  "
             f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
             f"{items} items, {result.catalog_vectors} vectors, {result.model_id})"
         )

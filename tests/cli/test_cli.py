@@ -1,6 +1,7 @@
 """The `edgelens` command as a user runs it (typer's runner, real models, real files)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -91,6 +92,18 @@ def test_eval_json_on_synthetic_views(settings, sample_catalog, precision):
     assert metrics["model_id"].startswith(f"efficientnet-lite0-rgem-{precision}-")
     assert metrics["set"] == "synthetic" and metrics["system"] == "edgelens"
     assert 0.8 <= metrics["top1"] <= metrics["top5"] <= 1.0
+    low, high = metrics["top1_interval"]
+    assert low < metrics["top1"] <= high
+
+
+def test_eval_prints_top1_with_its_interval(settings, sample_catalog):
+    result = _run("eval", "--catalog", str(sample_catalog.parent), "--synthetic-views", "1")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("synthetic"))
+    found = re.search(r"top-1 (\d\.\d{3}) \((\d\.\d{2})-(\d\.\d{2})\)", line)
+    assert found, line
+    top1, low, high = map(float, found.groups())
+    assert low < top1 <= high and "(20 queries, 20 items" in line
 
 
 def test_eval_reports_each_set_against_the_baseline(settings, sample_catalog):
