@@ -27,8 +27,8 @@ The fit is OpenCV's USAC (:data:`ESTIMATOR`: GC-RANSAC's local optimisation, wit
 dropping a hypothesis as soon as it is clearly worse) rather than plain RANSAC. Many
 candidates are wrong items, whose few stray matches leave RANSAC no early stop: it runs all
 its 2000 hypotheses. Measured side by side on the same matches (scripts/bench_verify.py):
-0.14 ms per fit on average against 2.26 ms, the same inliers (27.4 per pair against 27.3,
-407 of 1323 pairs verified by either), 116 ms per message against 145 ms, and top-1 within
+0.22 ms per fit on average against 2.56 ms, the same inliers (27.1 per pair against 27.0,
+410 of 1341 pairs verified by either), 117 ms per message against 140 ms, and top-1 within
 one query on every set. USAC's generator starts from a fixed state, so the same message
 always gets the same answer.
 """
