@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,12 @@ def eval_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line, one line per set.")
     ] = False,
+    misses: Annotated[
+        bool,
+        typer.Option(
+            help="Also list each query whose own item was not answered first, with what was."
+        ),
+    ] = False,
 ) -> None:
     """Print top-1 (with its 95% interval), top-5, recall@10 and mAP for each query set (and
     the baseline)."""
@@ -124,7 +131,10 @@ def eval_command(
             ]
     for items, result in results:
         if as_json:
-            typer.echo(json.dumps(result.to_dict() | {"items": items}))
+            row = result.to_dict() | {"items": items}
+            if misses:
+                row["misses"] = [asdict(miss) for miss in result.misses]
+            typer.echo(json.dumps(row))
             continue
         m = result.metrics
         low, high = m.top1_interval()
@@ -134,6 +144,11 @@ def eval_command(
             f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
             f"{items} items, {result.catalog_vectors} vectors, {result.model_id})"
         )
+        for miss in result.misses if misses else ():
+            typer.echo(
+                f"    missed {miss.origin} ({miss.item_id}, rank {miss.rank}): answered "
+                + ", ".join(miss.answered)
+            )
 
 
 def _catalog_query_sets(

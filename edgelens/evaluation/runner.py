@@ -76,6 +76,16 @@ class System:
 
 
 @dataclass(frozen=True)
+class Miss:
+    """A query whose own item was not answered first: what to look at to see why."""
+
+    origin: str  # the query image's path or how it was made
+    item_id: str
+    rank: int  # of its own item, 1-based
+    answered: tuple[str, ...]  # the first items answered instead, best first
+
+
+@dataclass(frozen=True)
 class SetResult:
     system: str
     set_name: str
@@ -84,6 +94,7 @@ class SetResult:
     metrics: RetrievalMetrics
     focus: bool = False
     verify: bool = False
+    misses: tuple[Miss, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -155,20 +166,21 @@ def evaluate_systems(
                 local_features_of=keypoints.get if system.verify else None,
                 verify_candidates=system.verify_candidates,
             )
-            scored = [(set_name, metrics_of(rankings))]
+            scored = [(set_name, False)]
             if any(q.also_in_view for q in queries):
-                scored.append((IN_VIEW_IGNORED.format(set_name), metrics_of(rankings, True)))
+                scored.append((IN_VIEW_IGNORED.format(set_name), True))
             results += [
                 SetResult(
                     system.name,
                     name,
                     index.model_id,
                     index.vector_count,
-                    metrics,
+                    metrics_of(rankings, ignore_in_view),
                     system.focus,
                     system.verify,
+                    misses_of(rankings, ignore_in_view),
                 )
-                for name, metrics in scored
+                for name, ignore_in_view in scored
             ]
     return results
 
@@ -237,12 +249,37 @@ def metrics_of(
 ) -> RetrievalMetrics:
     """Metrics from the rank of each query's own item; with ``ignore_in_view`` the other
     catalog items its frame shows are first taken out of its ranking."""
-    ranks = []
-    for query, ranked in rankings:
-        if ignore_in_view:
-            ranked = [item_id for item_id in ranked if item_id not in query.also_in_view]
-        ranks.append(ranked.index(query.item_id) + 1)
+    ranks = [
+        _judged(query, ranked, ignore_in_view).index(query.item_id) + 1
+        for query, ranked in rankings
+    ]
     return RetrievalMetrics.from_ranks(ranks)
+
+
+def misses_of(
+    rankings: Sequence[tuple[Query, list[str]]],
+    ignore_in_view: bool = False,
+    answered: int = 3,
+) -> tuple[Miss, ...]:
+    """The queries of :func:`metrics_of` whose own item is not first, in query order, each
+    with the first ``answered`` items it got instead."""
+    misses = []
+    for query, ranked in rankings:
+        judged = _judged(query, ranked, ignore_in_view)
+        rank = judged.index(query.item_id) + 1
+        if rank > 1:
+            misses.append(
+                Miss(query.origin, query.item_id, rank, tuple(judged[: min(answered, rank - 1)]))
+            )
+    return tuple(misses)
+
+
+def _judged(query: Query, ranked: list[str], ignore_in_view: bool) -> list[str]:
+    """The ranking a query is judged on: with ``ignore_in_view``, without the other
+    catalog items its frame shows."""
+    if not ignore_in_view:
+        return ranked
+    return [item_id for item_id in ranked if item_id not in query.also_in_view]
 
 
 def rank_queries(

@@ -130,6 +130,25 @@ def test_eval_reports_each_set_against_the_baseline(settings, sample_catalog):
     assert all(r["catalog_vectors"] == 20 for r in baseline)
 
 
+def test_eval_lists_the_misses_it_counts(settings, sample_catalog):
+    common = ("eval", "--catalog", str(sample_catalog.parent), "--clutter-views", "1")
+    result = _run(*common, "--baseline", "--misses", "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    baseline = next(r for r in rows if (r["system"], r["set"]) == ("baseline", "clutter"))
+    assert baseline["misses"], "the plain baseline misses items in clutter"
+    for row in rows:
+        assert len(row["misses"]) == round((1 - row["top1"]) * row["queries"])
+    for miss in baseline["misses"]:
+        assert miss["rank"] > 1 and miss["item_id"] not in miss["answered"]
+    # The text lists the same misses under each set's line; without the flag, none.
+    text = _run(*common, "--misses").output.splitlines()
+    listed = sum(len(r["misses"]) for r in rows if r["system"] == "edgelens")
+    assert sum(line.startswith("    missed ") for line in text) == listed
+    plain = [json.loads(x) for x in _run(*common, "--json").output.splitlines() if x[:1] == "{"]
+    assert all("misses" not in r for r in plain)
+
+
 def test_eval_needs_a_query_source(settings, sample_catalog):
     result = _run("eval", "--catalog", str(sample_catalog.parent))
     assert result.exit_code != 0
