@@ -5,6 +5,8 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
 - clutter: the item at 15-40% of a frame made of the other catalog photos, with shadow (and
   again with those other items, which are in view too, left out of each ranking);
 - clutter, other photos: the same on photos that are not in the catalog (OpenCV's samples);
+- variants: camera-like views against a catalog of the photos plus a label variant and a
+  colour twin of each (near-duplicates, each an item);
 - real views: 47 real second photos (sample and test photos of OpenCV, Pillow, kapture and
   pygcransac, and scikit-image's stereo pair) against their own 60-item catalog, overall and
   per group (objects and scenes; near-duplicates).
@@ -51,6 +53,7 @@ from edgelens.evaluation.runner import (
     synthetic_queries,
 )
 from edgelens.evaluation.sample_photos import write_sample_catalog
+from edgelens.evaluation.variants import variant_suite
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import (
     FOCUS_AREA,
@@ -70,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--views", type=int, default=20, help="synthetic views per photo")
     parser.add_argument("--clutter", type=int, default=10, help="clutter views per photo")
+    parser.add_argument("--variant-views", type=int, default=4, help="views per variant item")
     parser.add_argument("--seed", type=int, default=1000)
     common_arguments(parser)
     args = parser.parse_args()
@@ -124,7 +128,9 @@ def main() -> None:
             System("edgelens FP32, no verification", fp32, CatalogRecipe(), focus=True),
             System("edgelens FP32, frame only", fp32, CatalogRecipe()),
         ]
+        variant_photos, variant_sets = variant_suite(photos, args.variant_views, args.seed)
         results = evaluate_systems(systems, photos, query_sets)
+        results += evaluate_systems(systems, variant_photos, variant_sets)
         results += evaluate_systems(systems, real_photos, real_sets)
         cache = _cache_counts(Path(tmp), systems[0].featurizer, sources)
         # The worker featurizes focus views on worker.math_threads (1) threads.
@@ -141,7 +147,12 @@ def main() -> None:
         f"({args.views} per photo) and {len(query_sets['clutter'])} clutter views ({args.clutter} "
         "per photo) against them; clutter is built from the other catalog photos (other "
         f"items in view, as on a shelf), clutter, other photos from {len(BACKGROUNDS)} ordinary "
-        "photographs that are not in the catalog (the item among other things). The real-view "
+        "photographs that are not in the catalog (the item among other things). Variants: "
+        f"{len(variant_sets['variants'])} camera-like views ({args.variant_views} per item) "
+        f"against a {len(variant_photos)}-item catalog of the photos, a label variant of each "
+        "(a 20-30% panel showing another photo) and a colour twin of each colour photo (hue "
+        "turned by 120 degrees), near-duplicates as a product line has them "
+        "(edgelens.evaluation.variants). The real-view "
         f"set: {len(real_sets['real views'])} real "
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
         f"edgelens = sharpened R-GeM pooling in the graph + {CatalogRecipe().views} vectors per "

@@ -26,6 +26,7 @@ from edgelens.evaluation.runner import (
     load_catalog,
     synthetic_queries,
 )
+from edgelens.evaluation.variants import variant_suite
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Precision, Settings
 
@@ -44,6 +45,14 @@ def eval_command(
     ] = 0,
     clutter_views: Annotated[
         int, typer.Option(min=0, help="Item-in-clutter views per catalog image.")
+    ] = 0,
+    variant_views: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Camera-like views per item of a variant catalog: each photo, a label "
+            "variant and a colour twin of it, each an item (near-duplicates).",
+        ),
     ] = 0,
     clutter_backgrounds: Annotated[
         Path | None,
@@ -76,25 +85,29 @@ def eval_command(
 ) -> None:
     """Print top-1 (with its 95% interval), top-5, recall@10 and mAP for each query set (and
     the baseline)."""
-    if queries is None and synthetic_views == 0 and clutter_views == 0 and not real_views:
+    if not (queries or synthetic_views or clutter_views or variant_views or real_views):
         raise typer.BadParameter(
-            "give --queries DIR, --synthetic-views N, --clutter-views N or --real-views"
+            "give --queries DIR, --synthetic-views N, --clutter-views N, --variant-views N "
+            "or --real-views"
         )
     settings = settings_of(ctx)
     suites = []  # (catalog photos, the query sets searched against them)
-    if queries is not None or synthetic_views or clutter_views:
+    if queries is not None or synthetic_views or clutter_views or variant_views:
         if catalog is None or not catalog.is_dir():
             raise EdgelensError(f"catalog folder not found: {catalog} (give --catalog DIR)")
         photos = load_catalog(collect_sources([catalog]))
         backgrounds = _background_photos(clutter_backgrounds)
-        suites.append(
-            (
-                photos,
-                _catalog_query_sets(
-                    photos, queries, synthetic_views, clutter_views, seed, backgrounds
-                ),
+        if queries is not None or synthetic_views or clutter_views:
+            suites.append(
+                (
+                    photos,
+                    _catalog_query_sets(
+                        photos, queries, synthetic_views, clutter_views, seed, backgrounds
+                    ),
+                )
             )
-        )
+        if variant_views:
+            suites.append(variant_suite(photos, variant_views, seed))
     if real_views:
         real_set = fetch_real_views(settings.data_dir / "real-views")
         suites.append(

@@ -8,9 +8,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from edgelens.catalog.sources import collect_sources
 from edgelens.cli.main import app
 from edgelens.evaluation.real_views import REAL_PAIRS
+from edgelens.evaluation.runner import load_catalog
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
+from edgelens.evaluation.variants import is_colour
 
 runner = CliRunner()
 
@@ -147,6 +150,16 @@ def test_eval_lists_the_misses_it_counts(settings, sample_catalog):
     assert sum(line.startswith("    missed ") for line in text) == listed
     plain = [json.loads(x) for x in _run(*common, "--json").output.splitlines() if x[:1] == "{"]
     assert all("misses" not in r for r in plain)
+
+
+def test_eval_scores_variants_against_their_own_catalog(settings, sample_catalog):
+    result = _run("eval", "--catalog", str(sample_catalog.parent), "--variant-views", "1", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    photos = load_catalog(collect_sources([sample_catalog.parent]))
+    colour = sum(is_colour(photo.image_bgr) for photo in photos)
+    assert row["set"] == "variants" and row["items"] == 2 * len(SAMPLE_PHOTOS) + colour
+    assert row["queries"] == row["items"] and 0 < colour < len(SAMPLE_PHOTOS)
 
 
 def test_eval_needs_a_query_source(settings, sample_catalog):

@@ -1,0 +1,92 @@
+"""Product variants: near-duplicate catalog items, as one product line has them.
+
+A catalog often holds one product in several colours, or one pack in several flavours that
+differ only in a label panel; a shopper's view must find the variant in hand, not a
+sibling. The real-view set's near-duplicates are mostly one chessboard in thirteen poses.
+These are the variants a shop has, generated from the catalog photos:
+
+- a label variant: a panel of 20-30% of the photo, placed at random, shows part of another
+  catalog photo instead, as another flavour's label would;
+- a colour twin: the hue turned by a third of the colour wheel, brightness and saturation
+  kept (only for photos with colour: a grey photo's twin would be the same picture).
+
+Each original and each variant is a catalog item of its own, queried by seeded camera-like
+views of it (:func:`edgelens.evaluation.runner.synthetic_queries`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import cv2
+import numpy as np
+
+from edgelens.catalog.models import CatalogItem
+from edgelens.evaluation.runner import CatalogPhoto, Query, synthetic_queries
+
+LABEL_AREA = (0.20, 0.30)
+HUE_TURN = 60  # OpenCV's hue runs over 0-180: a third of the wheel
+MIN_SATURATION = 40.0  # mean saturation (0-255) for a photo to count as a colour photo
+
+
+def variant_images(images: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The originals and their variants by item id: ``<id>``, ``<id>-label`` and, for
+    colour photos, ``<id>-hue``. Deterministic for one seed; needs two photos or more."""
+    if len(images) < 2:
+        raise ValueError("label variants borrow from another photo: give two or more")
+    rng = np.random.default_rng(seed)
+    ids = sorted(images)
+    variants: dict[str, np.ndarray] = {}
+    for n, item_id in enumerate(ids):
+        image = images[item_id]
+        donor = images[ids[(n + 1 + int(rng.integers(len(ids) - 1))) % len(ids)]]
+        variants[item_id] = image
+        variants[f"{item_id}-label"] = label_variant(image, donor, rng)
+        if is_colour(image):
+            variants[f"{item_id}-hue"] = colour_twin(image)
+    return variants
+
+
+def label_variant(image: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image with a random panel of :data:`LABEL_AREA` of it showing ``donor``."""
+    height, width = image.shape[:2]
+    side = math.sqrt(rng.uniform(*LABEL_AREA))
+    panel_w, panel_h = max(1, round(width * side)), max(1, round(height * side))
+    x = int(rng.integers(0, width - panel_w + 1))
+    y = int(rng.integers(0, height - panel_h + 1))
+    variant = image.copy()
+    variant[y : y + panel_h, x : x + panel_w] = cv2.resize(
+        donor, (panel_w, panel_h), interpolation=cv2.INTER_AREA
+    )
+    return variant
+
+
+def colour_twin(image: np.ndarray) -> np.ndarray:
+    """The image with its hue turned by :data:`HUE_TURN`."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + HUE_TURN) % 180
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def is_colour(image: np.ndarray) -> bool:
+    return float(cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[..., 1].mean()) >= MIN_SATURATION
+
+
+def variant_catalog(variants: dict[str, np.ndarray]) -> list[CatalogPhoto]:
+    """The variants as catalog photos, each hashed from its pixels (the vector cache's key)."""
+    photos = []
+    for item_id, image in sorted(variants.items()):
+        sha256 = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        item = CatalogItem(item_id, item_id, None, "EUR", True, sha256, f"{item_id}.png")
+        photos.append(CatalogPhoto(item, sha256, image))
+    return photos
+
+
+def variant_suite(
+    photos: list[CatalogPhoto], views_per_item: int, seed: int
+) -> tuple[list[CatalogPhoto], dict[str, list[Query]]]:
+    """The variant catalog made from ``photos`` and its one query set, "variants"."""
+    variants = variant_images({p.item.item_id: p.image_bgr for p in photos}, seed)
+    queries = synthetic_queries(variants, views_per_item, seed + 3)
+    return variant_catalog(variants), {"variants": queries}
