@@ -5,8 +5,10 @@ differ only in a label panel; a shopper's view must find the variant in hand, no
 sibling. The real-view set's near-duplicates are mostly one chessboard in thirteen poses.
 These are the variants a shop has, generated from the catalog photos:
 
-- a label variant: a panel of 20-30% of the photo, placed at random, shows part of another
-  catalog photo instead, as another flavour's label would;
+- a label variant: a panel of 20-30% of the photo, placed at random, is covered by a label
+  of random words on a plain colour, as another flavour's label would be (made up, not
+  taken from another photo: a piece of another catalog item would make the variant match
+  that item too, which no shop's label does);
 - a colour twin: the hue turned by a third of the colour wheel, brightness and saturation
   kept (only for photos with colour: a grey photo's twin would be the same picture).
 
@@ -28,37 +30,46 @@ from edgelens.evaluation.runner import CatalogPhoto, Query, synthetic_queries
 LABEL_AREA = (0.20, 0.30)
 HUE_TURN = 60  # OpenCV's hue runs over 0-180: a third of the wheel
 MIN_SATURATION = 40.0  # mean saturation (0-255) for a photo to count as a colour photo
+_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_TRIPLEX)
 
 
 def variant_images(images: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
     """The originals and their variants by item id: ``<id>``, ``<id>-label`` and, for
-    colour photos, ``<id>-hue``. Deterministic for one seed; needs two photos or more."""
-    if len(images) < 2:
-        raise ValueError("label variants borrow from another photo: give two or more")
+    colour photos, ``<id>-hue``. Deterministic for one seed."""
     rng = np.random.default_rng(seed)
     ids = sorted(images)
     variants: dict[str, np.ndarray] = {}
-    for n, item_id in enumerate(ids):
+    for item_id in ids:
         image = images[item_id]
-        donor = images[ids[(n + 1 + int(rng.integers(len(ids) - 1))) % len(ids)]]
         variants[item_id] = image
-        variants[f"{item_id}-label"] = label_variant(image, donor, rng)
+        variants[f"{item_id}-label"] = label_variant(image, rng)
         if is_colour(image):
             variants[f"{item_id}-hue"] = colour_twin(image)
     return variants
 
 
-def label_variant(image: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The image with a random panel of :data:`LABEL_AREA` of it showing ``donor``."""
+def label_variant(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image with a random panel of :data:`LABEL_AREA` of it covered by a label: a plain
+    colour with a few random words on it, in a contrasting colour."""
     height, width = image.shape[:2]
     side = math.sqrt(rng.uniform(*LABEL_AREA))
     panel_w, panel_h = max(1, round(width * side)), max(1, round(height * side))
     x = int(rng.integers(0, width - panel_w + 1))
     y = int(rng.integers(0, height - panel_h + 1))
+    colour = rng.integers(0, 256, 3)
+    ink = tuple(int(c) for c in np.where(colour > 127, 0, 255))
+    panel = np.empty((panel_h, panel_w, 3), np.uint8)
+    panel[:] = colour
+    lines = int(rng.integers(2, 5))
+    for line in range(lines):
+        word = "".join(chr(int(c)) for c in rng.integers(65, 91, int(rng.integers(4, 9))))
+        font = int(rng.choice(_FONTS))
+        (text_w, text_h), _ = cv2.getTextSize(word, font, 1.0, 2)
+        scale = min(0.9 * panel_w / text_w, 0.7 * panel_h / lines / text_h)
+        baseline = round((line + 0.8) * panel_h / lines)
+        cv2.putText(panel, word, (round(0.05 * panel_w), baseline), font, scale, ink, 2)
     variant = image.copy()
-    variant[y : y + panel_h, x : x + panel_w] = cv2.resize(
-        donor, (panel_w, panel_h), interpolation=cv2.INTER_AREA
-    )
+    variant[y : y + panel_h, x : x + panel_w] = panel
     return variant
 
 
