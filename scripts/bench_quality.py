@@ -150,7 +150,7 @@ def main() -> None:
         "photographs that are not in the catalog (the item among other things). Variants: "
         f"{len(variant_sets['variants'])} camera-like views ({args.variant_views} per item) "
         f"against a {len(variant_photos)}-item catalog of the photos, a label variant of each "
-        "(a 20-30% panel showing another photo) and a colour twin of each colour photo (hue "
+        "(a 20-30% panel covered by a made-up label) and a colour twin of each colour photo (hue "
         "turned by 120 degrees), near-duplicates as a product line has them "
         "(edgelens.evaluation.variants). The real-view "
         f"set: {len(real_sets['real views'])} real "

@@ -85,29 +85,30 @@ def eval_command(
 ) -> None:
     """Print top-1 (with its 95% interval), top-5, recall@10 and mAP for each query set (and
     the baseline)."""
-    if not (queries or synthetic_views or clutter_views or variant_views or real_views):
+    catalog_sets = queries is not None or synthetic_views > 0 or clutter_views > 0
+    if not (catalog_sets or variant_views or real_views):
         raise typer.BadParameter(
             "give --queries DIR, --synthetic-views N, --clutter-views N, --variant-views N "
             "or --real-views"
         )
     settings = settings_of(ctx)
     suites = []  # (catalog photos, the query sets searched against them)
-    if queries is not None or synthetic_views or clutter_views or variant_views:
+    if catalog_sets or variant_views:
         if catalog is None or not catalog.is_dir():
             raise EdgelensError(f"catalog folder not found: {catalog} (give --catalog DIR)")
         photos = load_catalog(collect_sources([catalog]))
+    if catalog_sets:
         backgrounds = _background_photos(clutter_backgrounds)
-        if queries is not None or synthetic_views or clutter_views:
-            suites.append(
-                (
-                    photos,
-                    _catalog_query_sets(
-                        photos, queries, synthetic_views, clutter_views, seed, backgrounds
-                    ),
-                )
+        suites.append(
+            (
+                photos,
+                _catalog_query_sets(
+                    photos, queries, synthetic_views, clutter_views, seed, backgrounds
+                ),
             )
-        if variant_views:
-            suites.append(variant_suite(photos, variant_views, seed))
+        )
+    if variant_views:
+        suites.append(variant_suite(photos, variant_views, seed))
     if real_views:
         real_set = fetch_real_views(settings.data_dir / "real-views")
         suites.append(

@@ -37,9 +37,8 @@ def variant_images(images: dict[str, np.ndarray], seed: int) -> dict[str, np.nda
     """The originals and their variants by item id: ``<id>``, ``<id>-label`` and, for
     colour photos, ``<id>-hue``. Deterministic for one seed."""
     rng = np.random.default_rng(seed)
-    ids = sorted(images)
     variants: dict[str, np.ndarray] = {}
-    for item_id in ids:
+    for item_id in sorted(images):
         image = images[item_id]
         variants[item_id] = image
         variants[f"{item_id}-label"] = label_variant(image, rng)
