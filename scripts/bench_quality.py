@@ -15,8 +15,8 @@ sends them (the frame's vector and its centred focus box as a colour JPEG, the f
 answered as the worker does (the view and its own centred box featurized with the catalog's
 model, each item scoring its best of frame and boxes, then the best 15 re-ranked by keypoint
 verification); "baseline" is global average pooling with one vector per item, the plain
-approach. "no verification" and "frame only" rows leave those steps out, to show what each
-adds. Also the vector-cache count and the device-side featurize cost of both models.
+approach. "one plane", "no verification" and "frame only" rows leave those steps out, to
+show what each adds. Also the vector-cache count and the device-side featurize cost of both models.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ from edgelens.featurizer.focus import (
 )
 from edgelens.featurizer.local_features import extract_local_features
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.verify import CANDIDATES, verify_view
+from edgelens.search.verify import CANDIDATES, PLANES, verify_view
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
 
@@ -125,6 +125,14 @@ def main() -> None:
                 )
             )
         systems += [
+            System(
+                "edgelens FP32, one plane",
+                fp32,
+                CatalogRecipe(),
+                focus=True,
+                verify=True,
+                verify_planes=1,
+            ),
             System("edgelens FP32, no verification", fp32, CatalogRecipe(), focus=True),
             System("edgelens FP32, frame only", fp32, CatalogRecipe()),
         ]
@@ -161,8 +169,9 @@ def main() -> None:
         f"centred box ({FOCUS_AREA**2:.0%} of the frame) with the catalog's model, each item "
         "scoring its best of frame and boxes + spatial verification of the "
         f"best {CANDIDATES} (SIFT keypoints of the focus view against each candidate's photo, "
-        "matched as RootSIFT, homography fitted by "
-        "USAC; edgelens.search.verify); no verification = without the last step; "
+        f"matched as RootSIFT, up to {PLANES} homographies fitted in turn by USAC, each on "
+        "the matches the ones before left; edgelens.search.verify); one plane = only the "
+        "first homography's inliers; no verification = without the last step; "
         "frame only = without the focus boxes either; baseline = global average pooling, "
         '1 vector per photo. "clutter, in view ignored": the same rankings of the clutter '
         "set with the other catalog items each frame shows (its background tiles) taken out, "

@@ -1,8 +1,9 @@
 """Spatial verification's budget: what the keypoints kept per catalog photo, the size the
 worker extracts the query view at, the number of candidates verified, how descriptors are
-compared (RootSIFT or plain SIFT) and how the homography is fitted (USAC or plain RANSAC)
-cost (bytes stored per item, worker ms per message on one core) and give (top-1/top-5),
-against the vector search alone, on the same rankings in the same run.
+compared (RootSIFT or plain SIFT), how the homography is fitted (USAC or plain RANSAC) and
+how many planes may hold the inliers (several, or one) cost (bytes stored per item, worker
+ms per message on one core) and give (top-1/top-5), against the vector search alone, on the
+same rankings in the same run.
 
 Verification is the worker's dearest step and its keypoints the catalog's largest part;
 this measures how much of either can go before the answers change. Query sets and seeds
@@ -54,6 +55,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.verify import (
     CANDIDATES,
     MIN_INLIERS,
+    PLANES,
     RANSAC_PX,
     RATIO,
     count_inliers,
@@ -65,18 +67,19 @@ from edgelens.wire.records import Match
 
 ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
 # (keypoints per catalog photo, side the worker extracts the view at, candidates verified,
-# descriptors matched as, homography fitted by); the product's first, then the product
-# before USAC, and before RootSIFT and 15 candidates.
+# descriptors matched as, homography fitted by, planes); the product's first, then the
+# product before several planes, before USAC, and before RootSIFT and 15 candidates.
 BUDGETS = [
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC"),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT", "RANSAC"),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT", "USAC"),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT", "USAC"),
-    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT", "USAC"),
-    (500, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
-    (250, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC"),
-    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT", "USAC"),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", 1),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC", 1),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT", "RANSAC", 1),
+    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT", "USAC", PLANES),
+    (500, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (250, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT", "USAC", PLANES),
 ]
 
 
@@ -137,10 +140,10 @@ def main() -> None:
         for query, _ in rankings
     }
 
-    rows = [("vectors only", "", "", "", "", 0, 0.0, _figures(suites))]
+    rows = [("vectors only", "", "", "", "", "", 0, 0.0, _figures(suites))]
     cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
     pairs = []  # (view keypoints, candidate keypoints) of the product's budget
-    for budget, (keypoints, side, candidates, descriptors, fitted_by) in enumerate(BUDGETS):
+    for budget, (keypoints, side, candidates, descriptors, fitted_by, planes) in enumerate(BUDGETS):
         verified_sets, bytes_per_item, message_ms = [], [], []
         for catalog, sets in suites:
             stored = {
@@ -159,7 +162,14 @@ def main() -> None:
                         pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
                     found = _verified(
-                        ranked, views[id(query)], side, candidates, fitted_by, descriptors, stored
+                        ranked,
+                        views[id(query)],
+                        stored,
+                        side=side,
+                        candidates=candidates,
+                        descriptors=descriptors,
+                        fitted_by=fitted_by,
+                        planes=planes,
                     )
                     message_ms.append((time.perf_counter() - started) * 1000)
                     verified[name].append((query, found))
@@ -171,6 +181,7 @@ def main() -> None:
                 str(candidates),
                 descriptors,
                 fitted_by,
+                str(planes),
                 statistics.mean(bytes_per_item),
                 statistics.median(message_ms),
                 _figures(verified_sets),
@@ -189,24 +200,28 @@ def main() -> None:
         "texture keep fewer keypoints); worker ms is the median per message with OpenCV and "
         "numpy on one core. The first budget is the product's "
         "(settings.search.verify_candidates sets the third column), the second the one it "
-        "replaced (plain RANSAC), the third the one before (10 candidates, plain SIFT); "
+        "replaced (one plane), the third the one before (plain RANSAC), the fourth the one "
+        "before that (10 candidates, plain SIFT); "
         "'matched as' is how the same stored descriptors are compared: RootSIFT (the "
         "product) or plain SIFT (the baseline); 'fitted by' is the homography's robust "
-        "estimator: OpenCV's USAC_ACCURATE (the product) or plain RANSAC (the baseline).",
+        "estimator: OpenCV's USAC_ACCURATE (the product) or plain RANSAC (the baseline); "
+        "'planes' is how many homographies are fitted in turn, each on the matches the ones "
+        "before left, a further one counting with at least "
+        f"{MIN_INLIERS} inliers of its own.",
         "",
         "| catalog keypoints | view extracted at | candidates | matched as | fitted by | "
-        "bytes / item | "
+        "planes | bytes / item | "
         "at 1M items | worker ms / message | "
         + " | ".join(f"{n} top-1 / top-5" for n in set_names)
         + " |",
-        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | "
+        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in set_names)
         + " |",
     ]
-    for keypoints, side, candidates, descriptors, fitted_by, item_bytes, ms, figures in rows:
+    for *budget_cells, item_bytes, ms, figures in rows:
         cells = " | ".join(f"{figures[n][0]:.3f} / {figures[n][1]:.3f}" for n in set_names)
         lines.append(
-            f"| {keypoints} | {side} | {candidates} | {descriptors} | {fitted_by} | "
+            f"| {' | '.join(budget_cells)} | "
             f"{item_bytes / 1000:.0f} KB | "
             f"{item_bytes * 1e6 / 1e9:.0f} GB | {ms:.1f} | {cells} |"
         )
@@ -220,17 +235,24 @@ def main() -> None:
 def _verified(
     ranked: list[str],
     view_jpeg: bytes,
+    stored: dict,
+    *,
     side: int,
     candidates: int,
-    fitted_by: str,
     descriptors: str,
-    stored: dict,
+    fitted_by: str,
+    planes: int,
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
     query = _as(descriptors, extract_local_features(decode_focus_view(view_jpeg), max_side=side))
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
     reranked, _ = verify(
-        matches, query, stored.get, candidates=candidates, estimator=ESTIMATORS[fitted_by]
+        matches,
+        query,
+        stored.get,
+        candidates=candidates,
+        estimator=ESTIMATORS[fitted_by],
+        planes=planes,
     )
     return [m.item_id for m in reranked]
 
@@ -283,7 +305,7 @@ def _fit_side_by_side(pairs: list) -> list[str]:
             started = time.perf_counter()
             cv2.findHomography(source, target, estimator, RANSAC_PX)
             times.append(time.perf_counter() - started)
-        counts = [count_inliers(q, c, estimator=estimator) for q, c in pairs]
+        counts = [count_inliers(q, c, estimator=estimator, planes=1) for q, c in pairs]  # one fit
         verified = sum(n >= MIN_INLIERS for n in counts)
         cells.append(
             f"| {name} | {statistics.mean(times) * 1000:.2f} | "

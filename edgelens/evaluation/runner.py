@@ -26,7 +26,7 @@ from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
-from edgelens.search.verify import CANDIDATES, verify_view
+from edgelens.search.verify import CANDIDATES, PLANES, verify_view
 from edgelens.wire.features import MAX_JPEG_BYTES
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class System:
     focus: bool = False  # each item scores its best of the frame and its focus view's boxes
     verify: bool = False  # the worker re-ranks the best by the focus view's keypoints
     verify_candidates: int = CANDIDATES  # how many of the best it re-ranks
+    verify_planes: int = PLANES  # how many homographies each candidate's inliers may fill
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ def evaluate_systems(
                 view_featurizer=worker_model,
                 local_features_of=keypoints.get if system.verify else None,
                 verify_candidates=system.verify_candidates,
+                verify_planes=system.verify_planes,
             )
             scored = [(set_name, False)]
             if any(q.also_in_view for q in queries):
@@ -292,6 +294,7 @@ def rank_queries(
     view_featurizer: Featurizer | None = None,
     local_features_of: Callable[[str], LocalFeatures | None] | None = None,
     verify_candidates: int = CANDIDATES,
+    verify_planes: int = PLANES,
 ) -> list[tuple[Query, list[str]]]:
     """Each query with the whole catalog ranked for it (item ids, best first), as a device
     sends it and the worker answers it: the frame's vector from ``featurizer`` (the
@@ -322,7 +325,11 @@ def rank_queries(
             found = search_views(index, [v[n] for v in vectors], k=len(index))
             if local_features_of is not None:
                 found = verify_view(
-                    found, views[n], local_features_of, candidates=verify_candidates
+                    found,
+                    views[n],
+                    local_features_of,
+                    candidates=verify_candidates,
+                    planes=verify_planes,
                 )
             rankings.append((query, [m.item_id for m in found]))
         if progress:

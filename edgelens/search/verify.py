@@ -9,6 +9,16 @@ keypoint once on either side. An item with at least :data:`MIN_INLIERS` is verif
 verified items come first. An item whose photo has fewer keypoints than that (a plain,
 untextured product) can never verify and keeps its vector place.
 
+A homography maps one plane, and a real object seen from another side is several: a box's
+faces (three at most from any one viewpoint), a building's façades, a board held up in
+front of a room. So up to :data:`PLANES` homographies are fitted in turn, each on the
+matches the ones before left, and a further plane counts only with :data:`MIN_INLIERS` of
+its own (a stray few never add). A flat catalog photo seen as a flat photo is one plane
+and counts as before. Measured in scripts/bench_quality.py against one plane: the real
+views' own items showed a second plane in 15 of 39 verified pairs (13.6 more inliers on
+average), wrong items in 8 of 79 (2.2); no synthetic, clutter or variant view changed
+rank.
+
 Among verified items the vector's order stands unless a later item has significantly more
 inliers: more by over :data:`SIGNIFICANCE` standard deviations of the difference of two
 Poisson counts (2·sqrt(a+b)). Without that guard, two colour variants of one product
@@ -46,6 +56,7 @@ from edgelens.wire.records import Match
 
 CANDIDATES = 15  # the default of settings.search.verify_candidates
 MIN_INLIERS = 15
+PLANES = 3
 RATIO = 0.8
 RANSAC_PX = 8.0
 SIGNIFICANCE = 2.0
@@ -73,20 +84,45 @@ def ratio_matches(query: LocalFeatures, item: LocalFeatures) -> tuple[np.ndarray
     return rows[good], two[good, 0]
 
 
-def count_inliers(query: LocalFeatures, item: LocalFeatures, *, estimator: int = ESTIMATOR) -> int:
-    """Keypoint matches consistent with one plausible homography (0 when none is), as fitted
-    by ``estimator`` (an OpenCV ``findHomography`` method)."""
+def count_inliers(
+    query: LocalFeatures,
+    item: LocalFeatures,
+    *,
+    estimator: int = ESTIMATOR,
+    planes: int = PLANES,
+) -> int:
+    """Keypoint matches consistent with up to ``planes`` plausible homographies (0 when
+    none is), fitted in turn by ``estimator`` (an OpenCV ``findHomography`` method), each
+    on the matches the ones before left; a plane after the first counts only with
+    MIN_INLIERS of its own."""
     query_idx, item_idx = ratio_matches(query, item)
-    if len(query_idx) < 8:
-        return 0
-    homography, mask = cv2.findHomography(
-        query.xy_n2[query_idx], item.xy_n2[item_idx], estimator, RANSAC_PX
-    )
+    total, item_points_used = 0, set()
+    for plane in range(planes):
+        kept = _fit_plane(query.xy_n2[query_idx], item.xy_n2[item_idx], estimator)
+        if kept is None:
+            break
+        # Many query points matched onto a few item points is a collapse, not an object;
+        # an item point an earlier plane explained is not evidence twice.
+        item_points = set(item_idx[kept].tolist()) - item_points_used
+        count = min(len(set(query_idx[kept].tolist())), len(item_points))
+        if plane and count < MIN_INLIERS:
+            break  # a stray few on another plane are no evidence
+        total += count
+        if count < MIN_INLIERS:
+            break  # the item does not verify; another plane cannot be larger than this one
+        item_points_used |= item_points
+        query_idx, item_idx = query_idx[~kept], item_idx[~kept]
+    return total
+
+
+def _fit_plane(query_xy: np.ndarray, item_xy: np.ndarray, estimator: int) -> np.ndarray | None:
+    """Which matches one robustly fitted, plausible homography keeps; None without one."""
+    if len(query_xy) < 8:
+        return None
+    homography, mask = cv2.findHomography(query_xy, item_xy, estimator, RANSAC_PX)
     if homography is None or not _plausible(homography):
-        return 0
-    kept = mask.ravel().astype(bool)
-    # Many query points matched onto a few item points is a collapse, not an object.
-    return min(len(set(query_idx[kept].tolist())), len(set(item_idx[kept].tolist())))
+        return None
+    return mask.ravel().astype(bool)
 
 
 def _plausible(homography: np.ndarray) -> bool:
@@ -130,6 +166,7 @@ def verify(
     *,
     candidates: int = CANDIDATES,
     estimator: int = ESTIMATOR,
+    planes: int = PLANES,
 ) -> tuple[list[Match], dict[str, int]]:
     """The first ``candidates`` matches re-ranked by verification, the rest after them;
     also the inlier counts. Each candidate costs a keypoint match and a homography fit
@@ -144,7 +181,7 @@ def verify(
             unjudged.add(match.item_id)
             inliers[match.item_id] = 0
         else:
-            inliers[match.item_id] = count_inliers(query, item, estimator=estimator)
+            inliers[match.item_id] = count_inliers(query, item, estimator=estimator, planes=planes)
     return verified_order(head, inliers, frozenset(unjudged)) + tail, inliers
 
 
@@ -154,8 +191,11 @@ def verify_view(
     features_of: Callable[[str], LocalFeatures | None],
     *,
     candidates: int = CANDIDATES,
+    planes: int = PLANES,
 ) -> list[Match]:
     """:func:`verify` from the focus view a device sends (decoded: BGR or grey), as the
     worker answers it and ``edgelens eval`` measures it."""
-    reranked, _ = verify(matches, extract_local_features(view), features_of, candidates=candidates)
+    reranked, _ = verify(
+        matches, extract_local_features(view), features_of, candidates=candidates, planes=planes
+    )
     return reranked

@@ -1,4 +1,5 @@
-"""Spatial verification: inlier counts on real photos, the guarded order, the candidate window."""
+"""Spatial verification: inlier counts on real photos (one plane and several), the guarded
+order, the candidate window."""
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ from edgelens.featurizer.local_features import extract_local_features
 from edgelens.search.verify import (
     CANDIDATES,
     MIN_INLIERS,
+    PLANES,
     RATIO,
     count_inliers,
     ratio_matches,
@@ -46,6 +48,51 @@ def test_the_fit_is_repeatable_and_keeps_the_inliers_plain_ransac_keeps(photos, 
     ransac = count_inliers(view, own, estimator=cv2.RANSAC)
     assert ransac >= 3 * MIN_INLIERS and abs(usac - ransac) <= 0.1 * ransac
     assert count_inliers(view, photos["rocket"]) < MIN_INLIERS
+
+
+def _box(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A box's catalog photo (two faces side by side, as flat artwork) and a view of its
+    corner: each face turned away from the camera on its own side, so no one homography
+    maps both."""
+    size = (400, 300)
+    faces = [cv2.resize(left, size), cv2.resize(right, size)]
+    view = np.full((360, 640, 3), 60, np.uint8)
+    rect = np.float32([[0, 0], [400, 0], [400, 300], [0, 300]])
+    quads = (
+        [[30, 70], [330, 20], [330, 340], [30, 290]],
+        [[330, 20], [610, 80], [610, 280], [330, 340]],
+    )
+    for face, quad in zip(faces, quads, strict=True):
+        homography = cv2.getPerspectiveTransform(rect, np.float32(quad))
+        warped = cv2.warpPerspective(face, homography, (640, 360))
+        inside = cv2.warpPerspective(np.full((300, 400), 255, np.uint8), homography, (640, 360))
+        view[inside > 0] = warped[inside > 0]
+    return np.hstack(faces), view
+
+
+def test_both_faces_of_a_box_seen_at_its_corner_count():
+    photo, view = _box(load_photo("coffee"), load_photo("chelsea"))
+    photo_features, view_features = extract_local_features(photo), extract_local_features(view)
+    one = count_inliers(view_features, photo_features, planes=1)
+    faces = [
+        count_inliers(view_features, extract_local_features(half), planes=1)
+        for half in (photo[:, :400], photo[:, 400:])
+    ]
+    several = count_inliers(view_features, photo_features)
+    assert min(faces) >= MIN_INLIERS  # each face alone verifies
+    assert one <= max(faces) + MIN_INLIERS  # one homography holds about one face
+    assert several >= 0.9 * sum(faces)  # PLANES holds both
+    rocket = extract_local_features(load_photo("rocket"))
+    assert count_inliers(view_features, rocket) < MIN_INLIERS  # and adds none to a wrong item
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_flat_photo_seen_flat_is_one_plane(photos, seed):
+    """The matches one homography leaves of a flat photo's view are strays: they must not
+    make a second plane."""
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=seed)[0])
+    assert PLANES > 1
+    assert count_inliers(view, photos["coffee"]) == count_inliers(view, photos["coffee"], planes=1)
 
 
 @pytest.mark.parametrize("item", ["coffee", "rocket"])
