@@ -35,7 +35,11 @@ from edgelens.settings import Precision, Settings
 def eval_command(
     ctx: typer.Context,
     catalog: Annotated[
-        Path | None, typer.Option(help="Catalog images named <item_id>.<ext>.")
+        Path | None,
+        typer.Option(
+            help="The catalog, as `catalog add` takes it: a folder of images named "
+            "<item_id>.<ext>, or a CSV/JSON manifest."
+        ),
     ] = None,
     queries: Annotated[
         Path | None, typer.Option(help="Real query images as <queries>/<item_id>/*.")
@@ -94,8 +98,13 @@ def eval_command(
     settings = settings_of(ctx)
     suites = []  # (catalog photos, the query sets searched against them)
     if catalog_sets or variant_views:
-        if catalog is None or not catalog.is_dir():
-            raise EdgelensError(f"catalog folder not found: {catalog} (give --catalog DIR)")
+        if catalog is None:
+            raise EdgelensError(
+                "--queries, --synthetic-views, --clutter-views and --variant-views search a "
+                "catalog: give --catalog (a folder of images or a CSV/JSON manifest)"
+            )
+        if not catalog.exists():
+            raise EdgelensError(f"catalog not found: {catalog}")
         photos = load_catalog(collect_sources([catalog]))
     if catalog_sets:
         backgrounds = _background_photos(clutter_backgrounds)

@@ -167,6 +167,21 @@ def test_eval_needs_a_query_source(settings, sample_catalog):
     assert result.exit_code != 0
 
 
+def test_eval_takes_a_manifest_as_catalog_add_does(settings, sample_catalog):
+    result = _run("eval", "--catalog", str(sample_catalog), "--synthetic-views", "1", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert row["set"] == "synthetic" and row["items"] == len(SAMPLE_PHOTOS)
+
+
+@pytest.mark.parametrize("given", [(), ("--catalog", "nowhere")])
+def test_eval_says_which_catalog_it_lacks(settings, given):
+    result = runner.invoke(app, ["eval", "--synthetic-views", "1", *given])
+    assert result.exit_code == 1
+    expected = "catalog not found: nowhere" if given else "give --catalog"
+    assert expected in result.output
+
+
 def test_model_info_prints_the_manifest(settings):
     result = _run("model", "info", "--precision", "int8")
     assert result.exit_code == 0
