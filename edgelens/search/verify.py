@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -170,11 +171,11 @@ def verify(
     estimator: int = ESTIMATOR,
     planes: int = PLANES,
 ) -> tuple[list[Match], dict[str, int]]:
-    """The first ``candidates`` matches re-ranked by verification, the rest after them;
-    also the inlier counts. Each candidate costs a keypoint match and a homography fit
-    (docs/benchmarks.md, "Verification budget"), except items with fewer than MIN_INLIERS
-    stored keypoints, or none stored: they could never verify, count 0 without being
-    matched, and keep their places."""
+    """The first ``candidates`` matches re-ranked by verification, each with its verdict
+    (``Match.verified``), the rest after them; also the inlier counts. Each candidate costs
+    a keypoint match and a homography fit (docs/benchmarks.md, "Verification budget"),
+    except items with fewer than MIN_INLIERS stored keypoints, or none stored: they could
+    never verify, count 0 without being matched, keep their places and no verdict."""
     head, tail = list(matches[:candidates]), list(matches[candidates:])
     inliers, unjudged = {}, set()
     for match in head:
@@ -184,7 +185,11 @@ def verify(
             inliers[match.item_id] = 0
         else:
             inliers[match.item_id] = count_inliers(query, item, estimator=estimator, planes=planes)
-    return verified_order(head, inliers, frozenset(unjudged)) + tail, inliers
+    judged = [
+        m if m.item_id in unjudged else replace(m, verified=inliers[m.item_id] >= MIN_INLIERS)
+        for m in head
+    ]
+    return verified_order(judged, inliers, frozenset(unjudged)) + tail, inliers
 
 
 def verify_view(

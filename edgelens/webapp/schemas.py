@@ -35,6 +35,11 @@ class MatchOut(BaseModel):
     currency: str
     available: bool
     score: float = Field(description="Cosine similarity of the frame and the item's image.")
+    verified: bool | None = Field(
+        default=None,
+        description="Spatial verification: true when the item's photo's keypoints are in the "
+        "view (an exact match), false when looked for and not found, null when not looked for.",
+    )
 
 
 class MatchRecordOut(BaseModel):

@@ -10,7 +10,13 @@ from edgelens.errors import EdgelensError
 
 @dataclass(frozen=True)
 class Match:
-    """One catalog item found for a frame, best first; ``score`` is the cosine similarity."""
+    """One catalog item found for a frame, best first; ``score`` is the cosine similarity.
+
+    ``verified`` is what spatial verification found: True when the item's photo's keypoints
+    are in the view (the same object, not only a look-alike: the dashboard says "exact
+    match"), False when they were looked for and not found, None when nobody looked
+    (beyond the candidates verified, verification off, or a photo too plain to tell).
+    """
 
     item_id: str
     name: str
@@ -18,6 +24,7 @@ class Match:
     currency: str
     available: bool
     score: float
+    verified: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def test_the_view_moves_the_item_it_shows_first(keypoints, coffee_view):
         features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
     )
     assert [m.item_id for m in record.matches] == ["coffee", "rocket", "chelsea"]
+    assert [m.verified for m in record.matches] == [True, False, False]  # in the record
     assert "verify" in record.stages_ms
 
 
@@ -72,6 +73,7 @@ def test_only_the_set_number_of_candidates_is_verified(keypoints, coffee_view):
         features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
     )
     assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
+    assert [m.verified for m in record.matches] == [False, False, None]
     assert "verify" in record.stages_ms
 
 
@@ -90,6 +92,7 @@ def test_otherwise_the_vectors_order_stands(
         verify=verify_call,
     )
     assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
+    assert {m.verified for m in record.matches} == {None}
     assert "verify" not in record.stages_ms
 
 

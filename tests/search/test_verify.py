@@ -25,6 +25,10 @@ def _match(item_id: str, score: float) -> Match:
     return Match(item_id, item_id, 1.0, "EUR", True, score)
 
 
+def _ids(matches: list[Match]) -> list[str]:
+    return [m.item_id for m in matches]
+
+
 @pytest.fixture(scope="module")
 def photos():
     return {name: extract_local_features(load_photo(name)) for name in ("coffee", "rocket")}
@@ -134,6 +138,8 @@ def test_an_item_too_plain_ever_to_verify_keeps_its_place(photos):
     stored = {"plain": flat, "rocket": photos["rocket"], "coffee": photos["coffee"]}
     reranked, inliers = verify(matches, view, stored.get)
     assert [m.item_id for m in reranked] == ["plain", "coffee", "rocket"]
+    # the verdicts the dashboard shows: too plain to tell, found, looked for and not found
+    assert [m.verified for m in reranked] == [None, True, False]
     assert inliers["plain"] == 0 and inliers["coffee"] >= MIN_INLIERS
     judged = verified_order(matches, inliers)
     assert [m.item_id for m in judged] == ["coffee", "plain", "rocket"]
@@ -149,7 +155,8 @@ def test_only_the_first_candidates_are_verified(photos):
         return photos["coffee"] if item_id == "coffee" else None
 
     reranked, inliers = verify(matches, view, features_of)
-    assert reranked == matches and "coffee" not in looked_up
+    assert _ids(reranked) == _ids(matches) and "coffee" not in looked_up
+    assert {m.verified for m in reranked} == {None}  # nothing stored, or beyond the window
     assert set(inliers) == {m.item_id for m in matches[:CANDIDATES]}
     assert set(inliers.values()) == {0}  # items without keypoints count none
 
@@ -164,6 +171,6 @@ def test_the_window_is_a_setting(photos):
     stored = {f"other{n}": photos["rocket"] for n in range(3)} | {"coffee": photos["coffee"]}
     features_of = stored.get
     narrow, inliers = verify(matches, view, features_of, candidates=3)
-    assert narrow == matches and "coffee" not in inliers
+    assert _ids(narrow) == _ids(matches) and "coffee" not in inliers
     wide, _ = verify(matches, view, features_of, candidates=4)
     assert [m.item_id for m in wide] == ["coffee", "other0", "other1", "other2"]

@@ -118,8 +118,17 @@ def redis_client(redis_server) -> Iterator[redis.Redis]:
 
 
 def _record(device_id: str, seq: int, *item_ids: str) -> MatchRecord:
+    """The first match verified, the second looked for and not, the third not looked for."""
     matches = [
-        Match(item_id, f"{item_id} name", 10.0 + rank, "EUR", rank % 2 == 0, 0.9 - rank / 10)
+        Match(
+            item_id,
+            f"{item_id} name",
+            10.0 + rank,
+            "EUR",
+            rank % 2 == 0,
+            0.9 - rank / 10,
+            (True, False, None)[rank % 3],
+        )
         for rank, item_id in enumerate(item_ids or ("coffee", "chelsea"))
     ]
     return MatchRecord(device_id, seq, time.time(), "model-x", 42.0 + seq, matches, {"search": 1.0})

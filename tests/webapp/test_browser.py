@@ -67,6 +67,7 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
 
     browser.get(f"{live_url}/devices/cam")
     assert _attribute(browser, "#latest", "data-seq") == "1", "rendered from the Redis list"
+    assert "exact match" in browser.find_element(By.CSS_SELECTOR, "#latest .match").text
     _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
     browser.execute_script("window.notReloaded = true")
 
@@ -74,7 +75,14 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
     _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
     cards = browser.find_elements(By.CSS_SELECTOR, "#latest .match")
     assert [card.get_attribute("data-item-id") for card in cards] == ["rocket", "moon", "clock"]
-    assert cards[0].text.split("\n") == ["rocket name", "10.00 EUR", "available", "90.0 %"]
+    assert cards[0].text.split("\n") == [
+        "rocket name",
+        "10.00 EUR",
+        "available",
+        "exact match",  # verified; the others were not (moon) or not looked at (clock)
+        "90.0 %",
+    ]
+    assert ["exact match" in card.text for card in cards] == [True, False, False]
     assert "44 ms" in browser.find_element(By.ID, "latest").text
     assert float(_attribute(browser, "#latest", "data-shown-at")) > 0
     history = browser.find_elements(By.CSS_SELECTOR, "#history .record")

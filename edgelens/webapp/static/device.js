@@ -15,6 +15,7 @@
     image.src = `/catalog/images/${encodeURIComponent(match.item_id)}`;
     image.alt = match.name;
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
+    card.querySelector("[data-field=verified]").hidden = match.verified !== true;
     fill(card, {
       name: match.name,
       price: format.price(match.price, match.currency),
