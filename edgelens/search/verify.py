@@ -185,11 +185,11 @@ def verify(
             inliers[match.item_id] = 0
         else:
             inliers[match.item_id] = count_inliers(query, item, estimator=estimator, planes=planes)
-    judged = [
+    with_verdicts = [
         m if m.item_id in unjudged else replace(m, verified=inliers[m.item_id] >= MIN_INLIERS)
         for m in head
     ]
-    return verified_order(judged, inliers, frozenset(unjudged)) + tail, inliers
+    return verified_order(with_verdicts, inliers, frozenset(unjudged)) + tail, inliers
 
 
 def verify_view(
