@@ -118,7 +118,8 @@ def redis_client(redis_server) -> Iterator[redis.Redis]:
 
 
 def _record(device_id: str, seq: int, *item_ids: str) -> MatchRecord:
-    """The first match verified, the second looked for and not, the third not looked for."""
+    """The first two matches verified (the second a near-duplicate), the third not looked
+    for."""
     matches = [
         Match(
             item_id,
@@ -127,7 +128,7 @@ def _record(device_id: str, seq: int, *item_ids: str) -> MatchRecord:
             "EUR",
             rank % 2 == 0,
             0.9 - rank / 10,
-            (True, False, None)[rank % 3],
+            (True, True, None)[rank % 3],
         )
         for rank, item_id in enumerate(item_ids or ("coffee", "chelsea"))
     ]

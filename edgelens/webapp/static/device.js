@@ -8,14 +8,15 @@
   const latest = document.getElementById("latest");
   const history = document.getElementById("history");
 
-  function matchCard(match) {
+  function matchCard(match, index) {
     const card = clone("match-template");
     card.dataset.itemId = match.item_id;
     const image = card.querySelector("[data-field=image]");
     image.src = `/catalog/images/${encodeURIComponent(match.item_id)}`;
     image.alt = match.name;
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
-    card.querySelector("[data-field=verified]").hidden = match.verified !== true;
+    // Only the answer: a near-duplicate's keypoints are in the view too (_macros.html).
+    card.querySelector("[data-field=verified]").hidden = index !== 0 || match.verified !== true;
     fill(card, {
       name: match.name,
       price: format.price(match.price, match.currency),
