@@ -38,7 +38,8 @@ class MatchOut(BaseModel):
     verified: bool | None = Field(
         default=None,
         description="Spatial verification: true when the item's photo's keypoints are in the "
-        "view (an exact match), false when looked for and not found, null when not looked for.",
+        "view (a near-duplicate's may be too), false when looked for and not found, null when "
+        "not looked for.",
     )
 
 

@@ -13,9 +13,9 @@ class Match:
     """One catalog item found for a frame, best first; ``score`` is the cosine similarity.
 
     ``verified`` is what spatial verification found: True when the item's photo's keypoints
-    are in the view (the same object, not only a look-alike: the dashboard says "exact
-    match"), False when they were looked for and not found, None when nobody looked
-    (beyond the candidates verified, verification off, or a photo too plain to tell).
+    are in the view (a near-duplicate's often are too, so the dashboard marks only the first
+    match "exact match"), False when they were looked for and not found, None when nobody
+    looked (beyond the candidates verified, verification off, or a photo too plain to tell).
     """
 
     item_id: str
