@@ -77,7 +77,7 @@ class FeatureMessage:
     """One frame's vector as it travels; ``embedding`` is float32 once decoded.
 
     ``focus_embedding``, when present, is the vector of the frame's focus box: the worker
-    scores each item by the better of the two. ``verify_jpeg``, when present, is that box
+    scores each item by the better of the two. ``view_jpeg``, when present, is that box
     as a JPEG (the focus view), for the worker's focus vector and spatial verification;
     the wire checks only its size.
     """
@@ -88,13 +88,11 @@ class FeatureMessage:
     model_id: str
     embedding: np.ndarray
     focus_embedding: np.ndarray | None = None
-    verify_jpeg: bytes | None = None
+    view_jpeg: bytes | None = None
 
     def __post_init__(self) -> None:
-        if self.verify_jpeg is not None and not 0 < len(self.verify_jpeg) <= MAX_JPEG_BYTES:
-            raise WireFormatError(
-                f"focus view of {len(self.verify_jpeg)} bytes, 1..{MAX_JPEG_BYTES}"
-            )
+        if self.view_jpeg is not None and not 0 < len(self.view_jpeg) <= MAX_JPEG_BYTES:
+            raise WireFormatError(f"focus view of {len(self.view_jpeg)} bytes, 1..{MAX_JPEG_BYTES}")
         if self.embedding.ndim != 1 or not 0 < self.embedding.shape[0] <= MAX_DIM:
             raise WireFormatError(f"embedding must be 1-d, got shape {self.embedding.shape}")
         if self.focus_embedding is not None and self.focus_embedding.shape != self.embedding.shape:
@@ -125,7 +123,7 @@ class FeatureMessage:
 
 def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> bytes:
     views = message.views
-    if message.verify_jpeg is not None:
+    if message.view_jpeg is not None:
         version = VERSION_VERIFY
     else:
         version = VERSION if len(views) == 1 else VERSION_FOCUS
@@ -137,8 +135,8 @@ def encode(message: FeatureMessage, dtype: WireDtype = WireDtype.FLOAT16) -> byt
     if version == VERSION_VERIFY:
         parts.append(bytes([len(views)]))
     parts += [_vector_bytes(view, dtype) for view in views]
-    if message.verify_jpeg is not None:
-        parts += [_LENGTH.pack(len(message.verify_jpeg)), message.verify_jpeg]
+    if message.view_jpeg is not None:
+        parts += [_LENGTH.pack(len(message.view_jpeg)), message.view_jpeg]
     return b"".join(parts)
 
 
@@ -189,7 +187,7 @@ def decode(payload: bytes) -> FeatureMessage:
         jpeg, offset = _read_jpeg(payload, offset)
     if offset != len(payload):
         raise WireFormatError(f"{len(payload) - offset} bytes after the message's end")
-    return FeatureMessage(device_id, seq, captured_at, model_id, *views, verify_jpeg=jpeg)
+    return FeatureMessage(device_id, seq, captured_at, model_id, *views, view_jpeg=jpeg)
 
 
 def _read_jpeg(payload: bytes, offset: int) -> tuple[bytes, int]:
@@ -231,6 +229,26 @@ def restamp(payload: bytes, *, seq: int, captured_at: float) -> bytes:
     re-encoding: load generators replay a fixed set of vectors as fresh frames."""
     magic, version, dtype, dim, _, _ = _HEADER.unpack_from(payload, 0)
     return _HEADER.pack(magic, version, dtype, dim, seq, captured_at) + payload[_HEADER.size :]
+
+
+def with_view_jpeg(payload: bytes, jpeg: bytes) -> bytes:
+    """The same version-1 message (one vector) as version 3 carrying ``jpeg`` as its focus
+    view, without re-encoding the vector: load generators send views with fixed vectors."""
+    magic, version, dtype, dim, seq, captured_at = _HEADER.unpack_from(payload, 0)
+    if version != VERSION:
+        raise WireFormatError(f"only a version-{VERSION} message takes a view, not {version}")
+    _, offset = _read_short_string(payload, _HEADER.size, "model id")
+    _, offset = _read_short_string(payload, offset, "device id")
+    return b"".join(
+        [
+            _HEADER.pack(magic, VERSION_VERIFY, dtype, dim, seq, captured_at),
+            payload[_HEADER.size : offset],
+            bytes([1]),
+            payload[offset:],
+            _LENGTH.pack(len(jpeg)),
+            jpeg,
+        ]
+    )
 
 
 def _short_string(text: str) -> bytes:

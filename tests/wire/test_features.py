@@ -15,6 +15,7 @@ from edgelens.wire.features import (
     decode,
     encode,
     restamp,
+    with_view_jpeg,
 )
 
 _HEADER_SIZE = 24  # magic, version, dtype, dim, seq, capture time
@@ -93,7 +94,7 @@ def test_default_dtype_is_float16():
 
 GOOD = encode(_message(dim=8), WireDtype.FLOAT32)
 JPEG = b"\xff\xd8 a grey view \xff\xd9"
-VERIFY = encode(dataclasses.replace(_message(dim=8), verify_jpeg=JPEG), WireDtype.FLOAT32)
+VERIFY = encode(dataclasses.replace(_message(dim=8), view_jpeg=JPEG), WireDtype.FLOAT32)
 _VERIFY_VECTORS_END = len(VERIFY) - 4 - len(JPEG)  # the view's u32 length comes next
 
 
@@ -101,21 +102,21 @@ _VERIFY_VECTORS_END = len(VERIFY) - 4 - len(JPEG)  # the view's u32 length comes
 def test_a_focus_view_travels_after_the_vectors(focus):
     frame, box = _message(seed=1), _message(seed=2)
     original = dataclasses.replace(
-        frame, focus_embedding=box.embedding if focus else None, verify_jpeg=JPEG
+        frame, focus_embedding=box.embedding if focus else None, view_jpeg=JPEG
     )
     payload = encode(original)
     decoded = decode(payload)
-    assert payload[2] == 3 and decoded.verify_jpeg == JPEG
+    assert payload[2] == 3 and decoded.view_jpeg == JPEG
     assert len(decoded.views) == (2 if focus else 1)
     assert float(decoded.views[-1] @ original.views[-1]) > 0.999
-    assert decode(restamp(payload, seq=5, captured_at=3.0)).verify_jpeg == JPEG
+    assert decode(restamp(payload, seq=5, captured_at=3.0)).view_jpeg == JPEG
 
 
 def test_a_focus_view_too_large_is_refused():
     too_large = b"\xff" * (MAX_JPEG_BYTES + 1)
     with pytest.raises(WireFormatError, match="focus view"):
-        dataclasses.replace(_message(dim=8), verify_jpeg=too_large)
-    payload = encode(dataclasses.replace(_message(dim=8), verify_jpeg=b"\xff" * MAX_JPEG_BYTES))
+        dataclasses.replace(_message(dim=8), view_jpeg=too_large)
+    payload = encode(dataclasses.replace(_message(dim=8), view_jpeg=b"\xff" * MAX_JPEG_BYTES))
     assert len(payload) <= MAX_MESSAGE_BYTES
 
 
@@ -179,3 +180,13 @@ def test_restamp_changes_only_the_sequence_number_and_capture_time():
         assert (fresh.seq, fresh.captured_at) == (99, 2000.5)
         assert (fresh.device_id, fresh.model_id) == ("cam-1", "model-x")
         np.testing.assert_allclose(fresh.embedding, message.embedding, atol=1e-2)
+
+
+def test_a_view_added_to_an_encoded_message_decodes_as_if_sent_with_it():
+    vector = np.random.default_rng(5).normal(size=64).astype(np.float32)
+    message = FeatureMessage("cam-1", 7, 123.5, "model-a", vector / np.linalg.norm(vector))
+    jpeg = b"\xff\xd8 a view \xff\xd9"
+    added = with_view_jpeg(encode(message), jpeg)
+    assert added == encode(dataclasses.replace(message, view_jpeg=jpeg))
+    with pytest.raises(WireFormatError, match="takes a view"):
+        with_view_jpeg(added, jpeg)
