@@ -261,6 +261,25 @@ class CatalogStore:
             ).fetchone()
         return LocalFeatures.from_blobs(*row) if row is not None else None
 
+    def items_local_features(
+        self, item_ids: Sequence[str], method: str
+    ) -> dict[str, LocalFeatures]:
+        """The keypoints of several items' photos in one query per 500 items; items without
+        any (unknown, or not extracted) are left out."""
+        found: dict[str, LocalFeatures] = {}
+        ids = list(dict.fromkeys(item_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT i.item_id, f.xy, f.descriptors FROM items i JOIN local_features f "
+                    "ON f.image_sha256 = i.image_sha256 "
+                    f"WHERE f.method = ? AND i.item_id IN ({','.join('?' * len(chunk))})",
+                    (method, *chunk),
+                ).fetchall()
+            found.update((item_id, LocalFeatures.from_blobs(xy, d)) for item_id, xy, d in rows)
+        return found
+
     # -- change log ----------------------------------------------------------------------
 
     @property

@@ -1,19 +1,23 @@
-"""Decode, validate and search one feature message; no I/O, so it is easy to test and fuzz."""
+"""Decode, validate and answer one feature message; no I/O, so it is easy to test and fuzz.
+
+:meth:`Matcher.first` is stage one of the answer (:mod:`edgelens.cloud.answer`) for every
+message; it hands back a :class:`ConfirmJob` when the message's view could still change
+that answer, and :meth:`Matcher.confirm` is stage two for that job.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgelens.cloud.answer import Answer, Answerer
 from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
-from edgelens.featurizer.focus import decode_focus_view, focus_views
-from edgelens.featurizer.local_features import LocalFeatures
-from edgelens.search.base import SearchFilter, VectorIndex, search_views
-from edgelens.search.verify import CANDIDATES, verify_view
+from edgelens.featurizer.focus import decode_focus_view
+from edgelens.search.base import VectorIndex
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import device_of_topic
 from edgelens.wire.records import MatchRecord
@@ -30,12 +34,25 @@ class RejectedMessage(EdgelensError):
 
 
 @dataclass(frozen=True)
+class ConfirmJob:
+    """What stage two needs of a message whose first answer its view could change."""
+
+    message: FeatureMessage
+    received_at: float  # wall clock, when the worker received the message
+    answered_at: float  # wall clock, when its first answer was made
+
+
+@dataclass(frozen=True)
+class FirstAnswer:
+    record: MatchRecord
+    confirm: ConfirmJob | None  # None: no view, or nothing it could change
+
+
+@dataclass(frozen=True)
 class Matcher:
     """Answers feature messages of one model against one index."""
 
-    index: VectorIndex
-    top_k: int
-    filters: SearchFilter
+    answerer: Answerer
     # Other models whose vectors may search this index (FP16/INT8 derived from its FP32
     # model and measured to agree with it), and why the known others may not.
     compatible_models: frozenset[str] = frozenset()
@@ -43,73 +60,63 @@ class Matcher:
     # Called with each decoded message before the search; raises RejectedMessage to refuse
     # it (the worker's replay and ordering guard, shared across model swaps).
     admit: Callable[[FeatureMessage], None] | None = None
-    # The keypoints of an item's catalog photo; None turns spatial verification off.
-    local_features_of: Callable[[str], LocalFeatures | None] | None = None
-    verify_candidates: int = CANDIDATES  # how many of the best the keypoints re-rank
-    # The index's own model on images (a colour focus view's boxes,
-    # edgelens.featurizer.focus.focus_views): one vector row each. None: not made.
-    embed_view: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None
 
-    def match(
-        self, topic: str, payload: bytes, *, received_at: float, verify: bool = True
-    ) -> MatchRecord:
-        """``received_at`` (wall clock) splits the path into device→worker and queue wait;
-        ``verify`` False answers from the vectors alone (a superseded message)."""
+    @property
+    def index(self) -> VectorIndex:
+        return self.answerer.index
+
+    def first(self, topic: str, payload: bytes, *, received_at: float) -> FirstAnswer:
+        """Stage one. ``received_at`` (wall clock) splits the path into device→worker
+        and queue wait."""
         waited_ms = (time.time() - received_at) * 1000
         started = time.perf_counter()
         message = self._decode(topic, payload)
         if self.admit is not None:
             self.admit(message)
-        # ``verify`` False (a superseded message): the vectors alone, the view left unread.
-        view = self._view(message) if verify else None
-        decoded = time.perf_counter()
-        stages: dict[str, float] = {}
-        views = message.views  # each item scores its best of the frame and its focus boxes
-        if self.embed_view is not None and view is not None and view.ndim == 3:  # colour
-            boxes = focus_views(view)
-            if message.focus_embedding is not None:  # the device featurized the view itself
-                boxes = boxes[1:]
-            views += list(self.embed_view(boxes))
-            stages["focus"] = round((time.perf_counter() - decoded) * 1000, 3)
-        verifying = view is not None and self.local_features_of is not None
-        k = max(self.top_k, self.verify_candidates) if verifying else self.top_k
-        started_search = time.perf_counter()
-        matches = search_views(self.index, views, k=k, filters=self.filters)
-        searched = time.perf_counter()
-        if verifying:
-            assert view is not None and self.local_features_of is not None
-            matches = verify_view(
-                matches, view, self.local_features_of, candidates=self.verify_candidates
-            )
-            stages["verify"] = round((time.perf_counter() - searched) * 1000, 3)
-        return MatchRecord(
-            device_id=message.device_id,
-            seq=message.seq,
-            captured_at=message.captured_at,
-            model_id=message.model_id,
-            latency_ms=0.0,  # set when the record is pushed, the end of the worker's path
-            matches=matches[: self.top_k],
-            stages_ms={
+        decoded_ms = (time.perf_counter() - started) * 1000
+        answer = self.answerer.first(message.views)
+        record = _record(
+            message,
+            answer,
+            {
                 "transit": round((received_at - message.captured_at) * 1000, 3),
                 "queue": round(waited_ms, 3),
-                "decode": round((decoded - started) * 1000, 3),
-                "search": round((searched - started_search) * 1000, 3),
-                **stages,
+                "decode": round(decoded_ms, 3),
+            },
+        )
+        job = None
+        if message.view_jpeg is not None and self.answerer.wants_confirmation(answer):
+            job = ConfirmJob(message, received_at, time.time())
+        return FirstAnswer(record, job)
+
+    def confirm(self, job: ConfirmJob) -> MatchRecord | None:
+        """Stage two for ``job``; None, and said, when its view is unusable (the first
+        answer stands)."""
+        waited_ms = (time.time() - job.answered_at) * 1000
+        started = time.perf_counter()
+        view = self._view(job.message)
+        if view is None:
+            return None
+        decoded_ms = (time.perf_counter() - started) * 1000
+        answer = self.answerer.confirm(job.message.views, view)
+        return _record(
+            job.message,
+            answer,
+            {
+                "transit": round((job.received_at - job.message.captured_at) * 1000, 3),
+                "queue": round(waited_ms, 3),
+                "decode": round(decoded_ms, 3),
             },
         )
 
-    def _view(self, message: FeatureMessage) -> np.ndarray | None:
-        """The message's focus view, decoded, if anything here uses it; None, and said, if
-        it is unusable (the vectors were fine, so the device still gets its answer)."""
-        if message.verify_jpeg is None or (
-            self.local_features_of is None and self.embed_view is None
-        ):
-            return None
+    @staticmethod
+    def _view(message: FeatureMessage) -> np.ndarray | None:
+        assert message.view_jpeg is not None
         try:
-            return decode_focus_view(message.verify_jpeg)
+            return decode_focus_view(message.view_jpeg)
         except ImageDecodeError as exc:
             logger.warning(
-                "answered from the vectors alone: %s",
+                "first answer stands, the view is unusable: %s",
                 exc,
                 extra={"device_id": message.device_id, "seq": message.seq},
             )
@@ -128,16 +135,28 @@ class Matcher:
                 "device_mismatch",
                 f"message says device {message.device_id!r} on the topic of {topic_device!r}",
             )
-        if (
-            message.model_id != self.index.model_id
-            and message.model_id not in self.compatible_models
-        ):
+        index = self.answerer.index
+        if message.model_id != index.model_id and message.model_id not in self.compatible_models:
             reason = self.refusals.get(
-                message.model_id, f"unknown model, catalog is indexed with {self.index.model_id!r}"
+                message.model_id, f"unknown model, catalog is indexed with {index.model_id!r}"
             )
             raise RejectedMessage(
                 "wrong_model", f"vector of model {message.model_id!r} not searched: {reason}"
             )
-        if message.dim != self.index.dim:
-            raise RejectedMessage("wrong_dim", f"dim {message.dim}, index has {self.index.dim}")
+        if message.dim != index.dim:
+            raise RejectedMessage("wrong_dim", f"dim {message.dim}, index has {index.dim}")
         return message
+
+
+def _record(message: FeatureMessage, answer: Answer, stages_ms: dict[str, float]) -> MatchRecord:
+    return MatchRecord(
+        device_id=message.device_id,
+        seq=message.seq,
+        captured_at=message.captured_at,
+        model_id=message.model_id,
+        latency_ms=0.0,  # set when the record is pushed, the end of the worker's path
+        matches=answer.matches,
+        stages_ms={**stages_ms, **answer.stages_ms},
+        stage=answer.stage,
+        decision=answer.decision,
+    )

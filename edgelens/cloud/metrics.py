@@ -34,9 +34,11 @@ class _CountsCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         outcomes = CounterMetricFamily(
             "edgelens_worker_messages",
-            "Feature messages by outcome: received, matched, dropped (queue full), "
-            "redis_errors, errors_unexpected; verify_skipped counts matched messages "
-            "answered without verification because a newer one of the device was queued.",
+            "Feature messages by outcome: received, matched (first answer pushed), dropped "
+            "(queue full), redis_errors, errors_unexpected; stage two: confirm_queued, "
+            "confirm_same_view (already confirmed), confirm_superseded (a newer view came), "
+            "confirm_dropped (backlog full), confirmed, confirm_unplaced (first answer "
+            "trimmed), confirm_unusable_view.",
             labels=["outcome"],
         )
         rejected = CounterMetricFamily(
@@ -59,6 +61,7 @@ class WorkerMetrics:
         *,
         counts: Callable[[], dict[str, int]],
         queue_length: Callable[[], int],
+        confirm_backlog: Callable[[], int],
         devices_online: Callable[[], int],
     ) -> None:
         self.registry = CollectorRegistry()
@@ -81,6 +84,11 @@ class WorkerMetrics:
             "Messages waiting for the match loop.",
             registry=self.registry,
         ).set_function(queue_length)
+        Gauge(
+            "edgelens_worker_confirm_backlog",
+            "Views waiting for stage two (verification), at most one per device.",
+            registry=self.registry,
+        ).set_function(confirm_backlog)
         Gauge(
             "edgelens_worker_devices_online",
             "Devices whose last status said online.",

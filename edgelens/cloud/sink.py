@@ -11,31 +11,67 @@ import redis
 
 from edgelens.errors import RedisUnavailableError
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
-from edgelens.wire.records import MatchRecord
+from edgelens.wire.records import MatchRecord, Stage, record_prefix
+
+# A confirmed record replaces its frame's first record where it stands in the list (newest
+# first, so the newest entry of that device and seq), and is announced; -1 when the first
+# record is no longer there (trimmed after matches_kept newer frames).
+_REPLACE_IN_PLACE = """
+local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+local prefix = ARGV[1]
+for i, raw in ipairs(entries) do
+  if string.sub(raw, 1, #prefix) == prefix then
+    redis.call('LSET', KEYS[1], i - 1, ARGV[2])
+    redis.call('PUBLISH', ARGV[3], ARGV[2])
+    return i - 1
+  end
+end
+return -1
+"""
 
 
 class RedisSink:
-    """Pushes records to their devices' LIFO lists and announces them, in one round trip."""
+    """Pushes records to their devices' LIFO lists and announces them, in one round trip.
+
+    A first answer is pushed at the head; its confirmed answer replaces it in place, so
+    the list keeps one entry per answered frame, newest first.
+    """
 
     def __init__(self, url: str, *, matches_kept: int) -> None:
         self._redis = redis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
         self._kept = matches_kept
+        self._replace = self._redis.register_script(_REPLACE_IN_PLACE)
 
     def push(self, records: Sequence[MatchRecord]) -> list[MatchRecord]:
-        """LPUSH + LTRIM + PUBLISH of each record, all in one round trip; returns the
-        records with their final latency."""
+        """Each first record LPUSHed, trimmed and announced; each confirmed one put in its
+        first record's place and announced; all in one round trip. Returns the records
+        with their final latency, and only the confirmed ones that found their place."""
         now = time.time()
         finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
         for final in finals:
-            payload = final.to_json()
-            pipe.lpush(matches_key(final.device_id), payload)
-            pipe.ltrim(matches_key(final.device_id), 0, self._kept - 1)
-            pipe.publish(matches_channel(final.device_id), payload)
-        self._execute(pipe)
-        return finals
+            payload, key = final.to_json(), matches_key(final.device_id)
+            channel = matches_channel(final.device_id)
+            if final.stage is Stage.CONFIRMED:
+                prefix = record_prefix(final.device_id, final.seq)
+                self._replace(keys=[key], args=[prefix, payload, channel], client=pipe)
+                continue
+            pipe.lpush(key, payload)
+            pipe.ltrim(key, 0, self._kept - 1)
+            pipe.publish(channel, payload)
+        replies = iter(self._execute(pipe))
+        stored = []
+        for final in finals:
+            if final.stage is Stage.CONFIRMED:
+                if next(replies) >= 0:
+                    stored.append(final)
+            else:
+                stored.append(final)
+                for _ in range(3):
+                    next(replies)
+        return stored
 
     def device_status(self, device_id: str, status: dict[str, object]) -> None:
         payload = json.dumps({**status, "device_id": device_id, "seen_at": time.time()})
@@ -48,8 +84,8 @@ class RedisSink:
         self._redis.close()
 
     @staticmethod
-    def _execute(pipe: redis.client.Pipeline) -> None:
+    def _execute(pipe: redis.client.Pipeline) -> list:
         try:
-            pipe.execute()
+            return pipe.execute()
         except redis.RedisError as exc:
             raise RedisUnavailableError(f"redis: {exc}") from exc

@@ -1,22 +1,24 @@
-"""The worker: MQTT shared subscription → bounded queue → match → Redis.
+"""The worker: MQTT shared subscription → bounded queue → answer → Redis.
 
-Three small stages, each with a stop event and a clean exit log:
-the paho network thread only enqueues (dropping the oldest message when the
-queue is full: for live matching the newest frame wins), one matching thread
-decodes, searches and pushes, and a catalog watcher swaps in a fresh index when
-the catalog version changes, so items added or removed are searched (or not)
-without a restart.
+Small stages, each with a stop event and a clean exit log: the paho network thread only
+enqueues (dropping the oldest message when the queue is full: for live matching the newest
+frame wins); the match thread answers every message from its vectors at once (stage one
+of :mod:`edgelens.cloud.answer`) and hands a message whose view could change that answer
+to the confirm thread (stage two, its own bounded backlog, so it never delays a first
+answer); the push thread writes both to Redis; a model watcher swaps in a new model's
+index once the catalog holds its vectors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,15 +27,15 @@ import paho.mqtt.client as mqtt
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.cloud.catalog_follower import CatalogFollower
-from edgelens.cloud.matcher import Matcher, RejectedMessage
+from edgelens.cloud.keypoints import KeypointCache
+from edgelens.cloud.matcher import ConfirmJob, Matcher, RejectedMessage
 from edgelens.cloud.metrics import MetricsServer, WorkerMetrics
 from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.sink import RedisSink
 from edgelens.errors import EdgelensError, ModelError, RedisUnavailableError
-from edgelens.featurizer import local_features
-from edgelens.featurizer.local_features import LocalFeatures
 from edgelens.featurizer.manifest import (
     ModelManifest,
     all_manifests,
@@ -41,7 +43,7 @@ from edgelens.featurizer.manifest import (
     searchable_against,
 )
 from edgelens.featurizer.runtime import load_featurizer
-from edgelens.search.base import SearchFilter, VectorIndex
+from edgelens.search.base import VectorIndex
 from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings, require_secrets
 from edgelens.wire.features import MAX_MESSAGE_BYTES
@@ -52,7 +54,7 @@ from edgelens.wire.names import (
     device_of_topic,
     shared_subscription,
 )
-from edgelens.wire.records import MatchRecord
+from edgelens.wire.records import MatchRecord, Stage
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,15 @@ QUEUE_SIZE = 64
 PUSH_BATCH = 32
 # A device status is a small JSON object; anything larger is refused unparsed.
 MAX_STATUS_BYTES = 4096
+# Stage two's backlog: devices with a view waiting (one each); the oldest goes when full.
+CONFIRM_BACKLOG = 64
+# A view whose frame vector is this close to the device's last confirmed view's is that
+# view again (a device sends each settled view once; older devices sent one per frame).
+SAME_VIEW_COSINE = 0.95
+# Devices whose last confirmed view is remembered.
+VIEWS_REMEMBERED = 10_000
+# How much lower stage two's thread runs than the first answers (a nice increment).
+CONFIRM_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -70,27 +81,47 @@ class _Inbound:
     received_at: float  # wall clock, comparable with the device's captured_at
 
 
-class _Pending:
-    """Messages waiting in the match queue, per topic: a message with a newer one from the
-    same device behind it is superseded (the screen shows the newest record), so the match
-    thread skips its verification, the slow step, rather than let the queue grow."""
+class _ConfirmBacklog:
+    """Stage two's waiting jobs: one per device (a newer view supersedes the one waiting,
+    whose frame is no longer on screen), at most ``capacity`` devices (the oldest job goes),
+    and none for a view the device already had confirmed."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+    def __init__(self, capacity: int = CONFIRM_BACKLOG) -> None:
+        self._capacity = capacity
+        self._ready = threading.Condition()
+        self._jobs: OrderedDict[str, ConfirmJob] = OrderedDict()
+        self._views: OrderedDict[str, np.ndarray] = OrderedDict()  # last view per device
 
-    def add(self, topic: str) -> None:
-        with self._lock:
-            self._counts[topic] += 1
+    def __len__(self) -> int:
+        with self._ready:
+            return len(self._jobs)
 
-    def take(self, topic: str) -> bool:
-        """One message of ``topic`` leaves the queue; True if a newer one still waits."""
-        with self._lock:
-            self._counts[topic] -= 1
-            newer = self._counts[topic] > 0
-            if not newer:
-                del self._counts[topic]
-            return newer
+    def offer(self, job: ConfirmJob) -> str:
+        """Queue ``job``; returns its outcome's counter name."""
+        device_id, vector = job.message.device_id, job.message.embedding
+        with self._ready:
+            last = self._views.get(device_id)
+            if last is not None and float(last @ vector) >= SAME_VIEW_COSINE:
+                return "confirm_same_view"
+            self._views[device_id] = vector
+            self._views.move_to_end(device_id)
+            if len(self._views) > VIEWS_REMEMBERED:
+                self._views.popitem(last=False)
+            outcome = "confirm_queued"
+            if self._jobs.pop(device_id, None) is not None:
+                outcome = "confirm_superseded"
+            elif len(self._jobs) >= self._capacity:
+                self._jobs.popitem(last=False)
+                outcome = "confirm_dropped"
+            self._jobs[device_id] = job
+            self._ready.notify()
+            return outcome
+
+    def take(self, timeout: float) -> ConfirmJob | None:
+        with self._ready:
+            if not self._jobs:
+                self._ready.wait(timeout)
+            return self._jobs.popitem(last=False)[1] if self._jobs else None
 
 
 class WorkerStats:
@@ -101,8 +132,9 @@ class WorkerStats:
         self._counts: Counter[str] = Counter()
 
     def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
+        if n:
+            with self._lock:
+                self._counts[name] += n
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -128,18 +160,15 @@ class Worker:
         self._settings = settings
         self._recipe = CatalogRecipe(settings.catalog.views)
         self._store = CatalogStore(settings.catalog_db)
-        self._filters = SearchFilter(
-            min_price=settings.search.min_price,
-            max_price=settings.search.max_price,
-            available_only=settings.search.available_only,
-        )
+        self._policy = AnswerPolicy.from_settings(settings)
+        self._keypoints = KeypointCache(self._store)
         self._sequence = SequenceGuard()
         self._rejects = RejectLog(logger)
         self._serving = self._serve(self._configured_model())
         self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
         self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
-        self._pending = _Pending()
+        self._confirms = _ConfirmBacklog()
         self._stop = threading.Event()
         self._redis_down = False
         self.stats = WorkerStats()
@@ -148,6 +177,7 @@ class Worker:
         self.metrics = WorkerMetrics(
             counts=self.stats.snapshot,
             queue_length=self._queue.qsize,
+            confirm_backlog=self._confirms.__len__,
             # A copy: the network thread may add a device while /metrics is scraped.
             devices_online=lambda: list(self._device_states.values()).count("online"),
         )
@@ -167,6 +197,7 @@ class Worker:
         self._pushes: queue.Queue[MatchRecord | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
+            threading.Thread(target=self._confirm_loop, name="worker-confirm", daemon=True),
             threading.Thread(target=self._watch_model, name="worker-model", daemon=True),
         ]
         self._push_thread = threading.Thread(
@@ -203,6 +234,7 @@ class Worker:
             # On a shared index (Milvus): whether this worker is the one that writes it.
             "index_writer": self.catalog.lease.held if self.catalog.lease else None,
             "queue_length": self._queue.qsize(),
+            "confirm_backlog": len(self._confirms),
         }
         return bool(detail["mqtt_subscribed"] and detail["redis_ok"]), detail
 
@@ -314,15 +346,13 @@ class Worker:
                 MAX_MESSAGE_BYTES,
             )
             return
-        self._pending.add(inbound.topic)
         while True:
             try:
                 self._queue.put_nowait(inbound)
                 return
             except queue.Full:
                 try:
-                    dropped = self._queue.get_nowait()  # the oldest frame is the least useful
-                    self._pending.take(dropped.topic)
+                    self._queue.get_nowait()  # the oldest frame is the least useful
                     self.stats.add("dropped")
                 except queue.Empty:
                     pass
@@ -336,11 +366,21 @@ class Worker:
                 inbound = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            superseded = self._pending.take(inbound.topic)
-            if superseded:
-                self.stats.add("verify_skipped")
-            self._process_safely(inbound, self._pushes.put, verify=not superseded)
+            job = self._answer_safely(inbound, self._pushes.put)
+            if job is not None:
+                self.stats.add(self._confirms.offer(job))
         logger.info("match loop exits")
+
+    def _confirm_loop(self) -> None:
+        """Stage two, one job at a time, beside the match loop and below it: on a busy
+        core the scheduler runs the first answers first."""
+        _limit_math_threads(self._settings.worker.math_threads)
+        _lower_this_threads_priority(CONFIRM_NICENESS)
+        while not self._stop.is_set():
+            job = self._confirms.take(timeout=0.2)
+            if job is not None:
+                self._confirm_safely(job, self._pushes.put)
+        logger.info("confirm loop exits")
 
     def _push_loop(self) -> None:
         """Writes matched records to Redis beside the match loop, so a search never waits
@@ -369,30 +409,47 @@ class Worker:
         inbound = _Inbound(topic, payload, time.time() if received_at is None else received_at)
         if topic.endswith("/status"):
             self._handle_status(inbound)
-        else:
-            self._process_safely(inbound, lambda record: self._push([record]))
+            return
+        job = self._answer_safely(inbound, lambda record: self._push([record]))
+        if job is not None:
+            self._confirm_safely(job, lambda record: self._push([record]))
 
-    def _process_safely(
-        self, inbound: _Inbound, push: Callable[[MatchRecord], None], *, verify: bool = True
-    ) -> None:
+    def _answer_safely(
+        self, inbound: _Inbound, push: Callable[[MatchRecord], None]
+    ) -> ConfirmJob | None:
+        """Stage one of one message: its record pushed; stage two's job if it wants one."""
         try:
-            record = self._serving.matcher.match(
-                inbound.topic, inbound.payload, received_at=inbound.received_at, verify=verify
+            first = self._serving.matcher.first(
+                inbound.topic, inbound.payload, received_at=inbound.received_at
             )
         except RejectedMessage as exc:
             self.stats.add(f"rejected_{exc.reason}")
             self._rejects.warn(exc.reason, "rejected message on %s: %s", inbound.topic, exc)
-            return
+            return None
         except Exception:  # a bug must cost one message, never the worker
             self.stats.add("errors_unexpected")
             logger.exception("unexpected error on a message of %s", inbound.topic)
+            return None
+        push(first.record)
+        return first.confirm
+
+    def _confirm_safely(self, job: ConfirmJob, push: Callable[[MatchRecord], None]) -> None:
+        message = job.message
+        try:
+            record = self._serving.matcher.confirm(job)
+        except Exception:  # a bug must cost one confirmation, never the worker
+            self.stats.add("errors_unexpected")
+            logger.exception("unexpected error confirming %s #%d", message.device_id, message.seq)
+            return
+        if record is None:
+            self.stats.add("confirm_unusable_view")
             return
         push(record)
 
     def _push(self, records: list[MatchRecord]) -> None:
         started = time.perf_counter()
         try:
-            self._sink.push(records)
+            stored = self._sink.push(records)
         except RedisUnavailableError as exc:
             self.stats.add("redis_errors", len(records))
             if not self._redis_down:
@@ -406,10 +463,14 @@ class Worker:
         if self._redis_down:
             logger.info("redis is back; pushing matches again")
             self._redis_down = False
-        self.stats.add("matched", len(records))
+        firsts = [r for r in records if r.stage is Stage.FIRST]
+        confirmed = sum(r.stage is Stage.CONFIRMED for r in stored)
+        self.stats.add("matched", len(firsts))
+        self.stats.add("confirmed", confirmed)
+        self.stats.add("confirm_unplaced", len(records) - len(firsts) - confirmed)
         self.stats.add("push_us", int((time.perf_counter() - started) * 1e6))
         now = time.time()
-        for record in records:
+        for record in firsts:
             self.metrics.search_seconds.observe(
                 (record.stages_ms["decode"] + record.stages_ms["search"]) / 1000
             )
@@ -439,11 +500,6 @@ class Worker:
     def _configured_model(self) -> ModelManifest:
         cfg = self._settings.featurizer
         return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
-
-    def _item_local_features(self, item_id: str) -> LocalFeatures | None:
-        """Read from the catalog each time (one row per candidate): never stale after an
-        item's photo changes, and nothing held in memory at a million items."""
-        return self._store.item_local_features(item_id, local_features.METHOD_ID)
 
     def _view_featurizer(
         self, manifest: ModelManifest
@@ -478,16 +534,17 @@ class Worker:
             milvus_uri=search.milvus_uri,
             milvus_index=search.milvus_index,
         )
-        matcher = Matcher(
+        answerer = Answerer(
             index=opened.index,
-            top_k=search.top_k,
-            filters=self._filters,
+            policy=self._policy,
+            embed_view=self._view_featurizer(manifest) if self._policy.view_focus else None,
+            keypoints_of=self._keypoints,
+        )
+        matcher = Matcher(
+            answerer=answerer,
             compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
             admit=self._sequence.check,
-            local_features_of=self._item_local_features if search.verify else None,
-            verify_candidates=search.verify_candidates,
-            embed_view=self._view_featurizer(manifest) if search.view_focus else None,
         )
         follower = CatalogFollower(
             store=self._store,
@@ -535,6 +592,15 @@ class Worker:
             previous.manifest.model_id,
         )
         return True
+
+
+def _lower_this_threads_priority(niceness: int) -> None:
+    """Lower the calling thread's scheduling priority (Linux: threads have their own nice
+    value); elsewhere, or without the right, it keeps the process's."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError) as exc:
+        logger.info("stage two runs at the worker's own priority: %s", exc)
 
 
 def _limit_math_threads(threads: int) -> None:

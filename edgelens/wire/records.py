@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import asdict, dataclass, field
 
 from edgelens.errors import EdgelensError
+
+
+class Stage(str, enum.Enum):
+    """Which stage of the answer a record is (:mod:`edgelens.cloud.answer`)."""
+
+    FIRST = "first"
+    CONFIRMED = "confirmed"
+
+
+class Decision(str, enum.Enum):
+    """What a record says of the thing in view."""
+
+    MATCH = "match"
+    NO_MATCH = "no_match"
 
 
 @dataclass(frozen=True)
@@ -29,10 +44,16 @@ class Match:
 
 @dataclass(frozen=True)
 class MatchRecord:
-    """One frame's answer. ``latency_ms`` runs from capture to the record's creation.
+    """One frame's answer. ``latency_ms`` runs from capture to this record's push to Redis.
 
-    ``stages_ms`` splits the path: ``transit`` (capture → worker received: featurize,
-    encode, MQTT), ``queue`` (waiting for the match thread), ``decode``, ``search``.
+    ``stage`` is ``"first"`` (answered from the vectors at once) or ``"confirmed"`` (stage
+    two: the same frame's answer after its view was featurized and verified; it replaces
+    the first in place). ``decision`` is ``"match"`` or ``"no_match"`` (the thing in view is
+    not in the catalog, as far as the evidence goes). ``stages_ms`` splits the path:
+    ``transit`` (capture → worker received: featurize, encode, MQTT), ``queue`` (waiting
+    for this stage), ``decode``, ``search``, and ``focus`` and ``verify`` in stage two.
+    Field order matters: records are found in Redis by their leading device id and seq
+    (:func:`record_prefix`).
     """
 
     device_id: str
@@ -42,6 +63,8 @@ class MatchRecord:
     latency_ms: float
     matches: list[Match]
     stages_ms: dict[str, float] = field(default_factory=dict)
+    stage: Stage = Stage.FIRST
+    decision: Decision = Decision.MATCH
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -51,6 +74,14 @@ class MatchRecord:
         try:
             data = json.loads(text)
             data["matches"] = [Match(**m) for m in data["matches"]]
+            data["stage"] = Stage(data.get("stage", Stage.FIRST))
+            data["decision"] = Decision(data.get("decision", Decision.MATCH))
             return cls(**data)
         except (ValueError, TypeError, KeyError) as exc:
             raise EdgelensError(f"invalid match record: {exc}") from exc
+
+
+def record_prefix(device_id: str, seq: int) -> str:
+    """How every JSON record of ``device_id``'s frame ``seq`` begins (what Redis's
+    replace-in-place script looks for)."""
+    return json.dumps({"device_id": device_id, "seq": seq}, separators=(",", ":"))[:-1] + ","

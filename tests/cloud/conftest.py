@@ -21,6 +21,23 @@ def worker(live_settings):
     w.stop()
 
 
+def always_confirming(settings):
+    """``settings`` whose first answers are never final: every view goes to stage two."""
+    return settings.model_copy(
+        update={"search": settings.search.model_copy(update={"confirm_margin": 2.0})}
+    )
+
+
+@pytest.fixture
+def confirming_worker(live_settings):
+    """A worker whose every view goes to stage two (its first answers are never final)."""
+    w = Worker(always_confirming(live_settings))
+    w.start()
+    wait_for(w.subscribed.is_set)
+    yield w
+    w.stop()
+
+
 @pytest.fixture
 def publisher(live_settings):
     client = make_client(str(live_settings.mqtt_url), client_id="test-device")

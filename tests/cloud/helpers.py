@@ -36,7 +36,7 @@ def send_features(
     model_id=None,
     dtype=WireDtype.FLOAT16,
     focus_image=None,
-    verify_jpeg=None,
+    view_jpeg=None,
 ):
     message = FeatureMessage(
         device_id=device,
@@ -45,7 +45,7 @@ def send_features(
         model_id=model_id or featurizer.model_id,
         embedding=featurizer.embed([image])[0],
         focus_embedding=None if focus_image is None else featurizer.embed([focus_image])[0],
-        verify_jpeg=verify_jpeg,
+        view_jpeg=view_jpeg,
     )
     client.publish(features_topic(device), encode(message, dtype), qos=0).wait_for_publish(5)
 

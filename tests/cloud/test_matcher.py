@@ -1,21 +1,21 @@
-"""The matcher alone (no servers): when it verifies and when it answers from the vectors."""
+"""The matcher alone (no servers): stage one from the vectors, stage two from the view."""
 
-import dataclasses
 import time
 
 import numpy as np
 import pytest
 
 from edgelens.catalog.models import CatalogItem
+from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.cloud.matcher import Matcher
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.local_features import extract_local_features
-from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode
 from edgelens.wire.names import features_topic
+from edgelens.wire.records import Decision, Stage
 
 PHOTOS = ("coffee", "rocket", "chelsea")
 
@@ -25,18 +25,24 @@ def keypoints():
     return {name: extract_local_features(load_photo(name)) for name in PHOTOS}
 
 
-def _matcher(keypoints, *, verify: bool, candidates: int = 10) -> Matcher:
+def _matcher(keypoints, *, verify: bool = True, candidates: int = 10, embed_view=None, **policy):
     index = ExactIndex("model-a", 4)
     items = [CatalogItem(n, n, 1.0, "EUR", True, n * 8, f"{n}.png") for n in PHOTOS]
     # The vectors rank rocket, then chelsea, then coffee for the query below.
     index.upsert(items, [np.eye(4, dtype=np.float32)[i] for i in (2, 0, 1)])
-    return Matcher(
+    answerer = Answerer(
         index=index,
-        top_k=3,
-        filters=SearchFilter(),
-        local_features_of=keypoints.get if verify else None,
-        verify_candidates=candidates,
+        policy=AnswerPolicy(
+            top_k=3,
+            verify=verify,
+            view_focus=embed_view is not None,
+            verify_candidates=candidates,
+            **policy,
+        ),
+        embed_view=embed_view,
+        keypoints_of=lambda ids: {i: keypoints[i] for i in ids if i in keypoints},
     )
+    return Matcher(answerer=answerer)
 
 
 def _payload(view: bytes | None, focus_embedding: np.ndarray | None = None) -> bytes:
@@ -48,9 +54,15 @@ def _payload(view: bytes | None, focus_embedding: np.ndarray | None = None) -> b
         "model-a",
         vector / np.linalg.norm(vector),
         focus_embedding=focus_embedding,
-        verify_jpeg=view,
+        view_jpeg=view,
     )
     return encode(message)
+
+
+def _first(matcher, view, focus_embedding=None):
+    return matcher.first(
+        features_topic("cam-1"), _payload(view, focus_embedding), received_at=time.time()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,65 +70,81 @@ def coffee_view():
     return focus_view_jpeg(camera_views(load_photo("coffee"), 1, seed=8)[0], MAX_JPEG_BYTES)
 
 
-def test_the_view_moves_the_item_it_shows_first(keypoints, coffee_view):
-    record = _matcher(keypoints, verify=True).match(
-        features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
-    )
-    assert [m.item_id for m in record.matches] == ["coffee", "rocket", "chelsea"]
-    assert [m.verified for m in record.matches] == [True, False, False]  # in the record
-    assert "verify" in record.stages_ms
+def test_the_first_answer_is_the_vectors_and_the_view_confirms_the_item_it_shows(
+    keypoints, coffee_view
+):
+    matcher = _matcher(keypoints)
+    first = _first(matcher, coffee_view)
+    assert [m.item_id for m in first.record.matches] == ["rocket", "chelsea", "coffee"]
+    assert first.record.stage is Stage.FIRST and "verify" not in first.record.stages_ms
+    confirmed = matcher.confirm(first.confirm)
+    assert (confirmed.device_id, confirmed.seq) == (first.record.device_id, first.record.seq)
+    assert confirmed.stage is Stage.CONFIRMED
+    assert [m.item_id for m in confirmed.matches] == ["coffee", "rocket", "chelsea"]
+    assert [m.verified for m in confirmed.matches] == [True, False, False]
+    assert "verify" in confirmed.stages_ms
 
 
 def test_only_the_set_number_of_candidates_is_verified(keypoints, coffee_view):
     """Coffee is third by its vector: a window of two does not reach it."""
-    record = _matcher(keypoints, verify=True, candidates=2).match(
-        features_topic("cam-1"), _payload(coffee_view), received_at=time.time()
-    )
-    assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
-    assert [m.verified for m in record.matches] == [False, False, None]
-    assert "verify" in record.stages_ms
+    matcher = _matcher(keypoints, candidates=2)
+    confirmed = matcher.confirm(_first(matcher, coffee_view).confirm)
+    assert [m.item_id for m in confirmed.matches] == ["rocket", "chelsea", "coffee"]
+    assert [m.verified for m in confirmed.matches] == [False, False, None]
 
 
 @pytest.mark.parametrize(
-    ("verify_setting", "verify_call", "with_view"),
-    [(False, True, True), (True, False, True), (True, True, False)],
-    ids=["verification off", "superseded message", "no view sent"],
+    ("verify", "with_view", "margin"),
+    [(False, True, 2.0), (True, False, 2.0), (True, True, 0.0)],
+    ids=["verification off", "no view sent", "first answer already unambiguous"],
 )
-def test_otherwise_the_vectors_order_stands(
-    keypoints, coffee_view, verify_setting, verify_call, with_view
-):
-    record = _matcher(keypoints, verify=verify_setting).match(
-        features_topic("cam-1"),
-        _payload(coffee_view if with_view else None),
-        received_at=time.time(),
-        verify=verify_call,
+def test_otherwise_there_is_no_stage_two(keypoints, coffee_view, verify, with_view, margin):
+    matcher = _matcher(keypoints, verify=verify, confirm_margin=margin)
+    first = _first(matcher, coffee_view if with_view else None)
+    assert first.confirm is None
+    assert [m.item_id for m in first.record.matches] == ["rocket", "chelsea", "coffee"]
+    assert {m.verified for m in first.record.matches} == {None}
+
+
+def test_a_view_that_is_no_jpeg_leaves_the_first_answer_standing(keypoints):
+    matcher = _matcher(keypoints)
+    first = _first(matcher, b"\xff\xd8 not really a jpeg")
+    assert first.record.matches and matcher.confirm(first.confirm) is None
+
+
+def test_no_match_without_a_lead_unless_verified(keypoints, coffee_view):
+    """The best cosine here is 0.68 in a catalog too small for a background: under a lead
+    of 0.8 the first answer is "no match"; stage two verifies coffee, and a verified item
+    is a match whatever its lead."""
+    matcher = _matcher(keypoints, match_lead=0.8)
+    first = _first(matcher, coffee_view)
+    assert first.record.decision is Decision.NO_MATCH
+    assert matcher.confirm(first.confirm).decision is Decision.MATCH
+    assert _first(_matcher(keypoints, match_lead=0.6), coffee_view).record.decision is (
+        Decision.MATCH
     )
-    assert [m.item_id for m in record.matches] == ["rocket", "chelsea", "coffee"]
-    assert {m.verified for m in record.matches} == {None}
-    assert "verify" not in record.stages_ms
+    blind = _matcher(keypoints, verify=False, match_lead=0.8)
+    assert _first(blind, coffee_view).record.decision is Decision.NO_MATCH
 
 
 def test_a_colour_view_is_featurized_once_and_each_box_searched(keypoints, coffee_view):
     """The boxes' vectors made on the worker (here a model that sees coffee, then chelsea,
-    in any view): each item scores its best view; a superseded message leaves the view
-    unread."""
+    in any view): each item scores its best view; stage one leaves the view unread."""
     seen = []
 
     def embed_view(boxes):
         seen.append([box.shape for box in boxes])
         return np.eye(4, dtype=np.float32)[[2, 1]]  # coffee's, chelsea's catalog vectors
 
-    matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
-    topic = features_topic("cam-1")
-    record = matcher.match(topic, _payload(coffee_view), received_at=time.time())
+    matcher = _matcher(keypoints, verify=False, embed_view=embed_view)
+    first = _first(matcher, coffee_view)
+    assert seen == [] and "focus" not in first.record.stages_ms
+    record = matcher.confirm(first.confirm)
     assert {m.item_id for m in record.matches[:2]} == {"coffee", "chelsea"}
     assert [m.score for m in record.matches[:2]] == pytest.approx([1, 1])
     (view_shape, inner_shape), *_ = seen  # the view, then its own centred box
     assert len(seen) == 1 and len(view_shape) == 3 and inner_shape[0] < view_shape[0]
     assert "focus" in record.stages_ms
-    superseded = matcher.match(topic, _payload(coffee_view), received_at=time.time(), verify=False)
-    assert [m.item_id for m in superseded.matches] == ["rocket", "chelsea", "coffee"]
-    assert len(seen) == 1 and "focus" not in superseded.stages_ms
 
 
 def test_a_view_the_device_featurized_itself_is_not_featurized_again(keypoints, coffee_view):
@@ -128,11 +156,9 @@ def test_a_view_the_device_featurized_itself_is_not_featurized_again(keypoints, 
         seen.append([box.shape for box in boxes])
         return np.eye(4, dtype=np.float32)[[2]][: len(boxes)]
 
-    matcher = dataclasses.replace(_matcher(keypoints, verify=False), embed_view=embed_view)
+    matcher = _matcher(keypoints, verify=False, embed_view=embed_view)
     chelsea = np.eye(4, dtype=np.float32)[1]
-    record = matcher.match(
-        features_topic("cam-1"), _payload(coffee_view, chelsea), received_at=time.time()
-    )
+    record = matcher.confirm(_first(matcher, coffee_view, chelsea).confirm)
     assert len(seen) == 1 and len(seen[0]) == 1  # the inner box only
     assert [m.score for m in record.matches[:2]] == pytest.approx([1, 1])
     assert {m.item_id for m in record.matches[:2]} == {"coffee", "chelsea"}

@@ -33,7 +33,8 @@ from edgelens.wire.names import (
     matches_key,
     status_topic,
 )
-from edgelens.wire.records import MatchRecord
+from edgelens.wire.records import Decision, MatchRecord, Stage
+from tests.cloud.conftest import always_confirming
 from tests.cloud.helpers import records, send_features, wait_for
 
 
@@ -90,20 +91,27 @@ def test_with_a_focus_vector_each_item_scores_the_better_of_the_two(
     assert [m.score for m in with_focus.matches] == sorted(scores.values(), reverse=True)
 
 
+def _confirmed(rdb, device="cam-1", n=1) -> list[MatchRecord]:
+    """The device's records once ``n`` of them are confirmed (stage two replaced them)."""
+    wait_for(lambda: sum(r.stage is Stage.CONFIRMED for r in records(rdb, device)) >= n)
+    return records(rdb, device)
+
+
 def test_the_worker_featurizes_a_colour_view_that_came_without_its_vector(
-    worker, publisher, rdb, featurizer
+    confirming_worker, publisher, rdb, featurizer
 ):
-    """The device's default: the frame's vector and its focus view; the worker makes the
-    vectors of the view's boxes with the catalog's model."""
+    """The device's default: the frame's vector and, once settled, its focus view; stage
+    two makes the vectors of the view's boxes with the catalog's model."""
     frame = load_photo("coffee")
     rocket_view = focus_view_jpeg(load_photo("rocket"), MAX_JPEG_BYTES)
     grey = cv2.cvtColor(load_photo("rocket"), cv2.COLOR_BGR2GRAY)
     grey_view = cv2.imencode(".jpg", grey)[1].tobytes()
-    for seq, view in enumerate((None, rocket_view, grey_view), start=1):
-        send_features(publisher, featurizer, frame, seq=seq, verify_jpeg=view)
-        # one at a time: a message with a newer one queued behind it is not verified
-        wait_for(lambda n=seq: rdb.llen(matches_key("cam-1")) >= n)
-    grey_sent, worker_made, frame_only = records(rdb)
+    for device, view in (("cam-1", None), ("cam-2", rocket_view), ("cam-3", grey_view)):
+        send_features(publisher, featurizer, frame, device=device, view_jpeg=view)
+    (worker_made,) = _confirmed(rdb, "cam-2")
+    (grey_sent,) = _confirmed(rdb, "cam-3")
+    (frame_only,) = records(rdb, "cam-1")
+    assert frame_only.stage is Stage.FIRST
     alone = {m.item_id: m.score for m in frame_only.matches}
     focused = {m.item_id: m.score for m in worker_made.matches}
     assert "focus" in worker_made.stages_ms and "focus" not in frame_only.stages_ms
@@ -124,51 +132,89 @@ def test_a_worker_whose_model_file_is_broken_answers_from_the_frames_vector(
         shutil.copy(manifest, manifests)
         onnx = manifest.with_suffix(".onnx")
         (manifests / onnx.name).write_bytes(onnx.read_bytes()[:1000])
-    w = Worker(live_settings.model_copy(update={"models_dir": manifests}))
+    w = Worker(always_confirming(live_settings).model_copy(update={"models_dir": manifests}))
     w.start()
     try:
         wait_for(w.subscribed.is_set)
         view = focus_view_jpeg(load_photo("rocket"), MAX_JPEG_BYTES)
-        send_features(publisher, featurizer, load_photo("coffee"), verify_jpeg=view)
-        wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 1)
+        send_features(publisher, featurizer, load_photo("coffee"), view_jpeg=view)
+        (record,) = _confirmed(rdb)
     finally:
         w.stop()
-    (record,) = records(rdb)
     assert "focus" not in record.stages_ms and "verify" in record.stages_ms
     assert "focus views will not be featurized" in caplog.text
 
 
-def test_a_verification_view_reorders_the_candidates_it_shows(
-    worker, publisher, rdb, featurizer, caplog
+def test_stage_two_confirms_the_same_frame_in_place_and_announces_it(
+    confirming_worker, publisher, rdb, featurizer, caplog
 ):
-    # The vector sees coffee and rocket side by side (rocket first); the focus view shows the
-    # cup (its boxes' vectors and its keypoints).
+    """The vector sees coffee and rocket side by side (rocket first); the focus view shows
+    the cup: the first answer says rocket at once, the confirmed one coffee, for the same
+    frame, in the same list entry. An unusable view leaves the first answer standing."""
+    pubsub = rdb.pubsub()
+    pubsub.subscribe(matches_channel("cam-1"))
     both = np.hstack([cv2.resize(load_photo(p), (320, 480)) for p in ("coffee", "rocket")])
     cup_view = focus_view_jpeg(camera_views(load_photo("coffee"), 1, seed=3)[0], MAX_JPEG_BYTES)
-    for seq, view in enumerate((None, cup_view, b"\xff\xd8 not a jpeg"), start=1):
-        send_features(publisher, featurizer, both, seq=seq, verify_jpeg=view)
-        wait_for(lambda n=seq: rdb.llen(matches_key("cam-1")) >= n)  # none superseded
-    corrupt, verified, plain = records(rdb)
-    assert "verify" not in plain.stages_ms and "verify" in verified.stages_ms
-    assert [m.item_id for m in plain.matches[:2]] == ["rocket", "coffee"]
+    send_features(publisher, featurizer, both, seq=1, view_jpeg=cup_view)
+    (verified,) = _confirmed(rdb)
+    assert verified.seq == 1 and "verify" in verified.stages_ms
     assert [m.item_id for m in verified.matches[:2]] == ["coffee", "rocket"]
-    assert len(verified.matches) == len(plain.matches) == 5
-    # the view was unusable: answered from the vectors, as without one, and said so
-    assert [m.item_id for m in corrupt.matches] == [m.item_id for m in plain.matches]
-    assert "answered from the vectors alone" in caplog.text
+    assert verified.matches[0].verified is True and len(verified.matches) == 5
+    notes = []
+    wait_for(
+        lambda: (
+            notes.append(pubsub.get_message(timeout=0.1))
+            or sum(1 for n in notes if n and n["type"] == "message") >= 2
+        )
+    )
+    first, confirmed = [
+        MatchRecord.from_json(n["data"]) for n in notes if n and n["type"] == "message"
+    ]
+    assert (first.seq, first.stage, confirmed.seq, confirmed.stage) == (
+        1,
+        Stage.FIRST,
+        1,
+        Stage.CONFIRMED,
+    )
+    assert [m.item_id for m in first.matches[:2]] == ["rocket", "coffee"]
+    assert "verify" not in first.stages_ms and first.latency_ms < confirmed.latency_ms
+    send_features(publisher, featurizer, both, device="cam-2", view_jpeg=b"\xff\xd8 not a jpeg")
+    wait_for(lambda: confirming_worker.stats.snapshot().get("confirm_unusable_view") == 1)
+    (corrupt,) = records(rdb, "cam-2")
+    assert corrupt.stage is Stage.FIRST and [m.item_id for m in corrupt.matches[:2]] == [
+        "rocket",
+        "coffee",
+    ]
+    assert "first answer stands, the view is unusable" in caplog.text
 
 
-def test_a_burst_verifies_only_the_newest_of_each_device(worker, publisher, rdb, featurizer):
+def test_a_late_confirmation_is_stored_for_its_frame_behind_the_newer_one(
+    confirming_worker, publisher, rdb, featurizer
+):
+    """Stage two of frame 1 ends after frame 2 was answered: the list holds frame 2 first,
+    then frame 1 confirmed, one entry each."""
+    cup = camera_views(load_photo("coffee"), 1, seed=3)[0]
+    send_features(publisher, featurizer, cup, seq=1, view_jpeg=focus_view_jpeg(cup, MAX_JPEG_BYTES))
+    send_features(publisher, featurizer, load_photo("rocket"), seq=2)
+    newest, older = _confirmed(rdb)
+    assert (newest.seq, newest.stage) == (2, Stage.FIRST)
+    assert (older.seq, older.stage) == (1, Stage.CONFIRMED)
+    assert rdb.llen(matches_key("cam-1")) == 2
+
+
+def test_the_same_view_is_confirmed_once(confirming_worker, publisher, rdb, featurizer):
+    """A device that sends its view with every frame (the first version-3 devices): every
+    frame answered at once, the view confirmed once."""
     view = camera_views(load_photo("coffee"), 1, seed=4)[0]
     jpeg = focus_view_jpeg(view, MAX_JPEG_BYTES)
-    for seq in range(1, 11):  # faster than verification: older messages are superseded
-        send_features(publisher, featurizer, view, seq=seq, verify_jpeg=jpeg)
+    for seq in range(1, 11):
+        send_features(publisher, featurizer, view, seq=seq, view_jpeg=jpeg)
     wait_for(lambda: rdb.llen(matches_key("cam-1")) >= 10)
-    newest, *older = records(rdb)
-    assert newest.seq == 10 and "verify" in newest.stages_ms  # nothing newer behind it
-    skipped = [r for r in older if "verify" not in r.stages_ms]
-    assert skipped and worker.stats.snapshot()["verify_skipped"] == len(skipped)
+    _confirmed(rdb)
     assert all(r.matches[0].item_id == "coffee" for r in records(rdb))  # answered all the same
+    stats = confirming_worker.stats.snapshot()
+    assert stats["matched"] == 10 and stats["confirmed"] == 1
+    assert stats["confirm_same_view"] == 9
 
 
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
@@ -348,3 +394,24 @@ def test_vectors_of_another_embedding_space_are_refused_with_the_reason(
     wait_for(lambda: worker.stats.snapshot().get("rejected_wrong_model", 0) == 1)
     assert rdb.llen(matches_key("cam-1")) == 0
     assert "another embedding space" in caplog.text
+
+
+def test_a_clear_first_answer_is_final_and_a_thing_not_in_the_catalog_is_no_match(
+    worker, publisher, rdb, featurizer
+):
+    """With the default settings: the coffee cup leads every other item by far, so its view
+    is not verified; random noise is answered "no match" (no card is an answer)."""
+    cup = load_photo("coffee")
+    send_features(publisher, featurizer, cup, view_jpeg=focus_view_jpeg(cup, MAX_JPEG_BYTES))
+    noise = np.random.default_rng(9).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    jpeg = focus_view_jpeg(noise, MAX_JPEG_BYTES)
+    send_features(publisher, featurizer, noise, device="cam-2", view_jpeg=jpeg)
+    (clear,) = wait_for(lambda: records(rdb))
+    assert clear.stage is Stage.FIRST and clear.decision is Decision.MATCH
+    assert clear.matches[0].item_id == "coffee"
+    (unknown,) = wait_for(lambda: records(rdb, "cam-2"))
+    assert unknown.decision is Decision.NO_MATCH
+    wait_for(lambda: worker.stats.snapshot().get("confirmed"))
+    assert records(rdb, "cam-2")[0].decision is Decision.NO_MATCH, "confirmed: still none"
+    stats = worker.stats.snapshot()
+    assert stats["matched"] == 2 and "confirm_queued" in stats, "only the noise's view"

@@ -59,7 +59,10 @@ def test_worker_survives_fuzzed_messages_and_accounts_for_each(fuzzed_worker, fe
         after = fuzzed_worker.stats.snapshot()
         changed = {k for k in after if after[k] != before.get(k) and k != "push_us"}
         outcomes.update(changed)
-        assert len(changed) == 1, f"one counted outcome per message, got {changed}"
+        first = {k for k in changed if not k.startswith("confirm")}
+        assert len(first) == 1, f"one counted first outcome per message, got {changed}"
+        # stage two, where a view went to it: one outcome of its own
+        assert len(changed - first) <= 1 or changed - first == {"confirm_queued", "confirmed"}
 
     drive()
     assert "errors_unexpected" not in outcomes

@@ -1,0 +1,223 @@
+"""The answer path: how a message's vectors, and its view when it has one, become the answer.
+
+The one place where settings turn into answering behaviour. The worker runs it on every
+message and ``edgelens eval`` runs it on every query, so evaluation measures the product.
+
+Two stages. :meth:`Answerer.first` answers from the message's vectors alone, at once (a
+k-NN search: what the edge budget buys). :meth:`Answerer.confirm` runs only for a message
+that carries its focus view (a device sends one when the view settles) and only when
+:meth:`Answerer.wants_confirmation` says the first answer could still change: it featurizes
+the view's boxes with the catalog's model, searches again and verifies the best candidates
+by keypoints (:mod:`edgelens.search.verify`).
+
+Both stages end in a decision (:class:`Decision`): "no match" when the evidence says the
+thing in view is not in the catalog: its best item is not verified, and its cosine is low
+or does not stand out from the rest of the catalog (:func:`lead`). Both thresholds are
+calibrated on views of items and views of things that are not in the catalog, against two
+catalogs (scripts/bench_quality.py, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgelens.featurizer.focus import focus_views
+from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
+from edgelens.search.base import SearchFilter, VectorIndex, search_views
+from edgelens.search.verify import PLANES, verify
+from edgelens.settings import Settings
+from edgelens.wire.records import Decision, Match, Stage
+
+# The index's own model on images: one vector row per image.
+EmbedImages = Callable[[Sequence[np.ndarray]], np.ndarray]
+# Catalog keypoints of several items at once (items without any absent).
+KeypointsOf = Callable[[Sequence[str]], Mapping[str, LocalFeatures]]
+# The ranks (0-based) whose mean cosine stands for "any item" of the catalog for a view:
+# past the few that may be the item or its near-duplicates.
+BACKGROUND = slice(5, 15)
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """The answering behaviour the settings ask for (:meth:`from_settings`)."""
+
+    top_k: int
+    filters: SearchFilter = field(default_factory=SearchFilter)
+    view_focus: bool = True  # stage two featurizes the view and its own centred box
+    verify: bool = True  # stage two verifies its best candidates by keypoints
+    verify_candidates: int = 15
+    planes: int = PLANES
+    # An answer that verification did not confirm is "no match" unless its cosine is at
+    # least match_score and leads the catalog's background for this view (:func:`lead`) by
+    # match_lead (the defaults: always a match).
+    match_score: float = -1.0
+    match_lead: float = -2.0
+    # Stage one's answer is final when it is a match and leads the next item by this much:
+    # nothing stage two could find would change it (default: never final).
+    confirm_margin: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnswerPolicy:
+        search = settings.search
+        return cls(
+            top_k=search.top_k,
+            filters=SearchFilter(
+                min_price=search.min_price,
+                max_price=search.max_price,
+                available_only=search.available_only,
+            ),
+            view_focus=search.view_focus,
+            verify=search.verify,
+            verify_candidates=search.verify_candidates,
+            match_score=search.match_score,
+            match_lead=search.match_lead,
+            confirm_margin=search.confirm_margin,
+        )
+
+    @property
+    def confirms(self) -> bool:
+        """Whether a view can change anything: stage two has something to do."""
+        return self.view_focus or self.verify
+
+    @property
+    def searched(self) -> int:
+        """How many items a search returns: the answer's, and the background's."""
+        return max(self.top_k, BACKGROUND.stop)
+
+    def unsettled(self, matches: Sequence[Match], decision: Decision) -> bool:
+        """Whether a view could change a first answer (``matches`` and its ``decision``):
+        not when it is a match that leads the next item by ``confirm_margin``."""
+        if len(matches) < 2 or decision is Decision.NO_MATCH:
+            return True
+        return matches[0].score - matches[1].score < self.confirm_margin
+
+    def decide(self, matches: Sequence[Match]) -> Decision:
+        """A match when the best item is verified, or scores ``match_score`` and leads the
+        background by ``match_lead``; "no match" otherwise (and for an empty answer)."""
+        if not matches:
+            return Decision.NO_MATCH
+        best = matches[0]
+        if best.verified is True or (
+            best.score >= self.match_score and lead(matches) >= self.match_lead
+        ):
+            return Decision.MATCH
+        return Decision.NO_MATCH
+
+
+def lead(matches: Sequence[Match]) -> float:
+    """How far the best item's cosine stands above what the view scores against any item
+    of this catalog: the mean of the :data:`BACKGROUND` ranks. Relative, because absolute
+    cosines of unrelated items rise with the catalog's size and with the kind of view; the
+    whole score when the catalog is too small to have a background."""
+    background = [m.score for m in matches[BACKGROUND]]
+    return matches[0].score - (sum(background) / len(background) if background else 0.0)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One stage's answer: the items best first, the decision, and what each step cost."""
+
+    matches: list[Match]
+    decision: Decision
+    stage: Stage
+    stages_ms: dict[str, float]
+
+
+class Answerer:
+    """Answers vectors (and views) of one model against one index, as the policy says.
+
+    ``embed_view`` is the index's model on images (None: views are not featurized);
+    ``keypoints_of`` gives catalog keypoints (None: nothing is verified).
+    """
+
+    def __init__(
+        self,
+        *,
+        index: VectorIndex,
+        policy: AnswerPolicy,
+        embed_view: EmbedImages | None = None,
+        keypoints_of: KeypointsOf | None = None,
+    ) -> None:
+        self.index = index
+        self.policy = policy
+        self._embed_view = embed_view if policy.view_focus else None
+        self._keypoints_of = keypoints_of if policy.verify else None
+
+    @property
+    def can_confirm(self) -> bool:
+        return self._embed_view is not None or self._keypoints_of is not None
+
+    def first(self, vectors: Sequence[np.ndarray], *, k: int | None = None) -> Answer:
+        """Stage one: the ``k`` (default ``top_k``) best items for the vectors alone."""
+        started = time.perf_counter()
+        wanted = k or self.policy.top_k
+        matches = search_views(
+            self.index,
+            vectors,
+            k=max(wanted, self.policy.searched),
+            filters=self.policy.filters,
+        )
+        searched_ms = round((time.perf_counter() - started) * 1000, 3)
+        decision = self.policy.decide(matches)
+        return Answer(matches[:wanted], decision, Stage.FIRST, {"search": searched_ms})
+
+    def wants_confirmation(self, first: Answer) -> bool:
+        """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`)."""
+        return self.can_confirm and self.policy.unsettled(first.matches, first.decision)
+
+    def confirm(
+        self, vectors: Sequence[np.ndarray], view: np.ndarray, *, k: int | None = None
+    ) -> Answer:
+        """Stage two from the decoded focus view (BGR, or grey from the first devices that
+        sent one: verified, not featurized): the ``k`` best, verified ones first."""
+        policy = self.policy
+        stages: dict[str, float] = {}
+        started = time.perf_counter()
+        vectors = list(vectors)
+        if self._embed_view is not None and view.ndim == 3:
+            boxes = focus_views(view)
+            if len(vectors) > 1:  # the device sent its focus box's vector itself
+                boxes = boxes[1:]
+            vectors += list(self._embed_view(boxes))
+            stages["focus"] = _ms_since(started)
+        searched_at = time.perf_counter()
+        verifying = self._keypoints_of is not None
+        wanted = k or policy.top_k
+        matches = search_views(
+            self.index,
+            vectors,
+            k=max(wanted, policy.searched, policy.verify_candidates if verifying else 0),
+            filters=policy.filters,
+        )
+        stages["search"] = _ms_since(searched_at)
+        if self._keypoints_of is not None:
+            verified_at = time.perf_counter()
+            head = [m.item_id for m in matches[: policy.verify_candidates]]
+            stored = self._keypoints_of(head)
+            matches, _ = verify(
+                matches,
+                extract_local_features(view),
+                stored.get,
+                candidates=policy.verify_candidates,
+                planes=policy.planes,
+            )
+            stages["verify"] = _ms_since(verified_at)
+        return Answer(matches[:wanted], policy.decide(matches), Stage.CONFIRMED, stages)
+
+    def answer(
+        self, vectors: Sequence[np.ndarray], view: np.ndarray | None, *, k: int | None = None
+    ) -> Answer:
+        """What a device finally sees for a settled view: the first answer, confirmed
+        when it carries a view and the first answer could still change."""
+        first = self.first(vectors, k=k)
+        if view is None or not self.wants_confirmation(first):
+            return first
+        return self.confirm(vectors, view, k=k)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
