@@ -102,6 +102,29 @@ class SearchSettings(_Section):
         description="How many of the vector search's best are verified; each costs the "
         "worker a keypoint match and a homography fit (docs/benchmarks.md, verification budget).",
     )
+    match_score: float = Field(
+        default=0.52,
+        ge=-1,
+        le=1,
+        description="An answer that keypoint verification did not confirm is 'no match' "
+        "unless its cosine is at least this and stands match_lead above the catalog's "
+        "background for the view; both calibrated on views of items and of things not in "
+        "the catalog (docs/benchmarks.md, open set).",
+    )
+    match_lead: float = Field(
+        default=0.18,
+        ge=-2,
+        le=2,
+        description="How far above the catalog's background for the view (the mean cosine "
+        "of its 6th-15th best items) an unverified answer's cosine must stand.",
+    )
+    confirm_margin: float = Field(
+        default=0.2,
+        ge=0,
+        le=2,
+        description="A first answer that is a match and leads the next item by this much "
+        "cosine is final: its view is not verified (stage two skipped).",
+    )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
@@ -148,12 +171,29 @@ class DeviceSettings(_Section):
         "that vector from the focus view (and skips it when the device sent it); on for a "
         "device that sends no view.",
     )
-    verify_view: bool = Field(
+    send_view: bool = Field(
         default=True,
-        description="Send the focus box as a small colour JPEG (~30 KB) with each published "
-        "frame: the worker featurizes it (search.view_focus) and matches its keypoints to "
-        "its best candidates' photos (spatial verification). Off keeps every image on the "
-        "device.",
+        description="Send the focus box as a small colour JPEG (~30 KB) once per view, when "
+        "the view has settled (settle_frames): the worker featurizes it (search.view_focus) "
+        "and matches its keypoints to its best candidates' photos (spatial verification). "
+        "Every other message is the vector alone. Off keeps every image on the device.",
+    )
+    settle_frames: int = Field(
+        default=3,
+        ge=0,
+        le=64,
+        description="A view has settled when this many featurized frames in a row stay "
+        "within settle_cosine of the first of them; its focus view then goes out once "
+        "(that frame is published even if the gate would suppress it), and again only "
+        "after a new view (a frame below same_view_cosine to it). 0 = the focus view with "
+        "every published frame, as before settling (~30 KB per message).",
+    )
+    settle_cosine: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Cosine each of the settle_frames frames keeps to the first of them "
+        "(the frames' own vectors, not the smoothed ones).",
     )
     status_interval_s: float = Field(
         default=5.0, gt=0, description="How often the retained status carries fresh health."

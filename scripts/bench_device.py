@@ -1,16 +1,20 @@
 """The device loop on this machine: frames/s per precision with the time split by stage,
-and the messages similarity gating saves on a still, a hand-held and a panning camera.
+the messages similarity gating saves and the bytes they take on a still, a hand-held and a
+panning camera.
 
 Throughput: the real DeviceLoop (capture thread, mailbox, featurizer, smoothing, MQTT
 publish to a real mosquitto) plays a 640x480 video that states 240 fps, so the source is
 never the limit and each figure is what the loop itself sustains; gating is off so every
-frame is published (each with its focus view, as a device sends by default).
+frame is published (the focus view once per settled view, as a device sends by default).
 Baseline: the plain-pooling (GAP) FP32 model in the same rounds.
 Gating: 15 fps videos played in real time with the default gate (cosine 0.95, keep-alive
-1 s) and the device's defaults (a focus view coded for each new view; the box's vector is
-the worker's), against the same loop with gating off (every frame sent) in the same run;
-with it, the device's featurize cost per frame, the focus views of the published frames
+1 s) and the device's defaults (the focus view once per view, when it has settled; the
+box's vector is the worker's), against the same loop with gating off (every frame sent)
+in the same run; with it, the device's featurize cost per frame, the focus views coded
 included, against the plain model's.
+Bytes: every message as a subscriber receives it, for the default (views on settle) and
+for the behaviour before it (settle_frames=0: a view with every published frame), each
+with gating on and off, in the same run.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import common_arguments, write_section
@@ -37,6 +43,10 @@ from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
 from edgelens.evaluation.views import FRAME_SIZE
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings
+from edgelens.wire.features import decode
+from edgelens.wire.names import features_topic
+
+logger = logging.getLogger(__name__)
 
 MODELS = (  # (label, pooling, precision); the first is the baseline
     ("baseline GAP FP32", "gap", "fp32"),
@@ -84,10 +94,11 @@ def main() -> None:
         }
         product = featurizers["edgelens FP32"]
         gating = {
-            name: (
-                _played(video, product, broker.url, True),
-                _played(video, product, broker.url, False),
-            )
+            name: {
+                (view_on, gate): _played(video, product, broker, gate, view_on)
+                for view_on in ("settle", "every")
+                for gate in (True, False)
+            }
             for name, video in videos.items()
         }
     body = _report(runs, gating, args)
@@ -124,11 +135,55 @@ def _throughput(video: Path, featurizer: Featurizer, mqtt_url: str) -> tuple[flo
     return (stats.featurized - 1) / (ended - first[0]), stats
 
 
-def _played(video: Path, featurizer: Featurizer, mqtt_url: str, gating: bool) -> DeviceStats:
-    loop = DeviceLoop(
-        device=_device(video, fps_cap=15, gating=gating), featurizer=featurizer, mqtt_url=mqtt_url
-    )
-    return loop.run()
+@dataclass(frozen=True)
+class Played:
+    """A video played in real time: the loop's stats and the messages' sizes as received."""
+
+    stats: DeviceStats
+    sizes: list[int]  # payload bytes of each message received
+    views: int  # received messages that carried a focus view
+    seconds: float  # the video's length
+
+    @property
+    def mean_bytes(self) -> float:
+        return statistics.fmean(self.sizes) if self.sizes else 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return sum(self.sizes) / self.seconds
+
+
+def _played(
+    video: Path, featurizer: Featurizer, broker: MosquittoServer, gating: bool, view_on: str
+) -> Played:
+    """One real-time run; ``view_on`` "settle" (the default) or "every" published frame."""
+    settle = {} if view_on == "settle" else {"settle_frames": 0}
+    device = _device(video, fps_cap=15, gating=gating, **settle)
+    received: list[bytes] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda client, userdata, message: received.append(message.payload)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        client.subscribe(features_topic(device.device_id), qos=0)
+        if not subscribed.wait(5):
+            raise RuntimeError("the bench's subscriber could not subscribe")
+        stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=broker.url).run()
+        deadline = time.monotonic() + 5
+        while len(received) < stats.published and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if len(received) != stats.published:
+        logger.warning("%d of %d messages received", len(received), stats.published)
+    reader = cv2.VideoCapture(str(video))
+    seconds = reader.get(cv2.CAP_PROP_FRAME_COUNT) / reader.get(cv2.CAP_PROP_FPS)
+    reader.release()
+    views = sum(decode(payload).view_jpeg is not None for payload in received)
+    return Played(stats, [len(payload) for payload in received], views, seconds)
 
 
 def _still_video(path: Path, photo: np.ndarray, seconds: float) -> Path:
@@ -162,7 +217,8 @@ def _report(runs, gating, args) -> str:
         "",
         f"Throughput: the DeviceLoop (capture thread, featurizer, smoothing, MQTT to a real "
         f"mosquitto) on a {FRAME_SIZE[0]}x{FRAME_SIZE[1]} MJPG video of {args.frames} frames "
-        f"that states 240 fps, gating off (each frame with its focus view), CPU provider "
+        f"that states 240 fps, gating off (every frame published, the focus view once per "
+        f"settled view), CPU provider "
         f"with {args.threads} threads; median "
         f"of {args.rounds} interleaved rounds. Stage times are means per featurized frame; "
         "decode runs in the capture thread, beside the other three. Dropped = frames the "
@@ -193,28 +249,55 @@ def _report(runs, gating, args) -> str:
         "",
         f"Gating: {args.gating_seconds:.0f} s of each 15 fps video played in real time with the "
         "edgelens FP32 model and the device's defaults; the gate publishes when the cosine to the "
-        "last published vector drops below 0.95 or 1 s has passed. Baseline: the same loop "
+        "last published vector drops below 0.95 or 1 s has passed, and the frame on which a view "
+        "settles (3 frames in a row within cosine 0.95 of the first of them) goes out with its "
+        "focus view even if the gate would suppress it (settled). Baseline: the same loop "
         "with gating off. Featurize per frame = preprocessing and the model, mean per frame, "
-        "plus the focus views coded for published frames (a keep-alive re-sends the last "
-        "one: same view) spread over all frames, against the plain model's "
-        f"{plain_ms:.2f} ms per frame, preprocessing included (throughput table).",
+        "plus the focus views coded (one per settled view) spread over all frames, against "
+        f"the plain model's {plain_ms:.2f} ms per frame, preprocessing included (throughput "
+        "table).",
         "",
         "| video | frames featurized | messages, gating off | messages, gating on "
-        "| of which keep-alive | saved | featurize per frame, ms | vs plain model |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| of which keep-alive | of which settled | held as blur | saved "
+        "| featurize per frame, ms | vs plain model |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, (on, off) in gating.items():
+    for name, runs_of in gating.items():
+        on, off = runs_of["settle", True].stats, runs_of["settle", False].stats
         saved = 1 - on.published / off.published if off.published else 0.0
-        boxes = on.published - on.keepalives  # focus views coded
         per_frame = (
             on.preprocess_ms_mean
             + on.featurize_ms_mean
-            + on.focus_ms_mean * boxes / max(1, on.featurized)
+            + on.focus_ms_mean * on.views_sent / max(1, on.featurized)
         )
         lines.append(
             f"| {name} | {on.featurized} | {off.published} | {on.published} "
-            f"| {on.keepalives} | {saved:.0%} | {per_frame:.2f} | {per_frame / plain_ms:.2f}x |"
+            f"| {on.keepalives} | {on.settled} | {on.held_blurred} | {saved:.0%} | {per_frame:.2f} "
+            f"| {per_frame / plain_ms:.2f}x |"
         )
+    vector_only = min(size for runs_of in gating.values() for size in runs_of["settle", True].sizes)
+    lines += [
+        "",
+        "Held as blur: frames the smoother held back as blurred glitches (not published, so "
+        "no view of them can settle). Bytes: every message's payload as a subscriber received "
+        f"it (float16 vectors: {vector_only:,} bytes for the vector alone; the focus view is "
+        "the box's colour JPEG). Views on settle = the default: the focus view once per "
+        "view, when it has settled, every other message the vector alone; a view with every "
+        "publish = the behaviour before (settle_frames=0), in the same run. Views = messages "
+        "that carried one.",
+        "",
+        "| video | gating | messages | views | mean bytes per message | bytes/s "
+        "| a view with every publish: views | mean bytes per message | bytes/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, runs_of in gating.items():
+        for gate in (True, False):
+            new, old = runs_of["settle", gate], runs_of["every", gate]
+            lines.append(
+                f"| {name} | {'on' if gate else 'off'} | {len(new.sizes)} | {new.views} "
+                f"| {new.mean_bytes:,.0f} | {new.bytes_per_s:,.0f} | {old.views} "
+                f"| {old.mean_bytes:,.0f} | {old.bytes_per_s:,.0f} |"
+            )
     return "\n".join(lines)
 
 

@@ -7,7 +7,9 @@ goes out when its cosine to the last *published* vector falls below
 ``keepalive_s`` has passed since the last publish (the dashboard and the worker
 see the device is alive and still looking at the same thing). Comparing with the
 last published vector, not the last frame, means a slow drift is sent once it adds
-up instead of being missed frame by frame.
+up instead of being missed frame by frame. A frame on which the view has just settled
+(device/settle.py) goes out even when it would be suppressed, as it carries the view's
+focus view, which travels once per view.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class GateDecision(enum.Enum):
     FIRST = "first"  # nothing published yet
     CHANGED = "changed"  # the view moved away from the last published vector
     KEEPALIVE = "keepalive"  # same view, but the keep-alive interval has passed
+    SETTLED = "settled"  # same view, recently published, but settled: sent with its view
     SUPPRESSED = "suppressed"  # same view, recently published: not sent
 
     @property
@@ -55,9 +58,17 @@ class PublishGate:
     def keepalives(self) -> int:
         return self.counts[GateDecision.KEEPALIVE]
 
-    def decide(self, embedding: np.ndarray, now: float) -> GateDecision:
-        """The decision for a unit vector seen at monotonic time ``now``."""
+    @property
+    def settled(self) -> int:
+        return self.counts[GateDecision.SETTLED]
+
+    def decide(self, embedding: np.ndarray, now: float, *, settled: bool = False) -> GateDecision:
+        """The decision for a unit vector seen at monotonic time ``now``; ``settled``: the
+        view has just settled and its focus view is owed, so it is published regardless
+        (as SETTLED where it would have been suppressed)."""
         decision = self._decision(embedding, now)
+        if settled and decision is GateDecision.SUPPRESSED:
+            decision = GateDecision.SETTLED
         self.counts[decision] += 1
         if decision.publish:
             self._last, self._last_at = embedding, now

@@ -1,4 +1,8 @@
-"""The device loop: capture → latest frame → featurizer → MQTT."""
+"""The device loop: capture → latest frame → featurizer → MQTT.
+
+Each published frame carries its (smoothed) vector; the focus view goes with the
+frame on which the view settled, once per view (device/settle.py).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from edgelens.device.capture import Backoff, FrameCapture
 from edgelens.device.frames import Frame, LatestFrameMailbox
 from edgelens.device.gating import GateDecision, PublishGate
 from edgelens.device.publisher import FeaturePublisher
+from edgelens.device.settle import ViewSettle
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
@@ -34,14 +39,6 @@ CAPTURE_JOIN_S = 5.0
 
 
 @dataclass(frozen=True)
-class _FocusViews:
-    """What a published frame carries besides its own vector (see the wire format)."""
-
-    embedding: np.ndarray | None
-    verify_jpeg: bytes | None
-
-
-@dataclass(frozen=True)
 class DeviceStats:
     """A snapshot of one loop's counters and timings (means in ms per frame)."""
 
@@ -52,6 +49,8 @@ class DeviceStats:
     unsent: int  # featurized while the broker was unreachable, then dropped
     suppressed: int  # same view as the last publish and no keep-alive due: not sent
     keepalives: int  # same view, sent because the keep-alive interval had passed
+    settled: int  # same view, sent (with its focus view) only because it had just settled
+    views_sent: int  # messages that carried a focus view: about one per settled view
     source_failures: int  # failed opens and reads of the source
     view_changes: int  # frames unlike every recent one, published without averaging
     held_blurred: int  # blurred frames unlike the recent ones, not published
@@ -61,7 +60,7 @@ class DeviceStats:
     decode_ms_mean: float  # the source's read, in the capture thread
     preprocess_ms_mean: float
     publish_ms_mean: float  # smoothing, gating, encoding and the hand-over to MQTT
-    focus_ms_mean: float  # the focus box (its view; its pass with device.focus), per publish
+    focus_ms_mean: float  # the focus box (its view; its pass with device.focus), per one made
 
     def health(self) -> dict[str, float | int]:
         """The figures a retained device status carries to the dashboard."""
@@ -76,6 +75,7 @@ class DeviceStats:
             "dropped": self.dropped,
             "published": self.published,
             "suppressed": self.suppressed,
+            "views_sent": self.views_sent,
             "unsent": self.unsent,
         }
 
@@ -128,8 +128,14 @@ class DeviceLoop:
             min_change_cosine=device.gate_cosine,
             keepalive_s=device.keepalive_s,
         )
+        self._settle = ViewSettle(
+            frames=max(1, device.settle_frames),
+            settle_cosine=device.settle_cosine,
+            same_view_cosine=device.same_view_cosine,
+        )
         self._times = StageTimes()
-        self._last_focus: _FocusViews | None = None  # re-sent with keep-alives of the same view
+        self._last_focus: np.ndarray | None = None  # re-sent while the gate sees the same view
+        self._views_sent = 0
         self._rate = RateMeter()
         self._featurized = 0
         self._status_due = 0.0
@@ -146,6 +152,8 @@ class DeviceLoop:
             unsent=self._publisher.unsent,
             suppressed=self._gate.suppressed,
             keepalives=self._gate.keepalives,
+            settled=self._gate.settled,
+            views_sent=self._views_sent,
             source_failures=self._capture.failures,
             view_changes=self._smoother.view_changes,
             held_blurred=self._smoother.held_blurred,
@@ -226,44 +234,61 @@ class DeviceLoop:
         self._refresh_status()
 
     def _publish(self, frame: Frame, embedding: np.ndarray) -> float:
-        """Publish the frame if the gate lets it through; returns the ms its focus box took."""
+        """Publish the frame if the gate lets it through, or if its view has just settled;
+        returns the ms its focus box took."""
         smoothed = self._smoother.update(embedding, frame_sharpness(frame.image_bgr))
         if smoothed is None:  # a blurred glitch: the screen keeps the last match
             return 0.0
-        decision = self._gate.decide(smoothed, time.monotonic())
+        settled = self._view_owed(embedding)
+        decision = self._gate.decide(smoothed, time.monotonic(), settled=settled)
         if not decision.publish:
             return 0.0
-        focus, focus_ms = self._focus_views(frame, decision)
-        self._publisher.publish(
+        with_view = self.device.send_view and (settled or self.device.settle_frames == 0)
+        focus_embedding, jpeg, focus_ms = self._focus_views(frame, decision, with_view)
+        sent = self._publisher.publish(
             FeatureMessage(
                 device_id=self.device.device_id,
                 seq=frame.seq,
                 captured_at=frame.captured_at,
                 model_id=self._featurizer.model_id,
                 embedding=smoothed,
-                focus_embedding=focus.embedding,
-                verify_jpeg=focus.verify_jpeg,
+                focus_embedding=focus_embedding,
+                view_jpeg=jpeg,
             )
         )
+        # Unsent (broker away), the view stays owed and goes with a later frame.
+        if sent and settled:
+            self._settle.sent()
+        if sent and jpeg is not None:
+            self._views_sent += 1
         return focus_ms
 
-    def _focus_views(self, frame: Frame, decision: GateDecision) -> tuple[_FocusViews, float]:
-        """The focus box's view (and, with ``device.focus``, its vector) for a frame going
-        out, and the ms they took: made for a new view, re-sent for a keep-alive (the same
-        view); each None when its setting is off."""
-        device = self.device
-        if decision is GateDecision.KEEPALIVE and self._last_focus is not None:
-            return self._last_focus, 0.0
+    def _view_owed(self, embedding: np.ndarray) -> bool:
+        """Whether this frame (its own vector) settles a view whose focus view has not
+        gone out; never with ``send_view`` off or ``settle_frames`` 0 (no rule)."""
+        if not self.device.send_view or self.device.settle_frames == 0:
+            return False
+        return self._settle.update(embedding)
+
+    def _focus_views(
+        self, frame: Frame, decision: GateDecision, with_view: bool
+    ) -> tuple[np.ndarray | None, bytes | None, float]:
+        """For a frame going out: with ``device.focus`` the focus box's vector (made for a
+        new view, re-sent when the gate found the view unchanged: a keep-alive or a settled
+        frame), with ``with_view`` its focus view; each None otherwise; and the ms they took."""
+        same_view = decision in (GateDecision.KEEPALIVE, GateDecision.SETTLED)
+        embedding = self._last_focus if same_view else None
+        make_vector = self.device.focus and embedding is None
+        if not (make_vector or with_view):
+            return embedding, None, 0.0
         started = time.perf_counter()
-        embedding = None
-        if device.focus:
+        if make_vector:
             (embedding,) = self._featurizer.embed([focus_crop(frame.image_bgr)])
-        jpeg = self._view_jpeg(frame) if device.verify_view else None
-        views = self._last_focus = _FocusViews(embedding, jpeg)
+            self._last_focus = embedding
+        jpeg = self._view_jpeg(frame) if with_view else None
         focus_ms = (time.perf_counter() - started) * 1000
-        if device.focus or device.verify_view:
-            self._times.add("focus", focus_ms)
-        return views, focus_ms
+        self._times.add("focus", focus_ms)
+        return embedding, jpeg, focus_ms
 
     def _view_jpeg(self, frame: Frame) -> bytes | None:
         """The focus view of ``frame``, or None (said) if it cannot fit in a message: the

@@ -164,7 +164,7 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
         smoothing_window=1,
         gating=False,
         focus=False,
-        verify_view=False,
+        send_view=False,
     )
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-1")[-1:] == ["offline"])
@@ -180,7 +180,7 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
     frames = [reader.read()[1] for _ in range(10)]
     expected = featurizer.embed(frames)
     np.testing.assert_allclose(np.stack([m.embedding for m in messages]), expected, atol=2e-3)
-    assert all(m.focus_embedding is None and m.verify_jpeg is None for m in messages)
+    assert all(m.focus_embedding is None and m.view_jpeg is None for m in messages)
     assert stats.focus_ms_mean == 0
 
     *running, last = subscriber.states("cam-1")  # "online" again with each health refresh
@@ -204,11 +204,12 @@ def test_device_loop_publishes_one_message_per_frame_and_its_status(
 
 
 @pytest.mark.parametrize("focus_here", [False, True], ids=["default", "device.focus"])
-def test_a_published_frame_carries_its_focus_view(
+def test_the_settled_frame_carries_its_focus_view(
     featurizer, mosquitto_server, subscribe, tmp_path, focus_here
 ):
-    """By default one forward pass per frame and the box as a colour JPEG, which the worker
-    featurizes; with ``device.focus`` the device also sends the box's vector itself."""
+    """By default one forward pass per frame, and the box as a colour JPEG (which the worker
+    featurizes) once, on the frame where the view settled, gating off included; with
+    ``device.focus`` the device also sends the box's vector itself, with every frame."""
     video = _write_video(tmp_path / "clip.avi", frames=5, fps=5)
     subscriber = subscribe("edgelens/cam-2/#")
     device = DeviceSettings(
@@ -217,10 +218,15 @@ def test_a_published_frame_carries_its_focus_view(
     stats = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url).run()
     _wait_until(lambda: subscriber.states("cam-2")[-1:] == ["offline"])
     messages = subscriber.features("cam-2")
-    assert messages and stats.published == len(messages) and stats.focus_ms_mean > 0
+    assert stats.published == len(messages) == 5 - stats.dropped and stats.focus_ms_mean > 0
+    # the same view all along (only the drawn frame number changes): it settles on the
+    # third frame (settle_frames), whose message alone carries the view
+    (settled,) = [m for m in messages if m.view_jpeg is not None]
+    assert settled is messages[2]
+    assert stats.views_sent == 1 and stats.health()["views_sent"] == 1
     reader = cv2.VideoCapture(str(video))
     frames = [reader.read()[1] for _ in range(5)]
-    for message in messages:  # whichever frames went out, each with its own box
+    for message in messages:  # each frame with its own vector (and box's)
         frame = frames[message.seq]
         whole, focused = featurizer.embed([frame, focus_crop(frame)])
         np.testing.assert_allclose(message.embedding, whole, atol=2e-3)
@@ -228,9 +234,9 @@ def test_a_published_frame_carries_its_focus_view(
             np.testing.assert_allclose(message.focus_embedding, focused, atol=2e-3)
         else:
             assert message.focus_embedding is None
-        view = decode_focus_view(message.verify_jpeg)  # the box, in colour, JPEG-coded
-        box = focus_crop(frame)
-        assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 4
+    view = decode_focus_view(settled.view_jpeg)  # the box, in colour, JPEG-coded
+    box = focus_crop(frames[settled.seq])
+    assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 4
 
 
 def test_looping_device_runs_until_its_stop_event(
@@ -389,7 +395,9 @@ def test_cli_device_run_loops_until_sigterm_then_goes_offline(
 def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at_once(
     featurizer, mosquitto_server, subscribe, tmp_path
 ):
-    """Two still scenes, 1.5 s each: the first frame of each goes out, then only keep-alives."""
+    """Two still scenes, 1.5 s each: the first frame of each goes out, then the frame on
+    which the scene settled, with its focus view (the gate alone would suppress it), then
+    only keep-alives, the vector alone."""
     fps = 20
     writer = cv2.VideoWriter(
         str(tmp_path / "still.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240)
@@ -416,6 +424,7 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
     # A busy machine may drop a frame or two (the loop keeps the newest); all are counted.
     assert stats.featurized + stats.dropped == 60 and stats.published == len(messages)
     assert stats.published + stats.suppressed == stats.featurized
+    assert stats.published == 2 + stats.settled + stats.keepalives  # first, changed, …
     # ~1.5 s per scene at one keep-alive per 0.5 s: a handful of messages, not 60.
     assert 2 <= len(messages) <= 10 and stats.keepalives >= 2
     expected = featurizer.embed(scenes)
@@ -433,10 +442,13 @@ def test_gated_device_sends_a_still_view_at_the_keepalive_rate_and_a_new_view_at
         box = focus_of.setdefault(scene, message.focus_embedding)
         np.testing.assert_array_equal(message.focus_embedding, box)
     assert focus_of[0] @ focus_of[1] < 0.9
-    jpegs_of: dict[int, set[bytes]] = {}  # and its focus view, the same bytes
-    for message, scene in zip(messages, scene_of, strict=True):
-        jpegs_of.setdefault(scene, set()).add(message.verify_jpeg)
-    assert [len(jpegs) for jpegs in jpegs_of.values()] == [1, 1]
+    # One focus view per scene: on its second message, the frame where it settled, sent
+    # although the gate would suppress it (3 frames at 20 fps, well before the keep-alive).
+    with_view = [(i, scene) for i, scene in enumerate(scene_of) if messages[i].view_jpeg]
+    assert stats.views_sent == stats.settled == 2
+    assert with_view == [(1, 0), (scene_of.index(1) + 1, 1)]
+    # the third frame of the scene the loop took
+    assert 2 <= messages[1].seq - messages[0].seq <= 2 + stats.dropped
     # Health went out while the device ran, not only at the end.
     online = [
         json.loads(m.payload)

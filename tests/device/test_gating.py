@@ -56,3 +56,16 @@ def test_disabled_gate_publishes_everything():
 def test_bad_gate_settings_are_refused(cosine, keepalive):
     with pytest.raises(ValueError):
         PublishGate(enabled=True, min_change_cosine=cosine, keepalive_s=keepalive)
+
+
+def test_a_settled_frame_is_published_even_when_it_would_be_suppressed():
+    gate = PublishGate(enabled=True, min_change_cosine=0.95, keepalive_s=1.0)
+    view = _unit(1, 0, 0)
+    assert gate.decide(view, 0.0) is GateDecision.FIRST
+    assert gate.decide(view, 0.1, settled=True) is GateDecision.SETTLED
+    # it counts as a publish: the keep-alive is due 1 s after it, not after the first
+    assert gate.decide(view, 1.05) is GateDecision.SUPPRESSED
+    assert gate.decide(view, 1.1) is GateDecision.KEEPALIVE
+    # a frame published anyway keeps its own reason
+    assert gate.decide(_unit(0, 1, 0), 1.2, settled=True) is GateDecision.CHANGED
+    assert (gate.settled, gate.suppressed, gate.keepalives) == (1, 1, 1)
