@@ -25,6 +25,7 @@ from edgelens.evaluation.runner import (
     folder_queries,
     load_catalog,
     synthetic_queries,
+    unlabelled_queries,
 )
 from edgelens.evaluation.variants import variant_suite
 from edgelens.featurizer.runtime import Featurizer
@@ -86,9 +87,17 @@ def eval_command(
             help="Also list each query whose own item was not answered first, with what was."
         ),
     ] = False,
+    unknown: Annotated[
+        Path | None,
+        typer.Option(
+            help="Views of things that are NOT in the catalog (every image under this "
+            "folder): report the share answered 'no match'."
+        ),
+    ] = None,
 ) -> None:
-    """Print top-1 (with its 95% interval), top-5, recall@10 and mAP for each query set (and
-    the baseline)."""
+    """Print top-1 (the product's answer: right and not "no match"; with its 95% interval),
+    top-5, recall@10 and mAP for each query set (and the baseline); with --unknown, the
+    share of views of things not in the catalog answered "no match"."""
     catalog_sets = queries is not None or synthetic_views > 0 or clutter_views > 0
     if not (catalog_sets or variant_views or real_views):
         raise typer.BadParameter(
@@ -125,31 +134,31 @@ def eval_command(
         )
     if not all(qs for _, query_sets in suites for qs in query_sets.values()):
         raise EdgelensError("no query images found")
+    unknown_views = _unknown_views(unknown)
     precision = precision or settings.featurizer.precision
     systems = [
-        System(
-            "edgelens",
-            _featurizer(settings, precision, settings.featurizer.pooling),
-            CatalogRecipe(settings.catalog.views),
-            # The focus vector: the device's own, or the worker's from the focus view.
-            focus=settings.device.focus
-            or (settings.device.verify_view and settings.search.view_focus),
-            verify=settings.search.verify and settings.device.verify_view,
-            verify_candidates=settings.search.verify_candidates,
-        ),
+        System.product(
+            "edgelens", _featurizer(settings, precision, settings.featurizer.pooling), settings
+        )
     ]
     if baseline:
         systems.append(
             System("baseline", _featurizer(settings, precision, "gap"), CatalogRecipe(1))
         )
-    total = len(systems) * sum(len(q) for _, sets in suites for q in sets.values())
+    total = len(systems) * sum(
+        len(q) + len(unknown_views) for _, sets in suites for q in sets.values()
+    )
     results = []
     with progress_bar("evaluating", total) as advance:
         for photos, query_sets in suites:
             results += [
                 (len(photos), result)
                 for result in evaluate_systems(
-                    systems, photos, query_sets, None if as_json else advance
+                    systems,
+                    photos,
+                    query_sets,
+                    None if as_json else advance,
+                    unknown=unknown_views,
                 )
             ]
     for items, result in results:
@@ -166,6 +175,11 @@ def eval_command(
             f"top-5 {m.top5:.3f}  "
             f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
             f"{items} items, {result.catalog_vectors} vectors, {result.model_id})"
+            + (
+                f"  no match on {result.unknown_queries} unknown: {result.no_match_rate:.3f}"
+                if result.no_match_rate is not None
+                else ""
+            )
         )
         for miss in result.misses if misses else ():
             typer.echo(
@@ -193,6 +207,18 @@ def _catalog_query_sets(
             images, clutter_views, seed, backgrounds=backgrounds
         )
     return query_sets
+
+
+def _unknown_views(folder: Path | None) -> list[Query]:
+    """Every image under ``folder``, as views of things the catalog does not hold."""
+    if folder is None:
+        return []
+    if not folder.is_dir():
+        raise EdgelensError(f"unknown-views folder not found: {folder}")
+    views = unlabelled_queries(folder)
+    if not views:
+        raise EdgelensError(f"no images under {folder}")
+    return views
 
 
 def _background_photos(folder: Path | None) -> list[np.ndarray] | None:

@@ -19,21 +19,29 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RetrievalMetrics:
-    top1: float
+    top1: float  # the product's answer: the true item first and not answered "no match"
     top5: float
     recall_at_10: float
     map: float
     queries: int
+    top1_ranked: float  # the true item first, whatever the decision
+    no_match_known: float  # known queries answered "no match"
 
     @classmethod
-    def from_ranks(cls, ranks: Sequence[int]) -> RetrievalMetrics:
-        """``ranks`` are 1-based positions of the true item; 0 means it was not returned."""
+    def from_ranks(
+        cls, ranks: Sequence[int], answered: Sequence[bool] | None = None
+    ) -> RetrievalMetrics:
+        """``ranks`` are 1-based positions of the true item; 0 means it was not returned.
+        ``answered[i]`` is False when query i was answered "no match" (default: none)."""
         if not ranks:
             raise ValueError("no queries to evaluate")
         r = np.asarray(ranks, dtype=np.float64)
+        said = np.ones(len(r), bool) if answered is None else np.asarray(answered, bool)
         found = r > 0
         return cls(
-            top1=float(np.mean(found & (r <= 1))),
+            top1_ranked=float(np.mean(found & (r <= 1))),
+            no_match_known=float(np.mean(~said)),
+            top1=float(np.mean(found & (r <= 1) & said)),
             top5=float(np.mean(found & (r <= 5))),
             recall_at_10=float(np.mean(found & (r <= 10))),
             map=float(np.mean(np.where(found, 1.0 / np.where(found, r, 1.0), 0.0))),

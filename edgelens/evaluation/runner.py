@@ -1,14 +1,17 @@
 """Evaluate the featurizer + search on a catalog and labelled queries.
 
-The catalog goes through the same featurizer and the same index the worker uses,
-so the figures describe the product, not a side implementation.
+The catalog goes through the same featurizer and the same index the worker uses, and
+each query is answered by the worker's own answer path (:mod:`edgelens.cloud.answer`),
+stage one then, for a view, stage two, with its decision; so the figures describe the
+product, not a side implementation.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +19,19 @@ import numpy as np
 
 from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
 from edgelens.catalog.models import CatalogItem, ItemSource
+from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
-from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg, focus_views
+from edgelens.featurizer.focus import decode_focus_view, focus_crop, focus_view_jpeg
 from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.search.base import search_views
 from edgelens.search.exact import ExactIndex
-from edgelens.search.verify import CANDIDATES, PLANES, verify_view
+from edgelens.settings import Settings
 from edgelens.wire.features import MAX_JPEG_BYTES
+from edgelens.wire.records import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +62,14 @@ class CatalogPhoto:
     image_bgr: np.ndarray
 
 
+# Vectors alone, every item ranked, no decision: what a plain system (the baseline) does.
+VECTORS_ONLY = AnswerPolicy(top_k=1, view_focus=False, verify=False)
+
+
 @dataclass(frozen=True)
 class System:
-    """A way of featurizing catalog and queries: a model plus a catalog recipe.
+    """A way of featurizing catalog and queries and answering them: a model, a catalog
+    recipe, what the device sends and the worker's answer policy.
 
     ``catalog_featurizer`` lets a device's precision (queries) meet a catalog indexed
     with another (e.g. INT8 frames against an FP32 catalog).
@@ -70,10 +79,43 @@ class System:
     featurizer: Featurizer
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
-    focus: bool = False  # each item scores its best of the frame and its focus view's boxes
-    verify: bool = False  # the worker re-ranks the best by the focus view's keypoints
-    verify_candidates: int = CANDIDATES  # how many of the best it re-ranks
-    verify_planes: int = PLANES  # how many homographies each candidate's inliers may fill
+    policy: AnswerPolicy = VECTORS_ONLY
+    send_view: bool = False  # the device sends its focus view (as it does once settled)
+    device_focus: bool = False  # the device sends its focus box's vector too
+
+    @classmethod
+    def product(
+        cls, name: str, featurizer: Featurizer, settings: Settings, **changes: object
+    ) -> System:
+        """The system the settings describe: their device and their worker."""
+        return cls(
+            name,
+            featurizer,
+            CatalogRecipe(settings.catalog.views),
+            policy=AnswerPolicy.from_settings(settings),
+            send_view=settings.device.send_view,
+            device_focus=settings.device.focus,
+            **changes,  # type: ignore[arg-type]
+        )
+
+    @property
+    def focus(self) -> bool:
+        """Each item scores its best of the frame and its focus boxes."""
+        return self.device_focus or (self.send_view and self.policy.view_focus)
+
+    @property
+    def verify(self) -> bool:
+        return self.send_view and self.policy.verify
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A query answered: the whole catalog ranked for it (item ids, best first), and the
+    answer's decision."""
+
+    query: Query
+    ranked: list[str]
+    decision: Decision = Decision.MATCH
 
 
 @dataclass(frozen=True)
@@ -96,10 +138,15 @@ class SetResult:
     focus: bool = False
     verify: bool = False
     misses: tuple[Miss, ...] = ()
+    # Views of things not in the catalog, and the share of them answered "no match".
+    unknown_queries: int = 0
+    no_match_rate: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
             **self.metrics.to_dict(),
+            "unknown_queries": self.unknown_queries,
+            "no_match_rate": self.no_match_rate,
             "set": self.set_name,
             "system": self.system,
             "model_id": self.model_id,
@@ -147,27 +194,31 @@ def evaluate_systems(
     photos: Sequence[CatalogPhoto],
     query_sets: dict[str, list[Query]],
     progress: Progress | None = None,
+    *,
+    unknown: Sequence[Query] = (),
 ) -> list[SetResult]:
-    """Every system on every query set, on the same catalog and the same queries."""
+    """Every system on every query set, on the same catalog and the same queries; with
+    ``unknown`` views (of things not in the catalog), each row also gets the share of
+    them its system answers "no match"."""
     results = []
     keypoints: dict[str, LocalFeatures] = {}  # extracted once, for the systems that verify
     for system in systems:
-        worker_model = system.catalog_featurizer or system.featurizer
-        index = catalog_index(worker_model, photos, recipe=system.recipe)
-        if system.verify and not keypoints:
-            keypoints = {p.item.item_id: extract_local_features(p.image_bgr) for p in photos}
+        answerer = system_answerer(system, photos, keypoints)
+        index = answerer.index
+        ranked = functools.partial(
+            rank_queries,
+            system.featurizer,
+            answerer,
+            progress=progress,
+            send_view=system.send_view,
+            device_focus=system.device_focus,
+        )
+        no_match_rate = None
+        if unknown:
+            answers = ranked(unknown, known=False)
+            no_match_rate = sum(a.decision is Decision.NO_MATCH for a in answers) / len(answers)
         for set_name, queries in query_sets.items():
-            rankings = rank_queries(
-                system.featurizer,
-                index,
-                queries,
-                progress,
-                focus=system.focus,
-                view_featurizer=worker_model,
-                local_features_of=keypoints.get if system.verify else None,
-                verify_candidates=system.verify_candidates,
-                verify_planes=system.verify_planes,
-            )
+            rankings = ranked(queries)
             scored = [(set_name, False)]
             if any(q.also_in_view for q in queries):
                 scored.append((IN_VIEW_IGNORED.format(set_name), True))
@@ -181,10 +232,33 @@ def evaluate_systems(
                     system.focus,
                     system.verify,
                     misses_of(rankings, ignore_in_view),
+                    len(unknown),
+                    no_match_rate,
                 )
                 for name, ignore_in_view in scored
             ]
     return results
+
+
+def system_answerer(
+    system: System, photos: Sequence[CatalogPhoto], keypoints: dict[str, LocalFeatures]
+) -> Answerer:
+    """``system``'s worker over the catalog ``photos``: their index and, when it verifies,
+    their keypoints (extracted into ``keypoints`` once, shared by the systems)."""
+    worker_model = system.catalog_featurizer or system.featurizer
+    index = catalog_index(worker_model, photos, recipe=system.recipe)
+    if system.verify and not keypoints:
+        keypoints.update((p.item.item_id, extract_local_features(p.image_bgr)) for p in photos)
+    return Answerer(
+        index=index,
+        policy=system.policy,
+        embed_view=worker_model.embed,
+        keypoints_of=functools.partial(_held, keypoints),
+    )
+
+
+def _held(keypoints: dict[str, LocalFeatures], item_ids: Sequence[str]) -> dict[str, LocalFeatures]:
+    return {item_id: keypoints[item_id] for item_id in item_ids if item_id in keypoints}
 
 
 def folder_queries(queries_dir: Path) -> list[Query]:
@@ -197,6 +271,20 @@ def folder_queries(queries_dir: Path) -> list[Query]:
             queries.append(Query(path.parent.name, decode_image(path), str(path)))
         except ImageDecodeError as exc:
             logger.warning("query skipped: %s", exc)
+    return queries
+
+
+def unlabelled_queries(folder: Path) -> list[Query]:
+    """Every image under ``folder`` (any layout), as queries of no catalog item: views of
+    things the catalog does not hold."""
+    queries = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            queries.append(Query("", decode_image(path), str(path)))
+        except ImageDecodeError as exc:
+            logger.warning("unknown view skipped: %s", exc)
     return queries
 
 
@@ -246,92 +334,101 @@ def _item_seed(seed: int, item_id: str) -> int:
     return seed + int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
 
 
-def metrics_of(
-    rankings: Sequence[tuple[Query, list[str]]], ignore_in_view: bool = False
-) -> RetrievalMetrics:
-    """Metrics from the rank of each query's own item; with ``ignore_in_view`` the other
+def metrics_of(rankings: Sequence[Ranked], ignore_in_view: bool = False) -> RetrievalMetrics:
+    """Metrics from the rank of each query's own item and its answer's decision (a known
+    item answered "no match" is not right at top-1); with ``ignore_in_view`` the other
     catalog items its frame shows are first taken out of its ranking."""
-    ranks = [
-        _judged(query, ranked, ignore_in_view).index(query.item_id) + 1
-        for query, ranked in rankings
-    ]
-    return RetrievalMetrics.from_ranks(ranks)
+    return RetrievalMetrics.from_ranks(
+        [_judged(r, ignore_in_view).index(r.query.item_id) + 1 for r in rankings],
+        answered=[r.decision is Decision.MATCH for r in rankings],
+    )
 
 
 def misses_of(
-    rankings: Sequence[tuple[Query, list[str]]],
-    ignore_in_view: bool = False,
-    answered: int = 3,
+    rankings: Sequence[Ranked], ignore_in_view: bool = False, answered: int = 3
 ) -> tuple[Miss, ...]:
-    """The queries of :func:`metrics_of` whose own item is not first, in query order, each
-    with the first ``answered`` items it got instead."""
+    """The queries of :func:`metrics_of` whose own item is not first, or that were
+    answered "no match" (rank 0), in query order, each with the first ``answered`` items
+    it got instead."""
     misses = []
-    for query, ranked in rankings:
-        judged = _judged(query, ranked, ignore_in_view)
-        rank = judged.index(query.item_id) + 1
-        if rank > 1:
-            misses.append(
-                Miss(query.origin, query.item_id, rank, tuple(judged[: min(answered, rank - 1)]))
-            )
+    for r in rankings:
+        judged = _judged(r, ignore_in_view)
+        rank = judged.index(r.query.item_id) + 1
+        if r.decision is Decision.NO_MATCH:
+            misses.append(Miss(r.query.origin, r.query.item_id, 0, ("no match",)))
+        elif rank > 1:
+            instead = tuple(judged[: min(answered, rank - 1)])
+            misses.append(Miss(r.query.origin, r.query.item_id, rank, instead))
     return tuple(misses)
 
 
-def _judged(query: Query, ranked: list[str], ignore_in_view: bool) -> list[str]:
+def _judged(answer: Ranked, ignore_in_view: bool) -> list[str]:
     """The ranking a query is judged on: with ``ignore_in_view``, without the other
     catalog items its frame shows."""
     if not ignore_in_view:
-        return ranked
-    return [item_id for item_id in ranked if item_id not in query.also_in_view]
+        return answer.ranked
+    return [item_id for item_id in answer.ranked if item_id not in answer.query.also_in_view]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A query as the device sends it: its vectors, and its focus view decoded as on the
+    wire (None when the device sends none)."""
+
+    query: Query
+    vectors: list[np.ndarray]
+    view: np.ndarray | None
+
+
+def sent_queries(
+    featurizer: Featurizer,
+    queries: Sequence[Query],
+    progress: Progress | None = None,
+    *,
+    send_view: bool = False,
+    device_focus: bool = False,
+) -> Iterator[Sent]:
+    """Each query as a device sends it: the frame's vector from ``featurizer`` (the
+    device's model), with ``device_focus`` its focus box's too, with ``send_view`` its
+    focus view JPEG-coded and decoded as on the wire (a query is a settled view)."""
+    for start in range(0, len(queries), featurizer.batch_size):
+        chunk = queries[start : start + featurizer.batch_size]
+        vectors = [featurizer.embed([q.image_bgr for q in chunk])]
+        if device_focus:
+            vectors.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
+        for n, query in enumerate(chunk):
+            view = (
+                decode_focus_view(focus_view_jpeg(query.image_bgr, MAX_JPEG_BYTES))
+                if send_view
+                else None
+            )
+            yield Sent(query, [v[n] for v in vectors], view)
+        if progress:
+            progress(len(chunk))
 
 
 def rank_queries(
     featurizer: Featurizer,
-    index: ExactIndex,
+    answerer: Answerer,
     queries: Iterable[Query],
     progress: Progress | None = None,
     *,
-    focus: bool = False,
-    view_featurizer: Featurizer | None = None,
-    local_features_of: Callable[[str], LocalFeatures | None] | None = None,
-    verify_candidates: int = CANDIDATES,
-    verify_planes: int = PLANES,
-) -> list[tuple[Query, list[str]]]:
-    """Each query with the whole catalog ranked for it (item ids, best first), as a device
-    sends it and the worker answers it: the frame's vector from ``featurizer`` (the
-    device's model); with ``focus`` also the vectors of its focus view's boxes, the view
-    JPEG-coded and decoded as on the wire and featurized by ``view_featurizer`` (the
-    catalog's model, as on the worker; ``featurizer`` when None), each item scoring its
-    best; with ``local_features_of`` (the catalog's keypoints) its best candidates verified
-    from that view."""
+    send_view: bool = False,
+    device_focus: bool = False,
+    known: bool = True,
+) -> list[Ranked]:
+    """Each query as a device sends it (:func:`sent_queries`), answered by ``answerer``'s
+    two stages over the whole catalog. ``known`` queries must name catalog items; unknown
+    ones (things not in the catalog) need not."""
     queries = list(queries)
-    unknown = sorted({q.item_id for q in queries if q.item_id not in index})
-    if unknown:
-        raise EdgelensError(f"queries name items missing from the catalog: {unknown[:10]}")
+    index = answerer.index
+    missing = sorted({q.item_id for q in queries if q.item_id not in index}) if known else []
+    if missing:
+        raise EdgelensError(f"queries name items missing from the catalog: {missing[:10]}")
     rankings = []
-    batch_size, dim = featurizer.batch_size, featurizer.dim
-    for start in range(0, len(queries), batch_size):
-        chunk = queries[start : start + batch_size]
-        vectors = [featurizer.embed([q.image_bgr for q in chunk])]
-        views = (
-            [decode_focus_view(focus_view_jpeg(q.image_bgr, MAX_JPEG_BYTES)) for q in chunk]
-            if focus or local_features_of is not None
-            else []
-        )
-        if focus:  # the worker's focus vectors: each view's boxes, one batch
-            boxes = [box for view in views for box in focus_views(view)]
-            per_view = (view_featurizer or featurizer).embed(boxes).reshape(len(chunk), -1, dim)
-            vectors += list(per_view.transpose(1, 0, 2))
-        for n, query in enumerate(chunk):
-            found = search_views(index, [v[n] for v in vectors], k=len(index))
-            if local_features_of is not None:
-                found = verify_view(
-                    found,
-                    views[n],
-                    local_features_of,
-                    candidates=verify_candidates,
-                    planes=verify_planes,
-                )
-            rankings.append((query, [m.item_id for m in found]))
-        if progress:
-            progress(len(chunk))
+    for sent in sent_queries(
+        featurizer, queries, progress, send_view=send_view, device_focus=device_focus
+    ):
+        answer = answerer.answer(sent.vectors, sent.view, k=len(index))
+        rankings.append(Ranked(sent.query, [m.item_id for m in answer.matches], answer.decision))
     return rankings

@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -97,6 +99,29 @@ def test_eval_json_on_synthetic_views(settings, sample_catalog, precision):
     assert 0.8 <= metrics["top1"] <= metrics["top5"] <= 1.0
     low, high = metrics["top1_interval"]
     assert low < metrics["top1"] <= high
+
+
+def test_eval_reports_no_match_on_views_of_things_not_in_the_catalog(
+    settings, sample_catalog, tmp_path
+):
+    """--unknown DIR (any layout): the share answered "no match", beside top-1 with the
+    decision applied, in the text and the JSON."""
+    unknown = tmp_path / "unknown" / "deep"
+    unknown.mkdir(parents=True)
+    for seed, folder in ((3, unknown), (4, unknown.parent)):
+        noise = np.random.default_rng(seed).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"noise-{seed}.png"), noise)
+    common = ("eval", "--catalog", str(sample_catalog.parent), "--synthetic-views", "1")
+    result = _run(*common, "--unknown", str(tmp_path / "unknown"), "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert {"no_match_rate", "top1", "top5", "queries", "unknown_queries"} <= set(row)
+    assert row["unknown_queries"] == 2 and row["queries"] == 20
+    assert row["no_match_rate"] == 1.0, "noise is no catalog item"
+    text = _run(*common, "--unknown", str(tmp_path / "unknown"))
+    assert "no match on 2 unknown: 1.000" in text.output
+    missing = _run(*common, "--unknown", str(tmp_path / "nowhere"))
+    assert missing.exit_code != 0 and "unknown-views folder not found" in missing.output
 
 
 def test_eval_prints_top1_with_its_interval(settings, sample_catalog):

@@ -1,7 +1,7 @@
 import numpy as np
 
 from edgelens.evaluation.clutter import clutter_view
-from edgelens.evaluation.runner import Query, clutter_queries, metrics_of
+from edgelens.evaluation.runner import Query, Ranked, clutter_queries, metrics_of
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.evaluation.views import FRAME_SIZE
 
@@ -66,8 +66,8 @@ def test_items_in_view_count_only_where_asked():
     ignored" ones take it out of the ranking, and still count one that is not in view."""
     image = np.zeros((8, 8, 3), np.uint8)
     rankings = [
-        (Query("coffee", image, "a", frozenset({"rocket"})), ["rocket", "coffee", "clock"]),
-        (Query("clock", image, "b", frozenset({"rocket"})), ["coffee", "clock", "rocket"]),
+        Ranked(Query("coffee", image, "a", frozenset({"rocket"})), ["rocket", "coffee", "clock"]),
+        Ranked(Query("clock", image, "b", frozenset({"rocket"})), ["coffee", "clock", "rocket"]),
     ]
     assert metrics_of(rankings).top1 == 0.0
     lenient = metrics_of(rankings, ignore_in_view=True)

@@ -12,6 +12,13 @@ def test_metrics_from_ranks():
     assert metrics.map == pytest.approx((1 + 1 / 2 + 1 / 6 + 1 / 11 + 0) / 5)
 
 
+def test_top1_counts_a_no_match_answer_as_wrong():
+    metrics = RetrievalMetrics.from_ranks([1, 1, 2, 1], answered=[True, False, True, True])
+    assert metrics.top1 == pytest.approx(2 / 4) and metrics.top1_ranked == pytest.approx(3 / 4)
+    assert metrics.no_match_known == pytest.approx(1 / 4)
+    assert metrics.top5 == 1.0, "the ranking itself is unchanged"
+
+
 def test_no_queries_is_an_error():
     with pytest.raises(ValueError):
         RetrievalMetrics.from_ranks([])

@@ -6,6 +6,7 @@ import pytest
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
+from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.errors import EdgelensError
 from edgelens.evaluation.runner import (
     Query,
@@ -23,8 +24,11 @@ from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_motorcycle_rig
 from edgelens.featurizer.runtime import Featurizer
 
 
-def _metrics(featurizer, index, queries, **options):
-    return metrics_of(rank_queries(featurizer, index, queries, **options))
+def _metrics(featurizer, index, queries, *, focus: bool = False):
+    """Answered by the vectors alone, or with the worker's focus boxes of the sent view."""
+    policy = AnswerPolicy(top_k=5, view_focus=focus, verify=False)
+    answerer = Answerer(index=index, policy=policy, embed_view=featurizer.embed)
+    return metrics_of(rank_queries(featurizer, answerer, queries, send_view=focus))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from PIL import Image
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
+from edgelens.cloud.answer import AnswerPolicy
 from edgelens.evaluation.real_views import (
     ARCHIVES,
     BACKGROUNDS,
@@ -153,12 +154,16 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     assert sorted(sources) == sorted(archive.url for archive in ARCHIVES.values())
 
 
+VECTORS_AND_VIEW = AnswerPolicy(top_k=5, view_focus=True, verify=False)
+VERIFIED = AnswerPolicy(top_k=5, view_focus=True, verify=True)
+
+
 def test_verification_finds_more_real_second_views_first(featurizer, real_views):
     photos = load_catalog(collect_sources([real_views.catalog_dir]))
     queries = real_view_query_sets(real_views)
     systems = [
-        System("vectors", featurizer, CatalogRecipe(), focus=True),
-        System("verified", featurizer, CatalogRecipe(), focus=True, verify=True),
+        System("vectors", featurizer, CatalogRecipe(), policy=VECTORS_AND_VIEW, send_view=True),
+        System("verified", featurizer, CatalogRecipe(), policy=VERIFIED, send_view=True),
     ]
     results = {
         (r.system, r.set_name): r.metrics for r in evaluate_systems(systems, photos, queries)

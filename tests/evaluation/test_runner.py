@@ -1,6 +1,7 @@
 import numpy as np
 
-from edgelens.evaluation.runner import Miss, Query, metrics_of, misses_of
+from edgelens.evaluation.runner import Miss, Query, Ranked, metrics_of, misses_of
+from edgelens.wire.records import Decision
 
 _PIXELS = np.zeros((4, 4, 3), np.uint8)
 
@@ -11,9 +12,9 @@ def _query(item_id: str, origin: str, also_in_view: frozenset[str] = frozenset()
 
 def test_misses_name_each_query_not_answered_first_with_what_beat_it():
     rankings = [
-        (_query("mug", "q/mug/1.jpg"), ["mug", "cup", "bowl", "vase", "jar"]),
-        (_query("cup", "q/cup/1.jpg"), ["mug", "bowl", "vase", "jar", "cup"]),
-        (_query("bowl", "q/bowl/1.jpg"), ["mug", "bowl", "cup", "vase", "jar"]),
+        Ranked(_query("mug", "q/mug/1.jpg"), ["mug", "cup", "bowl", "vase", "jar"]),
+        Ranked(_query("cup", "q/cup/1.jpg"), ["mug", "bowl", "vase", "jar", "cup"]),
+        Ranked(_query("bowl", "q/bowl/1.jpg"), ["mug", "bowl", "cup", "vase", "jar"]),
     ]
     assert misses_of(rankings) == (
         Miss("q/cup/1.jpg", "cup", 5, ("mug", "bowl", "vase")),
@@ -24,6 +25,17 @@ def test_misses_name_each_query_not_answered_first_with_what_beat_it():
 
 def test_misses_judged_without_the_items_in_view_when_those_are_ignored():
     in_clutter = _query("cup", "clutter 1", frozenset({"mug"}))
-    rankings = [(in_clutter, ["mug", "cup", "bowl"])]
+    rankings = [Ranked(in_clutter, ["mug", "cup", "bowl"])]
     assert misses_of(rankings) == (Miss("clutter 1", "cup", 2, ("mug",)),)
     assert misses_of(rankings, ignore_in_view=True) == ()
+
+
+def test_a_known_item_answered_no_match_is_wrong_at_top1_and_listed():
+    """The product's answer: the right item ranked first but "no match" said is a miss."""
+    rankings = [
+        Ranked(_query("mug", "q/mug/1.jpg"), ["mug", "cup"], Decision.NO_MATCH),
+        Ranked(_query("cup", "q/cup/1.jpg"), ["cup", "mug"]),
+    ]
+    metrics = metrics_of(rankings)
+    assert (metrics.top1, metrics.top1_ranked, metrics.no_match_known) == (0.5, 1.0, 0.5)
+    assert misses_of(rankings) == (Miss("q/mug/1.jpg", "mug", 0, ("no match",)),)
