@@ -50,9 +50,21 @@ class MatchRecordOut(BaseModel):
     seq: int = Field(description="The device's frame counter.")
     captured_at: float = Field(description="Capture time on the device (epoch s).")
     model_id: str
-    latency_ms: float = Field(description="End-to-end: frame capture to match record.")
+    latency_ms: float = Field(
+        description="End-to-end: frame capture to this record's push to Redis."
+    )
     matches: list[MatchOut]
     stages_ms: dict[str, float] = Field(default_factory=dict)
+    stage: Literal["first", "confirmed"] = Field(
+        default="first",
+        description="first: answered from the frame's vectors at once; confirmed: the same "
+        "frame's answer after its view was featurized and verified (it replaces the first).",
+    )
+    decision: Literal["match", "no_match"] = Field(
+        default="match",
+        description="no_match: the thing in view is not in the catalog, as far as the "
+        "evidence goes; the matches are then only the nearest items, not an answer.",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -1,12 +1,16 @@
 """The pages in headless Chromium: live updates without a reload, and a catalog upload."""
 
+import dataclasses
+
 import pytest
 
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.search.loader import index_from_catalog
+from edgelens.wire.records import Decision, Stage
 
 from .chromium import CHROMIUM, headless_chromium
 from .conftest import ADMIN, ADMIN_PASSWORD
@@ -93,6 +97,63 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
     set_status("cam", "online")
     _wait(browser, lambda d: _attribute(d, "#device-status", "data-state") == "online")
     assert browser.execute_script("return window.notReloaded") is True
+
+
+def test_a_confirmed_answer_updates_its_frame_in_place_and_no_match_is_said(
+    browser, live_url, make_record, web_settings
+):
+    """Stage one, then stage two of the same frame: the cards change in place (the same
+    elements, no reload); a late confirmation updates its history line, not the newer
+    screen; a "no match" answer shows that state instead of cards."""
+    from selenium.webdriver.common.by import By
+
+    sink = RedisSink(str(web_settings.redis_url), matches_kept=50)
+    first = make_record("cam", 1, "rocket", "moon")
+    sink.push([first])
+    browser.get(f"{live_url}/devices/cam")
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    assert _attribute(browser, "#latest", "data-stage") == "first"
+    assert "first answer" in browser.find_element(By.ID, "latest").text
+    browser.execute_script(
+        "for (const c of document.querySelectorAll('#latest .match')) c.mark = c.dataset.itemId"
+    )
+
+    moon_first = dataclasses.replace(first, matches=first.matches[::-1], stage=Stage.CONFIRMED)
+    sink.push([moon_first])
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-stage") == "confirmed")
+    cards = browser.find_elements(By.CSS_SELECTOR, "#latest .match")
+    assert [c.get_attribute("data-item-id") for c in cards] == ["moon", "rocket"]
+    marks = browser.execute_script(
+        "return [...document.querySelectorAll('#latest .match')].map(c => c.mark)"
+    )
+    assert marks == ["moon", "rocket"], "the same card elements, moved"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history .record")
+    assert [(r.get_attribute("data-seq"), r.get_attribute("data-stage")) for r in rows] == [
+        ("1", "confirmed")
+    ]
+
+    newer = make_record("cam", 2, "clock")
+    sink.push([newer])
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
+    late = dataclasses.replace(newer, seq=1, matches=first.matches, stage=Stage.CONFIRMED)
+    sink.push([late])  # frame 1 again, confirmed after frame 2 was answered
+    _wait(browser, lambda d: "rocket" in d.find_element(By.CSS_SELECTOR, '[data-seq="1"]').text)
+    assert _attribute(browser, "#latest", "data-seq") == "2", "the newer screen stays"
+    assert [
+        c.get_attribute("data-item-id")
+        for c in browser.find_elements(By.CSS_SELECTOR, "#latest .match")
+    ] == ["clock"]
+
+    unknown = dataclasses.replace(make_record("cam", 3, "moon"), decision=Decision.NO_MATCH)
+    sink.push([unknown])
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "3")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-field=no-match]").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, "#latest .matches").is_displayed()
+    assert "No match" in browser.find_element(By.CSS_SELECTOR, '[data-seq="3"]').text
+    browser.refresh()  # as the server renders it
+    assert browser.find_element(By.CSS_SELECTOR, "[data-field=no-match]").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, "#latest .matches").is_displayed()
+    sink.close()
 
 
 def test_catalog_upload_through_the_form_makes_the_item_searchable(

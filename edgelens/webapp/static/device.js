@@ -1,19 +1,27 @@
 // One device: a match record ("message" event) replaces #latest and heads the history;
-// a "status" event updates the badge. #latest[data-shown-at] is when (epoch ms) the
-// record reached the DOM, for latency measurements.
+// its confirmed answer (stage two, same seq) updates both in place; a "status" event
+// updates the badge. #latest[data-shown-at] is when (epoch ms) the record reached the DOM,
+// for latency measurements.
 "use strict";
 
 (() => {
   const { clone, connect, fill, format, showBadge } = window.edgelens;
   const latest = document.getElementById("latest");
   const history = document.getElementById("history");
+  const matchList = latest.querySelector("[data-field=matches]");
+  const noMatch = latest.querySelector("[data-field=no-match]");
+  // As the server's stage_label macro (_macros.html).
+  const stageLabel = (record) => (record.stage === "confirmed" ? "confirmed" : "first answer");
 
-  function matchCard(match, index) {
-    const card = clone("match-template");
-    card.dataset.itemId = match.item_id;
-    const image = card.querySelector("[data-field=image]");
-    image.src = `/catalog/images/${encodeURIComponent(match.item_id)}`;
-    image.alt = match.name;
+  // A card per match; a card already showing the item is reused (its image stays loaded),
+  // so a confirmed answer reorders and re-marks the cards without a flicker.
+  function updateCard(card, match, index) {
+    if (card.dataset.itemId !== match.item_id) {
+      card.dataset.itemId = match.item_id;
+      const image = card.querySelector("[data-field=image]");
+      image.src = `/catalog/images/${encodeURIComponent(match.item_id)}`;
+      image.alt = match.name;
+    }
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
     // Only the answer: a near-duplicate's keypoints are in the view too (_macros.html).
     card.querySelector("[data-field=verified]").hidden = index !== 0 || match.verified !== true;
@@ -26,38 +34,67 @@
     return card;
   }
 
+  function showMatches(record) {
+    const shown = new Map([...matchList.children].map((card) => [card.dataset.itemId, card]));
+    const cards = record.matches.map((match, index) =>
+      updateCard(shown.get(match.item_id) || clone("match-template"), match, index),
+    );
+    matchList.replaceChildren(...cards);
+    const none = record.decision === "no_match";
+    matchList.hidden = none;
+    noMatch.hidden = !none;
+  }
+
   function historyRow(record) {
     const row = clone("history-template");
     const top = record.matches[0];
     row.dataset.seq = record.seq;
+    row.dataset.stage = record.stage;
+    let answer = "";
+    if (record.decision === "no_match") answer = "No match";
+    else if (top) answer = `${top.name} · ${format.percent(top.score)}`;
     fill(row, {
       seq: `#${record.seq}`,
       captured: format.clock(record.captured_at),
-      top: top ? `${top.name} · ${format.percent(top.score)}` : "",
+      top: answer,
+      stage: stageLabel(record),
       latency: format.ms(record.latency_ms),
     });
     return row;
   }
 
   function showRecord(record) {
-    const repeat =
+    const sameFrame =
       latest.dataset.seq === String(record.seq) &&
       Number(latest.dataset.capturedAt) === record.captured_at;
-    if (repeat) return; // the stream's snapshot of what the page already shows
-    latest.querySelector("[data-field=matches]").replaceChildren(...record.matches.map(matchCard));
+    if (sameFrame && latest.dataset.stage === record.stage) return; // a repeat of the screen
+    if (record.stage === "confirmed") {
+      // Stage two of a frame: its history line in place; the screen only if it shows it.
+      const row = history.querySelector(`[data-seq="${record.seq}"]`);
+      if (row) row.replaceWith(historyRow(record));
+      if (!sameFrame && latest.dataset.seq !== "") return;
+    }
+    showMatches(record);
     fill(latest, {
       seq: `#${record.seq}`,
       captured: format.clock(record.captured_at),
+      stage: stageLabel(record),
       latency: format.ms(record.latency_ms),
     });
     latest.querySelector(".record-head").hidden = false;
     latest.querySelector("[data-field=empty]").hidden = true;
-    history.prepend(historyRow(record));
-    while (history.children.length > Number(history.dataset.max)) history.lastElementChild.remove();
+    if (!sameFrame && !history.querySelector(`[data-seq="${record.seq}"]`)) {
+      history.prepend(historyRow(record));
+      while (history.children.length > Number(history.dataset.max)) {
+        history.lastElementChild.remove();
+      }
+    }
     const shownAt = performance.timeOrigin + performance.now();
     fill(latest, { screen: `· on screen ${format.ms(shownAt - record.captured_at * 1000)} after capture` });
     latest.dataset.capturedAt = record.captured_at;
     latest.dataset.shownAt = shownAt.toFixed(1);
+    latest.dataset.stage = record.stage;
+    latest.dataset.decision = record.decision;
     latest.dataset.seq = record.seq; // last: tests wait for it, so everything else is in place
   }
 
