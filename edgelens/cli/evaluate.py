@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import numpy as np
 import typer
@@ -30,6 +31,8 @@ from edgelens.evaluation.runner import (
 from edgelens.evaluation.variants import variant_suite
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Precision, Settings
+
+T = TypeVar("T")
 
 
 @reports_errors
@@ -211,25 +214,21 @@ def _catalog_query_sets(
 
 def _unknown_views(folder: Path | None) -> list[Query]:
     """Every image under ``folder``, as views of things the catalog does not hold."""
-    if folder is None:
-        return []
-    if not folder.is_dir():
-        raise EdgelensError(f"unknown-views folder not found: {folder}")
-    views = unlabelled_queries(folder)
-    if not views:
-        raise EdgelensError(f"no images under {folder}")
-    return views
+    return [] if folder is None else _images_in(folder, "unknown-views", unlabelled_queries)
 
 
 def _background_photos(folder: Path | None) -> list[np.ndarray] | None:
-    if folder is None:
-        return None
+    return None if folder is None else _images_in(folder, "background", folder_photos)
+
+
+def _images_in(folder: Path, what: str, load: Callable[[Path], list[T]]) -> list[T]:
+    """``load(folder)``, refusing a missing folder or one without images, by name."""
     if not folder.is_dir():
-        raise EdgelensError(f"background folder not found: {folder}")
-    photos = folder_photos(folder)
-    if not photos:
-        raise EdgelensError(f"no background photos in {folder}")
-    return photos
+        raise EdgelensError(f"{what} folder not found: {folder}")
+    images = load(folder)
+    if not images:
+        raise EdgelensError(f"no images in the {what} folder {folder}")
+    return images
 
 
 def _featurizer(settings: Settings, precision: str, pooling: str) -> Featurizer:

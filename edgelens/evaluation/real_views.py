@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgelens.errors import EdgelensError
+from edgelens.evaluation.fetched import write_once
 from edgelens.evaluation.runner import Query, folder_photos, folder_queries
 from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_sample_catalog
 
@@ -292,20 +293,10 @@ class RealViewSet:
 
 def fetch_real_views(directory: Path, *, archives: Mapping[str, Archive] = ARCHIVES) -> RealViewSet:
     """The set under ``directory``, downloaded and written on first use, reused after."""
-    real_set = RealViewSet(directory)
-    marker = directory / "set.json"
-    if marker.exists() and json.loads(marker.read_text()).get("version") == SET_VERSION:
-        return real_set
-    staging = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _write_set(archives, staging)
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # left only by a failure
-    logger.info("real-view set written", extra={"path": str(directory)})
-    return real_set
+    write_once(
+        directory, SET_VERSION, lambda staging: _write_set(archives, staging), "real-view set"
+    )
+    return RealViewSet(directory)
 
 
 def _download(url: str, target: Path, sha256: str) -> None:

@@ -43,7 +43,6 @@ import hashlib
 import io
 import json
 import logging
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -56,6 +55,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from edgelens.errors import EdgelensError
+from edgelens.evaluation.fetched import write_once
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -321,18 +321,7 @@ def split_of(source: Source, photo: Photo) -> str:
 
 def fetch_unknown_views(directory: Path, *, sources: Sequence[Source] = SOURCES) -> Path:
     """The set under ``directory``, downloaded and written on first use, reused after."""
-    marker = directory / "set.json"
-    if marker.exists() and json.loads(marker.read_text()).get("version") == SET_VERSION:
-        return directory
-    staging = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _write_set(sources, staging)
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # left only by a failure
-    logger.info("unknown set written", extra={"path": str(directory)})
+    write_once(directory, SET_VERSION, lambda staging: _write_set(sources, staging), "unknown set")
     return directory
 
 
