@@ -10,13 +10,18 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
 - real views: 47 real second photos (sample and test photos of OpenCV, Pillow, kapture and
   pygcransac, and scikit-image's stereo pair) against their own 60-item catalog, overall and
   per group (objects and scenes; near-duplicates).
-"edgelens" is sharpened R-GeM pooling with the catalog recipe's views, queries sent as a device
-sends them (the frame's vector and its centred focus box as a colour JPEG, the focus view) and
-answered as the worker does (the view and its own centred box featurized with the catalog's
-model, each item scoring its best of frame and boxes, then the best 15 re-ranked by keypoint
-verification); "baseline" is global average pooling with one vector per item, the plain
-approach. "one plane", "no verification" and "frame only" rows leave those steps out, to
-show what each adds. Also the vector-cache count and the device-side featurize cost of both models.
+"edgelens" is the product as its settings describe it (edgelens.evaluation.runner.System.product):
+sharpened R-GeM pooling with the catalog recipe's views, each query sent as a device sends a
+settled view (the frame's vector and its centred focus box as a colour JPEG, the focus view)
+and answered by the worker's own answer path (edgelens.cloud.answer): stage one from the
+vector, stage two (the view and its own centred box featurized with the catalog's model, the
+best 15 re-ranked by keypoint verification) unless the first answer is already a clear match,
+then the "no match" decision; top-1 counts a known item answered "no match" as wrong.
+"baseline" is global average pooling with one vector per item, the plain approach. "no
+decision" is the product without "no match" and always confirmed (the answer as it was before
+the two stages). The open set: views of things that are not in the catalog (edgelens.evaluation.
+unknown_views), the "no match" thresholds calibrated on one half and reported on the other.
+Also the vector-cache count and the device-side featurize cost of both models.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -44,15 +50,30 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.answer import AnswerPolicy
+from edgelens.evaluation.openset import (
+    OpenSetPoint,
+    Staged,
+    calibrate,
+    frontier,
+    operating_point,
+    staged_answers,
+    sweep,
+)
 from edgelens.evaluation.real_views import BACKGROUNDS, fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
+    CatalogPhoto,
+    Query,
     System,
     clutter_queries,
     evaluate_systems,
     load_catalog,
     synthetic_queries,
+    system_answerer,
+    unlabelled_queries,
 )
 from edgelens.evaluation.sample_photos import write_sample_catalog
+from edgelens.evaluation.unknown_views import fetch_unknown_views
 from edgelens.evaluation.variants import variant_suite
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import (
@@ -65,8 +86,12 @@ from edgelens.featurizer.focus import (
 from edgelens.featurizer.local_features import extract_local_features
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.verify import CANDIDATES, PLANES, verify_view
+from edgelens.settings import Settings
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
+
+# The share of unknown views the "no match" thresholds are calibrated to refuse.
+NO_MATCH_TARGET = 0.92
 
 
 def main() -> None:
@@ -94,52 +119,40 @@ def main() -> None:
         }
         real_photos = load_catalog(collect_sources([real_set.catalog_dir]))
         real_sets = real_view_query_sets(real_set)
+        settings = Settings()
         systems = []
         for precision in ("fp32", "fp16", "int8"):
-            for name, pooling, recipe in (
-                ("edgelens", "rgem", CatalogRecipe()),
-                ("baseline", "gap", CatalogRecipe(1)),
-            ):
-                featurizer = Featurizer.from_models_dir(
-                    args.models_dir, precision, pooling, providers=["cpu"]
-                )
-                systems.append(
-                    System(
-                        f"{name} {precision.upper()}",
-                        featurizer,
-                        recipe,
-                        focus=name == "edgelens",
-                        verify=name == "edgelens",
-                    )
-                )
+            ours = Featurizer.from_models_dir(args.models_dir, precision, "rgem", providers=["cpu"])
+            systems.append(System.product(f"edgelens {precision.upper()}", ours, settings))
+        plain = Featurizer.from_models_dir(args.models_dir, "fp32", "gap", providers=["cpu"])
+        systems.append(System("baseline FP32", plain, CatalogRecipe(1)))
         fp32 = systems[0].featurizer
-        for derived in (systems[2], systems[4]):  # FP16 and INT8 devices, FP32 catalog
+        for derived in systems[1:3]:  # FP16 and INT8 devices, FP32 catalog
             systems.append(
-                System(
-                    f"{derived.name} device, FP32 catalog",
-                    derived.featurizer,
-                    derived.recipe,
-                    catalog_featurizer=fp32,
-                    focus=True,
-                    verify=True,
+                dataclasses.replace(
+                    derived, name=f"{derived.name} device, FP32 catalog", catalog_featurizer=fp32
                 )
             )
-        systems += [
-            System(
-                "edgelens FP32, one plane",
-                fp32,
-                CatalogRecipe(),
-                focus=True,
-                verify=True,
-                verify_planes=1,
-            ),
-            System("edgelens FP32, no verification", fp32, CatalogRecipe(), focus=True),
-            System("edgelens FP32, frame only", fp32, CatalogRecipe()),
-        ]
+        policy = systems[0].policy
+        systems.append(
+            dataclasses.replace(
+                systems[0], name="edgelens FP32, no decision", policy=_before(policy)
+            )
+        )
         variant_photos, variant_sets = variant_suite(photos, args.variant_views, args.seed)
         results = evaluate_systems(systems, photos, query_sets)
         results += evaluate_systems(systems, variant_photos, variant_sets)
         results += evaluate_systems(systems, real_photos, real_sets)
+        unknown_dir = fetch_unknown_views(args.models_dir.parent / "unknown-views")
+        open_set = _open_set(
+            systems[0],
+            {"sample photos": photos, "real views": real_photos},
+            known=query_sets["synthetic"] + query_sets["clutter, other photos"],
+            known_test=real_sets["real views"],
+            unknown=unlabelled_queries(unknown_dir / "calibration"),
+            unknown_test=unlabelled_queries(unknown_dir / "test"),
+            plot=None if args.no_write else Path("docs/open-set.png"),
+        )
         cache = _cache_counts(Path(tmp), systems[0].featurizer, sources)
         # The worker featurizes focus views on worker.math_threads (1) threads.
         worker_model = Featurizer.from_models_dir(
@@ -165,15 +178,20 @@ def main() -> None:
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
         f"edgelens = sharpened R-GeM pooling in the graph + {CatalogRecipe().views} vectors per "
         f"catalog photo + the query's centred focus box ({FOCUS_AREA:.0%} of the frame), sent "
-        "as a colour JPEG (the focus view); the worker featurizes the view and the view's own "
-        f"centred box ({FOCUS_AREA**2:.0%} of the frame) with the catalog's model, each item "
-        "scoring its best of frame and boxes + spatial verification of the "
+        "as a colour JPEG (the focus view), answered in two stages (edgelens.cloud.answer): "
+        "the frame's vector at once; then, unless that first answer is a match leading the "
+        f"next item by {policy.confirm_margin} cosine, the view and the view's own centred box "
+        f"({FOCUS_AREA**2:.0%} of the frame) featurized with the catalog's model, each item "
+        "scoring its best of frame and boxes, + spatial verification of the "
         f"best {CANDIDATES} (SIFT keypoints of the focus view against each candidate's photo, "
-        f"matched as RootSIFT, up to {PLANES} homographies fitted in turn by USAC, each on "
-        "the matches the ones before left; edgelens.search.verify); one plane = only the "
-        "first homography's inliers; no verification = without the last step; "
-        "frame only = without the focus boxes either; baseline = global average pooling, "
-        '1 vector per photo. "clutter, in view ignored": the same rankings of the clutter '
+        f"matched as RootSIFT, up to {PLANES} homographies fitted in turn by USAC); then the "
+        '"no match" decision (unverified and below a cosine of '
+        f"{policy.match_score} or less than {policy.match_lead} above the catalog's "
+        "background for the view). Top-1 is the product's answer (the right item first and "
+        'not "no match"); top-1 ranked is the ranking alone. no decision = the product as it '
+        'was before the two stages (always confirmed, never "no match"); baseline = global '
+        'average pooling, 1 vector per photo. "clutter, in view ignored": the same rankings '
+        "of the clutter "
         "set with the other catalog items each frame shows (its background tiles) taken out, "
         "neither right nor wrong, as the revisited Oxford/Paris protocol treats its junk "
         "images: answering a catalog item that is really in the frame is then not a miss. "
@@ -181,8 +199,9 @@ def main() -> None:
         "(edgelens.evaluation.metrics): where two rows' intervals overlap widely, the set "
         "has not told them apart.",
         "",
-        "| set | system | top-1 | top-1, 95% interval | top-5 | recall@10 | mAP |",
-        "| --- | --- | ---: | :---: | ---: | ---: | ---: |",
+        "| set | system | top-1 | top-1, 95% interval | top-1 ranked | known answered "
+        '"no match" | top-5 | recall@10 | mAP |',
+        "| --- | --- | ---: | :---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for set_name in dict.fromkeys(r.set_name for r in results):  # in the order measured
         for r in (r for r in results if r.set_name == set_name):
@@ -190,8 +209,10 @@ def main() -> None:
             low, high = m.top1_interval()
             lines.append(
                 f"| {set_name} | {r.system} | {m.top1:.3f} | {low:.2f}-{high:.2f} | "
+                f"{m.top1_ranked:.3f} | {m.no_match_known:.3f} | "
                 f"{m.top5:.3f} | {m.recall_at_10:.3f} | {m.map:.3f} |"
             )
+    lines += ["", *open_set]
     lines += [
         "",
         f"Device-side featurize cost, one 640x480 frame (preprocessing included), FP32: "
@@ -217,6 +238,109 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("retrieval-quality", "## Retrieval quality per set and precision\n\n" + body)
+
+
+def _open_set(
+    system: System,
+    catalogs: dict[str, Sequence[CatalogPhoto]],
+    *,
+    known: list[Query],
+    known_test: list[Query],
+    unknown: list[Query],
+    unknown_test: list[Query],
+    plot: Path | None,
+) -> list[str]:
+    """Calibrate the "no match" thresholds on ``known`` (queries of the first catalog) and
+    ``unknown`` views against every catalog; report the defaults and the calibrated point
+    on the other half (``known_test`` of the last catalog, ``unknown_test``)."""
+    first_name, last_name = catalogs
+    staged: dict[str, list[Staged]] = {}
+    for name, photos in catalogs.items():
+        answerer = system_answerer(system, photos, {})
+        staged[f"unknown, {name}"] = staged_answers(system, answerer, unknown)
+        staged[f"unknown test, {name}"] = staged_answers(system, answerer, unknown_test)
+        queries = known if name == first_name else known_test
+        staged[f"known, {name}"] = staged_answers(system, answerer, queries)
+    calibration_unknown = staged[f"unknown, {first_name}"] + staged[f"unknown, {last_name}"]
+    test_unknown = staged[f"unknown test, {first_name}"] + staged[f"unknown test, {last_name}"]
+    calibration = sweep(system.policy, staged[f"known, {first_name}"], calibration_unknown)
+    chosen = calibrate(calibration, no_match_rate=NO_MATCH_TARGET)
+    off = _before(system.policy)
+    rows = []
+    for label, policy in (
+        ("no decision (before)", off),
+        (
+            f"default (match_score {system.policy.match_score}, "
+            f"match_lead {system.policy.match_lead})",
+            system.policy,
+        ),
+        (
+            f"calibrated now (match_score {chosen.policy.match_score}, "
+            f"match_lead {chosen.policy.match_lead})",
+            chosen.policy,
+        ),
+    ):
+        cal = operating_point(policy, staged[f"known, {first_name}"], calibration_unknown)
+        test = operating_point(policy, staged[f"known, {last_name}"], test_unknown)
+        rows.append(
+            f"| {label} | {cal.known_top1:.3f} | {cal.no_match_rate:.3f} | "
+            f"{test.known_top1:.3f} | {test.no_match_rate:.3f} | {test.confirmed_share:.2f} |"
+        )
+    if plot is not None:
+        test_curve = [
+            operating_point(p.policy, staged[f"known, {last_name}"], test_unknown)
+            for p in frontier(calibration)
+        ]
+        _plot_open_set(frontier(calibration), test_curve, plot)
+    return [
+        '### Open set: "no match" on things that are not in the catalog',
+        "",
+        f"Unknown views: {len(unknown)} + {len(unknown_test)} real photos of things in no "
+        "catalog (edgelens.evaluation.unknown_views: two halves by a fixed hash), each "
+        f"answered against both catalogs ({first_name}, {last_name}). Calibration: the known "
+        f"synthetic and clutter-among-other-photos views of the {first_name} "
+        f"({len(known)}) and the first half of the unknown views; the thresholds with the "
+        f'best known top-1 that answer at least {NO_MATCH_TARGET:.0%} of them "no match" '
+        "(edgelens.evaluation.openset.calibrate). Test: the real views against their own "
+        f"catalog ({len(known_test)}) and the other half of the unknown views. Known top-1 "
+        'counts a known item answered "no match" as wrong; confirmed: the share of all '
+        "test views whose answer took stage two.",
+        "",
+        '| thresholds | calibration: known top-1 | calibration: unknown "no match" | '
+        'test: known top-1 | test: unknown "no match" | test: confirmed |',
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "![known top-1 against unknown views answered no match](open-set.png)",
+    ]
+
+
+def _before(policy: AnswerPolicy) -> AnswerPolicy:
+    """The answer as it was before the two stages: every view confirmed, no "no match"."""
+    return dataclasses.replace(policy, match_score=-1.0, match_lead=-2.0, confirm_margin=2.0)
+
+
+def _plot_open_set(calibration: list[OpenSetPoint], test: list[OpenSetPoint], path: Path) -> None:
+    """Known top-1 against the share of unknown views answered "no match", as the
+    thresholds move along the calibration's frontier."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, points in (("calibration", calibration), ("test (same thresholds)", test)):
+        axes.plot(
+            [p.no_match_rate for p in points], [p.known_top1 for p in points], ".-", label=label
+        )
+    axes.set_xlabel('unknown views answered "no match"')
+    axes.set_ylabel("known top-1 (decision applied)")
+    axes.set_title("Open set: the no-match thresholds moving")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def _device_cost(

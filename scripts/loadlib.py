@@ -4,17 +4,22 @@ processes, and Redis-side counting of matched records."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import redis
 
 from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.models import CatalogItem
+from edgelens.catalog.store import CatalogStore
+from edgelens.featurizer import local_features
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.ann import AnnIndex
 from edgelens.search.bench import VectorModel, real_embeddings, synthetic_catalog
@@ -26,11 +31,19 @@ EDGELENS = [sys.executable, "-m", "edgelens"]
 
 
 def prepare_catalog(
-    featurizer: Featurizer, *, items: int, queries: int, data_dir: Path, device_ids: list[str]
+    featurizer: Featurizer,
+    *,
+    items: int,
+    queries: int,
+    data_dir: Path,
+    device_ids: list[str],
+    photos: Sequence[np.ndarray] = (),
 ) -> list[bytes]:
     """Save an ANN index of ``items`` catalog items (grown from real embeddings, with the
     recipe's vectors per item) where workers load it from ``data_dir``; return encoded
-    float16 query messages of fresh views of catalog products, one per device in turn."""
+    float16 query messages of fresh views of catalog products, one per device in turn.
+    With ``photos``, the items are also catalog rows whose photos' keypoints are those
+    photos' in turn, so stage two verifies against real keypoints."""
     rng = np.random.default_rng(0)
     labels, real = real_embeddings(featurizer, views=12, seed=50)
     model = VectorModel.fit(real, labels)
@@ -46,13 +59,35 @@ def prepare_catalog(
     save_index(
         index,
         data_dir / "index" / f"{featurizer.model_id}-{CatalogRecipe().recipe_id}.npz",
-        catalog_version="0",
+        catalog_version=str(_catalog_rows(data_dir, item_ids, photos)),
     )
     views_of_products = model.views(products[rng.integers(0, len(products), queries)], rng)
     return [
         encode(FeatureMessage(device_ids[i % len(device_ids)], i, 0.0, featurizer.model_id, query))
         for i, query in enumerate(views_of_products)
     ]
+
+
+def _catalog_rows(
+    data_dir: Path, items: Sequence[CatalogItem], photos: Sequence[np.ndarray]
+) -> int:
+    """Catalog rows for ``items`` whose photos' keypoints are ``photos``' in turn (as the
+    catalog stores them); returns the catalog change the index then reflects."""
+    if not photos:
+        return 0
+    shas = [hashlib.sha256(photo.tobytes()).hexdigest() for photo in photos]
+    store = CatalogStore(data_dir / "catalog.sqlite3")
+    with store.transaction() as conn:
+        for sha, photo in zip(shas, photos, strict=True):
+            store.put_local_features(
+                conn, sha, local_features.METHOD_ID, local_features.extract_local_features(photo)
+            )
+        for n, item in enumerate(items):
+            sha = shas[n % len(shas)]
+            store.upsert(conn, dataclasses.replace(item, image_sha256=sha, image_file=sha))
+    change = store.last_change
+    store.close()
+    return change
 
 
 def worker_env(*, data_dir: Path, models_dir: Path, redis_url: str, mqtt_url: str) -> dict:
@@ -69,10 +104,14 @@ def worker_env(*, data_dir: Path, models_dir: Path, redis_url: str, mqtt_url: st
 
 
 @contextlib.contextmanager
-def worker_processes(envs: list[dict]) -> Iterator[list[subprocess.Popen]]:
-    """One real ``edgelens cloud run`` process per environment, terminated on exit."""
+def worker_processes(
+    envs: list[dict], *, cores: Sequence[int] = ()
+) -> Iterator[list[subprocess.Popen]]:
+    """One real ``edgelens cloud run`` process per environment, terminated on exit; with
+    ``cores``, each held to those CPU cores (taskset)."""
+    pin = ["taskset", "-c", ",".join(map(str, cores))] if cores else []
     procs = [
-        subprocess.Popen([*EDGELENS, "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
+        subprocess.Popen([*pin, *EDGELENS, "cloud", "run"], env=env, stderr=subprocess.DEVNULL)
         for env in envs
     ]
     try:
@@ -98,6 +137,14 @@ class LpushCounter:
 
     def close(self) -> None:
         self._client.close()
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory now (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:
