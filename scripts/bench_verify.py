@@ -1,9 +1,10 @@
-"""Spatial verification's budget: what the keypoints kept per catalog photo, the size the
-worker extracts the query view at, the number of candidates verified, how descriptors are
-compared (RootSIFT or plain SIFT), how the homography is fitted (USAC or plain RANSAC) and
-how many planes may hold the inliers (several, or one) cost (bytes stored per item, worker
-ms per message on one core) and give (top-1/top-5), against the vector search alone, on the
-same rankings in the same run.
+"""Spatial verification's budget: what the keypoints kept per catalog photo and the form they
+are stored in, the size the worker extracts the query view at, the number of candidates
+verified, how descriptors are compared (RootSIFT or plain SIFT), how the homography is
+fitted (USAC or plain RANSAC) and how many planes may hold the inliers (several, or one)
+cost (bytes stored per item, ms to decode a stored item, worker ms per message on one core)
+and give (top-1/top-5), against the vector search alone, on the same rankings in the same
+run.
 
 Verification is the worker's dearest step and its keypoints the catalog's largest part;
 this measures how much of either can go before the answers change. Query sets and seeds
@@ -32,24 +33,33 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import common_arguments, write_section
 
+from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.sources import collect_sources
+from edgelens.cloud.answer import AnswerPolicy
 from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     IN_VIEW_IGNORED,
-    Query,
-    catalog_index,
+    Ranked,
+    System,
     clutter_queries,
     load_catalog,
     metrics_of,
     rank_queries,
+    system_answerer,
 )
 from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.featurizer.local_features import (
+    CATALOG_KEYPOINTS,
     MAX_KEYPOINTS,
     MAX_SIDE,
     LocalFeatures,
+    catalog_local_features,
     extract_local_features,
+    keep_largest,
+    legacy_from_blobs,
+    legacy_to_blobs,
+    sift_keypoints,
 )
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.verify import (
@@ -66,20 +76,25 @@ from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Match
 
 ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
-# (keypoints per catalog photo, side the worker extracts the view at, candidates verified,
-# descriptors matched as, homography fitted by, planes); the product's first, then the
-# product before several planes, before USAC, and before RootSIFT and 15 candidates.
+COMPACT, FULL = "OPQ codes", "uint8 SIFT"  # how a catalog photo's keypoints are stored
+LARGEST = f"{CATALOG_KEYPOINTS} largest"  # of MAX_KEYPOINTS, as the catalog keeps them
+# (keypoints per catalog photo, stored as, side the worker extracts the view at, candidates
+# verified, descriptors matched as, homography fitted by, planes); the product's first, then
+# the product before the compact form, the same keypoints at full precision, the product
+# before several planes, before USAC, and before RootSIFT and 15 candidates.
 BUDGETS = [
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", 1),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC", 1),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "SIFT", "RANSAC", 1),
-    (MAX_KEYPOINTS, MAX_SIDE, CANDIDATES, "SIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, MAX_SIDE, 10, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, MAX_SIDE, 5, "RootSIFT", "USAC", PLANES),
-    (500, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (250, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, 320, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (LARGEST, COMPACT, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (LARGEST, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", 1),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC", 1),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "SIFT", "RANSAC", 1),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "SIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 5, "RootSIFT", "USAC", PLANES),
+    (500, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (250, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (MAX_KEYPOINTS, FULL, 320, CANDIDATES, "RootSIFT", "USAC", PLANES),
 ]
 
 
@@ -97,13 +112,45 @@ def _as(descriptors: str, features: LocalFeatures) -> LocalFeatures:
     return _PlainSift(features.xy_n2, features.descriptors_n128)
 
 
-Rankings = list[tuple[Query, list[str]]]
+def _stored(
+    image: np.ndarray, keypoints: int | str, stored: str
+) -> tuple[LocalFeatures, tuple[bytes, bytes]]:
+    """A catalog photo's keypoints as the catalog would give them back, and the blobs it
+    would store for them."""
+    if stored == COMPACT:
+        if keypoints != LARGEST:
+            raise ValueError(f"the compact form keeps the {LARGEST} keypoints")
+        features = catalog_local_features(image)
+        return features, features.to_blobs()
+    if keypoints == LARGEST:
+        features = keep_largest(*sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE))
+    else:
+        features = extract_local_features(image, max_keypoints=keypoints)
+    return features, legacy_to_blobs(features)
+
+
+def _decode_ms(blobs: tuple[bytes, bytes], stored: str) -> float:
+    """What reading one stored candidate back costs the worker: its blobs to the
+    descriptors it is matched by."""
+    started = time.perf_counter()
+    read = LocalFeatures.from_blobs if stored == COMPACT else legacy_from_blobs
+    read(*blobs).matching_descriptors_n128  # noqa: B018 - the work measured
+    return (time.perf_counter() - started) * 1000
+
+
+Rankings = list[Ranked]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clutter", type=int, default=10, help="clutter views per photo")
     parser.add_argument("--seed", type=int, default=1000, help="bench_quality's seed")
+    parser.add_argument(
+        "--budgets",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=None,
+        help="which rows of BUDGETS to measure, e.g. 0,1,2 (default: all)",
+    )
     common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -122,42 +169,53 @@ def main() -> None:
     }
     real_photos = load_catalog(collect_sources([real_set.catalog_dir]))
     real_sets = {"real views": real_view_query_sets(real_set)["real views"]}
+    # The vector search alone, as the worker's second stage runs it before verifying: the
+    # frame's vector and the focus view's boxes, each item scoring its best.
+    vectors_only = System(
+        "vectors only",
+        featurizer,
+        DEFAULT_RECIPE,
+        policy=AnswerPolicy(top_k=1, view_focus=True, verify=False),
+        send_view=True,
+    )
     for catalog, query_sets in ((photos, sample_sets), (real_photos, real_sets)):
-        index = catalog_index(featurizer, catalog)
+        answerer = system_answerer(vectors_only, catalog, {})
         suites.append(
             (
                 catalog,
                 {
-                    name: rank_queries(featurizer, index, queries, focus=True)
+                    name: rank_queries(featurizer, answerer, queries, send_view=True)
                     for name, queries in query_sets.items()
                 },
             )
         )
     views = {  # what the devices send, made once
-        id(query): focus_view_jpeg(query.image_bgr, MAX_JPEG_BYTES)
+        id(r.query): focus_view_jpeg(r.query.image_bgr, MAX_JPEG_BYTES)
         for _, sets in suites
         for rankings in sets.values()
-        for query, _ in rankings
+        for r in rankings
     }
 
-    rows = [("vectors only", "", "", "", "", "", 0, 0.0, _figures(suites))]
+    rows = [("vectors only", "", "", "", "", "", "", [0], [0.0], 0.0, _figures(suites))]
     cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
-    pairs = []  # (view keypoints, candidate keypoints) of the product's budget
-    for budget, (keypoints, side, candidates, descriptors, fitted_by, planes) in enumerate(BUDGETS):
-        verified_sets, bytes_per_item, message_ms = [], [], []
+    pairs = []  # (view keypoints, candidate keypoints) of the first budget measured
+    chosen = args.budgets if args.budgets is not None else range(len(BUDGETS))
+    for budget in chosen:
+        keypoints, stored_as, side, candidates, descriptors, fitted_by, planes = BUDGETS[budget]
+        verified_sets, bytes_per_item, decode_ms, message_ms = [], [], [], []
         for catalog, sets in suites:
-            stored = {
-                p.item.item_id: _as(
-                    descriptors, extract_local_features(p.image_bgr, max_keypoints=keypoints)
-                )
-                for p in catalog
-            }
-            bytes_per_item += [sum(map(len, f.to_blobs())) for f in stored.values()]
+            stored = {}
+            for p in catalog:
+                features, blobs = _stored(p.image_bgr, keypoints, stored_as)
+                stored[p.item.item_id] = _as(descriptors, features)
+                bytes_per_item.append(sum(map(len, blobs)))
+                decode_ms.append(_decode_ms(blobs, stored_as))
             verified = {}
             for name, rankings in sets.items():
                 verified[name] = []
-                for query, ranked in rankings:
-                    if budget == 0 and len(pairs) < 2000:
+                for r in rankings:
+                    query, ranked = r.query, r.ranked
+                    if budget == chosen[0] and len(pairs) < 2000:
                         view = decode_focus_view(views[id(query)])
                         pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
@@ -172,17 +230,19 @@ def main() -> None:
                         planes=planes,
                     )
                     message_ms.append((time.perf_counter() - started) * 1000)
-                    verified[name].append((query, found))
+                    verified[name].append(Ranked(query, found))
             verified_sets.append((catalog, verified))
         rows.append(
             (
                 str(keypoints),
+                stored_as,
                 f"{side} px",
                 str(candidates),
                 descriptors,
                 fitted_by,
                 str(planes),
-                statistics.mean(bytes_per_item),
+                bytes_per_item,
+                decode_ms,
                 statistics.median(message_ms),
                 _figures(verified_sets),
             )
@@ -196,12 +256,19 @@ def main() -> None:
         "every query once, then each budget verifies the best candidates as the worker does "
         "(decode the device's view, extract its keypoints at the side given, match and fit "
         "against each candidate's stored keypoints). Bytes are what the catalog stores per "
-        "photo, on average (float32 positions, uint8 descriptors; photos with little "
-        "texture keep fewer keypoints); worker ms is the median per message with OpenCV and "
-        "numpy on one core. The first budget is the product's "
-        "(settings.search.verify_candidates sets the third column), the second the one it "
-        "replaced (one plane), the third the one before (plain RANSAC), the fourth the one "
-        "before that (10 candidates, plain SIFT); "
+        "photo, on average and at most (photos with little texture keep fewer keypoints): "
+        f"'{FULL}' is float32 positions and uint8 descriptors, 136 bytes a keypoint; "
+        f"'{COMPACT}' the catalog's compact form, uint16 positions and 16-byte codes of "
+        "the RootSIFT descriptors (edgelens.featurizer.local_features), 20 bytes a keypoint; "
+        f"'{LARGEST}' keeps the largest of SIFT's {MAX_KEYPOINTS} keypoints. Decode ms is "
+        "the mean cost of reading one stored candidate back into the descriptors it is "
+        "matched by (the worker holds what it read); worker ms is the median per message "
+        "with OpenCV and numpy on one core. The first budget is the product's "
+        "(settings.search.verify_candidates sets the fourth column), the second the one it "
+        "replaced (every keypoint at full precision), the third the product's keypoints at "
+        "full precision, the fourth the one before several planes (one plane), the fifth "
+        "the one before (plain RANSAC), the sixth the one before that (10 candidates, "
+        "plain SIFT); "
         "'matched as' is how the same stored descriptors are compared: RootSIFT (the "
         "product) or plain SIFT (the baseline); 'fitted by' is the homography's robust "
         "estimator: OpenCV's USAC_ACCURATE (the product) or plain RANSAC (the baseline); "
@@ -209,21 +276,21 @@ def main() -> None:
         "before left, a further one counting with at least "
         f"{MIN_INLIERS} inliers of its own.",
         "",
-        "| catalog keypoints | view extracted at | candidates | matched as | fitted by | "
-        "planes | bytes / item | "
-        "at 1M items | worker ms / message | "
-        + " | ".join(f"{n} top-1 / top-5" for n in set_names)
-        + " |",
-        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | "
+        "| catalog keypoints | stored as | view extracted at | candidates | matched as | "
+        "fitted by | planes | bytes / item (mean, max) | at 1M items | decode ms / item | "
+        "worker ms / message | " + " | ".join(f"{n} top-1 / top-5" for n in set_names) + " |",
+        "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in set_names)
         + " |",
     ]
-    for *budget_cells, item_bytes, ms, figures in rows:
+    for *budget_cells, item_bytes, decode_ms, ms, figures in rows:
         cells = " | ".join(f"{figures[n][0]:.3f} / {figures[n][1]:.3f}" for n in set_names)
+        mean_bytes = statistics.mean(item_bytes)
         lines.append(
             f"| {' | '.join(budget_cells)} | "
-            f"{item_bytes / 1000:.0f} KB | "
-            f"{item_bytes * 1e6 / 1e9:.0f} GB | {ms:.1f} | {cells} |"
+            f"{mean_bytes:,.0f}, {max(item_bytes):,} | "
+            f"{mean_bytes * 1e6 / 1e9:.1f} GB | {statistics.mean(decode_ms):.2f} | "
+            f"{ms:.1f} | {cells} |"
         )
     lines += ["", *_ratio_test_side_by_side(pairs), "", *_fit_side_by_side(pairs)]
     body = "\n".join(lines)
@@ -330,7 +397,7 @@ def _figures(suites: list[tuple[object, dict[str, Rankings]]]) -> dict[str, tupl
         for name, rankings in sets.items():
             metrics = metrics_of(rankings)
             figures[name] = (metrics.top1, metrics.top5)
-            if any(query.also_in_view for query, _ in rankings):
+            if any(r.query.also_in_view for r in rankings):
                 lenient = metrics_of(rankings, ignore_in_view=True)
                 figures[IN_VIEW_IGNORED.format(name)] = (lenient.top1, lenient.top5)
     return figures

@@ -80,7 +80,7 @@ def _catalog_rows(
     with store.transaction() as conn:
         for sha, photo in zip(shas, photos, strict=True):
             store.put_local_features(
-                conn, sha, local_features.METHOD_ID, local_features.extract_local_features(photo)
+                conn, sha, local_features.METHOD_ID, local_features.catalog_local_features(photo)
             )
         for n, item in enumerate(items):
             sha = shas[n % len(shas)]

@@ -1,6 +1,8 @@
 """Import and re-index: featurize only images whose (sha256, model id, recipe) is not cached.
 
-Each image's keypoints for spatial verification are extracted once too, by (sha256, method).
+Each image's keypoints for spatial verification are extracted once too, by (sha256, method),
+in the form the catalog stores (:func:`edgelens.featurizer.local_features.catalog_local_features`);
+:func:`migrate_keypoints` re-makes those of an earlier method.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
 from edgelens.catalog.models import CatalogItem, IngestReport, ItemSource
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import ImageDecodeError, ItemNotFoundError
+from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
 from edgelens.featurizer import local_features
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.featurizer.runtime import Featurizer
@@ -133,7 +135,7 @@ def _commit(
         if pending.needs_vectors:
             fresh.setdefault(pending.sha256, pending.image_bgr)
         if pending.needs_keypoints and pending.sha256 not in keypoints:
-            keypoints[pending.sha256] = local_features.extract_local_features(pending.image_bgr)
+            keypoints[pending.sha256] = local_features.catalog_local_features(pending.image_bgr)
     matrices = catalog_vectors(featurizer=featurizer, recipe=recipe, images=list(fresh.items()))
     report.featurized += len(fresh)
     report.cached += len(batch) - len(fresh)
@@ -160,3 +162,109 @@ def _existing(store: CatalogStore, item_id: str) -> CatalogItem | None:
         return store.get(item_id)
     except ItemNotFoundError:
         return None
+
+
+@dataclass
+class KeypointMigration:
+    """What :func:`migrate_keypoints` did, photo by photo."""
+
+    old_method: str
+    method: str
+    old_rows: int = 0  # photos with keypoints of the old method, before
+    rows_before: int = 0  # photos with keypoints of the new method, before
+    from_images: int = 0  # re-extracted from the stored image
+    from_rows: int = 0  # converted from the old row (image missing or unreadable)
+    already: int = 0  # had the new method's keypoints already (a later import)
+    old_rows_left: int = 0  # after; 0 unless another process wrote the old method meanwhile
+    rows_after: int = 0
+
+    @property
+    def made(self) -> int:
+        return self.from_images + self.from_rows
+
+
+def migrate_keypoints(
+    *,
+    store: CatalogStore,
+    images_dir: Path,
+    batch: int = 100,
+    progress: Progress | None = None,
+) -> KeypointMigration:
+    """Replace every photo's keypoints of the earlier method (:data:`LEGACY_METHOD_ID`: 1000
+    SIFT keypoints at full precision) with the current method's.
+
+    Each photo's keypoints are re-extracted from its stored image, as an import of it would
+    make them: the old rows lack what the current method selects by (keypoint size), so
+    they cannot simply be cut down. A photo whose image file is missing or unreadable is
+    converted from its old row instead: its first CATALOG_KEYPOINTS keypoints in stored
+    order (SIFT's order, which follows neither strength nor size), coded. Each batch of
+    photos is one transaction (new rows in, old rows out, a change logged for their items),
+    so an interrupted migration resumes where it stopped. The counts before and after are
+    checked: every old row gone, one new row for each photo that lacked one.
+    """
+    old_method, method = local_features.LEGACY_METHOD_ID, local_features.METHOD_ID
+    counts = store.local_features_counts()
+    report = KeypointMigration(old_method, method, counts.get(old_method, 0), counts.get(method, 0))
+    after = ""
+    while rows := store.local_features_rows(old_method, after=after, limit=batch):
+        after = rows[-1][0]
+        files = store.image_files([sha for sha, _, _ in rows])
+        made: dict[str, local_features.LocalFeatures | None] = {}
+        for sha, xy, descriptors in rows:
+            if store.has_local_features(method, sha):
+                report.already += 1
+                made[sha] = None
+                continue
+            features = _from_image(images_dir, sha, files.get(sha))
+            if features is None:
+                features = _from_old_row(xy, descriptors)
+                report.from_rows += 1
+            else:
+                report.from_images += 1
+            made[sha] = features
+        with store.transaction() as conn:
+            for sha, features in made.items():
+                store.replace_local_features(conn, sha, old_method, method, features)
+        if progress:
+            progress(len(rows))
+    counts = store.local_features_counts()
+    report.old_rows_left, report.rows_after = counts.get(old_method, 0), counts.get(method, 0)
+    if report.rows_after != report.rows_before + report.made or report.old_rows_left:
+        raise CatalogError(
+            f"keypoint migration does not add up: {report.old_rows} rows of {old_method} "
+            f"before, {report.old_rows_left} left; {report.rows_before} of {method} before, "
+            f"{report.made} made, {report.rows_after} after"
+        )
+    return report
+
+
+def _from_image(
+    images_dir: Path, sha: str, image_file: str | None
+) -> local_features.LocalFeatures | None:
+    """The photo's keypoints from its stored image, or None when it is gone or unreadable
+    (its file no item names any more is looked for by its hash)."""
+    if image_file is None:
+        candidates = sorted((images_dir / sha[:2]).glob(f"{sha}.*"))
+        candidates = [p for p in candidates if p.suffix != ".part"]
+        if not candidates:
+            logger.warning("no stored image for %s; converting its stored keypoints", sha)
+            return None
+        path = candidates[0]
+    else:
+        path = images_dir / image_file
+    try:
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ImageDecodeError(f"{path} is not the image stored as {sha}")
+        image = decode_image(data)
+    except (OSError, ImageDecodeError) as exc:
+        logger.warning("cannot re-read %s (%s); converting its stored keypoints", sha, exc)
+        return None
+    return local_features.catalog_local_features(image)
+
+
+def _from_old_row(xy: bytes, descriptors: bytes) -> local_features.LocalFeatures:
+    old = local_features.legacy_from_blobs(xy, descriptors)
+    kept = min(len(old), local_features.CATALOG_KEYPOINTS)
+    first = local_features.LocalFeatures(old.xy_n2[:kept], old.descriptors_n128[:kept])
+    return local_features.LocalFeatures.from_blobs(*first.to_blobs())

@@ -3,7 +3,8 @@
 Vectors are keyed by (image sha256, model id, catalog recipe): the same picture is
 never featurized twice by the same model and recipe, and vectors of another model
 are never returned for this one. Keypoints for spatial verification are kept the same
-way, by (image sha256, extraction method). Each key holds a (count, dim) float32 matrix: the
+way, by (image sha256, extraction method), in their compact stored form
+(:meth:`LocalFeatures.to_blobs`). Each key holds a (count, dim) float32 matrix: the
 photo's vector first, then its generated views'. WAL mode lets the web app read
 while the CLI imports.
 """
@@ -64,6 +65,7 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
 """
 
 _ITEM_COLUMNS = "item_id, name, price, currency, available, image_sha256, image_file"
+_CHUNK = 500  # values bound in one IN (...) list; SQLite allows 999 on older builds
 
 
 class CatalogStore:
@@ -244,6 +246,7 @@ class CatalogStore:
     def put_local_features(
         conn: sqlite3.Connection, image_sha256: str, method: str, features: LocalFeatures
     ) -> None:
+        """Store ``features`` in their compact form (:meth:`LocalFeatures.to_blobs`)."""
         xy, descriptors = features.to_blobs()
         conn.execute(
             "INSERT OR REPLACE INTO local_features (image_sha256, method, xy, descriptors) "
@@ -251,34 +254,94 @@ class CatalogStore:
             (image_sha256, method, xy, descriptors),
         )
 
-    def item_local_features(self, item_id: str, method: str) -> LocalFeatures | None:
-        """The keypoints of the item's photo, or None (unknown item, or not extracted)."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT f.xy, f.descriptors FROM items i JOIN local_features f "
-                "ON f.image_sha256 = i.image_sha256 WHERE i.item_id = ? AND f.method = ?",
-                (item_id, method),
-            ).fetchone()
-        return LocalFeatures.from_blobs(*row) if row is not None else None
-
     def items_local_features(
         self, item_ids: Sequence[str], method: str
     ) -> dict[str, LocalFeatures]:
-        """The keypoints of several items' photos in one query per 500 items; items without
-        any (unknown, or not extracted) are left out."""
-        found: dict[str, LocalFeatures] = {}
-        ids = list(dict.fromkeys(item_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT i.item_id, f.xy, f.descriptors FROM items i JOIN local_features f "
-                    "ON f.image_sha256 = i.image_sha256 "
+        """The keypoints of each item's photo, by item id; items unknown or without
+        keypoints of ``method`` are left out. One query per 500 items, each stored photo
+        decoded once however many of the items show it."""
+        wanted = list(dict.fromkeys(item_ids))
+        rows = []
+        with self._lock:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                rows += self._conn.execute(
+                    "SELECT i.item_id, f.image_sha256, f.xy, f.descriptors FROM items i "
+                    "JOIN local_features f ON f.image_sha256 = i.image_sha256 "
                     f"WHERE f.method = ? AND i.item_id IN ({','.join('?' * len(chunk))})",
                     (method, *chunk),
                 ).fetchall()
-            found.update((item_id, LocalFeatures.from_blobs(xy, d)) for item_id, xy, d in rows)
+        decoded: dict[str, LocalFeatures] = {}
+        found = {}
+        for item_id, sha, xy, descriptors in rows:
+            if sha not in decoded:
+                decoded[sha] = LocalFeatures.from_blobs(xy, descriptors)
+            found[item_id] = decoded[sha]
         return found
+
+    def item_local_features(self, item_id: str, method: str) -> LocalFeatures | None:
+        """The keypoints of one item's photo, or None (unknown item, or not extracted)."""
+        return self.items_local_features([item_id], method).get(item_id)
+
+    def local_features_counts(self) -> dict[str, int]:
+        """How many photos have stored keypoints, per extraction method."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT method, COUNT(*) FROM local_features GROUP BY method"
+            ).fetchall()
+        return {method: count for method, count in rows}
+
+    def local_features_rows(
+        self, method: str, *, after: str = "", limit: int = _CHUNK
+    ) -> list[tuple[str, bytes, bytes]]:
+        """(image sha256, xy blob, descriptors blob) of up to ``limit`` photos with keypoints
+        of ``method``, by sha256 after ``after``: a page of a walk that rows written
+        meanwhile do not disturb."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT image_sha256, xy, descriptors FROM local_features "
+                "WHERE method = ? AND image_sha256 > ? ORDER BY image_sha256 LIMIT ?",
+                (method, after, limit),
+            ).fetchall()
+
+    def image_files(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The stored image file (relative to the images folder) of each sha256 an item
+        shows; hashes no item shows are left out."""
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(hashes))
+        with self._lock:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                rows = self._conn.execute(
+                    "SELECT image_sha256, image_file FROM items "
+                    f"WHERE image_sha256 IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update(rows)
+        return found
+
+    @staticmethod
+    def replace_local_features(
+        conn: sqlite3.Connection,
+        image_sha256: str,
+        old_method: str,
+        method: str,
+        features: LocalFeatures | None,
+    ) -> None:
+        """Inside a transaction: the photo's keypoints of ``old_method`` deleted, ``features``
+        (when given) stored as ``method``, and a change logged for the items showing it, so
+        that a worker holding their keypoints reads them again."""
+        conn.execute(
+            "DELETE FROM local_features WHERE image_sha256 = ? AND method = ?",
+            (image_sha256, old_method),
+        )
+        if features is not None:
+            CatalogStore.put_local_features(conn, image_sha256, method, features)
+        conn.execute(
+            "INSERT INTO changes (item_id, op) "
+            "SELECT item_id, 'upsert' FROM items WHERE image_sha256 = ?",
+            (image_sha256,),
+        )
 
     # -- change log ----------------------------------------------------------------------
 

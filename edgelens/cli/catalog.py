@@ -1,4 +1,4 @@
-"""``edgelens catalog``: add, list, remove and re-index catalog items."""
+"""``edgelens catalog``: add, list, remove and re-index catalog items; migrate their keypoints."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 
 from edgelens.catalog.augment import CatalogRecipe
-from edgelens.catalog.ingest import add_items, reindex
+from edgelens.catalog.ingest import add_items, migrate_keypoints, reindex
 from edgelens.catalog.models import IngestReport
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
+from edgelens.featurizer import local_features
 from edgelens.featurizer.runtime import load_featurizer
 
 app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
@@ -63,6 +64,28 @@ def reindex_command(ctx: typer.Context) -> None:
         )
     _print_report(report, featurizer.model_id)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+
+
+@app.command("migrate-keypoints")
+@reports_errors
+def migrate_keypoints_command(ctx: typer.Context) -> None:
+    """Re-make every photo's stored keypoints of the earlier method (1000 SIFT keypoints at
+    full precision) in the current compact form, from the stored images, and delete the old
+    ones; counts are checked. Resumable;
+    the database file keeps its size until a VACUUM reclaims the freed pages."""
+    settings = settings_of(ctx)
+    store = CatalogStore(settings.catalog_db)
+    total = store.local_features_counts().get(local_features.LEGACY_METHOD_ID, 0)
+    with progress_bar("migrating keypoints", total) as advance:
+        report = migrate_keypoints(store=store, images_dir=settings.images_dir, progress=advance)
+    typer.echo(
+        f"keypoints {report.old_method} -> {report.method}: {report.old_rows} photo(s); "
+        f"re-extracted {report.from_images}, converted from stored rows {report.from_rows}, "
+        f"already migrated {report.already}; {report.method} now {report.rows_after}, "
+        f"{report.old_method} left {report.old_rows_left}"
+    )
+    if report.made or report.already:
+        notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
 
 
 @app.command("list")

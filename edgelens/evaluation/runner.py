@@ -25,7 +25,7 @@ from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
 from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import decode_focus_view, focus_crop, focus_view_jpeg
-from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
+from edgelens.featurizer.local_features import LocalFeatures, catalog_local_features
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.exact import ExactIndex
@@ -248,7 +248,7 @@ def system_answerer(
     worker_model = system.catalog_featurizer or system.featurizer
     index = catalog_index(worker_model, photos, recipe=system.recipe)
     if system.verify and not keypoints:
-        keypoints.update((p.item.item_id, extract_local_features(p.image_bgr)) for p in photos)
+        keypoints.update((p.item.item_id, catalog_local_features(p.image_bgr)) for p in photos)
     return Answerer(
         index=index,
         policy=system.policy,

@@ -122,10 +122,10 @@ def test_keypoints_are_extracted_once_per_image_and_found_by_item(
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
     extracted = []
-    real_extract = local_features.extract_local_features
+    real_extract = local_features.catalog_local_features
     monkeypatch.setattr(
         local_features,
-        "extract_local_features",
+        "catalog_local_features",
         lambda image: extracted.append(image.shape) or real_extract(image),
     )
     _add(store, featurizers["fp32"], [ItemSource("a", path), ItemSource("b", path)], tmp_path)
@@ -135,6 +135,8 @@ def test_keypoints_are_extracted_once_per_image_and_found_by_item(
     b = store.item_local_features("b", local_features.METHOD_ID)
     assert a is not None and len(a) > 100
     np.testing.assert_array_equal(a.descriptors_n128, b.descriptors_n128)
+    # stored as the catalog form gives them back, which is what evaluation verifies against
+    assert a.to_blobs() == local_features.catalog_local_features(chelsea).to_blobs()
     assert store.item_local_features("a", "another-method") is None
     assert store.item_local_features("ghost", local_features.METHOD_ID) is None
 

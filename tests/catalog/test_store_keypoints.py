@@ -1,0 +1,149 @@
+"""Catalog keypoints: the batch read the worker uses, and the migration of old rows."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgelens.catalog.ingest import migrate_keypoints
+from edgelens.catalog.models import CatalogItem
+from edgelens.catalog.store import CatalogStore
+from edgelens.cli.main import app
+from edgelens.errors import CatalogError
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.featurizer.local_features import (
+    CATALOG_KEYPOINTS,
+    LEGACY_METHOD_ID,
+    METHOD_ID,
+    LocalFeatures,
+    catalog_local_features,
+    extract_local_features,
+    legacy_to_blobs,
+)
+from edgelens.featurizer.preprocess import decode_image
+
+PHOTOS = ("coffee", "rocket", "astronaut")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CatalogStore:
+    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
+    yield catalog
+    catalog.close()
+
+
+def _add_photo(store: CatalogStore, images_dir: Path, name: str, item_ids: list[str]) -> str:
+    """An item per id showing the photo, its image file stored as ingest stores it."""
+    data = cv2.imencode(".png", load_photo(name))[1].tobytes()
+    sha = hashlib.sha256(data).hexdigest()
+    image_file = f"{sha[:2]}/{sha}.png"
+    (images_dir / sha[:2]).mkdir(parents=True, exist_ok=True)
+    (images_dir / image_file).write_bytes(data)
+    with store.transaction() as conn:
+        for item_id in item_ids:
+            store.upsert(conn, CatalogItem(item_id, item_id, 1.0, "EUR", True, sha, image_file))
+    return sha
+
+
+def _put_old_row(store: CatalogStore, images_dir: Path, sha: str) -> LocalFeatures:
+    """The keypoints an earlier version stored for the photo (1000 SIFT, full precision)."""
+    image = decode_image(next((images_dir / sha[:2]).glob(f"{sha}.*")).read_bytes())
+    old = extract_local_features(image)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO local_features (image_sha256, method, xy, descriptors) VALUES (?,?,?,?)",
+            (sha, LEGACY_METHOD_ID, *legacy_to_blobs(old)),
+        )
+    return old
+
+
+def _put(store: CatalogStore, sha: str, name: str) -> None:
+    with store.transaction() as conn:
+        store.put_local_features(conn, sha, METHOD_ID, catalog_local_features(load_photo(name)))
+
+
+def test_the_batch_read_gives_what_single_reads_give(store, tmp_path):
+    images = tmp_path / "images"
+    coffee = _add_photo(store, images, "coffee", ["a", "b"])  # one photo, two items
+    rocket = _add_photo(store, images, "rocket", ["c"])
+    _add_photo(store, images, "astronaut", ["bare"])  # no keypoints stored
+    _put(store, coffee, "coffee")
+    _put(store, rocket, "rocket")
+
+    found = store.items_local_features(["a", "b", "c", "bare", "ghost", "a"], METHOD_ID)
+    assert set(found) == {"a", "b", "c"}
+    assert found["a"] is found["b"], "a photo shown by two items is decoded once"
+    for item_id in ("a", "c"):
+        single = store.item_local_features(item_id, METHOD_ID)
+        assert single is not None and single.to_blobs() == found[item_id].to_blobs()
+        np.testing.assert_array_equal(single.xy_n2, found[item_id].xy_n2)
+    assert store.item_local_features("bare", METHOD_ID) is None
+    assert store.items_local_features(["a", "c"], "another-method") == {}
+    assert store.items_local_features([], METHOD_ID) == {}
+
+
+def test_the_batch_read_takes_more_items_than_one_query_binds(store, tmp_path):
+    images = tmp_path / "images"
+    ids = [f"item-{i:04d}" for i in range(1200)]
+    sha = _add_photo(store, images, "coffee", ids[:-1])
+    _put(store, sha, "coffee")
+    found = store.items_local_features(ids, METHOD_ID)
+    assert len(found) == len(ids) - 1 and ids[-1] not in found
+
+
+def test_migration_re_extracts_every_old_row_and_the_counts_match(store, tmp_path):
+    images = tmp_path / "images"
+    shas = {name: _add_photo(store, images, name, [name]) for name in PHOTOS}
+    olds = {name: _put_old_row(store, images, sha) for name, sha in shas.items()}
+    _put(store, shas["rocket"], "rocket")  # imported again after an upgrade: both rows
+    (images / shas["astronaut"][:2] / f"{shas['astronaut']}.png").unlink()  # its image lost
+    seq = store.last_change
+    advanced = []
+
+    report = migrate_keypoints(store=store, images_dir=images, batch=2, progress=advanced.append)
+
+    assert (report.old_rows, report.rows_before) == (3, 1)
+    assert (report.from_images, report.from_rows, report.already) == (1, 1, 1)
+    assert (report.old_rows_left, report.rows_after) == (0, 3)
+    assert sum(advanced) == 3
+    assert store.local_features_counts() == {METHOD_ID: 3}
+    found = store.items_local_features(list(PHOTOS), METHOD_ID)
+    # re-extracted: exactly what an import of the photo stores today
+    assert found["coffee"].to_blobs() == catalog_local_features(load_photo("coffee")).to_blobs()
+    # no image: the old row's first keypoints, coded
+    astronaut = found["astronaut"]
+    assert len(astronaut) == CATALOG_KEYPOINTS < len(olds["astronaut"])
+    np.testing.assert_array_equal(
+        astronaut.xy_n2, np.rint(olds["astronaut"].xy_n2[:CATALOG_KEYPOINTS])
+    )
+    changed = {item_id for _, item_id, _ in store.changes_since(seq)}
+    assert changed == set(PHOTOS), "running workers are told to read them again"
+
+    again = migrate_keypoints(store=store, images_dir=images)
+    assert (again.old_rows, again.made, again.rows_after) == (0, 0, 3)
+
+
+def test_a_migration_that_does_not_add_up_fails(store, tmp_path, monkeypatch):
+    images = tmp_path / "images"
+    sha = _add_photo(store, images, "coffee", ["coffee"])
+    _put_old_row(store, images, sha)
+    monkeypatch.setattr(CatalogStore, "put_local_features", staticmethod(lambda *args: None))
+    with pytest.raises(CatalogError, match="does not add up"):
+        migrate_keypoints(store=store, images_dir=images)
+
+
+def test_the_migrate_keypoints_command(settings):
+    store = CatalogStore(settings.catalog_db)
+    sha = _add_photo(store, settings.images_dir, "coffee", ["coffee"])
+    _put_old_row(store, settings.images_dir, sha)
+    result = CliRunner().invoke(app, ["catalog", "migrate-keypoints"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"keypoints {LEGACY_METHOD_ID} -> {METHOD_ID}: 1 photo(s)" in result.output
+    assert f"{METHOD_ID} now 1, {LEGACY_METHOD_ID} left 0" in result.output
+    assert store.local_features_counts() == {METHOD_ID: 1}
+    store.close()
