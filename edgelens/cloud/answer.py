@@ -79,11 +79,6 @@ class AnswerPolicy:
         )
 
     @property
-    def confirms(self) -> bool:
-        """Whether a view can change anything: stage two has something to do."""
-        return self.view_focus or self.verify
-
-    @property
     def searched(self) -> int:
         """How many items a search returns: the answer's, and the background's."""
         return max(self.top_k, BACKGROUND.stop)
@@ -161,9 +156,8 @@ class Answerer:
             k=max(wanted, self.policy.searched),
             filters=self.policy.filters,
         )
-        searched_ms = round((time.perf_counter() - started) * 1000, 3)
-        decision = self.policy.decide(matches)
-        return Answer(matches[:wanted], decision, Stage.FIRST, {"search": searched_ms})
+        searched = {"search": _ms_since(started)}
+        return Answer(matches[:wanted], self.policy.decide(matches), Stage.FIRST, searched)
 
     def wants_confirmation(self, first: Answer) -> bool:
         """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`)."""

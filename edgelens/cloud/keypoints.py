@@ -36,8 +36,6 @@ class KeypointCache:
         self._held: OrderedDict[str, LocalFeatures | None] = OrderedDict()
         self._seq = store.last_change
         self.loads = 0  # batches read from the catalog
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._held)
@@ -46,8 +44,6 @@ class KeypointCache:
         with self._lock:
             self._forget_changed()
             missing = [item_id for item_id in item_ids if item_id not in self._held]
-            self.hits += len(item_ids) - len(missing)
-            self.misses += len(missing)
             if missing:
                 loaded = self._store.items_local_features(missing, local_features.METHOD_ID)
                 self.loads += 1
