@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from edgelens.errors import ImageDecodeError
+from edgelens.featurizer.jpeg import jpeg_header
 
 FOCUS_AREA = 0.6
 VIEW_MAX_SIDE = 640  # the view's longer side at most; keypoints are extracted at this size
@@ -98,7 +99,9 @@ def focus_view_jpeg(frame_bgr: np.ndarray, max_bytes: int) -> bytes:
 def decode_focus_view(data: bytes) -> np.ndarray:
     """The view back from a message: HxWx3 BGR, or HxW grey from devices that sent the grey
     view of wire version 3's first release (verifiable, but not featurized); raises
-    ImageDecodeError for anything that is not a usable JPEG."""
+    ImageDecodeError for anything that is not a usable JPEG, checked from its header
+    before it is decoded (:func:`edgelens.featurizer.jpeg.jpeg_header`)."""
+    jpeg_header(data)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:  # an empty buffer
