@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from edgelens.errors import ConfigError
+from edgelens.wire.names import DEVICE_ID_PATTERN
 
 Precision = Literal["fp32", "fp16", "int8"]
 ProviderName = Literal["tensorrt", "cuda", "cpu"]
@@ -134,7 +135,7 @@ class SearchSettings(_Section):
 class DeviceSettings(_Section):
     """The on-device loop: which camera, how fast, how vectors travel."""
 
-    device_id: str = Field(default="demo-cam", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    device_id: str = Field(default="demo-cam", pattern=DEVICE_ID_PATTERN)
     source: str = Field(
         default="0",
         description="0, v4l2:///dev/video0, csi://0, rtsp://…, "

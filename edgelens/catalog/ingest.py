@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
-from edgelens.catalog.models import CatalogItem, IngestReport, ItemSource
+from edgelens.catalog.images import SNIFF_BYTES, image_type, read_image_file
+from edgelens.catalog.models import (
+    ITEM_ID_PATTERN,
+    ITEM_ID_RULE,
+    CatalogItem,
+    IngestReport,
+    ItemSource,
+)
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
 from edgelens.featurizer import local_features
@@ -92,12 +99,17 @@ def _prepare(
     images_dir: Path,
     report: IngestReport,
 ) -> _Pending | None:
+    if not ITEM_ID_PATTERN.match(source.item_id):
+        return _fail(report, source, f"item id {source.item_id!r}: {ITEM_ID_RULE}")
     try:
-        data = source.image_path.read_bytes()
+        data = read_image_file(source.image_path)
+        kind = image_type(data[:SNIFF_BYTES])
     except OSError as exc:
         return _fail(report, source, f"cannot read: {exc.strerror or exc}")
+    except ImageDecodeError as exc:
+        return _fail(report, source, str(exc))
     sha = hashlib.sha256(data).hexdigest()
-    image_file = f"{sha[:2]}/{sha}{source.image_path.suffix.lower() or '.img'}"
+    image_file = f"{sha[:2]}/{sha}{kind.suffix}"
     image = None
     needs_vectors = not store.cached_hashes(*cache_key, [sha])
     needs_keypoints = not store.has_local_features(local_features.METHOD_ID, sha)

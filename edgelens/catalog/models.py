@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+# Item ids go into URLs, form actions and file names: one pattern, matched whole (\Z: a
+# trailing newline is not allowed, as ``$`` would).
+ITEM_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+ITEM_ID_RULE = "letters, digits, '.', '_' or '-' (at most 128), from a letter or digit"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Turn what the user points at (files, folders, CSV/JSON manifests) into ItemSources.
 
 The item id defaults to the image's file stem. Manifests name images relative to
-the manifest's own folder so a catalog directory can be moved as a whole. One folder or
+the manifest's own folder so a catalog directory can be moved as a whole, and only there:
+a manifest from elsewhere must not make the import read ``/etc`` or ``/dev/zero`` unless
+the user allows images outside (``images_anywhere``). One folder or
 manifest must not name an item twice (``shoes/red.jpg`` and ``bags/red.jpg`` in one tree):
 importing either would silently lose the other, so that is an error naming both.
 """
@@ -21,13 +23,14 @@ _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 
 
-def collect_sources(paths: Iterable[Path]) -> list[ItemSource]:
+def collect_sources(paths: Iterable[Path], *, images_anywhere: bool = False) -> list[ItemSource]:
     """Expand paths into item sources; a later path's source with the same id wins (a
     manifest given after a folder overrides it), but one path naming an id twice is a
-    CatalogError."""
+    CatalogError, as is a manifest naming an image outside its folder (links resolved)
+    unless ``images_anywhere``."""
     found: dict[str, ItemSource] = {}
     for path in paths:
-        for source in _unique(_expand(path), path):
+        for source in _unique(_expand(path, images_anywhere), path):
             found[source.item_id] = source
     return list(found.values())
 
@@ -44,15 +47,15 @@ def _unique(sources: list[ItemSource], path: Path) -> list[ItemSource]:
     return sources
 
 
-def _expand(path: Path) -> list[ItemSource]:
+def _expand(path: Path, images_anywhere: bool) -> list[ItemSource]:
     if path.is_dir():
         images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         return [_from_image(p) for p in images]
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return _from_records(_read_json(path), path)
+        return _from_records(_read_json(path), path, images_anywhere)
     if suffix == ".csv":
-        return _from_records(_read_csv(path), path)
+        return _from_records(_read_csv(path), path, images_anywhere)
     # Any other file is taken as an image; a non-image fails later with its path.
     return [_from_image(path)]
 
@@ -80,8 +83,11 @@ def _read_csv(path: Path) -> list[dict[str, object]]:
         raise CatalogError(f"cannot read manifest {path}: {exc}") from exc
 
 
-def _from_records(records: list[dict[str, object]], manifest: Path) -> list[ItemSource]:
+def _from_records(
+    records: list[dict[str, object]], manifest: Path, images_anywhere: bool
+) -> list[ItemSource]:
     sources = []
+    folder = manifest.parent.resolve()
     for line, record in enumerate(records, start=1):
         where = f"{manifest} item {line}"
         image = record.get("image") or record.get("image_path")
@@ -90,6 +96,11 @@ def _from_records(records: list[dict[str, object]], manifest: Path) -> list[Item
         image_path = Path(str(image))
         if not image_path.is_absolute():
             image_path = manifest.parent / image_path
+        if not (images_anywhere or image_path.resolve().is_relative_to(folder)):
+            raise CatalogError(
+                f"{where}: image {image} is outside the manifest's folder {folder} "
+                "(move it there, or allow images anywhere)"
+            )
         item_id = str(record.get("id") or record.get("item_id") or image_path.stem)
         sources.append(
             ItemSource(

@@ -26,10 +26,17 @@ app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 def add(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Images, folders, or CSV/JSON manifests.")],
+    images_anywhere: Annotated[
+        bool,
+        typer.Option(
+            "--images-anywhere",
+            help="Let a manifest name images outside its own folder (refused by default).",
+        ),
+    ] = False,
 ) -> None:
     """Add or update items; images already featurized by this model are not featurized again."""
     settings = settings_of(ctx)
-    sources = collect_sources(paths)
+    sources = collect_sources(paths, images_anywhere=images_anywhere)
     featurizer = load_featurizer(settings)
     store = CatalogStore(settings.catalog_db)
     with progress_bar("importing", len(sources)) as advance:

@@ -11,6 +11,7 @@ from typing import Annotated, TypedDict
 from fastapi import Depends, Path, Request
 from redis.asyncio import Redis
 
+from edgelens.catalog.models import ITEM_ID_PATTERN
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CsrfError, NotSignedInError
 from edgelens.featurizer.runtime import Featurizer
@@ -97,4 +98,5 @@ FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.
-DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN.pattern, description="The device id.")]
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="The device id.")]
+ItemId = Annotated[str, Path(pattern=ITEM_ID_PATTERN, description="The catalog item id.")]

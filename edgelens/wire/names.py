@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 TOPIC_ROOT = "edgelens"
-# A device id is used inside topics and Redis keys, so wildcards and separators are refused.
-DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A device id is used inside topics and Redis keys, so wildcards and separators are refused;
+# matched whole (\Z: a trailing newline is not allowed, as ``$`` would).
+DEVICE_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def valid_device_id(device_id: str) -> bool:
-    return bool(DEVICE_ID_PATTERN.match(device_id))
+    return isinstance(device_id, str) and bool(DEVICE_ID_PATTERN.match(device_id))
 
 
 def features_topic(device_id: str) -> str:

@@ -94,3 +94,17 @@ def test_unreadable_manifest(tmp_path: Path):
     manifest.write_text("{not json")
     with pytest.raises(CatalogError, match="cannot read manifest"):
         collect_sources([manifest])
+
+
+@pytest.mark.parametrize("image", ["../outside.png", "/etc/hostname", "link.png"])
+def test_a_manifest_reads_images_only_inside_its_folder(tmp_path: Path, image):
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "link.png").symlink_to(tmp_path / "outside.png")
+    manifest = folder / "items.json"
+    manifest.write_text(json.dumps([{"id": "x", "image": image}]))
+    with pytest.raises(CatalogError, match="outside the manifest's folder"):
+        collect_sources([manifest])
+    (source,) = collect_sources([manifest], images_anywhere=True)
+    assert source.item_id == "x"

@@ -1,5 +1,6 @@
 """Catalog upload, edit and delete through HTTP, with the CLI's catalog code underneath."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,24 @@ def test_bad_item_id_is_refused(http, store, sample_catalog):
     answer = _upload(http, sample_catalog.parent / "moon.png", item_id="../moon")
     assert answer.status_code == 422 and "item id" in answer.text
     assert len(store) == 0
+
+
+def test_a_stored_image_is_served_as_its_content_says(http, store, sample_catalog, web_settings):
+    """A catalog imported before formats were read from the bytes kept its file's suffix:
+    PNG bytes named .html are still served as image/png, and a stored file that is no image
+    is not served at all."""
+    photo = sample_catalog.parent / "clock.png"
+    assert _upload(http, photo).status_code == 303
+    item = store.get("clock")
+    old = web_settings.images_dir / item.image_file
+    disguised = old.with_suffix(".html")
+    disguised.write_bytes(old.read_bytes() + b"<script>document.title='owned'</script>")
+    with store.transaction() as conn:
+        store.upsert(
+            conn, dataclasses.replace(item, image_file=str(disguised.relative_to(old.parents[1])))
+        )
+    served = http.get("/catalog/images/clock")
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    disguised.write_text("<html><script>document.title='owned'</script></html>")
+    assert http.get("/catalog/images/clock").status_code == 404
+    assert http.get("/catalog/images/clock%0A").status_code == 422

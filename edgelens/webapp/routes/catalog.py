@@ -17,7 +17,7 @@ from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
-from edgelens.webapp.deps import FeaturizerDep, SettingsDep, StoreDep
+from edgelens.webapp.deps import FeaturizerDep, ItemId, SettingsDep, StoreDep
 from edgelens.webapp.services import catalog
 from edgelens.webapp.templating import templates
 
@@ -81,7 +81,7 @@ def upload_item(
 
 @router.post("/items/{item_id}")
 def edit_item(
-    item_id: str,
+    item_id: ItemId,
     store: StoreDep,
     settings: SettingsDep,
     name: Annotated[str, Form(min_length=1)],
@@ -102,17 +102,16 @@ def edit_item(
 
 
 @router.post("/items/{item_id}/delete")
-def delete_item(item_id: str, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+def delete_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
     catalog.remove_item(store=store, item_id=item_id)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _back("removed", item_id)
 
 
 @router.get("/images/{item_id}")
-def item_image(item_id: str, store: StoreDep, settings: SettingsDep) -> FileResponse:
-    return FileResponse(
-        catalog.image_path(store=store, images_dir=settings.images_dir, item_id=item_id)
-    )
+def item_image(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> FileResponse:
+    path, kind = catalog.image_file(store=store, images_dir=settings.images_dir, item_id=item_id)
+    return FileResponse(path, media_type=kind.media_type)
 
 
 def _page(

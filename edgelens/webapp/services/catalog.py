@@ -8,24 +8,22 @@ it decoded, so a corrupt upload leaves the catalog and the images folder untouch
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.images import ImageType, stored_type
 from edgelens.catalog.ingest import add_items
-from edgelens.catalog.models import CatalogItem, ItemSource
+from edgelens.catalog.models import ITEM_ID_PATTERN, ITEM_ID_RULE, CatalogItem, ItemSource
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CatalogError, ItemNotFoundError
+from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 from edgelens.featurizer.runtime import Featurizer
 
 logger = logging.getLogger(__name__)
 
-# Ids end up in URLs and file names; an upload's id is held to this (CLI ids are not).
-ITEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CHUNK = 1 << 16
 
 
@@ -60,9 +58,7 @@ def add_upload(
         _copy_at_most(upload, staged, max_bytes)
         item_id = item_id or Path(filename).stem
         if not ITEM_ID_PATTERN.match(item_id):
-            raise UploadRejectedError(
-                f"item id {item_id!r} must be letters, digits, '.', '_' or '-' (at most 128)"
-            )
+            raise UploadRejectedError(f"item id {item_id!r}: {ITEM_ID_RULE}")
         source = ItemSource(
             item_id, staged, name=name, price=price, currency=currency, available=available
         )
@@ -105,11 +101,15 @@ def remove_item(*, store: CatalogStore, item_id: str) -> None:
         raise ItemNotFoundError(f"no catalog item {item_id!r}")
 
 
-def image_path(*, store: CatalogStore, images_dir: Path, item_id: str) -> Path:
+def image_file(*, store: CatalogStore, images_dir: Path, item_id: str) -> tuple[Path, ImageType]:
+    """An item's stored image and its format, read from its content: what it is served as."""
     path = images_dir / store.get(item_id).image_file
-    if not path.is_file():
-        raise ItemNotFoundError(f"the image of catalog item {item_id!r} is missing")
-    return path
+    try:
+        return path, stored_type(path)
+    except OSError as exc:
+        raise ItemNotFoundError(f"the image of catalog item {item_id!r} is missing") from exc
+    except ImageDecodeError as exc:
+        raise ItemNotFoundError(f"the stored file of catalog item {item_id!r}: {exc}") from exc
 
 
 def _copy_at_most(source: BinaryIO, target: Path, max_bytes: int) -> None:
