@@ -9,7 +9,10 @@ typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +24,7 @@ from pydantic import (
     SecretStr,
     UrlConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -282,7 +286,7 @@ class WebSettings(_Section):
     public_dashboard: bool = Field(
         default=True,
         description="Devices and matches readable without signing in; catalog changes "
-        "always need an admin.",
+        "always need an admin. Unless set, true in demo mode and false in production.",
     )
     secure_cookies: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (behind TLS)."
@@ -322,6 +326,18 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     web: WebSettings = WebSettings()
     broker: BrokerSettings = BrokerSettings()
+
+    @model_validator(mode="after")
+    def _private_in_production(self) -> Settings:
+        """Production keeps the dashboard private unless it is made public on purpose."""
+        if self.mode == "production" and "public_dashboard" not in self.web.model_fields_set:
+            private = self.web.model_copy(update={"public_dashboard": False})
+            object.__setattr__(self, "web", private)  # still validating: frozen afterwards
+        return self
+
+    def redacted(self) -> dict[str, object]:
+        """The settings as JSON-ready values, with no password of any URL or key in them."""
+        return json.loads(redact_urls(self.model_dump_json()))
 
     @property
     def model_path(self) -> Path:
@@ -366,22 +382,64 @@ class Settings(BaseSettings):
 def require_secrets(
     settings: Settings, *, mqtt: bool = False, redis: bool = False, web: bool = False
 ) -> None:
-    """In production mode, refuse to run a part on the demo's open defaults.
+    """In production mode, refuse to run a part on the demo's open defaults
+    (:func:`production_problems`); demo mode accepts everything.
 
     Each part names what it uses: a device the broker, the worker the broker and Redis,
-    the web app Redis and its session key. Demo mode accepts everything.
+    the web app Redis and its session key.
     """
     if settings.mode != "production":
         return
-    missing = []
-    if mqtt and not (settings.mqtt_url.username and settings.mqtt_url.password):
-        missing.append("mqtt_url needs a user and password (see `edgelens device enroll`)")
-    if redis and not settings.redis_url.password:
-        missing.append("redis_url needs a password (redis://:PASSWORD@host:6379/0)")
-    if web and settings.web.secret_key is None and settings.web.secret_key_file is None:
-        missing.append("web.secret_key or web.secret_key_file must be set")
-    if missing:
-        raise ConfigError("production mode: " + "; ".join(missing))
+    if problems := production_problems(settings, mqtt=mqtt, redis=redis, web=web):
+        raise ConfigError("production mode: " + "; ".join(problems))
+
+
+# scheme://user:password@ → scheme://user:***@, wherever a URL appears in text.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s@/]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: log lines, the
+    shown settings and error messages name where a server is, never how to sign in."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def production_problems(
+    settings: Settings, *, mqtt: bool = True, redis: bool = True, web: bool = True
+) -> list[str]:
+    """What a production deployment of the parts named must not run with, each with the
+    setting that fixes it: default secrets, plain MQTT or Redis to another machine,
+    session cookies over plain HTTP, a dashboard anyone can read."""
+    problems = []
+    if mqtt:
+        url = settings.mqtt_url
+        if not (url.username and url.password):
+            problems.append("mqtt_url needs a user and password (see `edgelens device enroll`)")
+        if url.scheme != "mqtts" and not _loopback(url.host):
+            problems.append(f"mqtt_url: plain MQTT to {url.host}: use mqtts:// (TLS)")
+    if redis:
+        url = settings.redis_url
+        if not url.password:
+            problems.append("redis_url needs a password (redis://:PASSWORD@host:6379/0)")
+        if url.scheme != "rediss" and not _loopback(url.host):
+            problems.append(f"redis_url: plain Redis to {url.host}: use rediss:// (TLS)")
+    if web:
+        if settings.web.secret_key is None and settings.web.secret_key_file is None:
+            problems.append("web.secret_key or web.secret_key_file must be set")
+        if not settings.web.secure_cookies:
+            problems.append("web.secure_cookies: set true (serve the dashboard over HTTPS)")
+        if settings.web.public_dashboard:
+            problems.append("web.public_dashboard: set false (only admins see the shelf)")
+    return problems
+
+
+def _loopback(host: str | None) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:

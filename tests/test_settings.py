@@ -1,9 +1,10 @@
+import json
 from pathlib import Path
 
 import pytest
 
 from edgelens.errors import ConfigError
-from edgelens.settings import load_settings
+from edgelens.settings import load_settings, production_problems, redact_urls, require_secrets
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +66,48 @@ def test_the_settings_file_in_the_readme_loads_and_says_the_defaults(tmp_path: P
     config = tmp_path / "edgelens.toml"
     config.write_text(readme.split("```toml\n", 1)[1].split("```", 1)[0])
     assert load_settings(config) == load_settings()
+
+
+def test_production_keeps_the_dashboard_private_unless_made_public():
+    assert load_settings().web.public_dashboard, "the demo's dashboard is open"
+    assert not load_settings(mode="production").web.public_dashboard
+    assert load_settings(mode="production", web={"public_dashboard": True}).web.public_dashboard
+
+
+def test_production_problems_name_the_setting_that_fixes_each():
+    demo = load_settings(redis_url="redis://10.0.0.5:6379/0", mqtt_url="mqtt://broker:1883")
+    problems = " | ".join(production_problems(demo))
+    for fix in (
+        "mqtt_url needs a user and password",
+        "mqtt_url: plain MQTT to broker: use mqtts://",
+        "redis_url needs a password",
+        "redis_url: plain Redis to 10.0.0.5: use rediss://",
+        "web.secret_key",
+        "web.secure_cookies",
+        "web.public_dashboard",
+    ):
+        assert fix in problems
+    ready = load_settings(
+        mode="production",
+        redis_url="rediss://:pw@10.0.0.5:6379/0",
+        mqtt_url="mqtts://worker:pw@broker:8883",
+        web={"secret_key": "k" * 40, "secure_cookies": True},
+    )
+    assert production_problems(ready) == []
+    require_secrets(ready, mqtt=True, redis=True, web=True)
+    loopback = load_settings(mode="production", redis_url="redis://:pw@127.0.0.1:6379/0")
+    assert production_problems(loopback, mqtt=False, web=False) == [], "plain on loopback"
+    with pytest.raises(ConfigError, match=r"web\.secure_cookies"):
+        require_secrets(ready.model_copy(update={"web": demo.web}), web=True)
+
+
+def test_passwords_in_urls_are_never_shown():
+    settings = load_settings(
+        redis_url="redis://:red-secret@10.0.0.5:6379/0", mqtt_url="mqtts://cam:mq-secret@b:8883"
+    )
+    shown = json.dumps(settings.redacted())
+    assert "red-secret" not in shown and "mq-secret" not in shown
+    assert "redis://:***@10.0.0.5:6379/0" in shown and "mqtts://cam:***@b:8883" in shown
+    assert (
+        redact_urls("lost redis://u:p%40ss@h:1/0: refused") == "lost redis://u:***@h:1/0: refused"
+    )

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edgelens.errors import EdgelensError
-from edgelens.settings import Settings
+from edgelens.settings import Settings, redact_urls
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,13 +27,18 @@ ReloadPid = Annotated[
 ]
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Log lines with every URL's password replaced by ``***``, whoever logged the URL
+    (our modules, a client library's error message, a traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls(super().format(record))
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

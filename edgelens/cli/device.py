@@ -17,7 +17,12 @@ from edgelens.cli.context import ReloadPid, reports_errors, settings_of
 from edgelens.device.loop import DeviceLoop
 from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
-from edgelens.settings import DeviceSettings, format_validation_error, require_secrets
+from edgelens.settings import (
+    DeviceSettings,
+    format_validation_error,
+    redact_urls,
+    require_secrets,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +92,11 @@ def enroll(
     credentials = enroll_account(settings, name=device_id, worker=False, reload_pid=reload_pid)
     typer.echo(f"device {device_id} enrolled; it needs (shown once):")
     typer.echo(f"  EDGELENS_MQTT_URL={credentials.url(str(settings.mqtt_url))}")
+    typer.echo(f"  password: {credentials.password}")
     typer.echo(
-        f"  or: ./install.sh --device-id {device_id} --username {credentials.username} "
-        f"--password {credentials.password} --broker {settings.mqtt_url}"
+        f"  or, with that password in a file only you can read: ./install.sh --device-id "
+        f"{device_id} --username {credentials.username} --password-file FILE "
+        f"--broker {redact_urls(str(settings.mqtt_url))}"
     )
 
 

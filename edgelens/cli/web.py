@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from edgelens.cli.context import reports_errors, settings_of
+from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
 
 app = typer.Typer(help="The web dashboard.", no_args_is_help=True)
@@ -43,11 +45,21 @@ def add_admin(
     password_stdin: Annotated[
         bool, typer.Option(help="Read the password from standard input (scripts).")
     ] = False,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Read the password from this file's first line.")
+    ] = None,
 ) -> None:
-    """Create a dashboard admin (or set a new password); admins may change the catalog."""
+    """Create a dashboard admin (or set a new password); admins may change the catalog.
+    The password is asked for, or read from stdin or a file: never an argument, which
+    other users of the machine can read."""
     from edgelens.webapp.services.accounts import AccountStore, accounts_path
 
-    if password_stdin:
+    if password_file is not None:
+        try:
+            password = password_file.read_text().split("\n", 1)[0]
+        except OSError as exc:
+            raise ConfigError(f"cannot read the password file: {exc}") from exc
+    elif password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)

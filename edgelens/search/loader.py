@@ -21,6 +21,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.errors import SearchError
 from edgelens.search.base import VectorIndex
 from edgelens.search.exact import ExactIndex
+from edgelens.settings import redact_urls
 
 if TYPE_CHECKING:  # pymilvus is the [vectordb] extra
     from edgelens.search.milvus import MilvusIndex
@@ -64,7 +65,9 @@ def open_index(
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
     if backend == "milvus":
         milvus = _milvus(store, model_id, dim, recipe, milvus_uri, milvus_index)
-        return OpenedIndex(milvus, seq, shared_index=f"{milvus.collection}@{milvus_uri}")
+        return OpenedIndex(
+            milvus, seq, shared_index=f"{milvus.collection}@{redact_urls(milvus_uri)}"
+        )
     if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
         return saved
     items, vectors = store.vectors(model_id, recipe.recipe_id)

@@ -18,7 +18,7 @@ from edgelens import __version__
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CsrfError, ItemNotFoundError, NotSignedInError, RedisUnavailableError
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
-from edgelens.settings import Settings, require_secrets
+from edgelens.settings import Settings, redact_urls, require_secrets
 from edgelens.webapp.deps import AppState, guard
 from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
 from edgelens.webapp.routes import api, auth, catalog, events, health, pages
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             settings.catalog_db,
             len(store),
             model.model_id,
-            settings.redis_url,
+            redact_urls(str(settings.redis_url)),
         )
         try:
             yield {

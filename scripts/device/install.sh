@@ -35,7 +35,8 @@ options:
   --device-id ID        names the device's MQTT topics (default: host name)
   --broker URL          mqtt://host:1883 or mqtts://host:8883
   --username NAME       MQTT user (see \`edgelens device enroll\` on the broker host)
-  --password SECRET     MQTT password; --password-file FILE reads it from a file
+  --password-file FILE  the MQTT password, read from FILE (- reads standard input);
+                        never on the command line, where other users see it
   --source SRC          0, v4l2:///dev/video0, csi://0, rtsp://..., a video or a folder
   --python PY           Python >= 3.10 to build the venv from (default python3)
   --ort-wheel FILE      install this onnxruntime(-gpu) wheel
@@ -55,8 +56,9 @@ while [[ $# -gt 0 ]]; do
     --device-id) DEVICE_ID="$2"; shift 2 ;;
     --broker) BROKER="$2"; shift 2 ;;
     --username) USERNAME="$2"; shift 2 ;;
-    --password) PASSWORD="$2"; shift 2 ;;
-    --password-file) PASSWORD="$(<"$2")"; shift 2 ;;
+    --password-file)
+      if [[ "$2" == - ]]; then IFS= read -r PASSWORD; else PASSWORD="$(<"$2")"; fi
+      shift 2 ;;
     --source) SOURCE="$2"; shift 2 ;;
     --python) PYTHON="$2"; shift 2 ;;
     --ort-wheel) ORT_WHEEL="$2"; shift 2 ;;
@@ -135,11 +137,13 @@ say "installing $(basename "$WHEEL")$EXTRAS"
 # -- model and config -------------------------------------------------------------------
 cp "$BUNDLE"/models/* "$PREFIX/models/"
 PRECISION="$("$PREFIX/venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["precision"])' "$BUNDLE/bundle.json")"
-MQTT_URL="$("$PREFIX/venv/bin/python" - "$BROKER" "$USERNAME" "$PASSWORD" <<'PY'
+MQTT_URL="$(MQTT_PASSWORD="$PASSWORD" "$PREFIX/venv/bin/python" - "$BROKER" "$USERNAME" <<'PY'
+import os
 import sys
 from urllib.parse import quote, urlsplit
 
-url, user, password = sys.argv[1:]
+url, user = sys.argv[1:]
+password = os.environ["MQTT_PASSWORD"]  # not an argument: other users can read those
 parts = urlsplit(url)
 if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
     sys.exit(f"--broker must look like mqtt://host:1883 or mqtts://host:8883, got {url!r}")

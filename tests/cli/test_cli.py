@@ -51,6 +51,28 @@ def test_config_check_ok_and_invalid(settings, tmp_path, monkeypatch):
     assert "mqtt_url" in result.output
 
 
+def test_config_check_production_names_each_fix(settings, monkeypatch):
+    monkeypatch.setenv("EDGELENS_REDIS_URL", "redis://:red-secret@10.0.0.5:6379/0")
+    refused = _run("config", "check", "--production")
+    assert refused.exit_code == 2
+    for fix in ("use rediss://", "mqtt_url needs a user", "web.secure_cookies", "web.secret_key"):
+        assert fix in refused.output
+    assert "red-secret" not in refused.output
+    for name, value in {
+        "REDIS_URL": "rediss://:red-secret@10.0.0.5:6379/0",
+        "MQTT_URL": "mqtts://worker:mq-secret@broker:8883",
+        "WEB__SECRET_KEY": "k" * 40,
+        "WEB__SECURE_COOKIES": "true",
+        "MODE": "production",
+    }.items():
+        monkeypatch.setenv(f"EDGELENS_{name}", value)
+    ready = _run("config", "check", "--production")
+    assert ready.exit_code == 0 and "ready for production" in ready.output
+    shown = _run("config", "show").output
+    assert "red-secret" not in shown and "mq-secret" not in shown and "k" * 40 not in shown
+    assert '"public_dashboard": false' in shown, "private by default in production"
+
+
 def test_catalog_add_list_remove_and_cache(settings, sample_catalog):
     first = _run("catalog", "add", str(sample_catalog))
     assert first.exit_code == 0, first.output
@@ -241,3 +263,13 @@ def test_eval_builds_clutter_from_other_photos_when_given(settings, sample_catal
     assert row["set"] == "clutter" and row["queries"] == 20
     missing = _run(*common, "--clutter-backgrounds", str(sample_catalog.parent / "nowhere"))
     assert missing.exit_code == 1 and "background folder not found" in missing.output
+
+
+def test_log_lines_never_carry_a_password(capsys):
+    import logging
+
+    from edgelens.cli.context import configure_logging
+
+    configure_logging("INFO")
+    logging.getLogger("edgelens.test").warning("lost redis://:red-secret@10.0.0.5:6379/0")
+    assert "redis://:***@10.0.0.5:6379/0" in capsys.readouterr().err

@@ -34,3 +34,21 @@ def test_add_admin_stores_a_hash_and_refuses_short_passwords(settings):
         assert stored.startswith("scrypt$") and "a long passphrase" not in stored
     finally:
         accounts.close()
+
+
+def test_add_admin_reads_the_password_from_a_file(settings, tmp_path):
+    secret = tmp_path / "ops.secret"
+    secret.write_text("a long passphrase\nignored second line\n")
+    made = CliRunner().invoke(
+        web.app, ["add-admin", "ops", "--password-file", str(secret)], obj=settings
+    )
+    assert made.exit_code == 0, made.output
+    accounts = AccountStore(accounts_path(settings.data_dir))
+    try:
+        assert accounts.authenticate(username="ops", password="a long passphrase")
+    finally:
+        accounts.close()
+    missing = CliRunner().invoke(
+        web.app, ["add-admin", "ops", "--password-file", str(tmp_path / "nope")], obj=settings
+    )
+    assert missing.exit_code == 1 and "cannot read the password file" in missing.output
