@@ -46,6 +46,10 @@ VERSION_FOCUS = 2  # the frame's vector, then its focus box's
 VERSION_VERIFY = 3  # one or two vectors, then the focus view
 MAX_DIM = 8192
 MAX_JPEG_BYTES = 128 * 1024
+# Capture times are seconds since 1970 from the device's clock, which may be wrong (a board
+# without a real-time clock boots in 1970); any time in range is taken, nothing that would
+# overflow the latencies computed from it (year 2242).
+MAX_CAPTURED_AT = float(2**33)
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
 _LENGTH = struct.Struct("<I")
@@ -106,8 +110,8 @@ class FeatureMessage:
             raise WireFormatError("model id must be 1-255 bytes")
         if not 0 <= self.seq < 2**64:
             raise WireFormatError(f"sequence number out of range: {self.seq}")
-        if not math.isfinite(self.captured_at):
-            raise WireFormatError("capture time must be finite")
+        if not 0 <= self.captured_at < MAX_CAPTURED_AT:  # NaN fails too
+            raise WireFormatError(f"capture time {self.captured_at!r} s is not a time")
 
     @property
     def dim(self) -> int:

@@ -190,3 +190,19 @@ def test_a_view_added_to_an_encoded_message_decodes_as_if_sent_with_it():
     assert added == encode(dataclasses.replace(message, view_jpeg=jpeg))
     with pytest.raises(WireFormatError, match="takes a view"):
         with_view_jpeg(added, jpeg)
+
+
+@pytest.mark.parametrize("captured_at", [1e308, float("inf"), float("nan"), -1.0, 2.0**33])
+def test_a_capture_time_that_is_no_time_is_refused(captured_at):
+    """Such a time would make the record's latency overflow to infinity (invalid JSON)."""
+    with pytest.raises(WireFormatError, match="is not a time"):
+        dataclasses.replace(_message(dim=8), captured_at=captured_at)
+    payload = encode(_message(dim=8))
+    with pytest.raises(WireFormatError, match="is not a time"):
+        decode(restamp(payload, seq=1, captured_at=captured_at))
+
+
+def test_a_device_clock_at_1970_still_answers():
+    assert (
+        decode(encode(dataclasses.replace(_message(dim=8), captured_at=12.5))).captured_at == 12.5
+    )
