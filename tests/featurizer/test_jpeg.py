@@ -3,13 +3,17 @@ before any decoder allocates for it."""
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.focus import decode_focus_view
 from edgelens.featurizer.jpeg import MAX_VIEW_SIDE, jpeg_header
+from tests.wire.strategies import view_jpegs
 
 
 def _jpeg(image: np.ndarray, *params: int) -> bytes:
@@ -80,3 +84,21 @@ def test_malformed_headers_say_why(data, reason):
 def test_a_real_view_still_decodes():
     view = decode_focus_view(_jpeg(COLOUR))
     assert view.shape == (300, 400, 3)
+
+
+VIEWS = tuple(_jpeg(COLOUR[: 60 * n, : 80 * n]) for n in (1, 3, 5))
+
+
+@settings(
+    max_examples=int(os.environ.get("EDGELENS_FUZZ_EXAMPLES", "2000")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(data=view_jpegs(VIEWS))
+def test_fuzzed_views_decode_small_or_raise_image_decode_error_only(data):
+    try:
+        view = decode_focus_view(data)
+    except ImageDecodeError:
+        return
+    assert max(view.shape[:2]) <= MAX_VIEW_SIDE and view.dtype == np.uint8
