@@ -36,7 +36,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import common_arguments, write_section
-from loadlib import prepare_catalog, resident_bytes, worker_env, worker_processes
+from loadlib import (
+    prepare_catalog,
+    resident_bytes,
+    wait_healthy,
+    worker_env,
+    worker_processes,
+)
 
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
@@ -116,7 +122,7 @@ def _run(workers, env, devices, payloads, views, share, redis_url, mqtt_url, arg
     clients = [_device_client(mqtt_url, device) for device in devices]
     try:
         with worker_processes(envs, cores=args.cores) as procs:
-            _wait_healthy(ports)
+            wait_healthy(ports)
             backlog = _BacklogSampler(ports)
             sent, with_view = _drive(clients, devices, by_device, views, share, args)
             time.sleep(2.0)  # the last messages drain
@@ -177,21 +183,6 @@ def _drive(clients, devices, by_device, views, share, args) -> tuple[int, int]:
         clients[k].publish(features_topic(devices[k]), payload, qos=0)
         sent += 1
     return sent, with_view
-
-
-def _wait_healthy(ports: list[int]) -> None:
-    deadline = time.monotonic() + 180
-    http = httpx.Client(trust_env=False, timeout=2)
-    for port in ports:
-        while True:
-            try:
-                if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker on metrics port {port} never became healthy")
-            time.sleep(0.2)
 
 
 def _worker_counts(ports: list[int]) -> Counter:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import numpy as np
 import redis
 
@@ -170,3 +171,19 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         elapsed = time.monotonic() - self._started
         return {name: (used - self._start[name]) / elapsed for name, used in self._now().items()}
+
+
+def wait_healthy(ports: list[int]) -> None:
+    """Until each worker's metrics port answers /healthz (a worker loads its index first)."""
+    deadline = time.monotonic() + 180
+    http = httpx.Client(trust_env=False, timeout=2)
+    for port in ports:
+        while True:
+            try:
+                if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker on metrics port {port} never became healthy")
+            time.sleep(0.2)
