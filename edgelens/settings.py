@@ -248,6 +248,33 @@ class WorkerSettings(_Section):
         description="Port of /metrics and /healthz; 0 picks a free one. Each worker on one "
         "machine needs its own.",
     )
+    device_messages_per_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Feature messages a second one device may send; more are refused and "
+        "counted (rejected_rate_limited). A device sends at most its fps_cap a second (15 "
+        "by default): this is twice that, so only a broken or hostile device reaches it. "
+        "Devices with a higher fps_cap need it above theirs.",
+    )
+    device_message_burst: int = Field(
+        default=60,
+        ge=1,
+        description="Feature messages a device may send at once above its rate (4 s of a "
+        "15 fps device), e.g. after a reconnect.",
+    )
+    device_bytes_per_s: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Feature message bytes a second one device may send. A device sends "
+        "about 15 x 2.6 KB of vectors plus a 30 KB focus view per settled view, under "
+        "100 KB/s: this is five times that.",
+    )
+    device_byte_burst: int = Field(
+        default=1024 * 1024,
+        ge=256 * 1024,
+        description="Feature message bytes a device may send at once; at least 256 KB, "
+        "more than the largest message (about 193 KB), which would otherwise never pass.",
+    )
 
 
 class MqttTlsSettings(_Section):
@@ -292,6 +319,28 @@ class WebSettings(_Section):
         default=False, description="Send the session cookie over HTTPS only (behind TLS)."
     )
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    max_streams: int = Field(
+        default=1000,
+        ge=1,
+        description="Live views (event streams) one web process keeps open at once; more "
+        "are refused with 429 until one closes.",
+    )
+    max_streams_per_client: int = Field(
+        default=8,
+        ge=1,
+        description="Live views open at once from one client address, so one visitor "
+        "cannot hold every slot; more get 429. Behind a reverse proxy the address is the "
+        "X-Forwarded-For one only where uvicorn trusts the proxy (--forwarded-allow-ips).",
+    )
+    login_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed sign-ins to one admin name within login_window_s."
+    )
+    login_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins from one client address (an IPv6 /64), whatever the names.",
+    )
+    login_window_s: float = Field(default=300.0, gt=0)
 
 
 class Settings(BaseSettings):

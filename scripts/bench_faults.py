@@ -6,22 +6,33 @@ is from the moment the failed part is back (or, for a killed worker, from the ki
 the first new match record in Redis. Faults: the broker restarts, Redis restarts, one of
 two worker processes is killed (SIGKILL), the only worker is killed and restarted, and
 the camera (a folder of the video's frames) disappears for 3 s and comes back.
+
+The hostile run (section "hostile"): a quiet device sends frames at 2 fps to a fresh
+worker, first alone, then while a hostile device floods 4 KB statuses and feature
+messages carrying a bomb view (a 2.5 KB JPEG header claiming 8000x8000) or 200 KB of
+bytes, each as fast as the broker takes them; the quiet device's share of answers and
+first-answer latency are measured beside each other.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import httpx
+import numpy as np
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,16 +44,27 @@ from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.device.loop import DeviceLoop
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, Settings
-from edgelens.wire.names import matches_key
-from edgelens.wire.records import MatchRecord
+from edgelens.wire.features import FeatureMessage, encode
+from edgelens.wire.mqtt import connect_async, make_client
+from edgelens.wire.names import features_topic, matches_channel, matches_key, status_topic
+from edgelens.wire.records import MatchRecord, Stage
 
 DEVICE = "fault-cam"
 OUTAGE_S = 3.0
+QUIET, HOSTILE = "quiet-cam", "hostile-cam"
+QUIET_FPS = 2.0
+# Messages a hostile publisher hands its client before waiting for the last one to be
+# written out: as fast as the broker takes them, without growing the client's queue.
+HOSTILE_WINDOW = 50
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     common_arguments(parser)
+    parser.add_argument(
+        "--runs", nargs="+", choices=["faults", "hostile"], default=["faults", "hostile"]
+    )
+    parser.add_argument("--hostile-seconds", type=float, default=30.0, help="each phase")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])
@@ -60,6 +82,13 @@ def main() -> None:
             "EDGELENS_MQTT_URL": broker.url,
             "EDGELENS_LOG_LEVEL": "ERROR",
         }
+        if "hostile" in args.runs:
+            hostile = _hostile_run(env, featurizer, camera, args.hostile_seconds)
+            print(hostile)
+            if not args.no_write:
+                write_section("hostile", hostile)
+        if "faults" not in args.runs:
+            return
         watch = _Watch(rds.url)
         workers = [_worker(env), _worker(env)]
         device = _Device(camera, featurizer, broker.url)
@@ -111,9 +140,241 @@ def _frames_folder(video: Path, folder: Path, count: int = 150) -> Path:
     return folder
 
 
-def _worker(env: dict) -> subprocess.Popen:
-    port_env = {"EDGELENS_WORKER__METRICS_PORT": str(free_port())}
+def _worker(env: dict, port: int | None = None) -> subprocess.Popen:
+    port_env = {"EDGELENS_WORKER__METRICS_PORT": str(port or free_port())}
     return subprocess.Popen([*EDGELENS, "cloud", "run"], env={**env, **port_env})
+
+
+def _hostile_run(env: dict, featurizer: Featurizer, camera: Path, seconds: float) -> str:
+    """The quiet device alone, then beside the hostile one, on one fresh worker."""
+    port = free_port()
+    worker = _worker(env, port)
+    frames = sorted(camera.glob("*.jpg"))[::10]
+    vectors = featurizer.embed([cv2.imread(str(path)) for path in frames])
+    quiet = _QuietDevice(env, featurizer.model_id, vectors)
+    try:
+        _wait_healthy(port)
+        alone = quiet.run(seconds)
+        before = _worker_counts(port)
+        with _HostileDevice(env["EDGELENS_MQTT_URL"], featurizer.model_id, vectors[0]) as flood:
+            beside = quiet.run(seconds)
+        after = _worker_counts(port)
+    finally:
+        quiet.close()
+        worker.terminate()
+        worker.wait(timeout=30)
+    counts = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    return _hostile_report(alone, beside, flood.sent, counts, seconds)
+
+
+def _wait_healthy(port: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the worker on port {port} was not healthy within {timeout:.0f} s")
+
+
+def _worker_counts(port: int) -> dict[str, float]:
+    """The worker's counters by outcome and by refusal reason, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    pattern = r'^edgelens_worker_(messages|rejected)_total\{\w+="(\w+)"\} (\S+)$'
+    return {
+        f"rejected_{name}" if family == "rejected" else name: float(value)
+        for family, name, value in re.findall(pattern, text, re.M)
+    }
+
+
+@dataclass
+class _Answers:
+    sent: int
+    latencies_ms: list[float]  # first answers, frame sent to record pushed
+
+    @property
+    def share(self) -> float:
+        return len(self.latencies_ms) / self.sent
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+class _QuietDevice:
+    """Sends pre-featurized frames at :data:`QUIET_FPS` and collects their first answers
+    from the Redis channel the worker announces them on."""
+
+    def __init__(self, env: dict, model_id: str, vectors: np.ndarray) -> None:
+        self._model_id = model_id
+        self._vectors = vectors
+        self._seq = 0
+        self._client = make_client(env["EDGELENS_MQTT_URL"], client_id="bench-quiet")
+        connect_async(self._client, env["EDGELENS_MQTT_URL"])
+        self._redis = redis.Redis.from_url(env["EDGELENS_REDIS_URL"])
+
+    def run(self, seconds: float) -> _Answers:
+        _wait_connected(self._client)
+        pubsub = self._redis.pubsub()
+        pubsub.subscribe(matches_channel(QUIET))
+        sent: set[int] = set()
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            self._seq += 1
+            vector = self._vectors[self._seq % len(self._vectors)]
+            message = FeatureMessage(QUIET, self._seq, time.time(), self._model_id, vector)
+            self._client.publish(features_topic(QUIET), encode(message), qos=0)
+            sent.add(self._seq)
+            time.sleep(max(0.0, started + len(sent) / QUIET_FPS - time.monotonic()))
+        latencies: dict[int, float] = {}
+        deadline = time.monotonic() + 3.0  # the last frames' answers
+        while time.monotonic() < deadline:
+            reply = pubsub.get_message(timeout=0.5)
+            if reply is None or reply["type"] != "message":
+                continue
+            record = MatchRecord.from_json(reply["data"])
+            if record.stage is Stage.FIRST and record.seq in sent:
+                latencies.setdefault(record.seq, record.latency_ms)
+        pubsub.close()
+        return _Answers(len(sent), list(latencies.values()))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._redis.close()
+
+
+def _wait_connected(client, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not client.is_connected():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no broker within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _bomb_view() -> bytes:
+    """A 2.5 KB JPEG that looks lossless (SOF3) and claims 8000x8000 pixels: a real small
+    JPEG's frame header rewritten, padded with a comment segment."""
+    _, data = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
+    view = bytearray(data.tobytes())
+    sof = view.find(b"\xff\xc0")
+    view[sof + 1] = 0xC3
+    view[sof + 5 : sof + 9] = (8000).to_bytes(2, "big") * 2
+    comment = b"\xff\xfe" + (2 + 2500 - len(view) - 4).to_bytes(2, "big")
+    comment += bytes(2500 - len(view) - 4)
+    return bytes(view[:2] + comment + view[2:])
+
+
+class _HostileDevice:
+    """One device flooding its worker: 4 KB statuses on one client, and on another
+    feature messages with a bomb view alternating with 200 KB payloads, each sent as
+    fast as the broker takes them until the context exits."""
+
+    def __init__(self, mqtt_url: str, model_id: str, vector: np.ndarray) -> None:
+        self._url = mqtt_url
+        status = {"state": "online", "device_id": HOSTILE, "pad": ""}
+        status["pad"] = "x" * (4096 - len(json.dumps(status)))
+        self._status = json.dumps(status).encode()
+        self._model_id = model_id
+        self._vector = vector
+        self._bomb = _bomb_view()
+        self._stop = threading.Event()
+        self.sent: dict[str, int] = {"statuses": 0, "bomb views": 0, "200 KB payloads": 0}
+        self._threads = [
+            threading.Thread(target=self._flood, args=("statuses", self._statuses)),
+            threading.Thread(target=self._flood, args=("views", self._views)),
+        ]
+
+    def _statuses(self, seq: int) -> tuple[str, str, bytes]:
+        return "statuses", status_topic(HOSTILE), self._status
+
+    def _views(self, seq: int) -> tuple[str, str, bytes]:
+        if seq % 2:
+            return "200 KB payloads", features_topic(HOSTILE), b"EL" + bytes(200 * 1024 - 2)
+        message = FeatureMessage(
+            HOSTILE, seq, time.time(), self._model_id, self._vector, view_jpeg=self._bomb
+        )
+        return "bomb views", features_topic(HOSTILE), encode(message)
+
+    def _flood(self, name: str, make) -> None:
+        client = make_client(self._url, client_id=f"bench-hostile-{name}")
+        connect_async(client, self._url)
+        _wait_connected(client)
+        seq = 0
+        while not self._stop.is_set():
+            for _ in range(HOSTILE_WINDOW):
+                seq += 1
+                kind, topic, payload = make(seq)
+                info = client.publish(topic, payload, qos=0)
+                self.sent[kind] += info.rc == 0
+            info.wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+
+    def __enter__(self) -> _HostileDevice:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+
+def _hostile_report(
+    alone: _Answers, beside: _Answers, sent: dict[str, int], counts: dict, seconds: float
+) -> str:
+    def row(name: str, answers: _Answers) -> str:
+        return (
+            f"| {name} | {answers.sent} | {answers.share:.1%} | "
+            f"{answers.percentile(50):.1f} / {answers.percentile(99):.1f} |"
+        )
+
+    flood = ", ".join(f"{n:,} {kind} ({n / seconds:,.0f}/s)" for kind, n in sent.items())
+    refused = ", ".join(
+        f"{name.removeprefix('rejected_')} {int(value):,}"
+        for name, value in sorted(counts.items())
+        if value and name in _HOSTILE_COUNTS
+    )
+    ratio = beside.percentile(99) / alone.percentile(99)
+    return "\n".join(
+        [
+            "## One hostile device beside a quiet one",
+            "",
+            f"A quiet device sends pre-featurized frames (float16 vectors of the demo camera "
+            f"video) at {QUIET_FPS:.0f} fps to one `edgelens cloud run` worker for "
+            f"{seconds:.0f} s, first alone, then while a hostile device floods on two MQTT "
+            "clients, each as fast as mosquitto takes them: 4 KB statuses, and feature "
+            "messages carrying a bomb view (a 2.5 KB JPEG header, lossless-looking, claiming "
+            "8000x8000 pixels) alternating with 200 KB payloads. Broker, Redis, worker and "
+            "both devices share the machine. First answer: the frame's send to its first "
+            "record pushed to Redis. Targets: at least 95% answered, p99 within 2x quiet.",
+            "",
+            "| quiet device | frames sent | answered | first answer p50 / p99 ms |",
+            "| --- | ---: | ---: | ---: |",
+            row("alone", alone),
+            row("beside the hostile device", beside),
+            "",
+            f"p99 beside the hostile device: {ratio:.2f}x alone. The hostile device sent "
+            f"{flood}. The worker meanwhile: {refused}.",
+        ]
+    )
+
+
+# The worker counters the hostile run reports (edgelens_worker_messages and _rejected).
+_HOSTILE_COUNTS = (
+    "received",
+    "matched",
+    "dropped",
+    "rejected_rate_limited",
+    "rejected_oversized",
+    "rejected_bad_status",
+    "status_coalesced",
+    "status_recorded",
+    "confirm_unusable_view",
+)
 
 
 def _restart(name: str, server, watch: _Watch) -> tuple[str, float, str]:

@@ -4,7 +4,9 @@ mosquitto reads a password file (``user:$7$<iterations>$<salt>$<hash>``, PBKDF2-
 the format ``mosquitto_passwd`` writes) and an ACL file, and reloads both on SIGHUP, so
 a device is enrolled without restarting the broker. The ACL gives every account write
 access to ``edgelens/<its own username>/features`` and ``.../status`` only (a device's
-username is its device id), and the worker accounts read access to all devices' topics;
+username is its device id), and the worker accounts read access to all devices' topics:
+a worker has two accounts, one per connection (its frames, and its statuses under the
+name with :data:`STATUS_ACCOUNT_SUFFIX`), each reading only what that connection reads;
 devices read nothing.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelens.errors import ConfigError
-from edgelens.wire.names import valid_device_id
+from edgelens.wire.names import STATUS_ACCOUNT_SUFFIX, valid_device_id
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ pattern write edgelens/%u/status
 _WORKER_BLOCK = """
 user {name}
 topic read edgelens/+/features
+"""
+_STATUS_BLOCK = """
+user {name}
 topic read edgelens/+/status
 """
 
@@ -81,35 +86,40 @@ class BrokerAccounts:
         return credentials
 
     def enroll_worker(self, name: str) -> Credentials:
-        """Credentials for a worker, which may read every device's topics."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        """Credentials for a worker, which may read every device's topics: its account and
+        its status connection's (``name`` + :data:`STATUS_ACCOUNT_SUFFIX`), one password."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name.endswith(STATUS_ACCOUNT_SUFFIX):
             raise ConfigError(f"invalid worker account name {name!r}")
-        credentials = self._set_password(name)
+        credentials = self._set_password(name, name + STATUS_ACCOUNT_SUFFIX)
         self._write_acl(self.workers() | {name})
         logger.info("worker account %s enrolled", name)
         return credentials
 
     def remove(self, username: str) -> bool:
-        """Revoke an account; True if it existed."""
+        """Revoke an account (a worker's status account with it); True if it existed."""
         entries = self._entries()
         if entries.pop(username, None) is None:
             return False
+        entries.pop(username + STATUS_ACCOUNT_SUFFIX, None)
         self._write_passwords(entries)
         self._write_acl(self.workers() - {username})
         return True
 
     def workers(self) -> set[str]:
+        """The worker accounts (their status accounts go with them)."""
         if not self.acl_file.exists():
             return set()
         lines = self.acl_file.read_text().splitlines()
-        return {m.group(1) for line in lines if (m := _WORKER_LINE.match(line.strip()))}
+        users = {m.group(1) for line in lines if (m := _WORKER_LINE.match(line.strip()))}
+        return {user for user in users if not user.endswith(STATUS_ACCOUNT_SUFFIX)}
 
-    def _set_password(self, username: str) -> Credentials:
+    def _set_password(self, *usernames: str) -> Credentials:
         password = secrets.token_urlsafe(24)
         entries = self._entries()
-        entries[username] = password_hash(password)
+        for username in usernames:
+            entries[username] = password_hash(password)
         self._write_passwords(entries)
-        return Credentials(username, password)
+        return Credentials(usernames[0], password)
 
     def _entries(self) -> dict[str, str]:
         if not self.password_file.exists():
@@ -127,7 +137,11 @@ class BrokerAccounts:
         )
 
     def _write_acl(self, workers: set[str]) -> None:
-        blocks = "".join(_WORKER_BLOCK.format(name=name) for name in sorted(workers))
+        blocks = "".join(
+            _WORKER_BLOCK.format(name=name)
+            + _STATUS_BLOCK.format(name=name + STATUS_ACCOUNT_SUFFIX)
+            for name in sorted(workers)
+        )
         _write_private(self.acl_file, _ACL_HEADER + blocks)
 
 

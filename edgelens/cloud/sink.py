@@ -12,6 +12,7 @@ import redis
 from edgelens.errors import RedisUnavailableError
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import MatchRecord, Stage, record_prefix
+from edgelens.wire.status import DeviceStatus
 
 # A confirmed record replaces its frame's first record where it stands in the list (newest
 # first, so the newest entry of that device and seq), and is announced; -1 when the first
@@ -73,11 +74,17 @@ class RedisSink:
                     next(replies)
         return stored
 
-    def device_status(self, device_id: str, status: dict[str, object]) -> None:
-        payload = json.dumps({**status, "device_id": device_id, "seen_at": time.time()})
+    def device_statuses(self, statuses: Sequence[tuple[str, DeviceStatus]]) -> None:
+        """Each device's checked status, with its id (the topic's) and when the worker saw
+        it, into the devices hash and announced; all in one round trip."""
+        seen_at = time.time()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(DEVICES_KEY, device_id, payload)
-        pipe.publish(DEVICES_CHANNEL, payload)
+        for device_id, status in statuses:
+            payload = json.dumps(
+                {**status.model_dump(exclude_none=True), "device_id": device_id, "seen_at": seen_at}
+            )
+            pipe.hset(DEVICES_KEY, device_id, payload)
+            pipe.publish(DEVICES_CHANNEL, payload)
         self._execute(pipe)
 
     def close(self) -> None:

@@ -1,17 +1,20 @@
 """The worker: MQTT shared subscription → bounded queue → answer → Redis.
 
 Small stages, each with a stop event and a clean exit log: the paho network thread only
-enqueues (dropping the oldest message when the queue is full: for live matching the newest
-frame wins); the match thread answers every message from its vectors at once (stage one
-of :mod:`edgelens.cloud.answer`) and hands a message whose view could change that answer
-to the confirm thread (stage two, its own bounded backlog, so it never delays a first
-answer); the push thread writes both to Redis; a model watcher swaps in a new model's
-index once the catalog holds its vectors.
+checks a message's size and its device's fair share (edgelens.cloud.fairness) and
+enqueues it: frames per device, handed out round-robin, so one device's backlog never
+delays another's first answers (a device's newest frame replaces its oldest waiting one:
+for live matching the newest frame wins); statuses as the newest per device, which the
+status thread checks and writes to Redis, so a device flooding statuses costs one write
+per pass and never the network thread's time. The match thread answers every message
+from its vectors at once (stage one of :mod:`edgelens.cloud.answer`) and hands a message
+whose view could change that answer to the confirm thread (stage two, its own bounded
+backlog, so it never delays a first answer); the push thread writes both to Redis; a
+model watcher swaps in a new model's index once the catalog holds its vectors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -24,11 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import paho.mqtt.client as mqtt
+from pydantic import ValidationError
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.cloud.catalog_follower import CatalogFollower
+from edgelens.cloud.fairness import Allowance, DeviceBudgets, FairQueue
 from edgelens.cloud.keypoints import KeypointCache
 from edgelens.cloud.matcher import ConfirmJob, Matcher, RejectedMessage
 from edgelens.cloud.metrics import MetricsServer, WorkerMetrics
@@ -50,19 +55,28 @@ from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
+    STATUS_ACCOUNT_SUFFIX,
     STATUS_WILDCARD,
     device_of_topic,
     shared_subscription,
 )
 from edgelens.wire.records import MatchRecord, Stage
+from edgelens.wire.status import DeviceStatus
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+# Frames of one device waiting for the match loop; a newer one replaces its oldest.
+QUEUED_PER_DEVICE = 4
 # Most records written to Redis in one pipeline when they queued up.
 PUSH_BATCH = 32
 # A device status is a small JSON object; anything larger is refused unparsed.
 MAX_STATUS_BYTES = 4096
+# Devices whose newest status waits for the status thread; the oldest goes when full.
+STATUS_BACKLOG = 4096
+# The status thread's shortest interval between two passes: statuses arriving meanwhile
+# replace each other, so a device's status reaches Redis at most 1 / this a second.
+STATUS_PASS_S = 0.1
 # Stage two's backlog: devices with a view waiting (one each); the oldest goes when full.
 CONFIRM_BACKLOG = 64
 # A view whose frame vector is this close to the device's last confirmed view's is that
@@ -124,6 +138,39 @@ class _ConfirmBacklog:
             return self._jobs.popitem(last=False)[1] if self._jobs else None
 
 
+class _LatestStatuses:
+    """The newest raw status of each device (by topic) waiting for the status thread: a
+    newer one replaces the one waiting, which is then no longer true; at most ``capacity``
+    devices (the oldest waiting goes)."""
+
+    def __init__(self, capacity: int = STATUS_BACKLOG) -> None:
+        self._capacity = capacity
+        self._ready = threading.Condition()
+        self._waiting: OrderedDict[str, _Inbound] = OrderedDict()
+
+    def put(self, inbound: _Inbound) -> str:
+        """Keep ``inbound`` as its device's newest; returns its outcome's counter name."""
+        with self._ready:
+            outcome = "status_queued"
+            if inbound.topic in self._waiting:
+                outcome = "status_coalesced"
+            elif len(self._waiting) >= self._capacity:
+                self._waiting.popitem(last=False)
+                outcome = "status_dropped"
+            self._waiting[inbound.topic] = inbound
+            self._ready.notify()
+            return outcome
+
+    def take_all(self, timeout: float) -> list[_Inbound]:
+        """Every waiting status, after at most ``timeout`` seconds of waiting for one."""
+        with self._ready:
+            if not self._waiting:
+                self._ready.wait(timeout)
+            taken = list(self._waiting.values())
+            self._waiting.clear()
+            return taken
+
+
 class WorkerStats:
     """Thread-safe counters: received, matched, rejected by reason, dropped, redis errors."""
 
@@ -167,7 +214,15 @@ class Worker:
         self._serving = self._serve(self._configured_model())
         self._waiting_for: str | None = None
         self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
-        self._queue: queue.Queue[_Inbound] = queue.Queue(maxsize=QUEUE_SIZE)
+        cfg = settings.worker
+        self._budgets = DeviceBudgets(
+            messages=Allowance(cfg.device_messages_per_s, cfg.device_message_burst),
+            size=Allowance(cfg.device_bytes_per_s, cfg.device_byte_burst),
+        )
+        self._frames: FairQueue[_Inbound] = FairQueue(
+            capacity=QUEUE_SIZE, per_device=QUEUED_PER_DEVICE
+        )
+        self._statuses = _LatestStatuses()
         self._confirms = _ConfirmBacklog()
         self._stop = threading.Event()
         self._redis_down = False
@@ -176,28 +231,27 @@ class Worker:
         self._device_states: dict[str, str] = {}
         self.metrics = WorkerMetrics(
             counts=self.stats.snapshot,
-            queue_length=self._queue.qsize,
+            queue_length=self._frames.__len__,
             confirm_backlog=self._confirms.__len__,
-            # A copy: the network thread may add a device while /metrics is scraped.
+            # A copy: the status thread may add a device while /metrics is scraped.
             devices_online=lambda: list(self._device_states.values()).count("online"),
         )
         self._metrics_server: MetricsServer | None = None
-        self._client = make_client(
-            str(settings.mqtt_url),
-            client_id=f"edgelens-worker-{uuid.uuid4().hex[:8]}",
-            tls=settings.mqtt_tls,
-            reconnect_min_s=min(0.5, settings.worker.reconnect_max_s),
-            reconnect_max_s=settings.worker.reconnect_max_s,
-        )
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
+        # Two connections: frames, and statuses. The broker queues messages for each
+        # connection on its own, so a flood of statuses never crowds out frames there.
+        client_id = f"edgelens-worker-{uuid.uuid4().hex[:8]}"
+        self._client = self._mqtt_client(client_id, "")
+        self._status_client = self._mqtt_client(f"{client_id}-status", STATUS_ACCOUNT_SUFFIX)
+        self._subscriptions: dict[mqtt.Client, bool] = {
+            self._client: False,
+            self._status_client: False,
+        }
         # Matched records waiting for Redis; None ends the push thread.
         self._pushes: queue.Queue[MatchRecord | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
             threading.Thread(target=self._confirm_loop, name="worker-confirm", daemon=True),
+            threading.Thread(target=self._status_loop, name="worker-status", daemon=True),
             threading.Thread(target=self._watch_model, name="worker-model", daemon=True),
         ]
         self._push_thread = threading.Thread(
@@ -233,10 +287,26 @@ class Worker:
             "catalog_change": self.catalog.applied_seq,
             # On a shared index (Milvus): whether this worker is the one that writes it.
             "index_writer": self.catalog.lease.held if self.catalog.lease else None,
-            "queue_length": self._queue.qsize(),
+            "queue_length": len(self._frames),
             "confirm_backlog": len(self._confirms),
         }
         return bool(detail["mqtt_subscribed"] and detail["redis_ok"]), detail
+
+    def _mqtt_client(self, client_id: str, username_suffix: str) -> mqtt.Client:
+        settings = self._settings
+        client = make_client(
+            str(settings.mqtt_url),
+            client_id=client_id,
+            tls=settings.mqtt_tls,
+            reconnect_min_s=min(0.5, settings.worker.reconnect_max_s),
+            reconnect_max_s=settings.worker.reconnect_max_s,
+            username_suffix=username_suffix,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
 
     def start(self) -> None:
         self._start_metrics()
@@ -244,7 +314,8 @@ class Worker:
         for thread in self._threads:
             thread.start()
         self._push_thread.start()
-        connect_async(self._client, str(self._settings.mqtt_url))
+        for client in self._subscriptions:
+            connect_async(client, str(self._settings.mqtt_url))
         logger.info(
             "worker started: model %s, %d catalog items, group %s",
             self.model_id,
@@ -275,8 +346,9 @@ class Worker:
         self._stop.set()
         if self._metrics_server is not None:
             self._metrics_server.stop()
-        self._client.disconnect()
-        self._client.loop_stop()
+        for client in self._subscriptions:
+            client.disconnect()
+            client.loop_stop()
         self.catalog.stop()
         close = getattr(self.index, "close", None)  # a vector database's connection
         if close is not None:
@@ -311,60 +383,93 @@ class Worker:
     # -- MQTT callbacks (network thread: enqueue only) ----------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _props) -> None:
+        statuses = client is self._status_client
         if reason_code.is_failure:
-            logger.warning("broker refused the worker: %s", reason_code)
+            logger.warning(
+                "broker refused the worker's %s connection: %s%s",
+                "status" if statuses else "frame",
+                reason_code,
+                " (a worker enrolled before it had a status account: enroll it again)"
+                if statuses
+                else "",
+            )
+            return
+        if statuses:
+            # QoS 0: a status is the device's latest state, retained at the broker and
+            # sent again on every reconnect, so acknowledging each one buys nothing, and
+            # under a flood the broker drops the excess instead of this process parsing it.
+            client.subscribe(STATUS_WILDCARD, 0)
             return
         group = self._settings.worker.share_group
-        client.subscribe([(shared_subscription(group, FEATURES_WILDCARD), 0), (STATUS_WILDCARD, 1)])
+        client.subscribe(shared_subscription(group, FEATURES_WILDCARD), 0)
         logger.info("connected to the broker; subscribing as group %s", group)
 
-    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _props) -> None:
+    def _on_subscribe(self, client: mqtt.Client, _userdata, _mid, reason_codes, _props) -> None:
         failed = [code for code in reason_codes if code.is_failure]
         if failed:
             logger.error("subscription refused: %s", failed)
-        else:
+            return
+        self._subscriptions[client] = True
+        if all(self._subscriptions.values()):
             self.subscribed.set()
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+    def _on_disconnect(self, client: mqtt.Client, _userdata, _flags, reason_code, _props) -> None:
+        self._subscriptions[client] = False
         self.subscribed.clear()
         if not self._stop.is_set():
             logger.warning("lost the broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
-        inbound = _Inbound(message.topic, bytes(message.payload), time.time())
-        if message.topic.endswith("/status"):
-            self._handle_status(inbound)
+        """Sizes are checked before a payload is copied, and a device's share before its
+        frame is queued; a status only replaces its device's waiting one."""
+        received_at, topic, size = time.time(), message.topic, len(message.payload)
+        if topic.endswith("/status"):
+            if size > MAX_STATUS_BYTES:
+                self.stats.add("rejected_bad_status")
+                self._rejects.warn(
+                    "bad_status",
+                    "refused the status on %s: %d bytes (at most %d)",
+                    topic,
+                    size,
+                    MAX_STATUS_BYTES,
+                )
+                return
+            self.stats.add(self._statuses.put(_Inbound(topic, bytes(message.payload), received_at)))
             return
         self.stats.add("received")
-        if len(inbound.payload) > MAX_MESSAGE_BYTES:
+        if size > MAX_MESSAGE_BYTES:
             self.stats.add("rejected_oversized")
             self._rejects.warn(
                 "oversized",
                 "rejected message on %s: %d bytes (at most %d)",
-                message.topic,
-                len(inbound.payload),
+                topic,
+                size,
                 MAX_MESSAGE_BYTES,
             )
             return
-        while True:
-            try:
-                self._queue.put_nowait(inbound)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()  # the oldest frame is the least useful
-                    self.stats.add("dropped")
-                except queue.Empty:
-                    pass
+        device = device_of_topic(topic) or topic
+        if not self._budgets.admit(device, size):
+            self.stats.add("rejected_rate_limited")
+            cfg = self._settings.worker
+            self._rejects.warn(
+                "rate_limited",
+                "rejected message on %s: the device sends more than its share "
+                "(%g messages and %d bytes a second)",
+                topic,
+                cfg.device_messages_per_s,
+                cfg.device_bytes_per_s,
+            )
+            return
+        inbound = _Inbound(topic, bytes(message.payload), received_at)
+        self.stats.add("dropped", self._frames.put(device, inbound))
 
     # -- stages ------------------------------------------------------------------------------
 
     def _match_loop(self) -> None:
         _limit_math_threads(self._settings.worker.math_threads)  # OpenMP's limit is per thread
         while not self._stop.is_set():
-            try:
-                inbound = self._queue.get(timeout=0.2)
-            except queue.Empty:
+            inbound = self._frames.take(timeout=0.2)
+            if inbound is None:
                 continue
             job = self._answer_safely(inbound, self._pushes.put)
             if job is not None:
@@ -381,6 +486,22 @@ class Worker:
             if job is not None:
                 self._confirm_safely(job, self._pushes.put)
         logger.info("confirm loop exits")
+
+    def _status_loop(self) -> None:
+        """Checks and records every device's newest status, one pass at a time and at most
+        one pass every :data:`STATUS_PASS_S`: statuses arriving meanwhile replace each
+        other, so a device flooding statuses costs one Redis write per pass."""
+        while not self._stop.is_set():
+            waiting = self._statuses.take_all(timeout=0.2)
+            if not waiting:
+                continue
+            try:
+                self._record_statuses(waiting)
+            except Exception:  # a bug must cost these statuses, never the worker
+                self.stats.add("errors_unexpected", len(waiting))
+                logger.exception("unexpected error recording %d status(es)", len(waiting))
+            self._stop.wait(STATUS_PASS_S)
+        logger.info("status loop exits")
 
     def _push_loop(self) -> None:
         """Writes matched records to Redis beside the match loop, so a search never waits
@@ -408,7 +529,7 @@ class Worker:
         its queue, the push to Redis included (the fuzz tests drive this)."""
         inbound = _Inbound(topic, payload, time.time() if received_at is None else received_at)
         if topic.endswith("/status"):
-            self._handle_status(inbound)
+            self._record_statuses([inbound])
             return
         job = self._answer_safely(inbound, lambda record: self._push([record]))
         if job is not None:
@@ -476,24 +597,44 @@ class Worker:
             )
             self.metrics.end_to_end_seconds.observe(max(0.0, now - record.captured_at))
 
-    def _handle_status(self, inbound: _Inbound) -> None:
+    def _record_statuses(self, inbounds: Sequence[_Inbound]) -> None:
+        """Check statuses and write the good ones to Redis in one round trip."""
+        checked = [status for inbound in inbounds if (status := self._checked_status(inbound))]
+        if not checked:
+            return
+        for device_id, status in checked:
+            self._device_states[device_id] = status.state
+        try:
+            self._sink.device_statuses(checked)
+        except RedisUnavailableError as exc:
+            self.stats.add("redis_errors", len(checked))
+            logger.error("cannot record %d device status(es): %s", len(checked), exc)
+            return
+        self.stats.add("status_recorded", len(checked))
+
+    def _checked_status(self, inbound: _Inbound) -> tuple[str, DeviceStatus] | None:
+        """The device's id and its status, or None (counted, and said in the reject log)
+        when the topic names no device or the payload is no status of that device."""
         device_id = device_of_topic(inbound.topic)
         try:
+            if device_id is None:
+                raise ValueError("not a device's status topic")
             if len(inbound.payload) > MAX_STATUS_BYTES:
                 raise ValueError(f"{len(inbound.payload)} bytes, at most {MAX_STATUS_BYTES}")
-            status = json.loads(inbound.payload)
-            if device_id is None or not isinstance(status, dict):
-                raise ValueError("expected a JSON object on a device status topic")
+            status = DeviceStatus.model_validate_json(inbound.payload)
+            if status.device_id not in (None, device_id):
+                raise ValueError(f"it claims to be device {status.device_id}")
+        except ValidationError as exc:
+            self._refuse_status(inbound, _validation_reasons(exc))
+            return None
         except ValueError as exc:
-            self.stats.add("rejected_bad_status")
-            self._rejects.warn("bad_status", "bad status on %s: %s", inbound.topic, exc)
-            return
-        self._device_states[device_id] = str(status.get("state"))
-        try:
-            self._sink.device_status(device_id, status)
-        except RedisUnavailableError as exc:
-            self.stats.add("redis_errors")
-            logger.error("cannot record status of %s: %s", device_id, exc)
+            self._refuse_status(inbound, str(exc))
+            return None
+        return device_id, status
+
+    def _refuse_status(self, inbound: _Inbound, why: str) -> None:
+        self.stats.add("rejected_bad_status")
+        self._rejects.warn("bad_status", "refused the status on %s: %s", inbound.topic, why)
 
     # -- model changes -----------------------------------------------------------------------
 
@@ -592,6 +733,16 @@ class Worker:
             previous.manifest.model_id,
         )
         return True
+
+
+def _validation_reasons(exc: ValidationError, most: int = 3) -> str:
+    """A status's faults on one line: each field and what is wrong with it."""
+    faults = [
+        f"{'.'.join(map(str, error['loc'])) or 'status'}: {error['msg']}"
+        for error in exc.errors()[:most]
+    ]
+    more = exc.error_count() - len(faults)
+    return "; ".join(faults) + (f" (and {more} more)" if more > 0 else "")
 
 
 def _lower_this_threads_priority(niceness: int) -> None:

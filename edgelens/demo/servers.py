@@ -171,6 +171,14 @@ class BrokerTls:
     require_certificate: bool = False
 
 
+# Largest publish payload the broker passes on: a little above a feature message's largest
+# (edgelens.wire.features.MAX_MESSAGE_BYTES, 197,155 bytes), so the worker still counts
+# the few in between as oversized.
+MESSAGE_SIZE_LIMIT = 200_000
+# Largest packet a client may send; a bigger one ends its connection unread.
+MAX_PACKET_SIZE = 256 * 1024
+
+
 class MosquittoServer(ManagedServer):
     """mosquitto in the foreground; open to anyone on loopback, or, given a password and
     an ACL file (see edgelens.broker.accounts), only to enrolled accounts, optionally
@@ -209,18 +217,31 @@ class MosquittoServer(ManagedServer):
             f"user {getpass.getuser()}",
             "per_listener_settings false",
             "persistence false",
+            # What one client may cost the broker: a publish above message_size_limit is
+            # dropped (the worker's own limit, MAX_MESSAGE_BYTES, is a little lower), a
+            # packet above max_packet_size ends the connection before it is read into
+            # memory, and a slow subscriber's queue is bounded in messages and bytes.
+            f"message_size_limit {MESSAGE_SIZE_LIMIT}",
+            f"max_packet_size {MAX_PACKET_SIZE}",
+            "max_inflight_messages 20",
             "max_queued_messages 100",
+            "max_queued_bytes 1048576",
         ]
+        # With accounts, the client id is the account: a device cannot connect with another's
+        # id and so push it off the broker (which would publish its "offline" will). A
+        # listener's own setting on mosquitto 2: before any listener it would open 1883.
+        per_listener = ["use_username_as_clientid true"] if self.password_file else []
         if self.password_file is not None:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
             if self.acl_file is not None:
                 lines.append(f"acl_file {self.acl_file}")
         else:
             lines.append("allow_anonymous true")
-        lines.append(f"listener {self.port} 127.0.0.1")
+        lines += [f"listener {self.port} 127.0.0.1", *per_listener]
         if self.tls is not None:
             lines += [
                 f"listener {self.tls.port} 127.0.0.1",
+                *per_listener,
                 f"cafile {self.tls.ca_file}",
                 f"certfile {self.tls.cert_file}",
                 f"keyfile {self.tls.key_file}",

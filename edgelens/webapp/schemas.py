@@ -4,28 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from edgelens.wire.features import MAX_CAPTURED_AT
+from edgelens.wire.status import DeviceId, DeviceStatus
 
 
-class DeviceOut(BaseModel):
-    """A device's last known status as the worker wrote it.
+class DeviceOut(DeviceStatus):
+    """A device's last known status as the worker wrote it: the device's own status, checked
+    as the worker checks it (an entry that is not one is skipped), with the id of the
+    device whose topic it came on and when the worker saw it."""
 
-    Fields beyond these (the worker may add counters) are passed through unchanged.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    device_id: str
-    state: Literal["online", "offline"]
-    model_id: str | None = None
-    provider: str | None = None
-    ts: float | None = Field(default=None, description="When the status was written (epoch s).")
-    fps: float | None = Field(default=None, description="Frames featurized per second.")
-    featurize_ms: float | None = Field(default=None, description="Mean model time per frame.")
-    dropped: int | None = Field(
-        default=None, description="Frames the model could not keep up with."
+    device_id: DeviceId
+    seen_at: float | None = Field(
+        default=None,
+        ge=0,
+        lt=MAX_CAPTURED_AT,
+        description="When the worker received the status (epoch s, the worker's clock).",
     )
-    suppressed: int | None = Field(default=None, description="Vectors not sent: same view.")
 
 
 class MatchOut(BaseModel):

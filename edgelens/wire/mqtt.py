@@ -36,14 +36,19 @@ def make_client(
     tls: MqttTlsSettings | None = None,
     reconnect_min_s: float = 1.0,
     reconnect_max_s: float = 30.0,
+    username_suffix: str = "",
 ) -> mqtt.Client:
+    """A client for ``mqtt_url``'s broker and account (its user name with
+    ``username_suffix``: a worker's second account has the same password)."""
     broker_address(mqtt_url)  # fail early on a malformed URL
     url = urlsplit(mqtt_url)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
     if url.username:
-        client.username_pw_set(unquote(url.username), unquote(url.password or "") or None)
+        client.username_pw_set(
+            unquote(url.username) + username_suffix, unquote(url.password or "") or None
+        )
     if url.scheme == "mqtts":
         tls = tls or MqttTlsSettings()
         if (tls.cert_file is None) != (tls.key_file is None):

@@ -26,6 +26,11 @@ def status_topic(device_id: str) -> str:
 
 FEATURES_WILDCARD = f"{TOPIC_ROOT}/+/features"
 STATUS_WILDCARD = f"{TOPIC_ROOT}/+/status"
+# A worker reads statuses on a connection of its own, so a device flooding statuses fills
+# that connection's queue at the broker and never the one its frames arrive on. Under
+# mosquitto's use_username_as_clientid each connection needs an account of its own: the
+# worker's name with this suffix, same password (edgelens.broker.accounts).
+STATUS_ACCOUNT_SUFFIX = ".status"
 
 
 def shared_subscription(group: str, topic: str) -> str:

@@ -11,13 +11,20 @@ import paho.mqtt.client as mqtt
 import pytest
 from typer.testing import CliRunner
 
-from edgelens.broker.accounts import BrokerAccounts, password_hash
+from edgelens.broker.accounts import BrokerAccounts, Credentials, password_hash
 from edgelens.cli.main import app as cli_app
-from edgelens.demo.servers import BrokerTls, MosquittoServer, free_port
+from edgelens.demo.servers import (
+    MAX_PACKET_SIZE,
+    MESSAGE_SIZE_LIMIT,
+    BrokerTls,
+    MosquittoServer,
+    free_port,
+)
 from edgelens.errors import ConfigError
 from edgelens.settings import MqttTlsSettings
+from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
-from edgelens.wire.names import features_topic, status_topic
+from edgelens.wire.names import STATUS_ACCOUNT_SUFFIX, features_topic, status_topic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,14 +32,25 @@ REPO = Path(__file__).resolve().parents[2]
 class Client:
     """A connected paho client that records what it receives and its publish acks."""
 
-    def __init__(self, url: str, client_id: str, tls: MqttTlsSettings | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        tls: MqttTlsSettings | None = None,
+        *,
+        will_topic: str | None = None,
+    ) -> None:
         self.connected = threading.Event()
         self.refused: list[str] = []
         self.received: list[str] = []
         self.acks: dict[int, mqtt.ReasonCode] = {}
         self.granted: list[mqtt.ReasonCode] = []
+        self.disconnects: list[str] = []
         self._client = make_client(url, client_id=client_id, tls=tls, reconnect_max_s=1)
+        if will_topic is not None:
+            self._client.will_set(will_topic, b'{"state": "offline"}', qos=1)
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = lambda c, u, f, rc, p: self.disconnects.append(str(rc))
         self._client.on_message = lambda c, u, m: self.received.append(m.topic)
         self._client.on_publish = lambda c, u, mid, rc, p: self.acks.__setitem__(mid, rc)
         self._client.on_subscribe = lambda c, u, mid, codes, p: self.granted.extend(codes)
@@ -44,8 +62,8 @@ class Client:
         else:
             self.connected.set()
 
-    def publish(self, topic: str) -> mqtt.ReasonCode:
-        info = self._client.publish(topic, b"x", qos=1)
+    def publish(self, topic: str, payload: bytes = b"x") -> mqtt.ReasonCode:
+        info = self._client.publish(topic, payload, qos=1)
         _wait(lambda: info.mid in self.acks)
         return self.acks[info.mid]
 
@@ -110,6 +128,105 @@ def test_a_device_publishes_only_under_its_own_id(secured):
         assert worker.received == [features_topic("cam-a")]
         assert cam_a.received == [], "devices read nothing, not even their own topics"
         assert worker.publish(features_topic("cam-a")).is_failure, "workers only read"
+    finally:
+        worker.close()
+        cam_a.close()
+
+
+def test_a_device_cannot_push_another_off_with_its_client_id(secured):
+    """The client id is the account: cam-b connecting as cam-a's client id leaves cam-a
+    connected, and the worker never sees cam-a's "offline" will."""
+    broker, creds = secured
+    worker = Client(_status_account(creds["worker"]).url(broker.url), "worker-status")
+    cam_a = Client(
+        creds["cam-a"].url(broker.url), "edgelens-device-cam-a", will_topic=status_topic("cam-a")
+    )
+    impostor = None
+    try:
+        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        assert not worker.subscribe("edgelens/+/status").is_failure
+        impostor = Client(creds["cam-b"].url(broker.url), "edgelens-device-cam-a")
+        _wait(impostor.connected.is_set)
+        time.sleep(1.0)
+        assert cam_a.disconnects == [] and worker.received == []
+        assert not cam_a.publish(features_topic("cam-a")).is_failure, "still connected"
+        assert not impostor.publish(features_topic("cam-b")).is_failure, "as itself"
+        assert impostor.publish(features_topic("cam-a")).is_failure, "and only as itself"
+    finally:
+        for client in (worker, cam_a, impostor):
+            if client is not None:
+                client.close()
+
+
+def _status_account(worker: Credentials) -> Credentials:
+    return Credentials(worker.username + STATUS_ACCOUNT_SUFFIX, worker.password)
+
+
+def test_a_worker_reads_frames_and_statuses_on_two_accounts(secured):
+    """Each of a worker's connections reads only its own kind of message: a status flood
+    queues for the status connection at the broker, never for the frames'."""
+    broker, creds = secured
+    frames = Client(creds["worker"].url(broker.url), "worker-frames")
+    statuses = Client(_status_account(creds["worker"]).url(broker.url), "worker-statuses")
+    cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
+    try:
+        _wait(lambda: all(c.connected.is_set() for c in (frames, statuses, cam_a)))
+        for reader in (frames, statuses):
+            assert not reader.subscribe("edgelens/#").is_failure
+        assert not cam_a.publish(features_topic("cam-a")).is_failure
+        assert not cam_a.publish(status_topic("cam-a")).is_failure
+        _wait(lambda: frames.received and statuses.received)
+        time.sleep(0.3)
+        assert frames.received == [features_topic("cam-a")]
+        assert statuses.received == [status_topic("cam-a")]
+    finally:
+        for client in (frames, statuses, cam_a):
+            client.close()
+
+
+def test_a_real_worker_answers_through_its_two_accounts(secured, live_settings, featurizer):
+    from pydantic import AnyUrl
+
+    from edgelens.cloud.worker import Worker
+
+    broker, creds = secured
+    settings = live_settings.model_copy(
+        update={"mqtt_url": AnyUrl(creds["worker"].url(broker.url))}
+    )
+    worker = Worker(settings)
+    worker.start()
+    try:
+        _wait(worker.subscribed.is_set)
+    finally:
+        worker.stop()
+
+
+def test_the_broker_drops_payloads_above_its_limit(secured):
+    """A frame (QoS 0) above message_size_limit is dropped and the device stays connected;
+    a packet above max_packet_size ends the connection. (On mosquitto 2.0.11 a QoS 1
+    publish above message_size_limit ends the connection too.)"""
+    assert MAX_MESSAGE_BYTES < MESSAGE_SIZE_LIMIT <= MAX_MESSAGE_BYTES + 4096 < MAX_PACKET_SIZE
+    broker, creds = secured
+    worker = Client(creds["worker"].url(broker.url), "worker")
+    cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
+    topic = features_topic("cam-a")
+
+    def send(size: int) -> None:
+        cam_a._client.publish(topic, bytes(size), qos=0).wait_for_publish(5)
+
+    try:
+        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        assert not worker.subscribe("$share/g/edgelens/+/features").is_failure
+        send(MESSAGE_SIZE_LIMIT + 1)
+        send(MESSAGE_SIZE_LIMIT)
+        _wait(lambda: worker.received)
+        time.sleep(0.5)
+        assert worker.received == [topic], "only the one within the limit"
+        assert cam_a.disconnects == []
+        send(MAX_PACKET_SIZE)
+        _wait(lambda: cam_a.disconnects)
+        time.sleep(0.5)
+        assert worker.received == [topic]
     finally:
         worker.close()
         cam_a.close()

@@ -1,0 +1,79 @@
+"""A device's retained status, defined once: what a device publishes on
+``edgelens/<device>/status``, what the worker accepts and writes to Redis, and what the
+dashboard reads back (edgelens.webapp.schemas.DeviceOut builds on it).
+
+A status comes from a device, so every field is hostile until checked: known keys only,
+exact JSON types (no "14.5" for a number, no true for a count), finite numbers in
+plausible ranges and short strings. A number the dashboard cannot show (1e308, NaN) or a
+10,000-character model id is refused here rather than stored and shown.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from edgelens.wire.features import MAX_CAPTURED_AT
+from edgelens.wire.names import valid_device_id
+
+# Counters stay exact in JSON and in the dashboard's JavaScript numbers (2^53).
+MAX_COUNT = 2**53
+# A stage time longer than an hour is no measurement.
+MAX_STAGE_MS = 3_600_000.0
+MAX_FPS = 1000.0
+MAX_MODEL_ID_CHARS = 255  # a feature message's model id is at most 255 bytes too
+MAX_PROVIDER_CHARS = 64
+
+
+def _device_id(value: str) -> str:
+    if not valid_device_id(value):
+        raise ValueError("not a device id (letters, digits, '_', '.', '-'; at most 64)")
+    return value
+
+
+# The id a device goes by in topics and Redis keys (edgelens.wire.names).
+DeviceId = Annotated[str, AfterValidator(_device_id)]
+
+
+def _count(description: str) -> Any:
+    return Field(default=None, ge=0, le=MAX_COUNT, description=description)
+
+
+def _stage_ms(description: str) -> Any:
+    return Field(default=None, ge=0, le=MAX_STAGE_MS, description=description)
+
+
+class DeviceStatus(BaseModel):
+    """The keys a device's status may carry (edgelens.device.publisher with the loop's
+    DeviceStats.health figures); every one but ``state`` may be absent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    state: Literal["online", "offline"]
+    device_id: DeviceId | None = Field(default=None, description="The device's id.")
+    model_id: str | None = Field(default=None, max_length=MAX_MODEL_ID_CHARS)
+    provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
+    wire_dtype: Literal["float16", "float32", "int8"] | None = None
+    # Any time a clock can say, as a frame's capture time: a device without a real-time
+    # clock may be at 1970 until it syncs, and its status still says it is online.
+    ts: float | None = Field(
+        default=None,
+        ge=0,
+        lt=MAX_CAPTURED_AT,
+        description="When the device wrote the status (epoch s, the device's clock).",
+    )
+    fps: float | None = Field(
+        default=None, ge=0, le=MAX_FPS, description="Frames featurized per second."
+    )
+    featurize_ms: float | None = _stage_ms("Mean model time per frame.")
+    preprocess_ms: float | None = _stage_ms("Mean resize and normalisation time per frame.")
+    decode_ms: float | None = _stage_ms("Mean time the source took to read a frame.")
+    publish_ms: float | None = _stage_ms("Mean smoothing, gating, encoding and hand-over time.")
+    focus_ms: float | None = _stage_ms("Mean time of a focus box, per one made.")
+    captured: int | None = _count("Frames read from the source.")
+    dropped: int | None = _count("Frames the model could not keep up with.")
+    published: int | None = _count("Frames handed to the broker.")
+    suppressed: int | None = _count("Vectors not sent: same view.")
+    views_sent: int | None = _count("Messages that carried a focus view.")
+    unsent: int | None = _count("Frames dropped while the broker was unreachable.")
