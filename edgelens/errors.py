@@ -64,3 +64,12 @@ class NotSignedInError(AccessError):
 
 class CsrfError(AccessError):
     """A state-changing request without the session's CSRF token."""
+
+
+class TooManyStreamsError(EdgelensError):
+    """A live view refused: its visitor, or the whole web process, has as many open as
+    allowed. Answered 429; worth asking again after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

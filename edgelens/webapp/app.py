@@ -16,16 +16,22 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from edgelens import __version__
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CsrfError, ItemNotFoundError, NotSignedInError, RedisUnavailableError
+from edgelens.errors import (
+    CsrfError,
+    ItemNotFoundError,
+    NotSignedInError,
+    RedisUnavailableError,
+    TooManyStreamsError,
+)
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.settings import Settings, redact_urls, require_secrets
 from edgelens.webapp.deps import AppState, guard
 from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
 from edgelens.webapp.routes import api, auth, catalog, events, health, pages
 from edgelens.webapp.schemas import ErrorOut
-from edgelens.webapp.security import LoginThrottle, session_secret
+from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, session_secret
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
-from edgelens.webapp.services.live import connect
+from edgelens.webapp.services.live import LiveHub, connect
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         model = featurizer or await run_in_threadpool(load_featurizer, settings)
         store = CatalogStore(settings.catalog_db)
         redis = connect(str(settings.redis_url))
+        live = LiveHub(
+            redis=redis,
+            max_streams=settings.web.max_streams,
+            max_streams_per_client=settings.web.max_streams_per_client,
+        )
         accounts = AccountStore(accounts_path(settings.data_dir))
         if not accounts.count():
             logger.warning("no admin yet: catalog changes need `edgelens web add-admin NAME`")
@@ -63,6 +74,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             model.model_id,
             redact_urls(str(settings.redis_url)),
         )
+        live.start()  # streams wait for its subscription; pages render meanwhile
         try:
             yield {
                 "settings": settings,
@@ -70,8 +82,10 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
                 "featurizer": model,
                 "redis": redis,
                 "accounts": accounts,
+                "live": live,
             }
         finally:
+            await live.stop()
             await redis.aclose()
             store.close()
             accounts.close()
@@ -84,9 +98,18 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         # exactly while it is staged (services.catalog).
         max_body_size=settings.web.max_upload_bytes + _FORM_OVERHEAD_BYTES,
         dependencies=[Depends(guard)],  # sign-in and CSRF, for every route
+        # FastAPI's own schema and docs routes are outside the guard and load the docs
+        # page's scripts from a CDN: routes.pages serves both, guarded, from this site.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.metrics = WebMetrics()
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(
+        per_account=settings.web.login_failures_per_account,
+        per_address=settings.web.login_failures_per_address,
+        window_s=settings.web.login_window_s,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
@@ -96,14 +119,26 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         https_only=settings.web.secure_cookies,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(RedisUnavailableError, _answer(503))
+    app.add_exception_handler(TooManyStreamsError, _too_many_streams)
     app.add_exception_handler(ItemNotFoundError, _answer(404))
     app.add_exception_handler(NotSignedInError, _sign_in_first)
     app.add_exception_handler(CsrfError, _answer(403))
     return app
+
+
+async def _too_many_streams(request: Request, exc: TooManyStreamsError) -> Response:
+    """429 with Retry-After: the page says why and asks again after that long."""
+    logger.info("%s %s → 429: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        ErrorOut(detail=str(exc)).model_dump(),
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
 
 
 async def _sign_in_first(request: Request, exc: Exception) -> Response:

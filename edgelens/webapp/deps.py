@@ -18,6 +18,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.security import new_csrf_token, tokens_match
 from edgelens.webapp.services.accounts import AccountStore
+from edgelens.webapp.services.live import LiveHub
 from edgelens.wire.names import DEVICE_ID_PATTERN
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,6 +35,7 @@ class AppState(TypedDict):
     featurizer: Featurizer
     redis: Redis
     accounts: AccountStore
+    live: LiveHub
 
 
 def get_settings(request: Request) -> Settings:
@@ -56,8 +58,27 @@ def get_accounts(request: Request) -> AccountStore:
     return request.state.accounts
 
 
+def get_live(request: Request) -> LiveHub:
+    return request.state.live
+
+
+def client_address(request: Request) -> str:
+    """Who is asking, as the server saw it: the peer, or the forwarded address where
+    uvicorn trusts the proxy in front."""
+    return request.client.host if request.client else "unknown"
+
+
 def signed_in_user(request: Request) -> str | None:
-    return request.session.get("user")
+    """The session's admin, while the session is current: signing out or a new password
+    changes the account's session version, and a session still carrying an older one (a
+    cookie copied before) is emptied here."""
+    user = request.session.get("user")
+    if user is None:
+        return None
+    if request.session.get("session_version") != request.state.accounts.session_version(user):
+        request.session.clear()
+        return None
+    return user
 
 
 def csrf_token(request: Request) -> str:
@@ -76,8 +97,8 @@ async def guard(request: Request) -> None:
     header. Reading needs a signed-in admin only when the dashboard is private.
     """
     path = request.url.path
+    user = signed_in_user(request)  # first: an ended session's CSRF token goes with it
     expected = csrf_token(request)
-    user = signed_in_user(request)
     if request.method in SAFE_METHODS:
         public = request.state.settings.web.public_dashboard
         if not (public or user or path.startswith(OPEN_PATHS)):
@@ -97,6 +118,8 @@ StoreDep = Annotated[CatalogStore, Depends(get_store)]
 FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
+LiveDep = Annotated[LiveHub, Depends(get_live)]
+ClientAddress = Annotated[str, Depends(client_address)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="The device id.")]
 ItemId = Annotated[str, Path(pattern=ITEM_ID_PATTERN, description="The catalog item id.")]

@@ -37,12 +37,58 @@ window.edgelens = (() => {
     el.textContent = state;
   }
 
+  // Why a stream request was refused, in plain words, and how long to wait before the
+  // next try. EventSource hides the HTTP status, so the same URL is asked once more with
+  // fetch: a refusal (429: too many live views, 503: Redis down) answers with JSON, and a
+  // stream that opens after all is closed at once.
+  async function refusal(url, delayMs) {
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, { signal: controller.signal, cache: "no-store" });
+      if (response.status === 429) {
+        const waitS = Number(response.headers.get("Retry-After")) || delayMs / 1000;
+        const { detail } = await response.json();
+        return {
+          state: "refused",
+          message: `Live updates paused: ${detail}. Trying again in ${waitS} s…`,
+          waitMs: waitS * 1000,
+        };
+      }
+      if (response.status === 503) {
+        return {
+          state: "reconnecting",
+          message: "Redis unavailable — reconnecting…",
+          waitMs: delayMs,
+        };
+      }
+      if (!response.ok) {
+        return {
+          state: "reconnecting",
+          message: `The server refused live updates (HTTP ${response.status}) — retrying…`,
+          waitMs: delayMs,
+        };
+      }
+      return { state: "reconnecting", message: "Connection lost — reconnecting…", waitMs: 0 };
+    } catch {
+      return {
+        state: "reconnecting",
+        message: "Server unreachable — reconnecting…",
+        waitMs: delayMs,
+      };
+    } finally {
+      controller.abort();
+    }
+  }
+
   // Listens to the page's event stream (#connection[data-events]) with one handler per
-  // event name ("message" is a MatchRecord, "status" a device status). A stream refused
-  // with 503 (Redis down) closes for good in the browser, so it is reopened here with
-  // back-off; each new stream starts with a snapshot, so nothing missed stays missing.
+  // event name ("message" is a MatchRecord, "status" a device status). A stream that ends
+  // is reopened by the browser; one refused (429, 503) closes for good in the browser, so
+  // it is reopened here, after the server's Retry-After or with back-off, and the banner
+  // says why meanwhile. Each new stream starts with a snapshot, so nothing missed stays
+  // missing.
   function connect(handlers) {
     const banner = document.getElementById("connection");
+    const url = banner.dataset.events;
     let redisDown = banner.dataset.state === "unavailable";
     let delayMs = 1000;
     const show = (state, message) => {
@@ -50,7 +96,7 @@ window.edgelens = (() => {
       fill(banner, { message });
     };
     const open = () => {
-      const source = new EventSource(banner.dataset.events);
+      const source = new EventSource(url);
       source.onopen = () => {
         delayMs = 1000;
         redisDown = false;
@@ -59,15 +105,18 @@ window.edgelens = (() => {
       source.addEventListener("unavailable", () => {
         redisDown = true;
       });
-      source.onerror = () => {
-        show(
-          "reconnecting",
-          redisDown ? "Redis unavailable — reconnecting…" : "Connection lost — reconnecting…",
-        );
-        if (source.readyState === EventSource.CLOSED) {
-          setTimeout(open, delayMs);
-          delayMs = Math.min(delayMs * 2, 10000);
+      source.onerror = async () => {
+        if (source.readyState !== EventSource.CLOSED) {
+          show(
+            "reconnecting",
+            redisDown ? "Redis unavailable — reconnecting…" : "Connection lost — reconnecting…",
+          );
+          return;
         }
+        const { state, message, waitMs } = await refusal(url, delayMs);
+        show(state, message);
+        setTimeout(open, waitMs);
+        delayMs = Math.min(delayMs * 2, 10000);
       };
       for (const [name, handle] of Object.entries(handlers)) {
         source.addEventListener(name, (event) => handle(JSON.parse(event.data)));
