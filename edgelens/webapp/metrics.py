@@ -10,6 +10,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# Labels take only known values, so no request can add series: any other method is
+# "other", and a path no route matches is "unmatched" (routes are their templates).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 
 
 class WebMetrics:
@@ -63,6 +68,7 @@ class MetricsMiddleware:
         finally:
             if streaming:
                 self.metrics.live_streams.dec()
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+            self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.duration.labels(route).observe(time.perf_counter() - started)

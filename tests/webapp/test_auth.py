@@ -159,13 +159,27 @@ def test_repeated_failed_sign_ins_are_throttled(anonymous):
 
 
 def test_throttle_window_and_reset():
-    throttle = LoginThrottle(max_failures=2, window_s=60)
-    throttle.failed("a", now=0)
-    assert throttle.retry_after("a", now=1) == 0
-    throttle.failed("a", now=10)
-    assert throttle.retry_after("a", now=11) == 49  # until the first failure is 60 s old
-    assert throttle.retry_after("a", now=61) == 0
-    assert throttle.retry_after("b", now=11) == 0, "per address"
-    throttle.failed("a", now=70)
-    throttle.succeeded("a")
-    assert throttle.retry_after("a", now=71) == 0
+    throttle = LoginThrottle(per_account=2, per_address=3, window_s=60)
+    assert throttle.reserve(account="ops", address="a", now=0) == 0
+    assert throttle.reserve(account="ops", address="a", now=10) == 0
+    assert throttle.reserve(account="ops", address="a", now=11) == 49  # until 60 s after 0
+    assert throttle.reserve(account="ops", address="b", now=11) == 49, "per account"
+    assert throttle.reserve(account="dev", address="a", now=11) == 0
+    assert throttle.reserve(account="qa", address="a", now=12) == 48, "per address"
+    assert throttle.reserve(account="qa", address="b", now=12) == 0
+    assert throttle.reserve(account="ops", address="b", now=61) == 0, "the oldest aged out"
+    throttle.succeeded(account="ops", address="b")
+    assert throttle.reserve(account="ops", address="c", now=62) == 0, "a success clears it"
+    assert throttle.reserve(account="ops", address="c", now=62) == 0
+
+
+def test_throttle_keeps_its_tables_bounded_and_ipv6_by_its_64():
+    throttle = LoginThrottle(per_account=1, per_address=1, window_s=60, max_keys=3)
+    for i in range(10):
+        assert throttle.reserve(account=f"user-{i}", address=f"10.0.0.{i}", now=i) == 0
+    assert throttle.reserve(account="user-9", address="10.0.0.99", now=10) > 0
+    assert throttle.reserve(account="user-0", address="10.0.0.98", now=10) == 0, "forgotten"
+    assert len(throttle._accounts._times) == len(throttle._addresses._times) == 3
+    assert throttle.reserve(account="x", address="2001:db8:1:2::1", now=20) == 0
+    assert throttle.reserve(account="y", address="2001:db8:1:2:ffff::9", now=20) > 0, "same /64"
+    assert throttle.reserve(account="y", address="2001:db8:1:3::1", now=20) == 0

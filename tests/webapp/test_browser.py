@@ -234,3 +234,74 @@ def test_the_page_says_reconnecting_while_redis_is_away_and_recovers(
     _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
     push_record(make_record("cam", 2, "rocket"))
     _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
+
+
+def test_pages_work_under_the_content_security_policy(
+    browser, live_url, push_record, make_record, set_status
+):
+    """Every page loads, streams and posts with the headers on and nothing refused; the
+    console check itself sees a refusal when there is one."""
+    from selenium.webdriver.common.by import By
+
+    set_status("cam", "online")
+    push_record(make_record("cam", 1, "clock"))
+    browser.get(f"{live_url}/login")
+    login = browser.find_element(By.ID, "login-form")
+    login.find_element(By.NAME, "username").send_keys(ADMIN)
+    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    for path in ("/", "/devices/cam"):
+        browser.get(f"{live_url}{path}")
+        _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    for path in ("/catalog", "/docs"):
+        browser.get(f"{live_url}{path}")
+        assert browser.find_element(By.TAG_NAME, "h1").text
+    headers = browser.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/').then(r => done([...r.headers].filter(([k]) => k !== 'date')))"
+    )
+    policy = dict(headers)["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert dict(headers)["x-content-type-options"] == "nosniff"
+    assert not [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+
+    browser.execute_script(
+        "const s = document.createElement('script');"
+        "s.textContent = 'window.inlineRan = true'; document.head.append(s)"
+    )
+    assert browser.execute_script("return window.inlineRan") is None
+    refused = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert refused, "an inline script is refused, and the console says so"
+
+
+def test_an_image_carrying_a_script_never_runs_it(
+    browser, live_url, web_settings, featurizer, tmp_path
+):
+    """PNG bytes followed by a script, imported from a manifest as ``poster.html``: stored
+    and served as image/png, so Chromium shows an image and runs nothing, even when the
+    image's URL is opened directly."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    png = cv2.imencode(".png", np.full((40, 60, 3), 200, np.uint8))[1].tobytes()
+    poster = tmp_path / "poster.html"
+    poster.write_bytes(png + b"<script>document.title = 'owned'</script>")
+    manifest = tmp_path / "items.json"
+    manifest.write_text(json.dumps([{"id": "poster", "image": "poster.html"}]))
+    store = CatalogStore(web_settings.catalog_db)
+    try:
+        report = add_items(
+            store=store,
+            featurizer=featurizer,
+            sources=collect_sources([manifest]),
+            images_dir=web_settings.images_dir,
+        )
+        assert report.added == 1
+    finally:
+        store.close()
+    browser.get(f"{live_url}/catalog/images/poster")
+    assert browser.title != "owned"
+    assert browser.execute_script("return document.contentType") == "image/png"

@@ -1,11 +1,12 @@
-"""The dashboard and device pages: rendered from Redis, then kept live by SSE (live.js)."""
+"""The dashboard and device pages: rendered from Redis, then kept live by SSE (live.js);
+and the API's schema and reference page, under the same guard as everything else."""
 
 from __future__ import annotations
 
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from edgelens.webapp.deps import DeviceId, RedisDep
 from edgelens.webapp.services import live
@@ -59,3 +60,21 @@ async def device_page(request: Request, device_id: DeviceId, redis: RedisDep) ->
             "events_url": request.url_for("device_events", device_id=device_id).path,
         },
     )
+
+
+@router.get("/openapi.json")
+def openapi_schema(request: Request) -> JSONResponse:
+    """The API's OpenAPI schema (FastAPI's own route would skip the guard)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs(request: Request) -> HTMLResponse:
+    """The API reference, rendered here from the schema: no scripts from a CDN."""
+    return templates.TemplateResponse(request, "api_docs.html", {"schema": request.app.openapi()})
+
+
+@router.get("/redoc")
+def redoc() -> RedirectResponse:
+    """Where FastAPI's second docs page was: the one reference page."""
+    return RedirectResponse("/docs", status_code=308)
