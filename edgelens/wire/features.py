@@ -7,7 +7,7 @@ focus view)::
     version u8   1 or 2
     dtype   u8   1 = float16, 2 = float32, 3 = int8 (symmetric, scale follows)
     dim     u16  vector length
-    seq     u64  per-device frame counter
+    seq     u64  per-device frame counter, below 2^53 (exact in JSON)
     captured_at f64  capture time, seconds since the Unix epoch
     model_id    u8 length + UTF-8
     device_id   u8 length + UTF-8
@@ -50,6 +50,9 @@ MAX_JPEG_BYTES = 128 * 1024
 # without a real-time clock boots in 1970); any time in range is taken, nothing that would
 # overflow the latencies computed from it (year 2242).
 MAX_CAPTURED_AT = float(2**33)
+# The wire has 64 bits for it, but a record's seq must stay exact in JSON and in the
+# dashboard's JavaScript numbers; a frame counter never reaches this.
+MAX_SEQ = 2**53
 _HEADER = struct.Struct("<2sBBHQd")
 _SCALE = struct.Struct("<f")
 _LENGTH = struct.Struct("<I")
@@ -108,7 +111,7 @@ class FeatureMessage:
             raise WireFormatError(f"invalid device id {self.device_id!r}")
         if not self.model_id or len(self.model_id.encode()) > 255:
             raise WireFormatError("model id must be 1-255 bytes")
-        if not 0 <= self.seq < 2**64:
+        if not 0 <= self.seq < MAX_SEQ:
             raise WireFormatError(f"sequence number out of range: {self.seq}")
         if not 0 <= self.captured_at < MAX_CAPTURED_AT:  # NaN fails too
             raise WireFormatError(f"capture time {self.captured_at!r} s is not a time")

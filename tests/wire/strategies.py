@@ -12,7 +12,7 @@ import time
 import numpy as np
 from hypothesis import strategies as st
 
-from edgelens.wire.features import MAX_MESSAGE_BYTES, FeatureMessage, WireDtype, encode
+from edgelens.wire.features import MAX_MESSAGE_BYTES, MAX_SEQ, FeatureMessage, WireDtype, encode
 from edgelens.wire.names import features_topic, status_topic
 
 DEVICES = ("cam-1", "cam-2", "shelf.3")
@@ -25,7 +25,7 @@ def valid_payloads(draw: st.DrawFn, model_ids: tuple[str, ...], dim: int) -> byt
     vector = (np.random.default_rng(seed).standard_normal(dim) * scale).astype(np.float32)
     message = FeatureMessage(
         device_id=draw(st.sampled_from(DEVICES)),
-        seq=draw(st.integers(0, 2**64 - 1)),
+        seq=draw(st.integers(0, MAX_SEQ - 1)),
         captured_at=time.time() + draw(st.floats(-1e6, 1e3)),
         model_id=draw(st.sampled_from(model_ids) | st.text(min_size=1, max_size=80)),
         embedding=vector,

@@ -206,3 +206,11 @@ def test_a_device_clock_at_1970_still_answers():
     assert (
         decode(encode(dataclasses.replace(_message(dim=8), captured_at=12.5))).captured_at == 12.5
     )
+
+
+def test_a_sequence_number_beyond_what_json_keeps_exact_is_refused():
+    with pytest.raises(WireFormatError, match="sequence number out of range"):
+        dataclasses.replace(_message(dim=8), seq=2**53)
+    payload = encode(dataclasses.replace(_message(dim=8), seq=2**53 - 1))
+    with pytest.raises(WireFormatError, match="sequence number out of range"):
+        decode(restamp(payload, seq=2**64 - 1, captured_at=1.0))
