@@ -199,22 +199,26 @@ def migrate_keypoints(
     *,
     store: CatalogStore,
     images_dir: Path,
+    old_method: str = local_features.LEGACY_METHOD_ID,
     batch: int = 100,
     progress: Progress | None = None,
 ) -> KeypointMigration:
-    """Replace every photo's keypoints of the earlier method (:data:`LEGACY_METHOD_ID`: 1000
-    SIFT keypoints at full precision) with the current method's.
+    """Replace every photo's keypoints of an earlier method (one of
+    :data:`EARLIER_METHOD_IDS`) with the current method's.
 
     Each photo's keypoints are re-extracted from its stored image, as an import of it would
-    make them: the old rows lack what the current method selects by (keypoint size), so
-    they cannot simply be cut down. A photo whose image file is missing or unreadable is
-    converted from its old row instead: its first CATALOG_KEYPOINTS keypoints in stored
-    order (SIFT's order, which follows neither strength nor size), coded. Each batch of
+    make them: old rows lack what the current method selects by (keypoint size, the photo's
+    own size), so they cannot simply be converted. A photo whose image file is missing or
+    unreadable keeps its old row's keypoints instead: a legacy row's first
+    CATALOG_KEYPOINTS keypoints in stored order (SIFT's order, which follows neither
+    strength nor size), coded; a compact row's as they are. Each batch of
     photos is one transaction (new rows in, old rows out, a change logged for their items),
     so an interrupted migration resumes where it stopped. The counts before and after are
     checked: every old row gone, one new row for each photo that lacked one.
     """
-    old_method, method = local_features.LEGACY_METHOD_ID, local_features.METHOD_ID
+    if old_method not in local_features.EARLIER_METHOD_IDS:
+        raise CatalogError(f"no migration from keypoint method {old_method!r}")
+    method = local_features.METHOD_ID
     counts = store.local_features_counts()
     report = KeypointMigration(old_method, method, counts.get(old_method, 0), counts.get(method, 0))
     after = ""
@@ -229,7 +233,7 @@ def migrate_keypoints(
                 continue
             features = _from_image(images_dir, sha, files.get(sha))
             if features is None:
-                features = _from_old_row(xy, descriptors)
+                features = _from_old_row(old_method, xy, descriptors)
                 report.from_rows += 1
             else:
                 report.from_images += 1
@@ -275,7 +279,9 @@ def _from_image(
     return local_features.catalog_local_features(image)
 
 
-def _from_old_row(xy: bytes, descriptors: bytes) -> local_features.LocalFeatures:
+def _from_old_row(method: str, xy: bytes, descriptors: bytes) -> local_features.LocalFeatures:
+    if method != local_features.LEGACY_METHOD_ID:  # the compact form: the same blobs
+        return local_features.LocalFeatures.from_blobs(xy, descriptors)
     old = local_features.legacy_from_blobs(xy, descriptors)
     kept = min(len(old), local_features.CATALOG_KEYPOINTS)
     first = local_features.LocalFeatures(old.xy_n2[:kept], old.descriptors_n128[:kept])

@@ -76,23 +76,35 @@ def reindex_command(ctx: typer.Context) -> None:
 @app.command("migrate-keypoints")
 @reports_errors
 def migrate_keypoints_command(ctx: typer.Context) -> None:
-    """Re-make every photo's stored keypoints of the earlier method (1000 SIFT keypoints at
-    full precision) in the current compact form, from the stored images, and delete the old
-    ones; counts are checked. Resumable;
-    the database file keeps its size until a VACUUM reclaims the freed pages."""
+    """Re-make every photo's stored keypoints of earlier methods (1000 SIFT keypoints at
+    full precision; then compact ones extracted without enlarging small photos) in the
+    current form, from the stored images, and delete the old ones; counts are checked.
+    Resumable; the database file keeps its size until a VACUUM reclaims the freed pages."""
     settings = settings_of(ctx)
     store = CatalogStore(settings.catalog_db)
-    total = store.local_features_counts().get(local_features.LEGACY_METHOD_ID, 0)
-    with progress_bar("migrating keypoints", total) as advance:
-        report = migrate_keypoints(store=store, images_dir=settings.images_dir, progress=advance)
-    typer.echo(
-        f"keypoints {report.old_method} -> {report.method}: {report.old_rows} photo(s); "
-        f"re-extracted {report.from_images}, converted from stored rows {report.from_rows}, "
-        f"already migrated {report.already}; {report.method} now {report.rows_after}, "
-        f"{report.old_method} left {report.old_rows_left}"
-    )
-    if report.made or report.already:
+    counts = store.local_features_counts()
+    changed = False
+    for old_method in local_features.EARLIER_METHOD_IDS:
+        if not counts.get(old_method):
+            continue
+        with progress_bar(f"migrating keypoints {old_method}", counts[old_method]) as advance:
+            report = migrate_keypoints(
+                store=store,
+                images_dir=settings.images_dir,
+                old_method=old_method,
+                progress=advance,
+            )
+        typer.echo(
+            f"keypoints {report.old_method} -> {report.method}: {report.old_rows} photo(s); "
+            f"re-extracted {report.from_images}, converted from stored rows {report.from_rows}, "
+            f"already migrated {report.already}; {report.method} now {report.rows_after}, "
+            f"{report.old_method} left {report.old_rows_left}"
+        )
+        changed = changed or bool(report.made or report.already)
+    if changed:
         notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    else:
+        typer.echo(f"every photo's keypoints are {local_features.METHOD_ID} already")
 
 
 @app.command("list")

@@ -29,6 +29,18 @@ def camera_finish(frame_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return _jpeg(frame, rng)
 
 
+def pack_shot(image_bgr: np.ndarray, side: int = 200, margin: int = 20) -> np.ndarray:
+    """The photo as shops often have it for their catalog: a small pack shot, its longer
+    side ``side`` px, centred on white with ``margin`` px around."""
+    height, width = image_bgr.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+    canvas = np.full((small.shape[0] + 2 * margin, small.shape[1] + 2 * margin, 3), 255, np.uint8)
+    canvas[margin : margin + small.shape[0], margin : margin + small.shape[1]] = small
+    return canvas
+
+
 def camera_views(image_bgr: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [camera_view(image_bgr, rng) for _ in range(count)]

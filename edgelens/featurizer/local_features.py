@@ -39,10 +39,17 @@ import numpy as np
 
 from edgelens.featurizer.focus import VIEW_MAX_SIDE, at_most_side
 
-METHOD_ID = "sift800-640-opq16-v2"  # stored with catalog keypoints; a change re-extracts them
-LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT: `edgelens catalog migrate-keypoints`
+METHOD_ID = "sift800-480to640-opq16-v3"  # stored with catalog keypoints; a change re-extracts them
+LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
+# Methods `edgelens catalog migrate-keypoints` re-makes in METHOD_ID, oldest first: the
+# legacy rows, then the compact ones extracted without enlarging small photos.
+EARLIER_METHOD_IDS = (LEGACY_METHOD_ID, "sift800-640-opq16-v2")
 MAX_KEYPOINTS = 1000
 MAX_SIDE = VIEW_MAX_SIDE  # a query view is extracted at the size it travels
+# A catalog photo smaller than this (a 200-400 px pack shot) is enlarged to it for
+# extraction, as a camera that fills its view with the item sees it larger: at its own size
+# SIFT finds a third of the keypoints, too few to verify many camera views.
+CATALOG_MIN_SIDE = 480
 DESCRIPTOR_SIZE = 128
 CATALOG_KEYPOINTS = 800  # the largest of the MAX_KEYPOINTS a catalog photo keeps
 SUBVECTORS = 16  # code bytes per keypoint
@@ -197,8 +204,10 @@ def extract_local_features(
 def catalog_local_features(image: np.ndarray) -> LocalFeatures:
     """The keypoints the catalog stores for a photo (:data:`METHOD_ID`), as it gives them
     back: the CATALOG_KEYPOINTS largest of the photo's SIFT keypoints (in SIFT's order),
-    coded and decoded. Ingest stores exactly this, and evaluation verifies against it."""
-    features, sizes = sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE)
+    coded and decoded; a photo smaller than :data:`CATALOG_MIN_SIDE` is extracted enlarged
+    to it (positions stay the photo's pixels). Ingest stores exactly this, and evaluation
+    verifies against it."""
+    features, sizes = sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE, min_side=CATALOG_MIN_SIDE)
     return LocalFeatures.from_blobs(*keep_largest(features, sizes).to_blobs())
 
 
@@ -213,12 +222,17 @@ def keep_largest(
 
 
 def sift_keypoints(
-    image: np.ndarray, max_keypoints: int, max_side: int
+    image: np.ndarray, max_keypoints: int, max_side: int, *, min_side: int = 0
 ) -> tuple[LocalFeatures, np.ndarray]:
-    """SIFT keypoints in the image's own pixels, and their sizes (in extraction pixels):
-    what :func:`extract_local_features` and :func:`catalog_local_features` start from."""
+    """SIFT keypoints in the image's own pixels, and their sizes (in extraction pixels),
+    extracted with the longer side at most ``max_side`` and, enlarged, at least
+    ``min_side``: what :func:`extract_local_features` and :func:`catalog_local_features`
+    start from."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     gray, scale = at_most_side(gray, max_side)
+    if 0 < max(gray.shape) < min_side:
+        scale = min_side / max(gray.shape)
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     # A detector per call (cheap to make): the web app may import two uploads at once.
     found, descriptors = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints

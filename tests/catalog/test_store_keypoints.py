@@ -16,14 +16,21 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cli.main import app
 from edgelens.errors import CatalogError
 from edgelens.evaluation.sample_photos import load_photo
+from edgelens.evaluation.views import pack_shot
 from edgelens.featurizer.local_features import (
     CATALOG_KEYPOINTS,
+    CATALOG_MIN_SIDE,
+    EARLIER_METHOD_IDS,
     LEGACY_METHOD_ID,
+    MAX_KEYPOINTS,
+    MAX_SIDE,
     METHOD_ID,
     LocalFeatures,
     catalog_local_features,
     extract_local_features,
+    keep_largest,
     legacy_to_blobs,
+    sift_keypoints,
 )
 from edgelens.featurizer.preprocess import decode_image
 
@@ -146,4 +153,54 @@ def test_the_migrate_keypoints_command(settings):
     assert f"keypoints {LEGACY_METHOD_ID} -> {METHOD_ID}: 1 photo(s)" in result.output
     assert f"{METHOD_ID} now 1, {LEGACY_METHOD_ID} left 0" in result.output
     assert store.local_features_counts() == {METHOD_ID: 1}
+    store.close()
+
+
+COMPACT_V2 = EARLIER_METHOD_IDS[1]
+
+
+def _put_compact_row(store: CatalogStore, sha: str, image: np.ndarray) -> LocalFeatures:
+    """What the compact method before stored: never enlarging a small photo."""
+    features, sizes = sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE)
+    kept = LocalFeatures.from_blobs(*keep_largest(features, sizes).to_blobs())
+    with store.transaction() as conn:
+        store.put_local_features(conn, sha, COMPACT_V2, kept)
+    return kept
+
+
+def test_small_photos_get_their_keypoints_enlarged_and_old_rows_migrate(settings):
+    """A 200 px pack shot: the current method extracts it enlarged to CATALOG_MIN_SIDE and
+    finds far more keypoints; the migration re-makes compact rows from the stored images
+    (a photo whose image is lost keeps its row), one line per earlier method."""
+    store = CatalogStore(settings.catalog_db)
+    images = settings.images_dir
+    small = {"rocket": pack_shot(load_photo("rocket")), "text": pack_shot(load_photo("text"))}
+    shas, olds = {}, {}
+    for name, image in small.items():
+        data = cv2.imencode(".png", image)[1].tobytes()
+        sha = shas[name] = hashlib.sha256(data).hexdigest()
+        (images / sha[:2]).mkdir(parents=True, exist_ok=True)
+        (images / sha[:2] / f"{sha}.png").write_bytes(data)
+        with store.transaction() as conn:
+            store.upsert(
+                conn, CatalogItem(name, name, 1.0, "EUR", True, sha, f"{sha[:2]}/{sha}.png")
+            )
+        olds[name] = _put_compact_row(store, sha, image)
+    legacy = _add_photo(store, images, "coffee", ["coffee"])
+    _put_old_row(store, images, legacy)
+    assert max(small["rocket"].shape[:2]) < CATALOG_MIN_SIDE
+    assert len(catalog_local_features(small["rocket"])) > 2 * len(olds["rocket"])
+    (images / shas["text"][:2] / f"{shas['text']}.png").unlink()  # its image lost
+
+    result = CliRunner().invoke(app, ["catalog", "migrate-keypoints"], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert f"keypoints {LEGACY_METHOD_ID} -> {METHOD_ID}: 1 photo(s)" in result.output
+    assert f"keypoints {COMPACT_V2} -> {METHOD_ID}: 2 photo(s); re-extracted 1, " in result.output
+    assert store.local_features_counts() == {METHOD_ID: 3}
+    found = store.items_local_features(["rocket", "text"], METHOD_ID)
+    assert found["rocket"].to_blobs() == catalog_local_features(small["rocket"]).to_blobs()
+    assert found["text"].to_blobs() == olds["text"].to_blobs()
+    again = CliRunner().invoke(app, ["catalog", "migrate-keypoints"], catch_exceptions=False)
+    assert f"keypoints are {METHOD_ID} already" in again.output
     store.close()
