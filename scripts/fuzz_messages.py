@@ -79,7 +79,9 @@ def main() -> None:
     featurizer = Featurizer.from_models_dir(models_dir, "fp32", providers=["cpu"])
     model_ids = (featurizer.model_id, "efficientnet-lite0-int8-000000000000")
 
-    rows = [_decoder_run(args.messages, model_ids)]
+    rows = [
+        _boundary_run("decoder", args.messages, payloads(model_ids, 1280), decode, WireFormatError)
+    ]
     with tempfile.TemporaryDirectory() as tmp, RedisServer() as redis_server:
         settings = Settings(
             data_dir=Path(tmp) / "data",
@@ -96,7 +98,15 @@ def main() -> None:
         try:
             rows.append(_worker_run(worker, args.messages, model_ids))
             rows.append(_status_run(worker, args.messages, web.url))
-            rows.append(_view_decoder_run(args.messages, views))
+            rows.append(
+                _boundary_run(
+                    "focus view decoder",
+                    args.messages,
+                    view_jpegs(views),
+                    decode_focus_view,
+                    ImageDecodeError,
+                )
+            )
             rows.append(_view_worker_run(worker, args.view_messages, views, featurizer))
         finally:
             web.stop()
@@ -117,23 +127,26 @@ def _fuzz_settings(count: int) -> settings:
     )
 
 
-def _decoder_run(count: int, model_ids: tuple[str, ...]) -> tuple[str, int, Counter, float]:
+def _boundary_run(
+    name: str, count: int, strategy, decode_one, refusal: type[Exception]
+) -> tuple[str, int, Counter, float]:
+    """``count`` drawn inputs through one decoder, which may decode or raise ``refusal``."""
     outcomes: Counter = Counter()
 
     @_fuzz_settings(count)
-    @given(payload=payloads(model_ids, 1280))
-    def drive(payload: bytes) -> None:
+    @given(data=strategy)
+    def drive(data: bytes) -> None:
         try:
-            decode(payload)
+            decode_one(data)
             outcomes["decoded"] += 1
-        except WireFormatError:
-            outcomes["refused (WireFormatError)"] += 1
+        except refusal:
+            outcomes[f"refused ({refusal.__name__})"] += 1
         except Exception as exc:  # the finding this run is for
             outcomes[f"UNHANDLED {type(exc).__name__}"] += 1
 
     started = time.perf_counter()
     drive()
-    return "decoder", sum(outcomes.values()), outcomes, time.perf_counter() - started
+    return name, count, outcomes, time.perf_counter() - started
 
 
 def _worker_run(worker: Worker, count: int, model_ids) -> tuple[str, int, Counter, float]:
@@ -202,25 +215,6 @@ def _real_views() -> tuple[bytes, ...]:
         focus_view_jpeg(camera_views(photo, 1, seed=n)[0], MAX_JPEG_BYTES)
         for n, photo in enumerate(photos)
     )
-
-
-def _view_decoder_run(count: int, views: tuple[bytes, ...]) -> tuple[str, int, Counter, float]:
-    outcomes: Counter = Counter()
-
-    @_fuzz_settings(count)
-    @given(view=view_jpegs(views))
-    def drive(view: bytes) -> None:
-        try:
-            decode_focus_view(view)
-            outcomes["decoded"] += 1
-        except ImageDecodeError:
-            outcomes["refused (ImageDecodeError)"] += 1
-        except Exception as exc:
-            outcomes[f"UNHANDLED {type(exc).__name__}"] += 1
-
-    started = time.perf_counter()
-    drive()
-    return "focus view decoder", count, outcomes, time.perf_counter() - started
 
 
 def _view_worker_run(
