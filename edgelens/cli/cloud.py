@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgelens.cli.context import ReloadPid, reports_errors, settings_of
+from edgelens.wire.names import STATUS_ACCOUNT_SUFFIX
 
 app = typer.Typer(help="The cloud worker: vectors in, matches out.", no_args_is_help=True)
 
@@ -41,10 +42,14 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The worker account's name.")],
     reload_pid: ReloadPid = None,
 ) -> None:
-    """On the broker host: MQTT credentials for workers (they read every device's topics)."""
+    """On the broker host: MQTT credentials for workers (they read every device's topics):
+    the account NAME for frames and NAME.status, same password, for the statuses."""
     from edgelens.cli.enroll import enroll as enroll_account
 
     settings = settings_of(ctx)
     credentials = enroll_account(settings, name=name, worker=True, reload_pid=reload_pid)
-    typer.echo(f"worker account {name} enrolled; workers need (shown once):")
+    typer.echo(
+        f"worker accounts {name} (frames) and {name}{STATUS_ACCOUNT_SUFFIX} (statuses) "
+        "enrolled; workers need (shown once):"
+    )
     typer.echo(f"  EDGELENS_MQTT_URL={credentials.url(str(settings.mqtt_url))}")
