@@ -356,3 +356,19 @@ def test_client_certificates_when_the_broker_requires_them(accounts, local_ca):
     )
     uncertified = MqttTlsSettings(ca_file=local_ca / "ca.crt")
     _tls_pair(accounts, local_ca, certified, uncertified, client_certs=True)
+
+
+def test_a_worker_gets_two_accounts_and_loses_both(accounts):
+    credentials = accounts.enroll_worker("worker-9")
+    lines = accounts.password_file.read_text().splitlines()
+    assert {line.split(":", 1)[0] for line in lines} == {"worker-9", "worker-9.status"}
+    acl = accounts.acl_file.read_text()
+    assert "user worker-9\ntopic read edgelens/+/features\n" in acl
+    assert "user worker-9.status\ntopic read edgelens/+/status\n" in acl
+    assert accounts.workers() == {"worker-9"} and credentials.username == "worker-9"
+    with pytest.raises(ConfigError):
+        accounts.enroll_worker("other.status")
+    assert accounts.remove("worker-9")
+    assert (
+        accounts.password_file.read_text() == "" and "worker-9" not in accounts.acl_file.read_text()
+    )
