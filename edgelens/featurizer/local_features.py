@@ -39,17 +39,19 @@ import numpy as np
 
 from edgelens.featurizer.focus import VIEW_MAX_SIDE, at_most_side
 
-METHOD_ID = "sift800-480to640-opq16-v3"  # stored with catalog keypoints; a change re-extracts them
+METHOD_ID = "sift800-400to640-opq16-v3"  # stored with catalog keypoints; a change re-extracts them
 LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
 # Methods `edgelens catalog migrate-keypoints` re-makes in METHOD_ID, oldest first: the
 # legacy rows, then the compact ones extracted without enlarging small photos.
 EARLIER_METHOD_IDS = (LEGACY_METHOD_ID, "sift800-640-opq16-v2")
 MAX_KEYPOINTS = 1000
 MAX_SIDE = VIEW_MAX_SIDE  # a query view is extracted at the size it travels
-# A catalog photo smaller than this (a 200-400 px pack shot) is enlarged to it for
-# extraction, as a camera that fills its view with the item sees it larger: at its own size
-# SIFT finds a third of the keypoints, too few to verify many camera views.
-CATALOG_MIN_SIDE = 480
+# A catalog photo smaller than this (shops' pack shots are often 200-400 px) is enlarged
+# to it for extraction, as a camera that fills its view with the item sees it larger: at
+# its own size SIFT finds a third of the keypoints, too few to verify many camera views.
+# Not more: enlarging photos of 450 px to 480 made clutter views verify more of the other
+# catalog items in them (docs/benchmarks.md, retrieval quality).
+CATALOG_MIN_SIDE = 400
 DESCRIPTOR_SIZE = 128
 CATALOG_KEYPOINTS = 800  # the largest of the MAX_KEYPOINTS a catalog photo keeps
 SUBVECTORS = 16  # code bytes per keypoint
