@@ -75,7 +75,7 @@ from edgelens.evaluation.runner import (
 from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.evaluation.unknown_views import fetch_unknown_views
 from edgelens.evaluation.variants import variant_suite
-from edgelens.evaluation.views import camera_views
+from edgelens.evaluation.views import camera_views, pack_shot
 from edgelens.featurizer.focus import (
     FOCUS_AREA,
     decode_focus_view,
@@ -92,6 +92,9 @@ from edgelens.wire.records import Match
 
 # The share of unknown views the "no match" thresholds are calibrated to refuse.
 NO_MATCH_TARGET = 0.92
+
+
+PACK_SHOTS = "pack shots (200 px catalog)"
 
 
 def main() -> None:
@@ -142,6 +145,9 @@ def main() -> None:
         variant_photos, variant_sets = variant_suite(photos, args.variant_views, args.seed)
         results = evaluate_systems(systems, photos, query_sets)
         results += evaluate_systems(systems, variant_photos, variant_sets)
+        pack_photos = [dataclasses.replace(p, image_bgr=pack_shot(p.image_bgr)) for p in photos]
+        pack_sets = {PACK_SHOTS: synthetic_queries(images, args.views // 4, args.seed + 3)}
+        results += evaluate_systems(systems, pack_photos, pack_sets)
         results += evaluate_systems(systems, real_photos, real_sets)
         unknown_dir = fetch_unknown_views(args.models_dir.parent / "unknown-views")
         open_set = _open_set(
@@ -160,6 +166,7 @@ def main() -> None:
         )
         cost = _device_cost(systems[0].featurizer, systems[1].featurizer, worker_model, images)
 
+    packs = len(pack_sets[PACK_SHOTS])
     groups = ", ".join(
         f"{name.split(': ')[1]} {len(q)}" for name, q in real_sets.items() if ": " in name
     )
@@ -173,7 +180,9 @@ def main() -> None:
         f"against a {len(variant_photos)}-item catalog of the photos, a label variant of each "
         "(a 20-30% panel covered by a made-up label) and a colour twin of each colour photo (hue "
         "turned by 120 degrees), near-duplicates as a product line has them "
-        "(edgelens.evaluation.variants). The real-view "
+        f"(edgelens.evaluation.variants). Pack shots: {packs} camera-like views of the full-size "
+        "photos against a catalog of the same photos as small pack shots on white (200 px, as "
+        "shops often have them; edgelens.evaluation.views.pack_shot). The real-view "
         f"set: {len(real_sets['real views'])} real "
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
         f"edgelens = sharpened R-GeM pooling in the graph + {CatalogRecipe().views} vectors per "

@@ -104,7 +104,10 @@ def test_a_private_dashboard_needs_sign_in_to_read(serve, web_settings, featuriz
     private = web_settings.model_copy(
         update={"web": web_settings.web.model_copy(update={"public_dashboard": False})}
     )
-    with serve(private, featurizer) as url, httpx.Client(base_url=url, trust_env=False) as client:
+    with (
+        serve(private, featurizer) as url,
+        httpx.Client(base_url=url, trust_env=False, timeout=30) as client,
+    ):
         assert client.get("/api/devices").status_code == 401
         page = client.get("/", headers={"accept": "text/html"})
         assert page.status_code == 303 and page.headers["location"] == "/login?next=/"
