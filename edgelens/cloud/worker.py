@@ -419,33 +419,26 @@ class Worker:
         if not self._stop.is_set():
             logger.warning("lost the broker (%s); reconnecting with backoff", reason_code)
 
+    def _too_large(self, reason: str, what: str, topic: str, size: int, limit: int) -> bool:
+        """Whether a payload is over ``limit``; if so it is counted and said (once per
+        interval), before anything copies it."""
+        if size <= limit:
+            return False
+        self.stats.add(f"rejected_{reason}")
+        self._rejects.warn(reason, "%s on %s: %d bytes (at most %d)", what, topic, size, limit)
+        return True
+
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         """Sizes are checked before a payload is copied, and a device's share before its
         frame is queued; a status only replaces its device's waiting one."""
         received_at, topic, size = time.time(), message.topic, len(message.payload)
         if topic.endswith("/status"):
-            if size > MAX_STATUS_BYTES:
-                self.stats.add("rejected_bad_status")
-                self._rejects.warn(
-                    "bad_status",
-                    "refused the status on %s: %d bytes (at most %d)",
-                    topic,
-                    size,
-                    MAX_STATUS_BYTES,
-                )
+            if self._too_large("bad_status", "refused the status", topic, size, MAX_STATUS_BYTES):
                 return
             self.stats.add(self._statuses.put(_Inbound(topic, bytes(message.payload), received_at)))
             return
         self.stats.add("received")
-        if size > MAX_MESSAGE_BYTES:
-            self.stats.add("rejected_oversized")
-            self._rejects.warn(
-                "oversized",
-                "rejected message on %s: %d bytes (at most %d)",
-                topic,
-                size,
-                MAX_MESSAGE_BYTES,
-            )
+        if self._too_large("oversized", "rejected message", topic, size, MAX_MESSAGE_BYTES):
             return
         device = device_of_topic(topic) or topic
         if not self._budgets.admit(device, size):
