@@ -38,6 +38,10 @@ class ItemNotFoundError(CatalogError):
     """No catalog item has the given id."""
 
 
+class LastPhotoError(CatalogError):
+    """An item keeps at least one photo: its last one is removed with the item."""
+
+
 class SearchError(EdgelensError):
     """A query cannot be answered (wrong shape, wrong model, empty index)."""
 

@@ -107,6 +107,13 @@ class SearchSettings(_Section):
         description="How many of the vector search's best are verified; each costs the "
         "worker a keypoint match and a homography fit (docs/benchmarks.md, verification budget).",
     )
+    verify_photos: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Of an item with several photos, how many stage two verifies: those its "
+        "vectors say the view resembles most. Each costs what one candidate costs.",
+    )
     match_score: float = Field(
         default=0.52,
         ge=-1,
@@ -212,6 +219,13 @@ class WorkerSettings(_Section):
 
     share_group: str = Field(default="edgelens-workers", pattern=r"^[A-Za-z0-9_-]+$")
     matches_kept: int = Field(default=50, ge=1, le=10_000, description="LTRIM length per device.")
+    views_kept_s: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="How long the worker keeps in Redis the focus view a frame came with, so "
+        "the device page can show it and an admin can correct its answer with it (0: none).",
+    )
     math_threads: int = Field(
         default=1,
         ge=1,

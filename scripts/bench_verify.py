@@ -316,7 +316,7 @@ def _verified(
     reranked, _ = verify(
         matches,
         query,
-        stored.get,
+        lambda item_id: [stored[item_id]] if item_id in stored else [],
         candidates=candidates,
         estimator=ESTIMATORS[fitted_by],
         planes=planes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from edgelens.catalog.models import (
     CatalogItem,
     IngestReport,
     ItemSource,
+    PhotoOrigin,
 )
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
@@ -36,13 +38,18 @@ Progress = Callable[[int], None]  # called with the number of sources just handl
 
 
 @dataclass
-class _Pending:
-    source: ItemSource
+class _Image:
     sha256: str
     image_file: str
     image_bgr: np.ndarray | None  # None when vectors and keypoints are both cached
     needs_vectors: bool
     needs_keypoints: bool
+
+
+@dataclass
+class _Pending:
+    source: ItemSource
+    images: list[_Image]
 
 
 def add_items(
@@ -54,7 +61,8 @@ def add_items(
     recipe: CatalogRecipe = DEFAULT_RECIPE,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Add or update items; corrupt or unreadable images are reported and skipped."""
+    """Add or update items with their photos; a corrupt or unreadable image is reported
+    and skipped (its item keeps the photos that could be read; with none, it is skipped)."""
     report = IngestReport()
     batch: list[_Pending] = []
     cache_key = (featurizer.model_id, recipe.recipe_id)
@@ -62,7 +70,7 @@ def add_items(
         pending = _prepare(source, store, cache_key, images_dir, report)
         if pending is not None:
             batch.append(pending)
-        if len(batch) >= max(1, featurizer.batch_size // recipe.views):
+        if sum(len(p.images) for p in batch) >= max(1, featurizer.batch_size // recipe.views):
             _commit(batch, store, featurizer, recipe, report)
             batch = []
         if progress:
@@ -81,7 +89,14 @@ def reindex(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Make every item searchable with ``featurizer``'s model; cached vectors are reused."""
-    sources = [ItemSource(item.item_id, images_dir / item.image_file) for item in store.items()]
+    sources = [
+        ItemSource(
+            item.item_id,
+            tuple(images_dir / p.image_file for p in store.photos(item.item_id)),
+            origin=PhotoOrigin.ADDED,  # the photos it has: nothing replaced
+        )
+        for item in store.items()
+    ]
     return add_items(
         store=store,
         featurizer=featurizer,
@@ -100,14 +115,32 @@ def _prepare(
     report: IngestReport,
 ) -> _Pending | None:
     if not ITEM_ID_PATTERN.match(source.item_id):
-        return _fail(report, source, f"item id {source.item_id!r}: {ITEM_ID_RULE}")
+        for path in source.images:
+            _fail(report, source, path, f"item id {source.item_id!r}: {ITEM_ID_RULE}")
+        return None
+    images = {}
+    for path in source.images:
+        image = _prepare_image(source, path, store, cache_key, images_dir, report)
+        if image is not None:
+            images.setdefault(image.sha256, image)  # one photo given twice is one photo
+    return _Pending(source, list(images.values())) if images else None
+
+
+def _prepare_image(
+    source: ItemSource,
+    path: Path,
+    store: CatalogStore,
+    cache_key: tuple[str, str],
+    images_dir: Path,
+    report: IngestReport,
+) -> _Image | None:
     try:
-        data = read_image_file(source.image_path)
+        data = read_image_file(path)
         kind = image_type(data[:SNIFF_BYTES])
     except OSError as exc:
-        return _fail(report, source, f"cannot read: {exc.strerror or exc}")
+        return _fail(report, source, path, f"cannot read: {exc.strerror or exc}")
     except ImageDecodeError as exc:
-        return _fail(report, source, str(exc))
+        return _fail(report, source, path, str(exc))
     sha = hashlib.sha256(data).hexdigest()
     image_file = f"{sha[:2]}/{sha}{kind.suffix}"
     image = None
@@ -117,19 +150,19 @@ def _prepare(
         try:
             image = decode_image(data)
         except ImageDecodeError as exc:
-            return _fail(report, source, str(exc))
+            return _fail(report, source, path, str(exc))
     stored = images_dir / image_file
     if not stored.exists():
         stored.parent.mkdir(parents=True, exist_ok=True)
         staged = stored.with_suffix(".part")
         staged.write_bytes(data)
         staged.replace(stored)
-    return _Pending(source, sha, image_file, image, needs_vectors, needs_keypoints)
+    return _Image(sha, image_file, image, needs_vectors, needs_keypoints)
 
 
-def _fail(report: IngestReport, source: ItemSource, reason: str) -> None:
-    logger.warning("skipping %s (%s): %s", source.image_path, source.item_id, reason)
-    report.failed.append((str(source.image_path), reason))
+def _fail(report: IngestReport, source: ItemSource, path: Path, reason: str) -> None:
+    logger.warning("skipping %s (%s): %s", path, source.item_id, reason)
+    report.failed.append((str(path), reason))
     return None
 
 
@@ -143,30 +176,44 @@ def _commit(
     # An image that appears twice in one batch (two ids, one photo) is run once.
     fresh: dict[str, np.ndarray] = {}
     keypoints: dict[str, local_features.LocalFeatures] = {}
-    for pending in batch:
-        if pending.needs_vectors:
-            fresh.setdefault(pending.sha256, pending.image_bgr)
-        if pending.needs_keypoints and pending.sha256 not in keypoints:
-            keypoints[pending.sha256] = local_features.catalog_local_features(pending.image_bgr)
+    images = [image for pending in batch for image in pending.images]
+    for image in images:
+        if image.needs_vectors:
+            fresh.setdefault(image.sha256, image.image_bgr)
+        if image.needs_keypoints and image.sha256 not in keypoints:
+            keypoints[image.sha256] = local_features.catalog_local_features(image.image_bgr)
     matrices = catalog_vectors(featurizer=featurizer, recipe=recipe, images=list(fresh.items()))
     report.featurized += len(fresh)
-    report.cached += len(batch) - len(fresh)
+    report.cached += len(images) - len(fresh)
     with store.transaction() as conn:
         for sha256, matrix in zip(fresh, matrices, strict=True):
             store.put_vectors(conn, sha256, featurizer.model_id, recipe.recipe_id, matrix)
         for sha256, features in keypoints.items():
             store.put_local_features(conn, sha256, local_features.METHOD_ID, features)
         for pending in batch:
-            previous = _existing(store, pending.source.item_id)
-            item = pending.source.to_item(
-                previous, image_sha256=pending.sha256, image_file=pending.image_file
-            )
-            if previous == item:
-                report.unchanged += 1
-            elif store.upsert(conn, item):
-                report.added += 1
-            else:
-                report.updated += 1
+            _commit_item(conn, store, pending, report)
+
+
+def _commit_item(
+    conn: sqlite3.Connection, store: CatalogStore, pending: _Pending, report: IngestReport
+) -> None:
+    source = pending.source
+    try:
+        cover, photos_changed = store.put_photos(
+            conn, source.item_id, [(i.sha256, i.image_file) for i in pending.images], source.origin
+        )
+    except CatalogError as exc:
+        for path in source.images:
+            _fail(report, source, path, str(exc))
+        return
+    previous = _existing(store, source.item_id)
+    item = source.to_item(previous, image_sha256=cover.image_sha256, image_file=cover.image_file)
+    if previous == item and not photos_changed:
+        report.unchanged += 1
+    elif store.upsert(conn, item):
+        report.added += 1
+    else:
+        report.updated += 1
 
 
 def _existing(store: CatalogStore, item_id: str) -> CatalogItem | None:

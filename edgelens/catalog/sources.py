@@ -1,5 +1,10 @@
 """Turn what the user points at (files, folders, CSV/JSON manifests) into ItemSources.
 
+A folder is read one of two ways. With images directly inside it (a flat folder), each
+image under it is an item, its id the file's stem. With none there but subfolders holding
+images (a folder per item, ``DIR/<item_id>/*``), each subfolder is an item and every image
+under it one of its photos. A manifest row gives an item's photos in ``image`` and/or
+``images`` (a JSON list, or names separated by ``;`` in a CSV cell).
 The item id defaults to the image's file stem. Manifests name images relative to
 the manifest's own folder so a catalog directory can be moved as a whole, and only there:
 a manifest from elsewhere must not make the import read ``/etc`` or ``/dev/zero`` unless
@@ -41,16 +46,21 @@ def _unique(sources: list[ItemSource], path: Path) -> list[ItemSource]:
         if source.item_id in first:
             raise CatalogError(
                 f"{path} names item {source.item_id!r} twice ({first[source.item_id]} and "
-                f"{source.image_path}): rename one, or give ids in a manifest"
+                f"{source.images[0]}): rename one, or give ids in a manifest"
             )
-        first[source.item_id] = source.image_path
+        first[source.item_id] = source.images[0]
     return sources
 
 
 def _expand(path: Path, images_anywhere: bool) -> list[ItemSource]:
     if path.is_dir():
-        images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [_from_image(p) for p in images]
+        if is_item_folders(path):
+            return [
+                ItemSource(folder.name, tuple(_images_under(folder)))
+                for folder in sorted(path.iterdir())
+                if folder.is_dir() and _images_under(folder)
+            ]
+        return [_from_image(p) for p in _images_under(path)]
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _from_records(_read_json(path), path, images_anywhere)
@@ -60,8 +70,24 @@ def _expand(path: Path, images_anywhere: bool) -> list[ItemSource]:
     return [_from_image(path)]
 
 
+def is_item_folders(path: Path) -> bool:
+    """Whether a folder is laid out a folder per item: no image directly inside it, and
+    images in its subfolders."""
+    return not any(_is_image(p) for p in path.iterdir()) and any(
+        _is_image(p) for p in path.rglob("*")
+    )
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if _is_image(p))
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
 def _from_image(path: Path) -> ItemSource:
-    return ItemSource(item_id=path.stem, image_path=path)
+    return ItemSource(item_id=path.stem, images=(path,))
 
 
 def _read_json(path: Path) -> list[dict[str, object]]:
@@ -87,25 +113,16 @@ def _from_records(
     records: list[dict[str, object]], manifest: Path, images_anywhere: bool
 ) -> list[ItemSource]:
     sources = []
-    folder = manifest.parent.resolve()
     for line, record in enumerate(records, start=1):
         where = f"{manifest} item {line}"
-        image = record.get("image") or record.get("image_path")
-        if not image:
-            raise CatalogError(f"{where}: no 'image' given")
-        image_path = Path(str(image))
-        if not image_path.is_absolute():
-            image_path = manifest.parent / image_path
-        if not (images_anywhere or image_path.resolve().is_relative_to(folder)):
-            raise CatalogError(
-                f"{where}: image {image} is outside the manifest's folder {folder} "
-                "(move it there, or allow images anywhere)"
-            )
-        item_id = str(record.get("id") or record.get("item_id") or image_path.stem)
+        images = [_image_path(name, manifest, where, images_anywhere) for name in _named(record)]
+        if not images:
+            raise CatalogError(f"{where}: no 'image' or 'images' given")
+        item_id = str(record.get("id") or record.get("item_id") or images[0].stem)
         sources.append(
             ItemSource(
                 item_id=item_id,
-                image_path=image_path,
+                images=tuple(images),
                 name=_text(record.get("name")),
                 price=_price(record.get("price"), where),
                 currency=_text(record.get("currency")),
@@ -113,6 +130,32 @@ def _from_records(
             )
         )
     return sources
+
+
+def _named(record: dict[str, object]) -> list[str]:
+    """The image names of a manifest row: ``image`` then ``images`` (a list, or a text of
+    names separated by ``;``)."""
+    names = []
+    for key in ("image", "image_path", "images"):
+        value = record.get(key)
+        if isinstance(value, list):
+            names += [str(v).strip() for v in value]
+        elif value is not None:
+            names += [n.strip() for n in str(value).split(";")] if key == "images" else [str(value)]
+    return [name for name in dict.fromkeys(names) if name]
+
+
+def _image_path(name: str, manifest: Path, where: str, images_anywhere: bool) -> Path:
+    path = Path(name)
+    if not path.is_absolute():
+        path = manifest.parent / path
+    folder = manifest.parent.resolve()
+    if not (images_anywhere or path.resolve().is_relative_to(folder)):
+        raise CatalogError(
+            f"{where}: image {name} is outside the manifest's folder {folder} "
+            "(move it there, or allow images anywhere)"
+        )
+    return path
 
 
 def _price(value: object, where: str) -> float | None:

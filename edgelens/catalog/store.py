@@ -1,5 +1,6 @@
 """SQLite storage of the catalog and its per-model vector cache.
 
+An item has one or more photos (``photos``, the first of them its cover in ``items``).
 Vectors are keyed by (image sha256, model id, catalog recipe): the same picture is
 never featurized twice by the same model and recipe, and vectors of another model
 are never returned for this one. Keypoints for spatial verification are kept the same
@@ -16,12 +17,13 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from edgelens.catalog.models import CatalogItem
-from edgelens.errors import CatalogError, ItemNotFoundError
+from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, Correction, ItemPhoto, PhotoOrigin
+from edgelens.errors import CatalogError, ItemNotFoundError, LastPhotoError
 from edgelens.featurizer.local_features import LocalFeatures
 
 _SCHEMA = """
@@ -36,6 +38,15 @@ CREATE TABLE IF NOT EXISTS items (
     updated_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_image ON items (image_sha256);
+CREATE TABLE IF NOT EXISTS photos (
+    item_id      TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    image_file   TEXT NOT NULL,
+    origin       TEXT NOT NULL,
+    added_at     REAL NOT NULL,
+    PRIMARY KEY (item_id, image_sha256)
+);
+CREATE INDEX IF NOT EXISTS photos_by_image ON photos (image_sha256);
 CREATE TABLE IF NOT EXISTS vectors (
     image_sha256 TEXT NOT NULL,
     model_id     TEXT NOT NULL,
@@ -57,13 +68,34 @@ CREATE TABLE IF NOT EXISTS changes (
     item_id TEXT NOT NULL,
     op      TEXT NOT NULL CHECK (op IN ('upsert', 'remove'))
 );
+CREATE TABLE IF NOT EXISTS corrections (
+    correction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at            REAL NOT NULL,
+    user          TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    item_id       TEXT,
+    photo_sha256  TEXT,
+    undone_at     REAL,
+    undone_by     TEXT
+);
+CREATE INDEX IF NOT EXISTS corrections_by_item ON corrections (item_id);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
 """
+# A catalog from before photos: each item's one image becomes its first photo (once).
+_PHOTOS_MIGRATION = """
+INSERT OR IGNORE INTO photos (item_id, image_sha256, image_file, origin, added_at)
+    SELECT item_id, image_sha256, image_file, 'import', updated_at FROM items;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('photos', '1');
+"""
 
+_CORRECTION_COLUMNS = (
+    "correction_id, at, user, device_id, seq, item_id, photo_sha256, undone_at, undone_by"
+)
 _ITEM_COLUMNS = "item_id, name, price, currency, available, image_sha256, image_file"
 _CHUNK = 500  # values bound in one IN (...) list; SQLite allows 999 on older builds
 
@@ -80,6 +112,8 @@ class CatalogStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            if self._conn.execute("SELECT 1 FROM meta WHERE key = 'photos'").fetchone() is None:
+                self._conn.executescript(f"BEGIN IMMEDIATE; {_PHOTOS_MIGRATION} COMMIT;")
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog database {path}: {exc}") from exc
 
@@ -128,6 +162,18 @@ class CatalogStore:
             ).fetchall()
         return [_item(row) for row in rows]
 
+    def find(self, text: str, *, limit: int) -> list[CatalogItem]:
+        """Up to ``limit`` items whose id starts with ``text`` or whose name holds it
+        (either case), by id."""
+        pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id LIKE ? ESCAPE '\\' "
+                "OR name LIKE ? ESCAPE '\\' ORDER BY item_id LIMIT ?",
+                (pattern + "%", "%" + pattern + "%", limit),
+            ).fetchall()
+        return [_item(row) for row in rows]
+
     def __len__(self) -> int:
         with self._lock:
             (count,) = self._conn.execute("SELECT COUNT(*) FROM items").fetchone()
@@ -135,7 +181,8 @@ class CatalogStore:
 
     @staticmethod
     def upsert(conn: sqlite3.Connection, item: CatalogItem) -> bool:
-        """Insert or replace ``item`` inside a transaction; True if it was new."""
+        """Insert or replace ``item`` inside a transaction; True if it was new. Its cover
+        photo is one of its photos (added, as imported, when it was not)."""
         existed = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item.item_id,)).fetchone()
         conn.execute(
             f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated_at) "
@@ -151,6 +198,11 @@ class CatalogStore:
                 time.time(),
             ),
         )
+        conn.execute(
+            "INSERT OR IGNORE INTO photos (item_id, image_sha256, image_file, origin, added_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (item.item_id, item.image_sha256, item.image_file, PhotoOrigin.IMPORT, time.time()),
+        )
         conn.execute("INSERT INTO changes (item_id, op) VALUES (?, 'upsert')", (item.item_id,))
         return existed is None
 
@@ -159,12 +211,148 @@ class CatalogStore:
         removed = []
         with self.transaction() as conn:
             for item_id in item_ids:
+                conn.execute("DELETE FROM photos WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE item_id = ?", (item_id,)).rowcount:
                     conn.execute(
                         "INSERT INTO changes (item_id, op) VALUES (?, 'remove')", (item_id,)
                     )
                     removed.append(item_id)
         return removed
+
+    # -- photos ------------------------------------------------------------------------------
+
+    def photos(self, item_id: str) -> list[ItemPhoto]:
+        """The item's photos, the first added first (none for an unknown item)."""
+        with self._lock:
+            return _photos(self._conn, item_id)
+
+    @staticmethod
+    def put_photos(
+        conn: sqlite3.Connection,
+        item_id: str,
+        photos: Sequence[tuple[str, str]],
+        origin: PhotoOrigin,
+    ) -> tuple[ItemPhoto, bool]:
+        """Inside a transaction: ``photos`` ((sha256, image file) pairs) given to the item as
+        ``origin``; an import's replace those of earlier imports. Returns the cover photo the
+        item has afterwards (the one it had if that stays, else the first given) and whether
+        its photos changed. More than MAX_PHOTOS is a CatalogError and changes nothing."""
+        before = _photos(conn, item_id)
+        given = dict(photos)
+        stale = [
+            p.image_sha256
+            for p in before
+            if origin is PhotoOrigin.IMPORT
+            and p.origin is PhotoOrigin.IMPORT
+            and p.image_sha256 not in given
+        ]
+        held = {p.image_sha256 for p in before}
+        new = [(sha, file) for sha, file in given.items() if sha not in held]
+        if len(before) - len(stale) + len(new) > MAX_PHOTOS:
+            raise CatalogError(
+                f"item {item_id!r} would have {len(before) - len(stale) + len(new)} photos; "
+                f"it can hold {MAX_PHOTOS} (remove some first)"
+            )
+        conn.executemany(
+            "DELETE FROM photos WHERE item_id = ? AND image_sha256 = ?",
+            [(item_id, sha) for sha in stale],
+        )
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO photos (item_id, image_sha256, image_file, origin, added_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(item_id, sha, file, origin, now) for sha, file in new],
+        )
+        after = _photos(conn, item_id)
+        kept = _cover_hash(conn, item_id)
+        cover = next((p for p in after if p.image_sha256 in kept), None)
+        given_first = next(p for p in after if p.image_sha256 in given)
+        return cover or given_first, bool(stale or new)
+
+    @staticmethod
+    def remove_photo(conn: sqlite3.Connection, item_id: str, image_sha256: str) -> ItemPhoto:
+        """Inside a transaction: one photo taken from the item, a change logged for it;
+        returns its cover photo afterwards (the next one when the cover went). An item keeps
+        at least one photo (LastPhotoError)."""
+        photos = _photos(conn, item_id)
+        if not photos:
+            raise ItemNotFoundError(f"no catalog item {item_id!r}")
+        if image_sha256 not in {p.image_sha256 for p in photos}:
+            raise ItemNotFoundError(f"item {item_id!r} has no photo {image_sha256}")
+        if len(photos) == 1:
+            raise LastPhotoError(f"{item_id!r} has only this photo: remove the item instead")
+        conn.execute(
+            "DELETE FROM photos WHERE item_id = ? AND image_sha256 = ?", (item_id, image_sha256)
+        )
+        rest = [p for p in photos if p.image_sha256 != image_sha256]
+        kept = _cover_hash(conn, item_id)
+        cover = next((p for p in rest if p.image_sha256 in kept), rest[0])
+        conn.execute(
+            "UPDATE items SET image_sha256 = ?, image_file = ?, updated_at = ? WHERE item_id = ?",
+            (cover.image_sha256, cover.image_file, time.time(), item_id),
+        )
+        conn.execute("INSERT INTO changes (item_id, op) VALUES (?, 'upsert')", (item_id,))
+        return cover
+
+    def photos_per_item(self) -> dict[str, int]:
+        """How many photos each item has."""
+        with self._lock:
+            rows = self._conn.execute("SELECT item_id, COUNT(*) FROM photos GROUP BY item_id")
+            return {item_id: count for item_id, count in rows}
+
+    def photo_counts(self) -> tuple[int, int]:
+        """(items, photos) in the catalog."""
+        with self._lock:
+            (items,) = self._conn.execute("SELECT COUNT(*) FROM items").fetchone()
+            (photos,) = self._conn.execute("SELECT COUNT(*) FROM photos").fetchone()
+        return int(items), int(photos)
+
+    # -- corrections ------------------------------------------------------------------------
+
+    @staticmethod
+    def log_correction(conn: sqlite3.Connection, correction: Correction) -> Correction:
+        """Inside a transaction: the correction recorded; returns it with its id."""
+        cursor = conn.execute(
+            "INSERT INTO corrections (at, user, device_id, seq, item_id, photo_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                correction.at,
+                correction.user,
+                correction.device_id,
+                correction.seq,
+                correction.item_id,
+                correction.photo_sha256,
+            ),
+        )
+        return replace(correction, correction_id=int(cursor.lastrowid or 0))
+
+    @staticmethod
+    def mark_undone(conn: sqlite3.Connection, correction_id: int, *, user: str, at: float) -> None:
+        conn.execute(
+            "UPDATE corrections SET undone_at = ?, undone_by = ? WHERE correction_id = ?",
+            (at, user, correction_id),
+        )
+
+    def correction(self, correction_id: int) -> Correction:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_CORRECTION_COLUMNS} FROM corrections WHERE correction_id = ?",
+                (correction_id,),
+            ).fetchall()
+        if not rows:
+            raise ItemNotFoundError(f"no correction {correction_id}")
+        return Correction(*rows[0])
+
+    def corrections(self, *, item_id: str | None = None, limit: int = 100) -> list[Correction]:
+        """The newest corrections (of ``item_id``, when given), newest first."""
+        where, params = ("WHERE item_id = ?", (item_id,)) if item_id is not None else ("", ())
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_CORRECTION_COLUMNS} FROM corrections {where} "
+                "ORDER BY correction_id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [Correction(*row) for row in rows]
 
     # -- vector cache ------------------------------------------------------------------------
 
@@ -198,25 +386,22 @@ class CatalogStore:
             (image_sha256, model_id, recipe_id, matrix.shape[0], matrix.shape[1], matrix.tobytes()),
         )
         # Items showing this image become searchable with this model: a change for them.
-        conn.execute(
-            "INSERT INTO changes (item_id, op) "
-            "SELECT item_id, 'upsert' FROM items WHERE image_sha256 = ?",
-            (image_sha256,),
-        )
+        _log_items_showing(conn, image_sha256)
 
     def vectors(
         self, model_id: str, recipe_id: str, item_ids: Sequence[str] | None = None
     ) -> tuple[list[CatalogItem], list[np.ndarray]]:
         """Items (all, or those of ``item_ids``) that have vectors of ``model_id`` and
-        ``recipe_id``, each with its matrix.
+        ``recipe_id``, each with one matrix: the rows of its photos, first photo first.
 
         Items featurized only by other models are left out: they are not searchable
-        with this model until re-indexed.
+        with this model until re-indexed (a photo not yet featurized adds no rows).
         """
         columns = ", ".join("i." + c for c in _ITEM_COLUMNS.split(", "))
         query = (
-            f"SELECT {columns}, v.count, v.dim, v.data "
-            "FROM items i JOIN vectors v ON v.image_sha256 = i.image_sha256 "
+            f"SELECT {columns}, v.count, v.dim, v.data FROM items i "
+            "JOIN photos p ON p.item_id = i.item_id "
+            "JOIN vectors v ON v.image_sha256 = p.image_sha256 "
             "WHERE v.model_id = ? AND v.recipe = ?"
         )
         params: tuple[object, ...] = (model_id, recipe_id)
@@ -224,13 +409,35 @@ class CatalogStore:
             query += f" AND i.item_id IN ({','.join('?' * len(item_ids))})"
             params += tuple(item_ids)
         with self._lock:
-            rows = self._conn.execute(query + " ORDER BY i.item_id", params).fetchall()
-        items = [_item(row[:7]) for row in rows]
-        matrices = [
-            np.frombuffer(data, dtype=np.float32).reshape(count, dim)
-            for count, dim, data in (row[7:] for row in rows)
-        ]
-        return items, matrices
+            rows = self._conn.execute(query + " ORDER BY i.item_id, p.rowid", params).fetchall()
+        items: list[CatalogItem] = []
+        matrices: list[list[np.ndarray]] = []
+        for row in rows:
+            if not items or items[-1].item_id != row[0]:
+                items.append(_item(row[:7]))
+                matrices.append([])
+            count, dim, data = row[7:]
+            matrices[-1].append(np.frombuffer(data, dtype=np.float32).reshape(count, dim))
+        return items, [m[0] if len(m) == 1 else np.concatenate(m) for m in matrices]
+
+    def photo_vectors(
+        self, model_id: str, recipe_id: str, hashes: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The cached vectors of each photo (by sha256) that has some of this model and
+        recipe: the rows the index holds for it."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                rows = self._conn.execute(
+                    "SELECT image_sha256, count, dim, data FROM vectors WHERE model_id = ? "
+                    f"AND recipe = ? AND image_sha256 IN ({','.join('?' * len(chunk))})",
+                    (model_id, recipe_id, *chunk),
+                ).fetchall()
+                for sha, count, dim, data in rows:
+                    found[sha] = np.frombuffer(data, dtype=np.float32).reshape(count, dim)
+        return found
 
     # -- keypoints for spatial verification ------------------------------------------------
 
@@ -254,34 +461,31 @@ class CatalogStore:
             (image_sha256, method, xy, descriptors),
         )
 
-    def items_local_features(
+    def photos_local_features(
         self, item_ids: Sequence[str], method: str
-    ) -> dict[str, LocalFeatures]:
-        """The keypoints of each item's photo, by item id; items unknown or without
-        keypoints of ``method`` are left out. One query per 500 items, each stored photo
-        decoded once however many of the items show it."""
+    ) -> dict[str, list[tuple[str, LocalFeatures]]]:
+        """The keypoints of each item's photos, by item id: (photo sha256, keypoints), first
+        photo first; items unknown or without keypoints of ``method`` are left out. One query
+        per 500 items, each stored photo decoded once however many of the items show it."""
         wanted = list(dict.fromkeys(item_ids))
         rows = []
         with self._lock:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 rows += self._conn.execute(
-                    "SELECT i.item_id, f.image_sha256, f.xy, f.descriptors FROM items i "
-                    "JOIN local_features f ON f.image_sha256 = i.image_sha256 "
-                    f"WHERE f.method = ? AND i.item_id IN ({','.join('?' * len(chunk))})",
+                    "SELECT p.item_id, f.image_sha256, f.xy, f.descriptors FROM photos p "
+                    "JOIN local_features f ON f.image_sha256 = p.image_sha256 "
+                    f"WHERE f.method = ? AND p.item_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY p.rowid",
                     (method, *chunk),
                 ).fetchall()
         decoded: dict[str, LocalFeatures] = {}
-        found = {}
+        found: dict[str, list[tuple[str, LocalFeatures]]] = {}
         for item_id, sha, xy, descriptors in rows:
             if sha not in decoded:
                 decoded[sha] = LocalFeatures.from_blobs(xy, descriptors)
-            found[item_id] = decoded[sha]
+            found.setdefault(item_id, []).append((sha, decoded[sha]))
         return found
-
-    def item_local_features(self, item_id: str, method: str) -> LocalFeatures | None:
-        """The keypoints of one item's photo, or None (unknown item, or not extracted)."""
-        return self.items_local_features([item_id], method).get(item_id)
 
     def local_features_counts(self) -> dict[str, int]:
         """How many photos have stored keypoints, per extraction method."""
@@ -305,15 +509,15 @@ class CatalogStore:
             ).fetchall()
 
     def image_files(self, hashes: Sequence[str]) -> dict[str, str]:
-        """The stored image file (relative to the images folder) of each sha256 an item
-        shows; hashes no item shows are left out."""
+        """The stored image file (relative to the images folder) of each sha256 a photo
+        shows; hashes no photo shows are left out."""
         found: dict[str, str] = {}
         wanted = list(dict.fromkeys(hashes))
         with self._lock:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 rows = self._conn.execute(
-                    "SELECT image_sha256, image_file FROM items "
+                    "SELECT image_sha256, image_file FROM photos "
                     f"WHERE image_sha256 IN ({','.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
@@ -337,11 +541,7 @@ class CatalogStore:
         )
         if features is not None:
             CatalogStore.put_local_features(conn, image_sha256, method, features)
-        conn.execute(
-            "INSERT INTO changes (item_id, op) "
-            "SELECT item_id, 'upsert' FROM items WHERE image_sha256 = ?",
-            (image_sha256,),
-        )
+        _log_items_showing(conn, image_sha256)
 
     # -- change log ----------------------------------------------------------------------
 
@@ -372,6 +572,30 @@ class CatalogStore:
                 "SELECT model_id, recipe, COUNT(*) FROM vectors GROUP BY model_id, recipe"
             ).fetchall()
         return {(model_id, recipe): count for model_id, recipe, count in rows}
+
+
+def _photos(conn: sqlite3.Connection, item_id: str) -> list[ItemPhoto]:
+    rows = conn.execute(
+        "SELECT item_id, image_sha256, image_file, origin, added_at FROM photos "
+        "WHERE item_id = ? ORDER BY rowid",
+        (item_id,),
+    ).fetchall()
+    return [ItemPhoto(i, sha, file, PhotoOrigin(origin), at) for i, sha, file, origin, at in rows]
+
+
+def _cover_hash(conn: sqlite3.Connection, item_id: str) -> set[str]:
+    """The item's cover photo's sha256, as a set (empty for an item not stored yet)."""
+    rows = conn.execute("SELECT image_sha256 FROM items WHERE item_id = ?", (item_id,))
+    return {sha for (sha,) in rows}
+
+
+def _log_items_showing(conn: sqlite3.Connection, image_sha256: str) -> None:
+    """A change for each item with this photo: what a worker holds of it is out of date."""
+    conn.execute(
+        "INSERT INTO changes (item_id, op) "
+        "SELECT item_id, 'upsert' FROM photos WHERE image_sha256 = ?",
+        (image_sha256,),
+    )
 
 
 def _item(row: tuple) -> CatalogItem:

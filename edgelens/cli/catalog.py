@@ -25,7 +25,15 @@ app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 @reports_errors
 def add(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Images, folders, or CSV/JSON manifests.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Images; folders (of images, each an item named by its file; or of item "
+            "folders, <item_id>/*, each file a photo of that item); or CSV/JSON manifests "
+            "(columns id, name, price, currency, available, image and/or images: several "
+            "photos separated by ';')."
+        ),
+    ],
     images_anywhere: Annotated[
         bool,
         typer.Option(
@@ -34,7 +42,9 @@ def add(
         ),
     ] = False,
 ) -> None:
-    """Add or update items; images already featurized by this model are not featurized again."""
+    """Add or update items with their photos; images already featurized by this model are
+    not featurized again. An item's photos from an earlier import are replaced by this
+    one's; photos added on its page stay."""
     settings = settings_of(ctx)
     sources = collect_sources(paths, images_anywhere=images_anywhere)
     featurizer = load_featurizer(settings)
@@ -49,6 +59,8 @@ def add(
             progress=advance,
         )
     _print_report(report, featurizer.model_id)
+    items, photos = store.photo_counts()
+    typer.echo(f"catalog: {items} item(s), {photos} photo(s)")
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     if report.failed and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
@@ -115,13 +127,15 @@ def list_items(
 ) -> None:
     """List catalog items."""
     store = CatalogStore(settings_of(ctx).catalog_db)
+    photos = store.photos_per_item()
     for item in store.items():
         if as_json:
-            typer.echo(json.dumps(item.__dict__))
+            typer.echo(json.dumps(item.__dict__ | {"photos": photos.get(item.item_id, 0)}))
         else:
             price = "-" if item.price is None else f"{item.price:.2f} {item.currency}"
             state = "available" if item.available else "unavailable"
-            typer.echo(f"{item.item_id}\t{item.name}\t{price}\t{state}")
+            count = photos.get(item.item_id, 0)
+            typer.echo(f"{item.item_id}\t{item.name}\t{price}\t{state}\t{count} photo(s)")
 
 
 @app.command("remove")

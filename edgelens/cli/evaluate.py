@@ -21,6 +21,7 @@ from edgelens.evaluation.runner import (
     Query,
     System,
     clutter_queries,
+    cover_images,
     evaluate_systems,
     folder_photos,
     folder_queries,
@@ -42,7 +43,8 @@ def eval_command(
         Path | None,
         typer.Option(
             help="The catalog, as `catalog add` takes it: a folder of images named "
-            "<item_id>.<ext>, or a CSV/JSON manifest."
+            "<item_id>.<ext>, a folder of item folders (<item_id>/*, each file a photo of "
+            "that item), or a CSV/JSON manifest."
         ),
     ] = None,
     queries: Annotated[
@@ -154,19 +156,12 @@ def eval_command(
     results = []
     with progress_bar("evaluating", total) as advance:
         for photos, query_sets in suites:
-            results += [
-                (len(photos), result)
-                for result in evaluate_systems(
-                    systems,
-                    photos,
-                    query_sets,
-                    None if as_json else advance,
-                    unknown=unknown_views,
-                )
-            ]
-    for items, result in results:
+            results += evaluate_systems(
+                systems, photos, query_sets, None if as_json else advance, unknown=unknown_views
+            )
+    for result in results:
         if as_json:
-            row = result.to_dict() | {"items": items}
+            row = result.to_dict()
             if misses:
                 row["misses"] = [asdict(miss) for miss in result.misses]
             typer.echo(json.dumps(row))
@@ -177,7 +172,8 @@ def eval_command(
             f"{result.set_name:<30} {result.system:<9} top-1 {m.top1:.3f} ({low:.2f}-{high:.2f})  "
             f"top-5 {m.top5:.3f}  "
             f"recall@10 {m.recall_at_10:.3f}  mAP {m.map:.3f}  ({m.queries} queries, "
-            f"{items} items, {result.catalog_vectors} vectors, {result.model_id})"
+            f"{result.catalog_items} items, {result.catalog_photos} photos, "
+            f"{result.catalog_vectors} vectors, {result.model_id})"
             + (
                 f"  no match on {result.unknown_queries} unknown: {result.no_match_rate:.3f}"
                 if result.no_match_rate is not None
@@ -199,7 +195,7 @@ def _catalog_query_sets(
     seed: int,
     backgrounds: list[np.ndarray] | None,
 ) -> dict[str, list[Query]]:
-    images = {photo.item.item_id: photo.image_bgr for photo in photos}
+    images = cover_images(photos)
     query_sets: dict[str, list[Query]] = {}
     if queries is not None:
         query_sets["real"] = folder_queries(queries)

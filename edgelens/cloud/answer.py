@@ -26,16 +26,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgelens.featurizer.focus import focus_views
-from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
+from edgelens.featurizer.local_features import extract_local_features
 from edgelens.search.base import SearchFilter, VectorIndex, search_views
-from edgelens.search.verify import PLANES, verify
+from edgelens.search.verify import PLANES, PhotoKeypoints, best_photos, verify
 from edgelens.settings import Settings
 from edgelens.wire.records import Decision, Match, Stage
 
 # The index's own model on images: one vector row per image.
 EmbedImages = Callable[[Sequence[np.ndarray]], np.ndarray]
-# Catalog keypoints of several items at once (items without any absent).
-KeypointsOf = Callable[[Sequence[str]], Mapping[str, LocalFeatures]]
+# Catalog keypoints of several items at once, each item's photos' (items without any absent).
+KeypointsOf = Callable[[Sequence[str]], Mapping[str, Sequence[PhotoKeypoints]]]
 # The ranks (0-based) whose mean cosine stands for "any item" of the catalog for a view:
 # past the few that may be the item or its near-duplicates.
 BACKGROUND = slice(5, 15)
@@ -50,6 +50,7 @@ class AnswerPolicy:
     view_focus: bool = True  # stage two featurizes the view and its own centred box
     verify: bool = True  # stage two verifies its best candidates by keypoints
     verify_candidates: int = 15
+    verify_photos: int = 1  # of each candidate's photos, the ones nearest the view's vectors
     planes: int = PLANES
     # An answer that verification did not confirm is "no match" unless its cosine is at
     # least match_score and leads the catalog's background for this view (:func:`lead`) by
@@ -73,6 +74,7 @@ class AnswerPolicy:
             view_focus=search.view_focus,
             verify=search.verify,
             verify_candidates=search.verify_candidates,
+            verify_photos=search.verify_photos,
             match_score=search.match_score,
             match_lead=search.match_lead,
             confirm_margin=search.confirm_margin,
@@ -191,11 +193,15 @@ class Answerer:
         if self._keypoints_of is not None:
             verified_at = time.perf_counter()
             head = [m.item_id for m in matches[: policy.verify_candidates]]
-            stored = self._keypoints_of(head)
+            queries = np.stack(vectors)
+            chosen = {
+                item_id: best_photos(photos, queries, policy.verify_photos)
+                for item_id, photos in self._keypoints_of(head).items()
+            }
             matches, _ = verify(
                 matches,
                 extract_local_features(view),
-                stored.get,
+                lambda item_id: chosen.get(item_id, ()),
                 candidates=policy.verify_candidates,
                 planes=policy.planes,
             )

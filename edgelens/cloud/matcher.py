@@ -46,6 +46,7 @@ class ConfirmJob:
 class FirstAnswer:
     record: MatchRecord
     confirm: ConfirmJob | None  # None: no view, or nothing it could change
+    view_jpeg: bytes | None = None  # the frame's view, to keep while record.view says so
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Matcher:
     # Called with each decoded message before the search; raises RejectedMessage to refuse
     # it (the worker's replay and ordering guard, shared across model swaps).
     admit: Callable[[FeatureMessage], None] | None = None
+    # Whether the views frames come with are kept (worker.views_kept_s): records say so.
+    keep_views: bool = False
 
     @property
     def index(self) -> VectorIndex:
@@ -83,11 +86,12 @@ class Matcher:
                 "queue": round(waited_ms, 3),
                 "decode": round(decoded_ms, 3),
             },
+            view=self.keep_views and message.view_jpeg is not None,
         )
         job = None
         if message.view_jpeg is not None and self.answerer.wants_confirmation(answer):
             job = ConfirmJob(message, received_at, time.time())
-        return FirstAnswer(record, job)
+        return FirstAnswer(record, job, message.view_jpeg if record.view else None)
 
     def confirm(self, job: ConfirmJob) -> MatchRecord | None:
         """Stage two for ``job``; None, and said, when its view is unusable (the first
@@ -107,6 +111,7 @@ class Matcher:
                 "queue": round(waited_ms, 3),
                 "decode": round(decoded_ms, 3),
             },
+            view=self.keep_views,
         )
 
     @staticmethod
@@ -148,7 +153,9 @@ class Matcher:
         return message
 
 
-def _record(message: FeatureMessage, answer: Answer, stages_ms: dict[str, float]) -> MatchRecord:
+def _record(
+    message: FeatureMessage, answer: Answer, stages_ms: dict[str, float], *, view: bool
+) -> MatchRecord:
     return MatchRecord(
         device_id=message.device_id,
         seq=message.seq,
@@ -159,4 +166,5 @@ def _record(message: FeatureMessage, answer: Answer, stages_ms: dict[str, float]
         stages_ms={**stages_ms, **answer.stages_ms},
         stage=answer.stage,
         decision=answer.decision,
+        view=view,
     )

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import redis
 
 from edgelens.errors import RedisUnavailableError
-from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
+from edgelens.wire.names import (
+    DEVICES_CHANNEL,
+    DEVICES_KEY,
+    matches_channel,
+    matches_key,
+    view_key,
+)
 from edgelens.wire.records import MatchRecord, Stage, record_prefix
 from edgelens.wire.status import DeviceStatus
 
@@ -38,20 +44,27 @@ class RedisSink:
     the list keeps one entry per answered frame, newest first.
     """
 
-    def __init__(self, url: str, *, matches_kept: int) -> None:
+    def __init__(self, url: str, *, matches_kept: int, views_kept_s: int = 0) -> None:
         self._redis = redis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
         self._kept = matches_kept
+        self._views_kept_s = views_kept_s
         self._replace = self._redis.register_script(_REPLACE_IN_PLACE)
 
-    def push(self, records: Sequence[MatchRecord]) -> list[MatchRecord]:
+    def push(
+        self, records: Sequence[MatchRecord], views: Mapping[tuple[str, int], bytes] | None = None
+    ) -> list[MatchRecord]:
         """Each first record LPUSHed, trimmed and announced; each confirmed one put in its
-        first record's place and announced; all in one round trip. Returns the records
-        with their final latency, and only the confirmed ones that found their place."""
+        first record's place and announced; each of ``views`` (JPEG by (device id, seq))
+        kept for ``views_kept_s``; all in one round trip. Returns the records with their
+        final latency, and only the confirmed ones that found their place."""
         now = time.time()
         finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
+        kept = list((views or {}).items()) if self._views_kept_s else []
+        for (device_id, seq), jpeg in kept:
+            pipe.set(view_key(device_id, seq), jpeg, ex=self._views_kept_s)
         for final in finals:
             payload, key = final.to_json(), matches_key(final.device_id)
             channel = matches_channel(final.device_id)
@@ -63,6 +76,8 @@ class RedisSink:
             pipe.ltrim(key, 0, self._kept - 1)
             pipe.publish(channel, payload)
         replies = iter(self._execute(pipe))
+        for _ in kept:
+            next(replies)
         stored = []
         for final in finals:
             if final.stage is Stage.CONFIRMED:

@@ -95,6 +95,14 @@ class _Inbound:
     received_at: float  # wall clock, comparable with the device's captured_at
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A record to push, with the view its frame came with when that is to be kept."""
+
+    record: MatchRecord
+    view_jpeg: bytes | None = None
+
+
 class _ConfirmBacklog:
     """Stage two's waiting jobs: one per device (a newer view supersedes the one waiting,
     whose frame is no longer on screen), at most ``capacity`` devices (the oldest job goes),
@@ -208,12 +216,15 @@ class Worker:
         self._recipe = CatalogRecipe(settings.catalog.views)
         self._store = CatalogStore(settings.catalog_db)
         self._policy = AnswerPolicy.from_settings(settings)
-        self._keypoints = KeypointCache(self._store)
         self._sequence = SequenceGuard()
         self._rejects = RejectLog(logger)
         self._serving = self._serve(self._configured_model())
         self._waiting_for: str | None = None
-        self._sink = RedisSink(str(settings.redis_url), matches_kept=settings.worker.matches_kept)
+        self._sink = RedisSink(
+            str(settings.redis_url),
+            matches_kept=settings.worker.matches_kept,
+            views_kept_s=settings.worker.views_kept_s,
+        )
         cfg = settings.worker
         self._budgets = DeviceBudgets(
             messages=Allowance(cfg.device_messages_per_s, cfg.device_message_burst),
@@ -247,7 +258,7 @@ class Worker:
             self._status_client: False,
         }
         # Matched records waiting for Redis; None ends the push thread.
-        self._pushes: queue.Queue[MatchRecord | None] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._pushes: queue.Queue[_Outgoing | None] = queue.Queue(maxsize=QUEUE_SIZE)
         self._threads = [
             threading.Thread(target=self._match_loop, name="worker-match", daemon=True),
             threading.Thread(target=self._confirm_loop, name="worker-confirm", daemon=True),
@@ -500,18 +511,18 @@ class Worker:
         """Writes matched records to Redis beside the match loop, so a search never waits
         on a Redis round trip; records that queued up meanwhile go in one pipeline."""
         while True:
-            record = self._pushes.get()
-            batch = [record] if record is not None else []
-            while record is not None and len(batch) < PUSH_BATCH:
+            out = self._pushes.get()
+            batch = [out] if out is not None else []
+            while out is not None and len(batch) < PUSH_BATCH:
                 try:
-                    record = self._pushes.get_nowait()
+                    out = self._pushes.get_nowait()
                 except queue.Empty:
                     break
-                if record is not None:
-                    batch.append(record)
+                if out is not None:
+                    batch.append(out)
             if batch:
                 self._push(batch)
-            if record is None:
+            if out is None:
                 logger.info("push loop exits")
                 return
 
@@ -524,12 +535,12 @@ class Worker:
         if topic.endswith("/status"):
             self._record_statuses([inbound])
             return
-        job = self._answer_safely(inbound, lambda record: self._push([record]))
+        job = self._answer_safely(inbound, lambda out: self._push([out]))
         if job is not None:
-            self._confirm_safely(job, lambda record: self._push([record]))
+            self._confirm_safely(job, lambda out: self._push([out]))
 
     def _answer_safely(
-        self, inbound: _Inbound, push: Callable[[MatchRecord], None]
+        self, inbound: _Inbound, push: Callable[[_Outgoing], None]
     ) -> ConfirmJob | None:
         """Stage one of one message: its record pushed; stage two's job if it wants one."""
         try:
@@ -544,10 +555,10 @@ class Worker:
             self.stats.add("errors_unexpected")
             logger.exception("unexpected error on a message of %s", inbound.topic)
             return None
-        push(first.record)
+        push(_Outgoing(first.record, first.view_jpeg))
         return first.confirm
 
-    def _confirm_safely(self, job: ConfirmJob, push: Callable[[MatchRecord], None]) -> None:
+    def _confirm_safely(self, job: ConfirmJob, push: Callable[[_Outgoing], None]) -> None:
         message = job.message
         try:
             record = self._serving.matcher.confirm(job)
@@ -558,12 +569,14 @@ class Worker:
         if record is None:
             self.stats.add("confirm_unusable_view")
             return
-        push(record)
+        push(_Outgoing(record))
 
-    def _push(self, records: list[MatchRecord]) -> None:
+    def _push(self, outgoing: list[_Outgoing]) -> None:
         started = time.perf_counter()
+        records = [o.record for o in outgoing]
+        views = {(o.record.device_id, o.record.seq): o.view_jpeg for o in outgoing if o.view_jpeg}
         try:
-            stored = self._sink.push(records)
+            stored = self._sink.push(records, views)
         except RedisUnavailableError as exc:
             self.stats.add("redis_errors", len(records))
             if not self._redis_down:
@@ -672,13 +685,19 @@ class Worker:
             index=opened.index,
             policy=self._policy,
             embed_view=self._view_featurizer(manifest) if self._policy.view_focus else None,
-            keypoints_of=self._keypoints,
+            keypoints_of=KeypointCache(
+                self._store,
+                model_id=manifest.model_id,
+                recipe_id=self._recipe.recipe_id,
+                dim=manifest.embedding_dim,
+            ),
         )
         matcher = Matcher(
             answerer=answerer,
             compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
             admit=self._sequence.check,
+            keep_views=self._settings.worker.views_kept_s > 0,
         )
         follower = CatalogFollower(
             store=self._store,

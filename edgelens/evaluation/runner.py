@@ -29,6 +29,7 @@ from edgelens.featurizer.local_features import LocalFeatures, catalog_local_feat
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.exact import ExactIndex
+from edgelens.search.verify import PhotoKeypoints
 from edgelens.settings import Settings
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.records import Decision
@@ -55,7 +56,8 @@ class Query:
 
 @dataclass(frozen=True)
 class CatalogPhoto:
-    """A decoded catalog image with the metadata and hash an import would give it."""
+    """A decoded catalog image with the metadata and hash an import would give it; an item
+    with several photos appears once per photo, its first photo first."""
 
     item: CatalogItem
     sha256: str
@@ -141,6 +143,8 @@ class SetResult:
     # Views of things not in the catalog, and the share of them answered "no match".
     unknown_queries: int = 0
     no_match_rate: float | None = None
+    catalog_items: int = 0
+    catalog_photos: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -151,27 +155,49 @@ class SetResult:
             "system": self.system,
             "model_id": self.model_id,
             "catalog_vectors": self.catalog_vectors,
+            "catalog_items": self.catalog_items,
+            "catalog_photos": self.catalog_photos,
             "focus": self.focus,
             "verify": self.verify,
         }
 
 
 def load_catalog(sources: Sequence[ItemSource]) -> list[CatalogPhoto]:
-    """Decode the catalog images; unreadable ones are logged and left out."""
+    """Decode the catalog images, each item's photos in order; unreadable ones are logged
+    and left out."""
     photos = []
     for source in sources:
-        try:
-            data = source.image_path.read_bytes()
-            image = decode_image(data)
-        except (OSError, ImageDecodeError) as exc:
-            logger.warning("catalog image %s skipped: %s", source.image_path, exc)
-            continue
-        sha256 = hashlib.sha256(data).hexdigest()
-        item = source.to_item(None, image_sha256=sha256, image_file=source.image_path.name)
-        photos.append(CatalogPhoto(item, sha256, image))
+        item = None
+        for path in source.images:
+            try:
+                data = path.read_bytes()
+                image = decode_image(data)
+            except (OSError, ImageDecodeError) as exc:
+                logger.warning("catalog image %s skipped: %s", path, exc)
+                continue
+            sha256 = hashlib.sha256(data).hexdigest()
+            item = item or source.to_item(None, image_sha256=sha256, image_file=path.name)
+            photos.append(CatalogPhoto(item, sha256, image))
     if not photos:
         raise EdgelensError("the evaluation catalog has no readable image")
     return photos
+
+
+def cover_images(photos: Sequence[CatalogPhoto]) -> dict[str, np.ndarray]:
+    """Each item's first photo, by item id: what generated views are made from."""
+    covers: dict[str, np.ndarray] = {}
+    for photo in photos:
+        covers.setdefault(photo.item.item_id, photo.image_bgr)
+    return covers
+
+
+def photo_matrices(
+    featurizer: Featurizer, photos: Sequence[CatalogPhoto], recipe: CatalogRecipe
+) -> list[np.ndarray]:
+    """Each photo's vector rows, as an import makes them (the recipe's views)."""
+    return catalog_vectors(
+        featurizer=featurizer, recipe=recipe, images=[(p.sha256, p.image_bgr) for p in photos]
+    )
 
 
 def catalog_index(
@@ -179,13 +205,19 @@ def catalog_index(
     photos: Sequence[CatalogPhoto],
     *,
     recipe: CatalogRecipe = DEFAULT_RECIPE,
+    matrices: Sequence[np.ndarray] | None = None,
 ) -> ExactIndex:
-    """The catalog featurized as an import would (the recipe's views), in an exact index."""
-    matrices = catalog_vectors(
-        featurizer=featurizer, recipe=recipe, images=[(p.sha256, p.image_bgr) for p in photos]
-    )
+    """The catalog featurized as an import would, in an exact index: each item the rows of
+    all its photos (``matrices``, one per photo, when already made)."""
+    if matrices is None:
+        matrices = photo_matrices(featurizer, photos, recipe)
+    rows: dict[str, list[np.ndarray]] = {}
+    items: dict[str, CatalogItem] = {}
+    for photo, matrix in zip(photos, matrices, strict=True):
+        items.setdefault(photo.item.item_id, photo.item)
+        rows.setdefault(photo.item.item_id, []).append(matrix)
     index = ExactIndex(featurizer.model_id, featurizer.dim)
-    index.upsert([p.item for p in photos], matrices)
+    index.upsert(list(items.values()), [np.concatenate(rows[i]) for i in items])
     return index
 
 
@@ -201,7 +233,8 @@ def evaluate_systems(
     ``unknown`` views (of things not in the catalog), each row also gets the share of
     them its system answers "no match"."""
     results = []
-    keypoints: dict[str, LocalFeatures] = {}  # extracted once, for the systems that verify
+    keypoints: dict[str, LocalFeatures] = {}  # by photo sha256: extracted once, for all systems
+    items = len({p.item.item_id for p in photos})
     for system in systems:
         answerer = system_answerer(system, photos, keypoints)
         index = answerer.index
@@ -234,6 +267,8 @@ def evaluate_systems(
                     misses_of(rankings, ignore_in_view),
                     len(unknown),
                     no_match_rate,
+                    items,
+                    len(photos),
                 )
                 for name, ignore_in_view in scored
             ]
@@ -244,21 +279,31 @@ def system_answerer(
     system: System, photos: Sequence[CatalogPhoto], keypoints: dict[str, LocalFeatures]
 ) -> Answerer:
     """``system``'s worker over the catalog ``photos``: their index and, when it verifies,
-    their keypoints (extracted into ``keypoints`` once, shared by the systems)."""
+    their keypoints (extracted into ``keypoints``, by photo sha256, once for all systems),
+    each photo's with its vector rows, as the worker's keypoint cache holds them."""
     worker_model = system.catalog_featurizer or system.featurizer
-    index = catalog_index(worker_model, photos, recipe=system.recipe)
-    if system.verify and not keypoints:
-        keypoints.update((p.item.item_id, catalog_local_features(p.image_bgr)) for p in photos)
+    matrices = photo_matrices(worker_model, photos, system.recipe)
+    index = catalog_index(worker_model, photos, recipe=system.recipe, matrices=matrices)
+    held: dict[str, list[PhotoKeypoints]] = {}
+    if system.verify:
+        for photo, matrix in zip(photos, matrices, strict=True):
+            if photo.sha256 not in keypoints:
+                keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
+            held.setdefault(photo.item.item_id, []).append(
+                PhotoKeypoints(keypoints[photo.sha256], matrix)
+            )
     return Answerer(
         index=index,
         policy=system.policy,
         embed_view=worker_model.embed,
-        keypoints_of=functools.partial(_held, keypoints),
+        keypoints_of=functools.partial(_held, held),
     )
 
 
-def _held(keypoints: dict[str, LocalFeatures], item_ids: Sequence[str]) -> dict[str, LocalFeatures]:
-    return {item_id: keypoints[item_id] for item_id in item_ids if item_id in keypoints}
+def _held(
+    held: dict[str, list[PhotoKeypoints]], item_ids: Sequence[str]
+) -> dict[str, list[PhotoKeypoints]]:
+    return {item_id: held[item_id] for item_id in item_ids if item_id in held}
 
 
 def folder_queries(queries_dir: Path) -> list[Query]:

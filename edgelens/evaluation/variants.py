@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
-from edgelens.evaluation.runner import CatalogPhoto, Query, synthetic_queries
+from edgelens.evaluation.runner import CatalogPhoto, Query, cover_images, synthetic_queries
 
 LABEL_AREA = (0.20, 0.30)
 HUE_TURN = 60  # OpenCV's hue runs over 0-180: a third of the wheel
@@ -97,6 +97,6 @@ def variant_suite(
     photos: list[CatalogPhoto], views_per_item: int, seed: int
 ) -> tuple[list[CatalogPhoto], dict[str, list[Query]]]:
     """The variant catalog made from ``photos`` and its one query set, "variants"."""
-    variants = variant_images({p.item.item_id: p.image_bgr for p in photos}, seed)
+    variants = variant_images(cover_images(photos), seed)
     queries = synthetic_queries(variants, views_per_item, seed + 3)
     return variant_catalog(variants), {"variants": queries}

@@ -3,7 +3,8 @@
 For catalogs past one worker's memory, or workers on many machines sharing one catalog,
 the vectors live in Milvus and every worker queries it. One collection per model id, so
 vectors of two models never meet; one row per vector, so an item with several vectors
-scores its best (the top ``k * max_views`` rows are de-duplicated by item). Filters are
+(several photos, each the recipe's views) scores its best (the top ``k * max_views`` rows
+are de-duplicated by item). Filters are
 a Milvus expression evaluated inside the search.
 
 The vector index defaults to FLAT (exact, and all milvus-lite offers); against a Milvus
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from edgelens.catalog.augment import MAX_VIEWS
-from edgelens.catalog.models import CatalogItem
+from edgelens.catalog.models import MAX_PHOTOS, CatalogItem
 from edgelens.errors import SearchError
 from edgelens.search.base import SearchFilter, checked_query, item_vectors
 from edgelens.wire.records import Match
@@ -114,36 +115,29 @@ class MilvusIndex:
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]:
+        """The ``k`` best items: the top ``k * max_views`` rows, de-duplicated; when those
+        hold fewer than ``k`` items (some item's several photos filled them), once more with
+        room for every item to have MAX_PHOTOS photos."""
         query = checked_query(query, dim=self._dim, k=k)
+        for limit in (k * self._max_views, k * self._max_views * MAX_PHOTOS):
+            limit = min(_MAX_LIMIT, limit)
+            hits = self._rows(query, limit, filters)
+            matches = _distinct(hits, k)
+            if len(matches) == k or len(hits) < limit or limit == _MAX_LIMIT:
+                break
+        return matches
+
+    def _rows(self, query: np.ndarray, limit: int, filters: SearchFilter | None) -> list[dict]:
         with _milvus_errors("Milvus search failed"):
             (hits,) = self._client.search(
                 self.collection,
                 data=[query.tolist()],
-                limit=min(_MAX_LIMIT, k * self._max_views),
+                limit=limit,
                 filter=_expression(filters),
                 output_fields=_FIELDS,
                 search_params=self._search_params,
             )
-        matches: list[Match] = []
-        seen: set[str] = set()
-        for hit in hits:  # best first
-            entity = hit["entity"]
-            if entity["item_id"] in seen:
-                continue
-            seen.add(entity["item_id"])
-            matches.append(
-                Match(
-                    entity["item_id"],
-                    entity["name"],
-                    entity["price"] if entity["has_price"] else None,
-                    entity["currency"],
-                    entity["available"],
-                    float(hit["distance"]),
-                )
-            )
-            if len(matches) == k:
-                break
-        return matches
+        return list(hits)
 
     def flush(self, *, timeout_s: float = 3600.0) -> None:
         """Seal what was inserted and wait until the vector index covers every row (a bulk
@@ -201,6 +195,30 @@ class MilvusIndex:
                 limit=_MAX_LIMIT,
             )
         return {row["item_id"] for row in rows}
+
+
+def _distinct(hits: list[dict], k: int) -> list[Match]:
+    """The first ``k`` items of ``hits`` (rows, best first), each at its best row."""
+    matches: list[Match] = []
+    seen: set[str] = set()
+    for hit in hits:
+        entity = hit["entity"]
+        if entity["item_id"] in seen:
+            continue
+        seen.add(entity["item_id"])
+        matches.append(
+            Match(
+                entity["item_id"],
+                entity["name"],
+                entity["price"] if entity["has_price"] else None,
+                entity["currency"],
+                entity["available"],
+                float(hit["distance"]),
+            )
+        )
+        if len(matches) == k:
+            break
+    return matches
 
 
 def _expression(filters: SearchFilter | None) -> str:

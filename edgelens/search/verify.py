@@ -5,7 +5,10 @@ on every set we measure) but misorders near-duplicates (one chessboard in thirte
 and objects among other things. For each of the first :data:`CANDIDATES` items, SIFT
 keypoints of the query are matched to the item's catalog photo (as RootSIFT, Lowe's ratio
 0.8), a homography is fitted robustly (8 px), and the matches it keeps are counted, each
-keypoint once on either side. An item with at least :data:`MIN_INLIERS` is verified;
+keypoint once on either side. An item with several photos (front, back, a photo taken in
+the shop) is matched to the ones its vectors say the view resembles most
+(:func:`best_photos`: by default one, so a candidate costs what it did with one photo) and
+counts its best. An item with at least :data:`MIN_INLIERS` is verified;
 verified items come first. An item whose photo has fewer keypoints than that (a plain,
 untextured product) can never verify and keeps its vector place.
 
@@ -49,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -134,6 +137,33 @@ def _plausible(homography: np.ndarray) -> bool:
     return 0.01 < det < 100
 
 
+@dataclass(frozen=True)
+class PhotoKeypoints:
+    """One catalog photo's keypoints, with the vector rows the index holds for it: those
+    tell which of an item's photos a view resembles most."""
+
+    features: LocalFeatures
+    vectors: np.ndarray  # (n, dim) unit rows; (0, dim) when unknown
+
+
+def best_photos(
+    photos: Sequence[PhotoKeypoints], queries: np.ndarray, count: int
+) -> list[LocalFeatures]:
+    """The keypoints of the ``count`` photos that could verify (MIN_INLIERS keypoints or
+    more) whose vectors come nearest any of the ``queries`` (a (q, dim) matrix); photos
+    without vectors rank last, in their order."""
+    usable = [p for p in photos if len(p.features) >= MIN_INLIERS]
+    if len(usable) > count:
+        usable.sort(key=lambda p: _nearest(p.vectors, queries), reverse=True)
+    return [p.features for p in usable[:count]]
+
+
+def _nearest(vectors: np.ndarray, queries: np.ndarray) -> float:
+    if not len(vectors) or vectors.shape[1] != queries.shape[1]:
+        return -math.inf
+    return float((vectors @ queries.T).max())
+
+
 def verified_order(
     matches: Sequence[Match], inliers: dict[str, int], unjudged: frozenset[str] = frozenset()
 ) -> list[Match]:
@@ -165,26 +195,29 @@ def _verified_first(matches: Sequence[Match], inliers: dict[str, int]) -> list[M
 def verify(
     matches: Sequence[Match],
     query: LocalFeatures,
-    features_of: Callable[[str], LocalFeatures | None],
+    features_of: Callable[[str], Sequence[LocalFeatures]],
     *,
     candidates: int = CANDIDATES,
     estimator: int = ESTIMATOR,
     planes: int = PLANES,
 ) -> tuple[list[Match], dict[str, int]]:
     """The first ``candidates`` matches re-ranked by verification, each with its verdict
-    (``Match.verified``), the rest after them; also the inlier counts. Each candidate costs
-    a keypoint match and a homography fit (docs/benchmarks.md, "Verification budget"),
-    except items with fewer than MIN_INLIERS stored keypoints, or none stored: they could
-    never verify, count 0 without being matched, keep their places and no verdict."""
+    (``Match.verified``), the rest after them; also the inlier counts (an item's best over
+    the photos ``features_of`` gives for it). Each photo matched costs a keypoint match and
+    a homography fit (docs/benchmarks.md, "Verification budget"); photos with fewer than
+    MIN_INLIERS stored keypoints are not matched, and an item with no other (or none
+    stored) could never verify: it counts 0, keeps its place and gets no verdict."""
     head, tail = list(matches[:candidates]), list(matches[candidates:])
     inliers, unjudged = {}, set()
     for match in head:
-        item = features_of(match.item_id)
-        if item is None or len(item) < MIN_INLIERS:
+        photos = [f for f in features_of(match.item_id) if len(f) >= MIN_INLIERS]
+        if not photos:
             unjudged.add(match.item_id)
             inliers[match.item_id] = 0
         else:
-            inliers[match.item_id] = count_inliers(query, item, estimator=estimator, planes=planes)
+            inliers[match.item_id] = max(
+                count_inliers(query, photo, estimator=estimator, planes=planes) for photo in photos
+            )
     with_verdicts = [
         m if m.item_id in unjudged else replace(m, verified=inliers[m.item_id] >= MIN_INLIERS)
         for m in head
@@ -195,7 +228,7 @@ def verify(
 def verify_view(
     matches: Sequence[Match],
     view: np.ndarray,
-    features_of: Callable[[str], LocalFeatures | None],
+    features_of: Callable[[str], Sequence[LocalFeatures]],
     *,
     candidates: int = CANDIDATES,
     planes: int = PLANES,

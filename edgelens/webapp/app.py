@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from edgelens import __version__
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import (
-    CsrfError,
-    ItemNotFoundError,
-    NotSignedInError,
-    RedisUnavailableError,
-    TooManyStreamsError,
-)
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.settings import Settings, redact_urls, require_secrets
+from edgelens.webapp import errors
 from edgelens.webapp.deps import AppState, guard
 from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
-from edgelens.webapp.routes import api, auth, catalog, events, health, pages
-from edgelens.webapp.schemas import ErrorOut
+from edgelens.webapp.routes import api, auth, catalog, events, health, items, pages
 from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, session_secret
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.webapp.services.live import LiveHub, connect
@@ -36,7 +27,7 @@ from edgelens.webapp.services.live import LiveHub, connect
 logger = logging.getLogger(__name__)
 
 # Every router of the app; the guard dependency covers all of them.
-ROUTERS = tuple(module.router for module in (pages, api, events, catalog, auth, health))
+ROUTERS = tuple(module.router for module in (pages, api, items, events, catalog, auth, health))
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Room for the multipart framing and text fields around an upload of the maximum size.
@@ -123,37 +114,5 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)
-    app.add_exception_handler(RedisUnavailableError, _answer(503))
-    app.add_exception_handler(TooManyStreamsError, _too_many_streams)
-    app.add_exception_handler(ItemNotFoundError, _answer(404))
-    app.add_exception_handler(NotSignedInError, _sign_in_first)
-    app.add_exception_handler(CsrfError, _answer(403))
+    errors.install(app)
     return app
-
-
-async def _too_many_streams(request: Request, exc: TooManyStreamsError) -> Response:
-    """429 with Retry-After: the page says why and asks again after that long."""
-    logger.info("%s %s → 429: %s", request.method, request.url.path, exc)
-    return JSONResponse(
-        ErrorOut(detail=str(exc)).model_dump(),
-        status_code=429,
-        headers={"Retry-After": str(exc.retry_after_s)},
-    )
-
-
-async def _sign_in_first(request: Request, exc: Exception) -> Response:
-    """Browsers go to the sign-in page (and come back); API clients get 401."""
-    if "text/html" in request.headers.get("accept", ""):
-        back = request.url.path if request.method == "GET" else "/catalog"
-        return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
-    return JSONResponse(ErrorOut(detail=str(exc)).model_dump(), status_code=401)
-
-
-def _answer(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """An exception handler replying ``{"detail": <the error's message>}``."""
-
-    async def handler(request: Request, exc: Exception) -> JSONResponse:
-        logger.warning("%s %s → %d: %s", request.method, request.url.path, status_code, exc)
-        return JSONResponse(ErrorOut(detail=str(exc)).model_dump(), status_code=status_code)
-
-    return handler

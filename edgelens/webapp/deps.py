@@ -11,7 +11,7 @@ from typing import Annotated, TypedDict
 from fastapi import Depends, Path, Request
 from redis.asyncio import Redis
 
-from edgelens.catalog.models import ITEM_ID_PATTERN
+from edgelens.catalog.models import ITEM_ID_PATTERN, PHOTO_ID_PATTERN
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CsrfError, NotSignedInError
 from edgelens.featurizer.runtime import Featurizer
@@ -89,6 +89,15 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+def admin(request: Request) -> str:
+    """The signed-in admin a change is made by (the guard has let only such requests
+    change anything)."""
+    user = signed_in_user(request)
+    if user is None:
+        raise NotSignedInError("this needs a signed-in admin")
+    return user
+
+
 async def guard(request: Request) -> None:
     """Applied to every route: no route can forget it.
 
@@ -119,7 +128,10 @@ FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 LiveDep = Annotated[LiveHub, Depends(get_live)]
+SignedInUser = Annotated[str, Depends(admin)]
 ClientAddress = Annotated[str, Depends(client_address)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="The device id.")]
 ItemId = Annotated[str, Path(pattern=ITEM_ID_PATTERN, description="The catalog item id.")]
+Seq = Annotated[int, Path(ge=0, lt=2**53, description="The device's frame counter.")]
+PhotoId = Annotated[str, Path(pattern=PHOTO_ID_PATTERN, description="The photo's sha256.")]

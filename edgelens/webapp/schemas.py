@@ -61,6 +61,41 @@ class MatchRecordOut(BaseModel):
         description="no_match: the thing in view is not in the catalog, as far as the "
         "evidence goes; the matches are then only the nearest items, not an answer.",
     )
+    view: bool = Field(
+        default=False,
+        description="The frame came with its focus view, served at "
+        "/devices/{device_id}/views/{seq} while the worker keeps it.",
+    )
+
+
+class PhotoOut(BaseModel):
+    """One photo of a catalog item."""
+
+    sha256: str = Field(description="The image's sha256: its id among the item's photos.")
+    origin: Literal["import", "added", "correction"] = Field(
+        description="import: from `edgelens catalog add` or an upload of the item (a later "
+        "import replaces it); added: added one by one; correction: a device's view."
+    )
+    added_at: float = Field(description="When it joined the item (epoch s).")
+    url: str = Field(description="Where the image is served.")
+
+
+class ItemBriefOut(BaseModel):
+    """An item found by a search: enough to pick it."""
+
+    item_id: str
+    name: str
+
+
+class ItemOut(BaseModel):
+    """A catalog item with its photos, the first its cover."""
+
+    item_id: str
+    name: str
+    price: float | None
+    currency: str
+    available: bool
+    photos: list[PhotoOut]
 
 
 class ErrorOut(BaseModel):

@@ -55,6 +55,12 @@ def matches_channel(device_id: str) -> str:
     return f"edgelens:notify:matches:{device_id}"
 
 
+def view_key(device_id: str, seq: int) -> str:
+    """Redis string: the focus view JPEG frame ``seq`` of the device came with, as sent;
+    expires after ``worker.views_kept_s``."""
+    return f"edgelens:view:{device_id}:{seq}"
+
+
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
 CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)

@@ -65,6 +65,7 @@ class MatchRecord:
     stages_ms: dict[str, float] = field(default_factory=dict)
     stage: Stage = Stage.FIRST
     decision: Decision = Decision.MATCH
+    view: bool = False  # the frame came with its focus view: kept at names.view_key a while
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

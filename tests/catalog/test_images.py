@@ -72,11 +72,11 @@ def test_an_image_named_html_is_stored_as_what_it_is(store, featurizer, tmp_path
         store=store,
         featurizer=featurizer,
         sources=[
-            ItemSource("poster", disguised),
-            ItemSource("notes", text),
-            ItemSource("zero", Path("/dev/zero")),
-            ItemSource("bad\n", disguised),
-            ItemSource("coffee/delete", disguised),
+            ItemSource("poster", (disguised,)),
+            ItemSource("notes", (text,)),
+            ItemSource("zero", (Path("/dev/zero"),)),
+            ItemSource("bad\n", (disguised,)),
+            ItemSource("coffee/delete", (disguised,)),
         ],
         images_dir=tmp_path / "images",
     )

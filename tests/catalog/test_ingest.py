@@ -13,6 +13,7 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer import local_features
+from tests.catalog.helpers import first_photo_keypoints
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_readding_and_reindexing_featurize_nothing(store, featurizer, sample_cat
 def test_same_image_under_two_ids_is_featurized_once(store, featurizer, tmp_path, chelsea):
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
-    report = _add(store, featurizer, [ItemSource("a", path), ItemSource("b", path)], tmp_path)
+    report = _add(store, featurizer, [ItemSource("a", (path,)), ItemSource("b", (path,))], tmp_path)
     assert report.added == 2 and report.featurized == 1 and report.cached == 1
 
 
@@ -71,7 +72,7 @@ def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_pa
     """The catalog path (file → decode) and the frame path (BGR array) give the same vector."""
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
-    _add(store, featurizer, [ItemSource("cat", path)], tmp_path)
+    _add(store, featurizer, [ItemSource("cat", (path,))], tmp_path)
     _, (matrix,) = store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)
     frame_vector = featurizer.embed([chelsea])[0]
     np.testing.assert_array_equal(matrix[0], frame_vector)  # the photo comes first
@@ -84,9 +85,9 @@ def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     missing = tmp_path / "gone.png"
     sources = [
-        ItemSource("broken", corrupt),
-        ItemSource("coffee", good),
-        ItemSource("gone", missing),
+        ItemSource("broken", (corrupt,)),
+        ItemSource("coffee", (good,)),
+        ItemSource("gone", (missing,)),
     ]
     report = _add(store, featurizer, sources, tmp_path)
     assert report.added == 1 and [i.item_id for i in store.items()] == ["coffee"]
@@ -98,7 +99,7 @@ def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp
 def test_images_are_stored_by_content_hash(store, featurizer, tmp_path, chelsea):
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
-    _add(store, featurizer, [ItemSource("cat", path)], tmp_path)
+    _add(store, featurizer, [ItemSource("cat", (path,))], tmp_path)
     item = store.get("cat")
     stored = tmp_path / "images" / item.image_file
     assert stored.read_bytes() == path.read_bytes()
@@ -128,26 +129,26 @@ def test_keypoints_are_extracted_once_per_image_and_found_by_item(
         "catalog_local_features",
         lambda image: extracted.append(image.shape) or real_extract(image),
     )
-    _add(store, featurizers["fp32"], [ItemSource("a", path), ItemSource("b", path)], tmp_path)
-    _add(store, featurizers["int8"], [ItemSource("a", path)], tmp_path)  # a new model's vectors
+    _add(store, featurizers["fp32"], [ItemSource("a", (path,)), ItemSource("b", (path,))], tmp_path)
+    _add(store, featurizers["int8"], [ItemSource("a", (path,))], tmp_path)  # a new model's vectors
     assert len(extracted) == 1, "one photo, one extraction, whatever the models and ids"
-    a = store.item_local_features("a", local_features.METHOD_ID)
-    b = store.item_local_features("b", local_features.METHOD_ID)
+    a = first_photo_keypoints(store, ["a"], local_features.METHOD_ID).get("a")
+    b = first_photo_keypoints(store, ["b"], local_features.METHOD_ID).get("b")
     assert a is not None and len(a) > 100
     np.testing.assert_array_equal(a.descriptors_n128, b.descriptors_n128)
     # stored as the catalog form gives them back, which is what evaluation verifies against
     assert a.to_blobs() == local_features.catalog_local_features(chelsea).to_blobs()
-    assert store.item_local_features("a", "another-method") is None
-    assert store.item_local_features("ghost", local_features.METHOD_ID) is None
+    assert first_photo_keypoints(store, ["a"], "another-method").get("a") is None
+    assert first_photo_keypoints(store, ["ghost"], local_features.METHOD_ID).get("ghost") is None
 
 
 def test_a_catalog_from_before_keypoints_gets_them_on_reindex(store, featurizer, tmp_path, chelsea):
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
-    _add(store, featurizer, [ItemSource("a", path)], tmp_path)
+    _add(store, featurizer, [ItemSource("a", (path,))], tmp_path)
     with store.transaction() as conn:
         conn.execute("DELETE FROM local_features")
-    assert store.item_local_features("a", local_features.METHOD_ID) is None
+    assert first_photo_keypoints(store, ["a"], local_features.METHOD_ID).get("a") is None
     report = reindex(store=store, featurizer=featurizer, images_dir=tmp_path / "images")
     assert report.featurized == 0, "the vectors were cached; only the keypoints were missing"
-    assert store.item_local_features("a", local_features.METHOD_ID) is not None
+    assert first_photo_keypoints(store, ["a"], local_features.METHOD_ID).get("a") is not None

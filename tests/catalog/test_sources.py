@@ -23,11 +23,38 @@ def test_folder_items_are_named_by_file_stem(tmp_path: Path):
 
 
 def test_a_folder_naming_one_item_twice_is_refused_with_both_files(tmp_path: Path):
+    _touch(tmp_path / "mug.jpg")  # an image at the top: a flat folder, items by file stem
     _touch(tmp_path / "shoes" / "red.jpg")
     _touch(tmp_path / "bags" / "red.png")
     with pytest.raises(CatalogError, match=r"'red' twice") as caught:
         collect_sources([tmp_path])
     assert "shoes/red.jpg" in str(caught.value) and "bags/red.png" in str(caught.value)
+
+
+def test_a_folder_of_item_folders_gives_each_item_its_photos(tmp_path: Path):
+    _touch(tmp_path / "oat-milk" / "front.jpg")
+    _touch(tmp_path / "oat-milk" / "shop" / "shelf.png")
+    _touch(tmp_path / "rice" / "pack.jpg")
+    _touch(tmp_path / "empty" / "notes.txt")
+    sources = {s.item_id: s for s in collect_sources([tmp_path])}
+    assert set(sources) == {"oat-milk", "rice"}
+    assert sources["oat-milk"].images == (
+        tmp_path / "oat-milk" / "front.jpg",
+        tmp_path / "oat-milk" / "shop" / "shelf.png",
+    )
+    assert sources["rice"].images == (tmp_path / "rice" / "pack.jpg",)
+
+
+def test_a_manifest_lists_several_photos_of_an_item(tmp_path: Path):
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("id,image,images\nsku-1,a.jpg,b.jpg; c.jpg;a.jpg\nsku-2,,d.jpg\n")
+    one, two = collect_sources([manifest])
+    assert [p.name for p in one.images] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert [p.name for p in two.images] == ["d.jpg"]
+    listed = tmp_path / "items.json"
+    listed.write_text(json.dumps([{"id": "sku-3", "images": ["e.jpg", "f.jpg"]}]))
+    (three,) = collect_sources([listed])
+    assert [p.name for p in three.images] == ["e.jpg", "f.jpg"]
 
 
 def test_a_manifest_naming_one_item_twice_is_refused(tmp_path: Path):
@@ -61,7 +88,7 @@ def test_csv_manifest_with_relative_images(tmp_path: Path):
         "USD",
         False,
     )
-    assert one.image_path == tmp_path / "img" / "a.jpg"
+    assert one.images == (tmp_path / "img" / "a.jpg",)
     assert (two.name, two.price, two.currency, two.available) == (None, None, None, None)
 
 
@@ -75,7 +102,9 @@ def test_json_manifest_and_id_from_image_stem(tmp_path: Path):
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"id": "x"}, "no 'image'"),
+        ({"id": "x"}, "no 'image' or 'images'"),
+        ({"id": "x", "images": []}, "no 'image' or 'images'"),
+        ({"id": "x", "images": "a.png;../b.png"}, "outside the manifest's folder"),
         ({"image": "a.png", "price": "cheap"}, "not a number"),
         ({"image": "a.png", "price": -1}, "non-negative"),
         ({"image": "a.png", "available": "maybe"}, "yes/no"),

@@ -33,6 +33,7 @@ from edgelens.featurizer.local_features import (
     sift_keypoints,
 )
 from edgelens.featurizer.preprocess import decode_image
+from tests.catalog.helpers import first_photo_keypoints
 
 PHOTOS = ("coffee", "rocket", "astronaut")
 
@@ -82,16 +83,16 @@ def test_the_batch_read_gives_what_single_reads_give(store, tmp_path):
     _put(store, coffee, "coffee")
     _put(store, rocket, "rocket")
 
-    found = store.items_local_features(["a", "b", "c", "bare", "ghost", "a"], METHOD_ID)
+    found = first_photo_keypoints(store, ["a", "b", "c", "bare", "ghost", "a"], METHOD_ID)
     assert set(found) == {"a", "b", "c"}
     assert found["a"] is found["b"], "a photo shown by two items is decoded once"
     for item_id in ("a", "c"):
-        single = store.item_local_features(item_id, METHOD_ID)
+        single = first_photo_keypoints(store, [item_id], METHOD_ID).get(item_id)
         assert single is not None and single.to_blobs() == found[item_id].to_blobs()
         np.testing.assert_array_equal(single.xy_n2, found[item_id].xy_n2)
-    assert store.item_local_features("bare", METHOD_ID) is None
-    assert store.items_local_features(["a", "c"], "another-method") == {}
-    assert store.items_local_features([], METHOD_ID) == {}
+    assert first_photo_keypoints(store, ["bare"], METHOD_ID).get("bare") is None
+    assert first_photo_keypoints(store, ["a", "c"], "another-method") == {}
+    assert first_photo_keypoints(store, [], METHOD_ID) == {}
 
 
 def test_the_batch_read_takes_more_items_than_one_query_binds(store, tmp_path):
@@ -99,7 +100,7 @@ def test_the_batch_read_takes_more_items_than_one_query_binds(store, tmp_path):
     ids = [f"item-{i:04d}" for i in range(1200)]
     sha = _add_photo(store, images, "coffee", ids[:-1])
     _put(store, sha, "coffee")
-    found = store.items_local_features(ids, METHOD_ID)
+    found = first_photo_keypoints(store, ids, METHOD_ID)
     assert len(found) == len(ids) - 1 and ids[-1] not in found
 
 
@@ -119,7 +120,7 @@ def test_migration_re_extracts_every_old_row_and_the_counts_match(store, tmp_pat
     assert (report.old_rows_left, report.rows_after) == (0, 3)
     assert sum(advanced) == 3
     assert store.local_features_counts() == {METHOD_ID: 3}
-    found = store.items_local_features(list(PHOTOS), METHOD_ID)
+    found = first_photo_keypoints(store, list(PHOTOS), METHOD_ID)
     # re-extracted: exactly what an import of the photo stores today
     assert found["coffee"].to_blobs() == catalog_local_features(load_photo("coffee")).to_blobs()
     # no image: the old row's first keypoints, coded
@@ -198,7 +199,7 @@ def test_small_photos_get_their_keypoints_enlarged_and_old_rows_migrate(settings
     assert f"keypoints {LEGACY_METHOD_ID} -> {METHOD_ID}: 1 photo(s)" in result.output
     assert f"keypoints {COMPACT_V2} -> {METHOD_ID}: 2 photo(s); re-extracted 1, " in result.output
     assert store.local_features_counts() == {METHOD_ID: 3}
-    found = store.items_local_features(["rocket", "text"], METHOD_ID)
+    found = first_photo_keypoints(store, ["rocket", "text"], METHOD_ID)
     assert found["rocket"].to_blobs() == catalog_local_features(small["rocket"]).to_blobs()
     assert found["text"].to_blobs() == olds["text"].to_blobs()
     again = CliRunner().invoke(app, ["catalog", "migrate-keypoints"], catch_exceptions=False)

@@ -91,6 +91,32 @@ def test_catalog_add_list_remove_and_cache(settings, sample_catalog):
     assert len(_run("catalog", "list").output.splitlines()) == 19
 
 
+def test_a_folder_of_item_folders_through_add_list_and_eval(settings, sample_catalog, tmp_path):
+    folder = tmp_path / "shop"
+    for item_id, names in {"mug": ("coffee", "chelsea"), "toy": ("rocket",)}.items():
+        (folder / item_id).mkdir(parents=True)
+        for name in names:
+            (folder / item_id / f"{name}.png").write_bytes(
+                (sample_catalog.parent / f"{name}.png").read_bytes()
+            )
+    added = _run("catalog", "add", str(folder))
+    assert added.exit_code == 0, added.output
+    assert "added 2" in added.output and "catalog: 2 item(s), 3 photo(s)" in added.output
+    listed = {
+        row["item_id"]: row["photos"]
+        for row in map(json.loads, _run("catalog", "list", "--json").output.splitlines())
+    }
+    assert listed == {"mug": 2, "toy": 1}
+    assert "\t2 photo(s)" in _run("catalog", "list").output
+
+    evaluated = _run("eval", "--catalog", str(folder), "--synthetic-views", "2", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    (row,) = [json.loads(x) for x in evaluated.output.splitlines() if x.startswith("{")]
+    assert (row["catalog_items"], row["catalog_photos"], row["queries"]) == (2, 3, 4)
+    text = _run("eval", "--catalog", str(folder), "--synthetic-views", "1").output
+    assert "2 items, 3 photos" in text
+
+
 def test_catalog_add_reports_corrupt_files(settings, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nope")
@@ -205,8 +231,8 @@ def test_eval_scores_variants_against_their_own_catalog(settings, sample_catalog
     (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     photos = load_catalog(collect_sources([sample_catalog.parent]))
     colour = sum(is_colour(photo.image_bgr) for photo in photos)
-    assert row["set"] == "variants" and row["items"] == 2 * len(SAMPLE_PHOTOS) + colour
-    assert row["queries"] == row["items"] and 0 < colour < len(SAMPLE_PHOTOS)
+    assert row["set"] == "variants" and row["catalog_items"] == 2 * len(SAMPLE_PHOTOS) + colour
+    assert row["queries"] == row["catalog_items"] and 0 < colour < len(SAMPLE_PHOTOS)
 
 
 def test_eval_needs_a_query_source(settings, sample_catalog):
@@ -218,7 +244,7 @@ def test_eval_takes_a_manifest_as_catalog_add_does(settings, sample_catalog):
     result = _run("eval", "--catalog", str(sample_catalog), "--synthetic-views", "1", "--json")
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
-    assert row["set"] == "synthetic" and row["items"] == len(SAMPLE_PHOTOS)
+    assert row["set"] == "synthetic" and row["catalog_items"] == len(SAMPLE_PHOTOS)
 
 
 @pytest.mark.parametrize("given", [(), ("--catalog", "nowhere")])
@@ -249,7 +275,7 @@ def test_eval_on_the_real_views_reports_each_group(settings, real_views):
     assert by_set["real views"]["queries"] == sum(
         by_set[name]["queries"] for name in names - {"real views"}
     )
-    assert all(r["items"] == len(REAL_PAIRS) + len(SAMPLE_PHOTOS) for r in rows)
+    assert all(r["catalog_items"] == len(REAL_PAIRS) + len(SAMPLE_PHOTOS) for r in rows)
     assert {r["system"]: r["verify"] for r in rows} == {"edgelens": True, "baseline": False}
     assert by_set["real views"]["top5"] >= 0.9  # measured 1.000 (47 queries)
 

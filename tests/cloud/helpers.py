@@ -63,5 +63,5 @@ def add_photo_item(store, featurizer, settings, tmp_path, item_id, photo, *, rec
         featurizer=featurizer,
         recipe=recipe,
         images_dir=settings.images_dir,
-        sources=[ItemSource(item_id, path, **meta)],
+        sources=[ItemSource(item_id, (path,), **meta)],
     )

@@ -13,6 +13,7 @@ from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.local_features import extract_local_features
 from edgelens.search.exact import ExactIndex
+from edgelens.search.verify import PhotoKeypoints
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode
 from edgelens.wire.names import features_topic
 from edgelens.wire.records import Decision, Stage
@@ -40,7 +41,11 @@ def _matcher(keypoints, *, verify: bool = True, candidates: int = 10, embed_view
             **policy,
         ),
         embed_view=embed_view,
-        keypoints_of=lambda ids: {i: keypoints[i] for i in ids if i in keypoints},
+        keypoints_of=lambda ids: {
+            i: [PhotoKeypoints(keypoints[i], np.zeros((0, 4), np.float32))]
+            for i in ids
+            if i in keypoints
+        },
     )
     return Matcher(answerer=answerer)
 

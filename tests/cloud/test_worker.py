@@ -32,6 +32,7 @@ from edgelens.wire.names import (
     matches_channel,
     matches_key,
     status_topic,
+    view_key,
 )
 from edgelens.wire.records import Decision, MatchRecord, Stage
 from tests.cloud.conftest import always_confirming
@@ -63,6 +64,7 @@ def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featur
     )
     assert newest.model_id == featurizer.model_id and newest.latency_ms > 0
     assert {"transit", "queue", "decode", "search"} <= set(newest.stages_ms)
+    assert not newest.view and not rdb.keys(view_key("cam-1", "*")), "no view sent, none kept"
     notes = []
     wait_for(
         lambda: (
@@ -158,6 +160,9 @@ def test_stage_two_confirms_the_same_frame_in_place_and_announces_it(
     send_features(publisher, featurizer, both, seq=1, view_jpeg=cup_view)
     (verified,) = _confirmed(rdb)
     assert verified.seq == 1 and "verify" in verified.stages_ms
+    # the view is kept for the device page (and corrections), and the records say so
+    assert verified.view and rdb.get(view_key("cam-1", 1)) == cup_view
+    assert 0 < rdb.ttl(view_key("cam-1", 1)) <= 900
     assert [m.item_id for m in verified.matches[:2]] == ["coffee", "rocket"]
     assert verified.matches[0].verified is True and len(verified.matches) == 5
     notes = []
@@ -178,6 +183,7 @@ def test_stage_two_confirms_the_same_frame_in_place_and_announces_it(
     )
     assert [m.item_id for m in first.matches[:2]] == ["rocket", "coffee"]
     assert "verify" not in first.stages_ms and first.latency_ms < confirmed.latency_ms
+    assert first.view
     send_features(publisher, featurizer, both, device="cam-2", view_jpeg=b"\xff\xd8 not a jpeg")
     wait_for(lambda: confirming_worker.stats.snapshot().get("confirm_unusable_view") == 1)
     (corrupt,) = records(rdb, "cam-2")
@@ -306,7 +312,7 @@ def test_catalog_changes_are_searched_without_restart(
     add_items(
         store=store,
         featurizer=featurizer,
-        sources=[ItemSource("space-suit", path, "Space suit")],
+        sources=[ItemSource("space-suit", (path,), "Space suit")],
         images_dir=live_settings.images_dir,
     )
     store.close()

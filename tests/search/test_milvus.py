@@ -161,3 +161,23 @@ def test_a_milvus_server_exits_when_its_starter_is_killed(tmp_path):
         wait_s=30,
     )
     assert len(running) == 2 and left == []
+
+
+def test_an_item_with_many_photos_does_not_crowd_out_the_others(uri):
+    """Two items each with MAX_PHOTOS photos' rows near the query fill the first k * views
+    rows; the search looks further and still answers k items, as the exact index does."""
+    from edgelens.catalog.models import MAX_PHOTOS
+
+    items, sets, queries = _catalog(30, seed=3)
+    query = queries[0]
+    for n in (0, 1):  # rows all nearer the query than any other item's
+        near = query + np.random.default_rng(n).normal(scale=0.05, size=(3 * MAX_PHOTOS, DIM))
+        sets[n] = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
+    milvus = MilvusIndex(uri=uri, model_id="model-a", dim=DIM, max_views=3)
+    milvus.upsert(items, sets)
+    exact = ExactIndex("model-a", DIM)
+    exact.upsert(items, sets)
+    ours = milvus.search(query, k=4)
+    assert [m.item_id for m in ours] == [m.item_id for m in exact.search(query, k=4)]
+    assert len(ours) == 4 and {"sku-0", "sku-1"} <= {m.item_id for m in ours[:2]}
+    milvus.close()

@@ -13,6 +13,8 @@ from edgelens.search.verify import (
     MIN_INLIERS,
     PLANES,
     RATIO,
+    PhotoKeypoints,
+    best_photos,
     count_inliers,
     ratio_matches,
     verified_order,
@@ -135,8 +137,8 @@ def test_an_item_too_plain_ever_to_verify_keeps_its_place(photos):
     flat = extract_local_features(np.full((240, 320, 3), 90, np.uint8))
     matches = [_match("plain", 0.9), _match("rocket", 0.8), _match("coffee", 0.7)]
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=15)[0])
-    stored = {"plain": flat, "rocket": photos["rocket"], "coffee": photos["coffee"]}
-    reranked, inliers = verify(matches, view, stored.get)
+    stored = {"plain": [flat], "rocket": [photos["rocket"]], "coffee": [photos["coffee"]]}
+    reranked, inliers = verify(matches, view, stored.__getitem__)
     assert [m.item_id for m in reranked] == ["plain", "coffee", "rocket"]
     # the verdicts the dashboard shows: too plain to tell, found, looked for and not found
     assert [m.verified for m in reranked] == [None, True, False]
@@ -152,7 +154,7 @@ def test_only_the_first_candidates_are_verified(photos):
 
     def features_of(item_id):
         looked_up.append(item_id)
-        return photos["coffee"] if item_id == "coffee" else None
+        return [photos["coffee"]] if item_id == "coffee" else []
 
     reranked, inliers = verify(matches, view, features_of)
     assert _ids(reranked) == _ids(matches) and "coffee" not in looked_up
@@ -168,9 +170,42 @@ def test_the_window_is_a_setting(photos):
     """Coffee fourth by its vector: a window of three leaves it there, one of four finds it."""
     matches = [_match(f"other{n}", 0.9) for n in range(3)] + [_match("coffee", 0.1)]
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=13)[0])
-    stored = {f"other{n}": photos["rocket"] for n in range(3)} | {"coffee": photos["coffee"]}
-    features_of = stored.get
+    stored = {f"other{n}": [photos["rocket"]] for n in range(3)} | {"coffee": [photos["coffee"]]}
+    features_of = stored.__getitem__
     narrow, inliers = verify(matches, view, features_of, candidates=3)
     assert _ids(narrow) == _ids(matches) and "coffee" not in inliers
     wide, _ = verify(matches, view, features_of, candidates=4)
     assert [m.item_id for m in wide] == ["coffee", "other0", "other1", "other2"]
+
+
+def test_an_item_with_several_photos_verifies_by_its_best(photos):
+    """The rocket item also holds the coffee photo (a second side): a view of the coffee
+    side verifies it, as strongly as the coffee photo alone does."""
+    matches = [_match("rocket", 0.9), _match("other", 0.8)]
+    view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=16)[0])
+    stored = {"rocket": [photos["rocket"]], "other": [photos["rocket"]]}
+    _, alone = verify(matches, view, stored.__getitem__)
+    assert alone["rocket"] < MIN_INLIERS
+    stored["rocket"] = [photos["rocket"], photos["coffee"]]
+    reranked, both = verify(matches, view, stored.__getitem__)
+    assert reranked[0].verified is True
+    assert both["rocket"] == count_inliers(view, photos["coffee"])
+
+
+def test_the_photos_verified_are_those_nearest_the_view_by_vector(photos):
+    """Of an item's photos, ``best_photos`` keeps the ones whose vectors come nearest any of
+    the view's, leaves out photos too plain ever to verify, and ranks a photo without
+    vectors last."""
+    flat = extract_local_features(np.full((240, 320, 3), 90, np.uint8))
+    east, north = np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0]], np.float32)
+    item = [
+        PhotoKeypoints(photos["rocket"], east),
+        PhotoKeypoints(flat, north),  # nearest, but too plain
+        PhotoKeypoints(photos["coffee"], np.array([[0.6, 0.8]], np.float32)),
+        PhotoKeypoints(photos["coffee"], np.zeros((0, 2), np.float32)),
+    ]
+    queries = np.array([[0.0, 1.0], [0.1, 0.2]], np.float32)
+    assert best_photos(item, queries, 1) == [photos["coffee"]]
+    assert best_photos(item, queries, 2) == [photos["coffee"], photos["rocket"]]
+    assert len(best_photos(item, queries, 8)) == 3, "the plain photo is never matched"
+    assert best_photos(item[:1], queries, 1) == [photos["rocket"]]

@@ -1,6 +1,8 @@
 """The pages in headless Chromium: live updates without a reload, and a catalog upload."""
 
 import dataclasses
+import threading
+import time
 
 import pytest
 
@@ -198,6 +200,26 @@ def test_catalog_upload_through_the_form_makes_the_item_searchable(
     assert len(index) == len(others) + 1
     query = featurizer.embed([decode_image(photo.read_bytes())])[0]
     assert index.search(query, k=1)[0].item_id == "wheel"
+
+    # Its page: a second photo (the wheel seen in the shop, say) added, then the first removed.
+    browser.find_element(By.CSS_SELECTOR, f"{card} a.photos-link").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "photo-form"))
+    assert browser.current_url == f"{live_url}/catalog/items/wheel"
+    shop_photo = sample_catalog.parent / "coffee.png"
+    form = browser.find_element(By.ID, "photo-form")
+    form.find_element(By.NAME, "image").send_keys(str(shop_photo))
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#photos .photo")) == 2)
+    assert browser.find_element(By.ID, "notice").text == "Photo added."
+    loaded = "return [...document.querySelectorAll('#photos img')].every(i => i.naturalWidth > 0)"
+    _wait(browser, lambda d: d.execute_script(loaded))
+    assert len(store.photos("wheel")) == 2
+    browser.find_element(By.CSS_SELECTOR, "#photos .photo button.danger").click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#photos .photo")) == 1)
+    assert browser.find_element(By.ID, "notice").text == "Photo removed."
+    assert not browser.find_elements(By.CSS_SELECTOR, "#photos button.danger"), "last photo"
+    (kept,) = store.photos("wheel")
+    assert kept.image_sha256 == store.get("wheel").image_sha256 != item.image_sha256
     store.close()
 
 
@@ -305,3 +327,100 @@ def test_an_image_carrying_a_script_never_runs_it(
     browser.get(f"{live_url}/catalog/images/poster")
     assert browser.title != "owned"
     assert browser.execute_script("return document.contentType") == "image/png"
+
+
+def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
+    browser, live_url, web_settings, featurizer, sample_catalog, mosquitto_server, tmp_path
+):
+    """The real worker and broker behind the page: a view of the astronaut print whose
+    catalog photo is a stand-in (another picture) is answered wrongly; the admin says what
+    it is on the device page; the same view is then answered right. The item's page undoes
+    the correction."""
+    from pydantic import AnyUrl
+    from selenium.webdriver.common.by import By
+
+    from edgelens.catalog.models import ItemSource
+    from edgelens.cloud.worker import Worker
+    from edgelens.evaluation.sample_photos import load_photo
+    from edgelens.featurizer.focus import focus_view_jpeg
+    from edgelens.wire.features import MAX_JPEG_BYTES
+    from edgelens.wire.mqtt import connect_async, make_client
+    from tests.cloud.helpers import send_features, wait_for
+
+    store = CatalogStore(web_settings.catalog_db)
+    sources = [s for s in collect_sources([sample_catalog]) if s.item_id != "astronaut"]
+    stand_in = sample_catalog.parent / "coffee.png"  # not what the print looks like
+    sources += [ItemSource("astronaut", (stand_in,), name="Astronaut portrait print")]
+    sources = [s for s in sources if s.item_id != "coffee"]
+    add_items(
+        store=store, featurizer=featurizer, sources=sources, images_dir=web_settings.images_dir
+    )
+    worker = Worker(web_settings.model_copy(update={"mqtt_url": AnyUrl(mosquitto_server.url)}))
+    worker.start()
+    device = make_client(mosquitto_server.url, client_id="shelf-cam")
+    connected = threading.Event()
+    device.on_connect = lambda *args: connected.set()
+    connect_async(device, mosquitto_server.url)
+    try:
+        assert connected.wait(10) and wait_for(worker.subscribed.is_set)
+        frame = load_photo("astronaut")
+        view = focus_view_jpeg(frame, MAX_JPEG_BYTES)
+
+        def show(seq: int) -> None:
+            send_features(device, featurizer, frame, device="shelf-cam", seq=seq, view_jpeg=view)
+
+        browser.get(f"{live_url}/login?next=/devices/shelf-cam")
+        login = browser.find_element(By.ID, "login-form")
+        login.find_element(By.NAME, "username").send_keys(ADMIN)
+        login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+        login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _wait(browser, lambda d: d.find_elements(By.ID, "latest"))
+        _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+        show(1)
+        _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "1")
+        first = browser.find_element(By.CSS_SELECTOR, "#latest .match").get_attribute(
+            "data-item-id"
+        )
+        assert first != "astronaut" or _attribute(browser, "#latest", "data-decision") == "no_match"
+        seen = "return document.querySelector('[data-field=view-image]').naturalWidth > 0"
+        _wait(browser, lambda d: d.execute_script(seen))
+
+        form = browser.find_element(By.ID, "correction-form")
+        assert form.is_displayed() and "frame #1" in form.text
+        field = form.find_element(By.NAME, "item_id")
+        field.send_keys("Astro")  # searched by name
+        offered = "return [...document.querySelectorAll('#item-options option')].map(o => o.value)"
+        _wait(browser, lambda d: d.execute_script(offered) == ["astronaut"])
+        field.clear()
+        field.send_keys("astronaut")
+        form.find_element(By.CSS_SELECTOR, "button[value=item]").click()
+        _wait(browser, lambda d: d.find_elements(By.ID, "notice"))
+        assert (
+            "frame #1 is now a photo of Astronaut portrait print"
+            in browser.find_element(By.ID, "notice").text
+        )
+        assert len(store.photos("astronaut")) == 2
+
+        def answered_right(seq: list[int]) -> bool:
+            seq[0] += 1
+            show(seq[0])
+            time.sleep(0.3)
+            card = browser.find_elements(By.CSS_SELECTOR, "#latest .match")
+            return bool(card) and card[0].get_attribute("data-item-id") == "astronaut"
+
+        sent = [1]
+        wait_for(lambda: answered_right(sent), timeout=20)
+        assert _attribute(browser, "#latest", "data-decision") == "match"
+        link = browser.find_element(By.CSS_SELECTOR, "#latest .match a.name")
+        assert link.get_attribute("href") == f"{live_url}/catalog/items/astronaut"
+
+        browser.get(f"{live_url}/catalog/items/astronaut")
+        browser.find_element(By.CSS_SELECTOR, "#corrections button").click()
+        _wait(browser, lambda d: "Correction undone." in d.find_element(By.ID, "notice").text)
+        assert "undone by admin" in browser.find_element(By.ID, "corrections").text
+        assert len(store.photos("astronaut")) == 1
+    finally:
+        device.disconnect()
+        device.loop_stop()
+        worker.stop()
+        store.close()

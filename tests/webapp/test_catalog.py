@@ -125,3 +125,70 @@ def test_a_stored_image_is_served_as_its_content_says(http, store, sample_catalo
     disguised.write_text("<html><script>document.title='owned'</script></html>")
     assert http.get("/catalog/images/clock").status_code == 404
     assert http.get("/catalog/images/clock%0A").status_code == 422
+
+
+def test_an_item_page_adds_and_removes_photos(http, anonymous, store, featurizer, sample_catalog):
+    _upload(http, sample_catalog.parent / "coffee.png", name="Coffee")
+    page = http.get("/catalog/items/coffee")
+    assert page.status_code == 200 and "Photos (1 of at most 8)" in page.text
+    assert "Remove this photo" not in page.text, "the last photo is removed with the item"
+
+    second = sample_catalog.parent / "rocket.png"
+    added = http.post(
+        "/catalog/items/coffee/photos",
+        files={"image": (second.name, second.read_bytes(), "image/png")},
+    )
+    assert added.status_code == 303
+    assert added.headers["location"] == "/catalog/items/coffee?notice=photo%20added"
+    first, extra = store.photos("coffee")
+    (_, matrix) = store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id, ["coffee"])
+    assert matrix[0].shape[0] == 2 * DEFAULT_RECIPE.views, "both photos are searchable"
+    page = http.get("/catalog/items/coffee?notice=photo%20added")
+    assert page.text.count('class="card item photo"') == 2 and "Photo added." in page.text
+    served = http.get(f"/catalog/images/coffee/{extra.image_sha256}")
+    assert served.status_code == 200 and served.content == second.read_bytes()
+    assert anonymous.get(f"/catalog/images/coffee/{'0' * 64}").status_code == 404
+
+    gone = http.post(f"/catalog/items/coffee/photos/{first.image_sha256}/delete")
+    assert gone.status_code == 303
+    assert [p.image_sha256 for p in store.photos("coffee")] == [extra.image_sha256]
+    assert store.get("coffee").image_sha256 == extra.image_sha256, "the cover moved on"
+    last = http.post(f"/catalog/items/coffee/photos/{extra.image_sha256}/delete")
+    assert last.status_code == 409 and "remove the item instead" in last.text
+    assert len(store.photos("coffee")) == 1
+
+    refused = anonymous.post(
+        "/catalog/items/coffee/photos",
+        files={"image": (second.name, second.read_bytes(), "image/png")},
+    )
+    assert refused.status_code == 401 and len(store.photos("coffee")) == 1
+
+
+def test_the_json_api_lists_adds_and_removes_photos(http, anonymous, store, sample_catalog):
+    _upload(http, sample_catalog.parent / "coffee.png", name="Coffee")
+    headers = {"X-CSRF-Token": http.csrf}
+    item = anonymous.get("/api/items/coffee").json()
+    assert item["name"] == "Coffee" and len(item["photos"]) == 1
+    assert item["photos"][0]["origin"] == "import"
+
+    rocket = sample_catalog.parent / "rocket.png"
+    files = {"image": (rocket.name, rocket.read_bytes(), "image/png")}
+    added = http.post("/api/items/coffee/photos", files=files, headers=headers)
+    assert added.status_code == 201
+    photos = added.json()["photos"]
+    assert [p["origin"] for p in photos] == ["import", "added"]
+    assert http.get(photos[1]["url"]).content == rocket.read_bytes()
+
+    broken = {"image": ("x.png", b"not an image", "image/png")}
+    rejected = http.post("/api/items/coffee/photos", files=broken, headers=headers)
+    assert rejected.status_code == 422 and "x.png" in rejected.json()["detail"]
+    unknown = http.post("/api/items/ghost/photos", files=files, headers=headers)
+    assert unknown.status_code == 404
+
+    url = f"/api/items/coffee/photos/{photos[0]['sha256']}"
+    assert anonymous.delete(url).status_code == 401
+    left = http.delete(url, headers=headers)
+    assert left.status_code == 200 and [p["origin"] for p in left.json()["photos"]] == ["added"]
+    last = http.delete(f"/api/items/coffee/photos/{photos[1]['sha256']}", headers=headers)
+    assert last.status_code == 409 and len(store.photos("coffee")) == 1
+    assert http.delete("/api/items/coffee/photos/not-a-hash", headers=headers).status_code == 422

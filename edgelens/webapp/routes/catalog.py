@@ -1,4 +1,5 @@
-"""The catalog page: upload, edit and delete items; serve their images.
+"""The catalog page and each item's page: upload, edit and delete items, add and remove an
+item's photos; serve their images.
 
 Forms post here and are redirected back to the page (post/redirect/get); an upload the
 catalog refuses re-renders the page with the reason and the matching status code.
@@ -9,21 +10,30 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
+from edgelens.errors import ItemNotFoundError, LastPhotoError
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
-from edgelens.webapp.deps import FeaturizerDep, ItemId, SettingsDep, StoreDep
-from edgelens.webapp.services import catalog
+from edgelens.webapp.deps import (
+    FeaturizerDep,
+    ItemId,
+    PhotoId,
+    SettingsDep,
+    SignedInUser,
+    StoreDep,
+)
+from edgelens.webapp.services import catalog, corrections
 from edgelens.webapp.templating import templates
 
 router = APIRouter(prefix="/catalog", include_in_schema=False)
 
-Notice = Literal["added", "updated", "removed"]
+Notice = Literal["added", "updated", "removed", "photo added", "photo removed", "correction undone"]
 Price = Annotated[float | None, Form(ge=0)]
 
 
@@ -79,6 +89,73 @@ def upload_item(
     return _back("added", item.item_id)
 
 
+@router.get("/items/{item_id}", response_class=HTMLResponse)
+def item_page(
+    request: Request,
+    item_id: ItemId,
+    store: StoreDep,
+    settings: SettingsDep,
+    notice: Notice | None = None,
+) -> HTMLResponse:
+    return _item_page(request, store, settings, item_id, notice=notice)
+
+
+@router.post("/items/{item_id}/photos", response_class=HTMLResponse)
+def add_photo(
+    request: Request,
+    item_id: ItemId,
+    store: StoreDep,
+    settings: SettingsDep,
+    featurizer: FeaturizerDep,
+    image: Annotated[UploadFile, File(description="A photo of the item.")],
+) -> Response:
+    try:
+        catalog.add_photo(
+            store=store,
+            featurizer=featurizer,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            item_id=item_id,
+            upload=image.file,
+            filename=image.filename or "",
+            max_bytes=settings.web.max_upload_bytes,
+        )
+    except catalog.UploadTooLargeError as exc:
+        return _item_page(request, store, settings, item_id, error=str(exc), status_code=413)
+    except catalog.UploadRejectedError as exc:
+        return _item_page(request, store, settings, item_id, error=str(exc), status_code=422)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return _item_back(item_id, "photo added")
+
+
+@router.post("/items/{item_id}/photos/{photo}/delete", response_class=HTMLResponse)
+def remove_photo(
+    request: Request, item_id: ItemId, photo: PhotoId, store: StoreDep, settings: SettingsDep
+) -> Response:
+    try:
+        catalog.remove_photo(store=store, item_id=item_id, image_sha256=photo)
+    except LastPhotoError as exc:
+        return _item_page(request, store, settings, item_id, error=str(exc), status_code=409)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return _item_back(item_id, "photo removed")
+
+
+@router.post("/items/{item_id}/corrections/{correction_id}/undo")
+def undo_correction(
+    item_id: ItemId,
+    correction_id: Annotated[int, Path(ge=1)],
+    store: StoreDep,
+    settings: SettingsDep,
+    user: SignedInUser,
+) -> RedirectResponse:
+    """Undo a correction of this item: the photo it gave the item goes again."""
+    if store.correction(correction_id).item_id != item_id:
+        raise ItemNotFoundError(f"item {item_id!r} has no correction {correction_id}")
+    corrections.undo(store=store, correction_id=correction_id, user=user)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return _item_back(item_id, "correction undone")
+
+
 @router.post("/items/{item_id}")
 def edit_item(
     item_id: ItemId,
@@ -112,6 +189,50 @@ def delete_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> Redi
 def item_image(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> FileResponse:
     path, kind = catalog.image_file(store=store, images_dir=settings.images_dir, item_id=item_id)
     return FileResponse(path, media_type=kind.media_type)
+
+
+@router.get("/images/{item_id}/{photo}")
+def photo_image(
+    item_id: ItemId, photo: PhotoId, store: StoreDep, settings: SettingsDep
+) -> FileResponse:
+    path, kind = catalog.image_file(
+        store=store, images_dir=settings.images_dir, item_id=item_id, image_sha256=photo
+    )
+    return FileResponse(path, media_type=kind.media_type)
+
+
+def _item_page(
+    request: Request,
+    store: CatalogStore,
+    settings: Settings,
+    item_id: str,
+    *,
+    status_code: int = 200,
+    notice: Notice | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "item.html",
+        {
+            "it": store.get(item_id),
+            "photos": [
+                (photo, catalog.photo_url(item_id, photo.image_sha256))
+                for photo in store.photos(item_id)
+            ],
+            "max_photos": MAX_PHOTOS,
+            "corrections": store.corrections(item_id=item_id),
+            "max_upload_bytes": settings.web.max_upload_bytes,
+            "notice": notice,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+def _item_back(item_id: str, notice: Notice) -> RedirectResponse:
+    item = quote(item_id, safe="")
+    return RedirectResponse(f"/catalog/items/{item}?notice={quote(notice)}", status_code=303)
 
 
 def _page(

@@ -1,15 +1,31 @@
 """The dashboard and device pages: rendered from Redis, then kept live by SSE (live.js);
-and the API's schema and reference page, under the same guard as everything else."""
+a frame's view and its correction; and the API's schema and reference page, under the
+same guard as everything else."""
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from redis.asyncio import Redis
 
-from edgelens.webapp.deps import DeviceId, RedisDep
-from edgelens.webapp.services import live
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.models import ITEM_ID_PATTERN, CatalogItem, Correction
+from edgelens.catalog.notify import notify_catalog_changed
+from edgelens.catalog.store import CatalogStore
+from edgelens.errors import ItemNotFoundError
+from edgelens.webapp.deps import (
+    DeviceId,
+    FeaturizerDep,
+    RedisDep,
+    Seq,
+    SettingsDep,
+    SignedInUser,
+    StoreDep,
+)
+from edgelens.webapp.services import catalog, corrections, live
 from edgelens.webapp.templating import templates
 
 logger = logging.getLogger(__name__)
@@ -39,7 +55,79 @@ async def dashboard(request: Request, redis: RedisDep) -> HTMLResponse:
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
-async def device_page(request: Request, device_id: DeviceId, redis: RedisDep) -> HTMLResponse:
+async def device_page(
+    request: Request,
+    device_id: DeviceId,
+    redis: RedisDep,
+    store: StoreDep,
+    corrected: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    correction = store.correction(corrected) if corrected is not None else None
+    return await _device_page(request, device_id, redis, store, correction=correction)
+
+
+@router.get("/devices/{device_id}/views/{seq}")
+async def frame_view(device_id: DeviceId, seq: Seq, redis: RedisDep) -> Response:
+    """The focus view the frame came with, while the worker keeps it."""
+    jpeg = await corrections.frame_view(redis=redis, device_id=device_id, seq=seq)
+    if jpeg is None:
+        raise ItemNotFoundError(f"the view of {device_id} frame #{seq} is not kept")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private"})
+
+
+@router.post("/devices/{device_id}/corrections", response_class=HTMLResponse)
+async def correct_frame(
+    request: Request,
+    device_id: DeviceId,
+    redis: RedisDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    featurizer: FeaturizerDep,
+    user: SignedInUser,
+    seq: Annotated[int, Form(ge=0)],
+    verdict: Annotated[Literal["item", "not_in_catalog"], Form()],
+    item_id: Annotated[str, Form()] = "",
+) -> Response:
+    """ "Frame ``seq`` shows item ``item_id``" (its view becomes a photo of the item), or
+    "it shows something the catalog does not hold"."""
+    chosen = item_id.strip() if verdict == "item" else None
+    try:
+        if chosen is not None and not ITEM_ID_PATTERN.match(chosen):
+            raise ItemNotFoundError(f"no catalog item {chosen!r}: pick one from the list")
+        correction = await corrections.correct(
+            store=store,
+            featurizer=featurizer,
+            redis=redis,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            max_bytes=settings.web.max_upload_bytes,
+            device_id=device_id,
+            seq=seq,
+            item_id=chosen,
+            user=user,
+        )
+    except (ItemNotFoundError, corrections.ViewGoneError, catalog.UploadRejectedError) as exc:
+        status = 422 if isinstance(exc, catalog.UploadRejectedError) else 404
+        return await _device_page(
+            request, device_id, redis, store, error=str(exc), status_code=status
+        )
+    if chosen is not None:
+        notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return RedirectResponse(
+        f"/devices/{device_id}?corrected={correction.correction_id}", status_code=303
+    )
+
+
+async def _device_page(
+    request: Request,
+    device_id: str,
+    redis: Redis,
+    store: CatalogStore,
+    *,
+    correction: Correction | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     try:
         device = await live.get_device(redis=redis, device_id=device_id)
         records = await live.recent_records(redis=redis, device_id=device_id, limit=HISTORY_LENGTH)
@@ -58,8 +146,21 @@ async def device_page(request: Request, device_id: DeviceId, redis: RedisDep) ->
             "history_length": HISTORY_LENGTH,
             "redis_error": redis_error,
             "events_url": request.url_for("device_events", device_id=device_id).path,
+            "correction": correction,
+            "corrected_item": _item_or_none(store, correction),
+            "error": error,
         },
+        status_code=status_code,
     )
+
+
+def _item_or_none(store: CatalogStore, correction: Correction | None) -> CatalogItem | None:
+    if correction is None or correction.item_id is None:
+        return None
+    try:
+        return store.get(correction.item_id)
+    except ItemNotFoundError:
+        return None
 
 
 @router.get("/openapi.json")

@@ -12,11 +12,19 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.images import ImageType, stored_type
 from edgelens.catalog.ingest import add_items
-from edgelens.catalog.models import ITEM_ID_PATTERN, ITEM_ID_RULE, CatalogItem, ItemSource
+from edgelens.catalog.models import (
+    ITEM_ID_PATTERN,
+    ITEM_ID_RULE,
+    CatalogItem,
+    ItemPhoto,
+    ItemSource,
+    PhotoOrigin,
+)
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
@@ -50,30 +58,93 @@ def add_upload(
     currency: str | None = None,
     available: bool = True,
 ) -> CatalogItem:
-    """Add (or replace the image of) one item; the id defaults to the file name's stem."""
+    """Add one item from one photo, or give an existing item this photo in place of the
+    one an earlier import or upload of it gave (photos added one by one stay); the id
+    defaults to the file name's stem."""
+    item_id = item_id or Path(filename).stem
+    source = ItemSource(item_id, (), name=name, price=price, currency=currency, available=available)
+    _import_upload(
+        store=store,
+        featurizer=featurizer,
+        images_dir=images_dir,
+        recipe=recipe,
+        upload=upload,
+        filename=filename,
+        max_bytes=max_bytes,
+        source=source,
+    )
+    logger.info("item %s added from upload %s", item_id, filename)
+    return store.get(item_id)
+
+
+def add_photo(
+    *,
+    store: CatalogStore,
+    featurizer: Featurizer,
+    images_dir: Path,
+    recipe: CatalogRecipe,
+    item_id: str,
+    upload: BinaryIO,
+    filename: str,
+    max_bytes: int,
+    origin: PhotoOrigin = PhotoOrigin.ADDED,
+) -> list[ItemPhoto]:
+    """Give an existing item one more photo (front, back, a photo taken in the shop); the
+    index takes it as soon as the worker reads the change. Returns the item's photos."""
+    store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
+    _import_upload(
+        store=store,
+        featurizer=featurizer,
+        images_dir=images_dir,
+        recipe=recipe,
+        upload=upload,
+        filename=filename,
+        max_bytes=max_bytes,
+        source=ItemSource(item_id, (), origin=origin),
+    )
+    logger.info("item %s: photo added from %s", item_id, filename)
+    return store.photos(item_id)
+
+
+def remove_photo(*, store: CatalogStore, item_id: str, image_sha256: str) -> list[ItemPhoto]:
+    """Take one photo from an item (never its last: remove the item instead); its image
+    file stays, as another item may show it. Returns the item's photos."""
+    with store.transaction() as conn:
+        store.remove_photo(conn, item_id, image_sha256)
+    logger.info("item %s: photo %s removed", item_id, image_sha256)
+    return store.photos(item_id)
+
+
+def _import_upload(
+    *,
+    store: CatalogStore,
+    featurizer: Featurizer,
+    images_dir: Path,
+    recipe: CatalogRecipe,
+    upload: BinaryIO,
+    filename: str,
+    max_bytes: int,
+    source: ItemSource,
+) -> None:
+    """Stage the upload (counted, refused past ``max_bytes``) and import it as ``source``'s
+    photo; any failure is an UploadRejectedError naming the file."""
+    if not ITEM_ID_PATTERN.match(source.item_id):
+        raise UploadRejectedError(f"item id {source.item_id!r}: {ITEM_ID_RULE}")
     suffix = Path(filename).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="edgelens-upload-") as tmp:
         # The suffix is kept: the stored image's name (and its served type) come from it.
         staged = Path(tmp) / f"upload{suffix if suffix in IMAGE_SUFFIXES else ''}"
         _copy_at_most(upload, staged, max_bytes)
-        item_id = item_id or Path(filename).stem
-        if not ITEM_ID_PATTERN.match(item_id):
-            raise UploadRejectedError(f"item id {item_id!r}: {ITEM_ID_RULE}")
-        source = ItemSource(
-            item_id, staged, name=name, price=price, currency=currency, available=available
-        )
         report = add_items(
             store=store,
             featurizer=featurizer,
-            sources=[source],
+            sources=[replace(source, images=(staged,))],
             images_dir=images_dir,
             recipe=recipe,
         )
     if report.failed:
         _, reason = report.failed[0]
         raise UploadRejectedError(f"{filename}: {reason}")
-    logger.info("item %s added from upload %s", item_id, filename)
-    return store.get(item_id)
 
 
 def update_item(
@@ -101,15 +172,30 @@ def remove_item(*, store: CatalogStore, item_id: str) -> None:
         raise ItemNotFoundError(f"no catalog item {item_id!r}")
 
 
-def image_file(*, store: CatalogStore, images_dir: Path, item_id: str) -> tuple[Path, ImageType]:
-    """An item's stored image and its format, read from its content: what it is served as."""
-    path = images_dir / store.get(item_id).image_file
+def image_file(
+    *, store: CatalogStore, images_dir: Path, item_id: str, image_sha256: str | None = None
+) -> tuple[Path, ImageType]:
+    """An item's stored cover image (or the photo ``image_sha256`` of it) and its format,
+    read from its content: what it is served as."""
+    if image_sha256 is None:
+        relative = store.get(item_id).image_file
+    else:
+        photos = {p.image_sha256: p.image_file for p in store.photos(item_id)}
+        if image_sha256 not in photos:
+            raise ItemNotFoundError(f"catalog item {item_id!r} has no photo {image_sha256}")
+        relative = photos[image_sha256]
+    path = images_dir / relative
     try:
         return path, stored_type(path)
     except OSError as exc:
         raise ItemNotFoundError(f"the image of catalog item {item_id!r} is missing") from exc
     except ImageDecodeError as exc:
         raise ItemNotFoundError(f"the stored file of catalog item {item_id!r}: {exc}") from exc
+
+
+def photo_url(item_id: str, image_sha256: str) -> str:
+    """Where one photo of an item is served (:func:`image_file`)."""
+    return f"/catalog/images/{quote(item_id, safe='')}/{image_sha256}"
 
 
 def _copy_at_most(source: BinaryIO, target: Path, max_bytes: int) -> None:

@@ -48,7 +48,7 @@ def connect(url: str) -> Redis:
 
 
 @contextmanager
-def _reachable(redis: Redis) -> Iterator[None]:
+def reachable(redis: Redis) -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -63,21 +63,21 @@ def _unavailable(pool: ConnectionPool, exc: Exception) -> str:
 
 async def list_devices(*, redis: Redis) -> list[DeviceOut]:
     """Every device that ever reported, by id."""
-    with _reachable(redis):
+    with reachable(redis):
         raw = await redis.hgetall(DEVICES_KEY)
     devices = [device for value in raw.values() if (device := _device(value))]
     return sorted(devices, key=lambda device: device.device_id)
 
 
 async def get_device(*, redis: Redis, device_id: str) -> DeviceOut | None:
-    with _reachable(redis):
+    with reachable(redis):
         raw = await redis.hget(DEVICES_KEY, device_id)
     return _device(raw) if raw is not None else None
 
 
 async def recent_records(*, redis: Redis, device_id: str, limit: int) -> list[MatchRecordOut]:
     """The device's newest match records, newest first."""
-    with _reachable(redis):
+    with reachable(redis):
         raw = await redis.lrange(matches_key(device_id), 0, limit - 1)
     return [record for value in raw if (record := _record(value))]
 
@@ -297,7 +297,7 @@ async def device_feed(*, hub: LiveHub, redis: Redis, client: str, device_id: str
     """Match records (unnamed events) and status changes (``status``) of one device."""
     subscription = await hub.subscribe(client=client, device_id=device_id)
     try:
-        with _reachable(redis):
+        with reachable(redis):
             latest = await redis.lindex(matches_key(device_id), 0)
             status = await redis.hget(DEVICES_KEY, device_id)
     except BaseException:
@@ -311,7 +311,7 @@ async def devices_feed(*, hub: LiveHub, redis: Redis, client: str) -> Feed:
     """Status changes (``status`` events) of every device, after all current statuses."""
     subscription = await hub.subscribe(client=client, device_id=None)
     try:
-        with _reachable(redis):
+        with reachable(redis):
             statuses = await redis.hgetall(DEVICES_KEY)
     except BaseException:
         hub.release(subscription)

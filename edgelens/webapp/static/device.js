@@ -10,6 +10,8 @@
   const history = document.getElementById("history");
   const matchList = latest.querySelector("[data-field=matches]");
   const noMatch = latest.querySelector("[data-field=no-match]");
+  const view = latest.querySelector("[data-field=view]");
+  const correction = document.getElementById("correction-form"); // signed-in admins only
   // As the server's stage_label macro (_macros.html).
   const stageLabel = (record) => (record.stage === "confirmed" ? "confirmed" : "first answer");
 
@@ -21,6 +23,7 @@
       const image = card.querySelector("[data-field=image]");
       image.src = `/catalog/images/${encodeURIComponent(match.item_id)}`;
       image.alt = match.name;
+      card.querySelector("[data-field=name]").href = `/catalog/items/${encodeURIComponent(match.item_id)}`;
     }
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
     // Only the answer: a near-duplicate's keypoints are in the view too (_macros.html).
@@ -43,6 +46,47 @@
     const none = record.decision === "no_match";
     matchList.hidden = none;
     noMatch.hidden = !none;
+  }
+
+  // The camera's view of the shown frame, when it came with one; the correction form is
+  // for that frame, unless someone is already typing a correction of an earlier one.
+  function showView(record) {
+    const url = record.view
+      ? `/devices/${encodeURIComponent(record.device_id)}/views/${record.seq}`
+      : "";
+    const image = view.querySelector("[data-field=view-image]");
+    if (url && image.getAttribute("src") !== url) image.src = url;
+    view.hidden = !url;
+    if (!correction) return;
+    const typing = correction.elements.item_id.value !== "" || correction.contains(document.activeElement);
+    if (typing && !correction.hidden) return;
+    correction.hidden = !url;
+    correction.elements.seq.value = record.seq;
+    fill(correction, { correcting: `frame #${record.seq}` });
+  }
+
+  // The item field offers the catalog items whose name or id matches what is typed.
+  function searchItems() {
+    const field = correction.elements.item_id;
+    const options = document.getElementById("item-options");
+    let timer = 0;
+    field.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const query = new URLSearchParams({ q: field.value, limit: "20" });
+        const response = await fetch(`${field.dataset.search}?${query}`);
+        if (!response.ok) return;
+        const items = await response.json();
+        options.replaceChildren(
+          ...items.map((item) => {
+            const option = document.createElement("option");
+            option.value = item.item_id;
+            option.label = item.name;
+            return option;
+          }),
+        );
+      }, 150);
+    });
   }
 
   function historyRow(record) {
@@ -82,6 +126,7 @@
       latency: format.ms(record.latency_ms),
     });
     latest.querySelector(".record-head").hidden = false;
+    if (!sameFrame) showView(record);
     latest.querySelector("[data-field=empty]").hidden = true;
     if (!sameFrame && !history.querySelector(`[data-seq="${record.seq}"]`)) {
       history.prepend(historyRow(record));
@@ -98,6 +143,7 @@
     latest.dataset.seq = record.seq; // last: tests wait for it, so everything else is in place
   }
 
+  if (correction) searchItems();
   connect({
     message: showRecord,
     status: (device) => {

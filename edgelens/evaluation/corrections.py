@@ -1,0 +1,53 @@
+"""Corrections and extra photos, as evaluation catalogs: what the device page's correction
+and an item's added photos do, without a browser.
+
+A correction makes the view a device sent with a wrongly answered frame a photo of the
+right item (:mod:`edgelens.webapp.services.corrections`); here each wrongly answered query
+does so, its view coded and decoded as on the wire, so re-answering the same queries (or
+new ones) measures what the product then does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgelens.catalog.models import MAX_PHOTOS
+from edgelens.evaluation.runner import CatalogPhoto, Ranked, sent_queries
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.wire.records import Decision
+
+
+def answered_wrongly(rankings: Sequence[Ranked]) -> list[Ranked]:
+    """The answers a person at the shelf would correct: another item first, or "no match"
+    for an item of the catalog."""
+    return [
+        r
+        for r in rankings
+        if r.decision is Decision.NO_MATCH or not r.ranked or r.ranked[0] != r.query.item_id
+    ]
+
+
+def correction_photos(
+    featurizer: Featurizer, photos: Sequence[CatalogPhoto], rankings: Sequence[Ranked]
+) -> list[CatalogPhoto]:
+    """One new photo per wrongly answered query: its view as the device sends it, given to
+    its own item, while the item has room (MAX_PHOTOS, as the catalog allows)."""
+    items = {p.item.item_id: p.item for p in photos}
+    held = Counter(p.item.item_id for p in photos)
+    added = []
+    wrong = [r.query for r in answered_wrongly(rankings)]
+    for sent in sent_queries(featurizer, wrong, send_view=True):
+        item_id = sent.query.item_id
+        if sent.view is None or held[item_id] >= MAX_PHOTOS:
+            continue
+        held[item_id] += 1
+        added.append(CatalogPhoto(items[item_id], _sha256(sent.view), sent.view))
+    return added
+
+
+def _sha256(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()

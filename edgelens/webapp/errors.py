@@ -1,0 +1,148 @@
+"""Errors as the asker reads them: a page in the app's own look for a browser on a page,
+JSON (``{"detail": ...}``) for the JSON API and other clients.
+
+A browser asks with ``Accept: text/html``; the API's paths (``/api/``) always answer JSON.
+Messages on pages are plain words: a bad address names the part that is wrong, never the
+pattern it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from edgelens.errors import (
+    CsrfError,
+    ItemNotFoundError,
+    LastPhotoError,
+    NotSignedInError,
+    RedisUnavailableError,
+    TooManyStreamsError,
+)
+from edgelens.webapp.schemas import ErrorOut
+from edgelens.webapp.services.catalog import UploadRejectedError, UploadTooLargeError
+from edgelens.webapp.templating import templates
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+# What each status means to the person reading the page.
+TITLES = {
+    400: "That request is not valid",
+    403: "That is not allowed",
+    404: "Not found",
+    405: "That is not allowed here",
+    409: "That cannot be done",
+    413: "That file is too large",
+    422: "Something in that request is not valid",
+    429: "Too busy right now",
+    500: "Something went wrong on our side",
+    503: "The live data is unavailable",
+}
+_PLAIN = {"Not Found": "There is no page at this address."}
+
+
+def install(app: FastAPI) -> None:
+    """Every error handler of the app."""
+    for error, status_code in (
+        (RedisUnavailableError, 503),
+        (ItemNotFoundError, 404),
+        (LastPhotoError, 409),
+        (UploadTooLargeError, 413),
+        (UploadRejectedError, 422),
+        (CsrfError, 403),
+    ):
+        app.add_exception_handler(error, answer(status_code))
+    app.add_exception_handler(TooManyStreamsError, _too_many_streams)
+    app.add_exception_handler(NotSignedInError, _sign_in_first)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_response(
+    request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The error as a page for a browser, as JSON otherwise."""
+    if wants_html(request):
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "status_code": status_code,
+                "title": TITLES.get(status_code, "That did not work"),
+                "detail": _PLAIN.get(detail, detail),
+            },
+            status_code=status_code,
+            headers=headers,
+        )
+    return JSONResponse(
+        ErrorOut(detail=detail).model_dump(), status_code=status_code, headers=headers
+    )
+
+
+def answer(status_code: int) -> Handler:
+    """A handler answering the error's message with ``status_code``."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        logger.warning("%s %s → %d: %s", request.method, request.url.path, status_code, exc)
+        return error_response(request, status_code, str(exc))
+
+    return handler
+
+
+async def _too_many_streams(request: Request, exc: Exception) -> Response:
+    """429 with Retry-After: the page says why and asks again after that long."""
+    assert isinstance(exc, TooManyStreamsError)
+    logger.info("%s %s → 429: %s", request.method, request.url.path, exc)
+    return error_response(request, 429, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+
+async def _sign_in_first(request: Request, exc: Exception) -> Response:
+    """Browsers go to the sign-in page (and come back); API clients get 401."""
+    if "text/html" in request.headers.get("accept", ""):
+        back = request.url.path if request.method == "GET" else "/catalog"
+        return RedirectResponse(f"/login?next={quote(back)}", status_code=303)
+    return JSONResponse(ErrorOut(detail=str(exc)).model_dump(), status_code=401)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(request, exc.status_code, str(exc.detail), exc.headers)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A page names what is wrong in plain words; the API keeps FastAPI's detail list."""
+    assert isinstance(exc, RequestValidationError)
+    if not wants_html(request):
+        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    where = {"path": "address", "query": "address", "body": "form"}
+    parts = sorted(
+        {
+            f"the {str(error['loc'][-1]).replace('_', ' ')} in the "
+            f"{where.get(str(error['loc'][0]), 'request')}"
+            for error in exc.errors()
+            if error.get("loc")
+        }
+    )
+    detail = f"{', '.join(parts).capitalize() or 'The request'} is not valid."
+    return error_response(request, 422, detail)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("%s %s → 500", request.method, request.url.path, exc_info=exc)
+    return error_response(request, 500, "The error is logged; please try again.")

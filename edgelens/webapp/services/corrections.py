@@ -1,0 +1,110 @@
+"""Corrections from the device page: "this frame is item X" or "this is not in the catalog".
+
+The frame's focus view (kept in Redis by the worker for ``worker.views_kept_s``) becomes a
+new photo of X, imported as any photo is, so the worker's index takes it while serving.
+Every correction is logged in the catalog (who, when, which frame, which item) and can be
+undone from the item's page: its photo goes again, the log keeps both.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
+from starlette.concurrency import run_in_threadpool
+
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.models import Correction, PhotoOrigin
+from edgelens.catalog.store import CatalogStore
+from edgelens.errors import CatalogError
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.webapp.services import catalog
+from edgelens.webapp.services.live import reachable
+from edgelens.wire.names import view_key
+
+logger = logging.getLogger(__name__)
+
+
+class ViewGoneError(CatalogError):
+    """The frame's view is not (or no longer) kept: there is nothing to correct with."""
+
+
+async def frame_view(*, redis: Redis, device_id: str, seq: int) -> bytes | None:
+    """The focus view JPEG frame ``seq`` of the device came with, while the worker keeps it."""
+    with reachable(redis):
+        return await redis.execute_command("GET", view_key(device_id, seq), **{NEVER_DECODE: []})
+
+
+async def correct(
+    *,
+    store: CatalogStore,
+    featurizer: Featurizer,
+    redis: Redis,
+    images_dir: Path,
+    recipe: CatalogRecipe,
+    max_bytes: int,
+    device_id: str,
+    seq: int,
+    item_id: str | None,
+    user: str,
+) -> Correction:
+    """Record that frame ``seq`` of the device shows ``item_id`` (None: something the
+    catalog does not hold); for an item, its view becomes a photo of the item first."""
+    photo = None
+    if item_id is not None:
+        store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
+        jpeg = await frame_view(redis=redis, device_id=device_id, seq=seq)
+        if jpeg is None:
+            raise ViewGoneError(
+                f"the view of frame #{seq} is no longer kept: point the camera at the item "
+                "again and correct the new answer"
+            )
+        before = {p.image_sha256 for p in store.photos(item_id)}
+        photos = await run_in_threadpool(
+            catalog.add_photo,
+            store=store,
+            featurizer=featurizer,
+            images_dir=images_dir,
+            recipe=recipe,
+            item_id=item_id,
+            upload=io.BytesIO(jpeg),
+            filename=f"{device_id}-{seq}.jpg",
+            max_bytes=max_bytes,
+            origin=PhotoOrigin.CORRECTION,
+        )
+        photo = next((p.image_sha256 for p in photos if p.image_sha256 not in before), None)
+    with store.transaction() as conn:
+        logged = store.log_correction(
+            conn, Correction(0, time.time(), user, device_id, seq, item_id, photo)
+        )
+    logger.info(
+        "correction %d by %s: %s #%d is %s",
+        logged.correction_id,
+        user,
+        device_id,
+        seq,
+        item_id or "not in the catalog",
+    )
+    return logged
+
+
+def undo(*, store: CatalogStore, correction_id: int, user: str) -> Correction:
+    """Undo a correction: the photo it gave its item is removed (when the item still has
+    it), and the log says who undid it when. Undoing twice changes nothing."""
+    correction = store.correction(correction_id)
+    if correction.undone_at is not None:
+        return correction
+    with store.transaction() as conn:
+        if correction.item_id and correction.photo_sha256:
+            held = {p.image_sha256 for p in store.photos(correction.item_id)}
+            if correction.photo_sha256 in held:
+                store.remove_photo(conn, correction.item_id, correction.photo_sha256)
+        at = time.time()
+        store.mark_undone(conn, correction_id, user=user, at=at)
+    logger.info("correction %d undone by %s", correction_id, user)
+    return replace(correction, undone_at=at, undone_by=user)

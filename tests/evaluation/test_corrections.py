@@ -1,0 +1,67 @@
+"""Corrections as an evaluation catalog: the views of wrongly answered queries become
+photos of their items, and the same views are then answered right."""
+
+from __future__ import annotations
+
+import hashlib
+
+from edgelens.catalog.models import MAX_PHOTOS, CatalogItem
+from edgelens.evaluation.corrections import answered_wrongly, correction_photos
+from edgelens.evaluation.runner import (
+    CatalogPhoto,
+    Query,
+    System,
+    rank_queries,
+    synthetic_queries,
+    system_answerer,
+)
+from edgelens.evaluation.sample_photos import load_photo
+from edgelens.evaluation.views import camera_views
+from edgelens.settings import Settings
+
+NAMES = ("coffee", "rocket", "chelsea", "clock", "camera", "page")
+
+
+def _photo(item_id: str, image) -> CatalogPhoto:
+    item = CatalogItem(item_id, item_id, None, "EUR", True, "", "")
+    return CatalogPhoto(item, hashlib.sha256(image.tobytes()).hexdigest(), image)
+
+
+def _answer(system, photos, queries):
+    answerer = system_answerer(system, photos, {})
+    return rank_queries(system.featurizer, answerer, queries, send_view=True), answerer
+
+
+def test_the_views_of_wrong_answers_become_photos_and_are_answered_right(featurizer):
+    """The print item's catalog photo is a stand-in (another picture): views of the print are
+    answered wrongly; corrected once each, the same views are answered right, the other
+    items' still are, and the index holds the new photos' rows."""
+    system = System.product("edgelens", featurizer, Settings())
+    photos = [_photo(name, load_photo(name)) for name in NAMES]
+    photos.append(_photo("print", load_photo("moon")))  # a stand-in: another picture
+    prints = [
+        Query("print", view, f"print:{n}")
+        for n, view in enumerate(camera_views(load_photo("astronaut"), 3, seed=4))
+    ]
+    others = synthetic_queries({name: load_photo(name) for name in NAMES}, 1, seed=5)
+    before, answerer = _answer(system, photos, prints + others)
+    wrong = answered_wrongly(before)
+    assert {r.query.item_id for r in wrong} == {"print"} and len(wrong) == 3
+
+    added = correction_photos(featurizer, photos, before)
+    assert [p.item.item_id for p in added] == ["print"] * 3
+    after, corrected = _answer(system, photos + added, prints + others)
+    assert answered_wrongly(after) == []
+    rows = corrected.index.vector_count - answerer.index.vector_count
+    assert rows == 3 * system.recipe.views and len(corrected.index) == len(answerer.index)
+
+
+def test_an_item_takes_no_more_photos_than_the_catalog_allows(featurizer):
+    system = System.product("edgelens", featurizer, Settings())
+    photos = [_photo(name, load_photo(name)) for name in NAMES[:2]]
+    photos.append(_photo("print", load_photo("moon")))
+    views = camera_views(load_photo("astronaut"), MAX_PHOTOS + 2, seed=6)
+    queries = [Query("print", view, f"print:{n}") for n, view in enumerate(views)]
+    before, _ = _answer(system, photos, queries)
+    assert len(answered_wrongly(before)) == MAX_PHOTOS + 2
+    assert len(correction_photos(featurizer, photos, before)) == MAX_PHOTOS - 1
