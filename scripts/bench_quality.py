@@ -9,7 +9,11 @@ Same catalog (the scikit-image photos), same seeded queries, same run for every 
   colour twin of each (near-duplicates, each an item);
 - real views: 47 real second photos (sample and test photos of OpenCV, Pillow, kapture and
   pygcransac, and scikit-image's stereo pair) against their own 60-item catalog, overall and
-  per group (objects and scenes; near-duplicates).
+  per group (objects and scenes; near-duplicates);
+- product families (rendered): a shop's product lines (one bottle in six flavours, one tub
+  in five colours...), Saleor's demo product artwork (CC-BY-4.0, from its wheel on PyPI;
+  rendered, not photographs), queried by camera-like views, in clutter of other photos, and
+  by its other renders (edgelens.evaluation.product_families).
 "edgelens" is the product as its settings describe it (edgelens.evaluation.runner.System.product):
 sharpened R-GeM pooling with the catalog recipe's views, each query sent as a device sends a
 settled view (the frame's vector and its centred focus box as a colour JPEG, the focus view)
@@ -60,6 +64,13 @@ from edgelens.evaluation.openset import (
     staged_answers,
     sweep,
 )
+from edgelens.evaluation.product_families import (
+    CAMERA_SET,
+    CLUTTER_SET,
+    OTHER_VIEWS_SET,
+    fetch_product_families,
+    product_family_query_sets,
+)
 from edgelens.evaluation.real_views import BACKGROUNDS, fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     CatalogPhoto,
@@ -102,6 +113,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=20, help="synthetic views per photo")
     parser.add_argument("--clutter", type=int, default=10, help="clutter views per photo")
     parser.add_argument("--variant-views", type=int, default=4, help="views per variant item")
+    parser.add_argument("--family-views", type=int, default=10, help="views per family item")
+    parser.add_argument("--family-clutter", type=int, default=5, help="clutter per family item")
     parser.add_argument("--seed", type=int, default=1000)
     common_arguments(parser)
     args = parser.parse_args()
@@ -149,6 +162,17 @@ def main() -> None:
         pack_sets = {PACK_SHOTS: synthetic_queries(images, args.views // 4, args.seed + 3)}
         results += evaluate_systems(systems, pack_photos, pack_sets)
         results += evaluate_systems(systems, real_photos, real_sets)
+        family_set = fetch_product_families(args.models_dir.parent / "product-families")
+        family_photos = family_set.photos()
+        family_sets = product_family_query_sets(
+            family_photos,
+            views=args.family_views,
+            clutter=args.family_clutter,
+            seed=args.seed + 4,
+            backgrounds=real_set.backgrounds(),
+            family_set=family_set,
+        )
+        results += evaluate_systems(systems, family_photos, family_sets)
         unknown_dir = fetch_unknown_views(args.models_dir.parent / "unknown-views")
         open_set = _open_set(
             systems[0],
@@ -185,6 +209,17 @@ def main() -> None:
         "shops often have them; edgelens.evaluation.views.pack_shot). The real-view "
         f"set: {len(real_sets['real views'])} real "
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
+        f"Product families: {len(family_photos)} products in "
+        f"{len(set(family_set.families().values()))} families of near-identical variants (one "
+        "juice bottle in six flavours, one paint tub in five colours, hoodies, polos, T-shirts, "
+        "shoes, beers, wines, cushions differing by colour, flavour, print or cut), Saleor's "
+        "demo product artwork (the saleor 2.10.1 wheel on PyPI, CC-BY-4.0, Mirumee Software; "
+        "rendered mock-ups, not photographs, cut-outs flattened on white): "
+        f"{len(family_sets[CAMERA_SET])} camera-like views ({args.family_views} per item), "
+        f"{len(family_sets[CLUTTER_SET])} in clutter of the same {len(BACKGROUNDS)} other "
+        f"photos ({args.family_clutter} per item) and {len(family_sets[OTHER_VIEWS_SET])} "
+        "other renders of some items (a back, a close-up, another angle) "
+        "(edgelens.evaluation.product_families). "
         f"edgelens = sharpened R-GeM pooling in the graph + {CatalogRecipe().views} vectors per "
         f"catalog photo + the query's centred focus box ({FOCUS_AREA:.0%} of the frame), sent "
         "as a colour JPEG (the focus view), answered in two stages (edgelens.cloud.answer): "
@@ -360,7 +395,7 @@ def _device_cost(
     the worker's share, on one core (the view's vectors with ``worker``; verification
     against ten different photos); also the view's size in bytes."""
     frame = camera_views(images["coffee"], 1, seed=3)[0]
-    catalog = {name: extract_local_features(images[name]) for name in sorted(images)}
+    catalog = {name: [extract_local_features(images[name])] for name in sorted(images)}
     candidates = sorted(images)[:CANDIDATES]
     view_jpeg = focus_view_jpeg(frame, MAX_JPEG_BYTES)
     view = decode_focus_view(view_jpeg)
@@ -374,7 +409,7 @@ def _device_cost(
             lambda: verify_view(
                 [Match(name, "", None, "EUR", True, 0.5) for name in candidates],
                 view,
-                catalog.get,
+                catalog.__getitem__,
             )
         ),
     }
