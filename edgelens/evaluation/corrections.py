@@ -2,9 +2,9 @@
 and an item's added photos do, without a browser.
 
 A correction makes the view a device sent with a wrongly answered frame a photo of the
-right item (:mod:`edgelens.webapp.services.corrections`); here each wrongly answered query
-does so, its view coded and decoded as on the wire, so re-answering the same queries (or
-new ones) measures what the product then does.
+right item, cropped to the item (:mod:`edgelens.webapp.services.corrections`); here each
+wrongly answered query does so, its view coded and decoded as on the wire, so re-answering
+the same queries (or new ones) measures what the product then does.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgelens.catalog.isolate import item_region
 from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.evaluation.runner import CatalogPhoto, Ranked, sent_queries
 from edgelens.featurizer.runtime import Featurizer
@@ -32,10 +33,15 @@ def answered_wrongly(rankings: Sequence[Ranked]) -> list[Ranked]:
 
 
 def correction_photos(
-    featurizer: Featurizer, photos: Sequence[CatalogPhoto], rankings: Sequence[Ranked]
+    featurizer: Featurizer,
+    photos: Sequence[CatalogPhoto],
+    rankings: Sequence[Ranked],
+    *,
+    isolate: bool = True,
 ) -> list[CatalogPhoto]:
-    """One new photo per wrongly answered query: its view as the device sends it, given to
-    its own item, while the item has room (MAX_PHOTOS, as the catalog allows)."""
+    """One new photo per wrongly answered query: its view as the device sends it, cropped
+    to the item as a correction crops it (``isolate``; False: the whole view), given to its
+    own item, while the item has room (MAX_PHOTOS, as the catalog allows)."""
     items = {p.item.item_id: p.item for p in photos}
     held = Counter(p.item.item_id for p in photos)
     added = []
@@ -45,7 +51,8 @@ def correction_photos(
         if sent.view is None or held[item_id] >= MAX_PHOTOS:
             continue
         held[item_id] += 1
-        added.append(CatalogPhoto(items[item_id], _sha256(sent.view), sent.view))
+        image = item_region(sent.view) if isolate else sent.view
+        added.append(CatalogPhoto(items[item_id], _sha256(image), image))
     return added
 
 

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+import cv2
+
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.images import ImageType, stored_type
 from edgelens.catalog.ingest import add_items
+from edgelens.catalog.isolate import item_region
 from edgelens.catalog.models import (
     ITEM_ID_PATTERN,
     ITEM_ID_RULE,
@@ -27,7 +30,7 @@ from edgelens.catalog.models import (
 )
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
-from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
+from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 
 logger = logging.getLogger(__name__)
@@ -89,7 +92,8 @@ def add_photo(
     max_bytes: int,
     origin: PhotoOrigin = PhotoOrigin.ADDED,
 ) -> list[ItemPhoto]:
-    """Give an existing item one more photo (front, back, a photo taken in the shop); the
+    """Give an existing item one more photo (front, back, a photo taken in the shop), cropped
+    to the item where it stands among other things (:mod:`edgelens.catalog.isolate`); the
     index takes it as soon as the worker reads the change. Returns the item's photos."""
     store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
     _import_upload(
@@ -101,6 +105,7 @@ def add_photo(
         filename=filename,
         max_bytes=max_bytes,
         source=ItemSource(item_id, (), origin=origin),
+        isolate=True,
     )
     logger.info("item %s: photo added from %s", item_id, filename)
     return store.photos(item_id)
@@ -125,9 +130,11 @@ def _import_upload(
     filename: str,
     max_bytes: int,
     source: ItemSource,
+    isolate: bool = False,
 ) -> None:
-    """Stage the upload (counted, refused past ``max_bytes``) and import it as ``source``'s
-    photo; any failure is an UploadRejectedError naming the file."""
+    """Stage the upload (counted, refused past ``max_bytes``; with ``isolate`` cropped to its
+    item) and import it as ``source``'s photo; any failure is an UploadRejectedError naming
+    the file."""
     if not ITEM_ID_PATTERN.match(source.item_id):
         raise UploadRejectedError(f"item id {source.item_id!r}: {ITEM_ID_RULE}")
     suffix = Path(filename).suffix.lower()
@@ -135,6 +142,8 @@ def _import_upload(
         # The suffix is kept: the stored image's name (and its served type) come from it.
         staged = Path(tmp) / f"upload{suffix if suffix in IMAGE_SUFFIXES else ''}"
         _copy_at_most(upload, staged, max_bytes)
+        if isolate:
+            staged = _cropped_to_item(staged, filename)
         report = add_items(
             store=store,
             featurizer=featurizer,
@@ -196,6 +205,20 @@ def image_file(
 def photo_url(item_id: str, image_sha256: str) -> str:
     """Where one photo of an item is served (:func:`image_file`)."""
     return f"/catalog/images/{quote(item_id, safe='')}/{image_sha256}"
+
+
+def _cropped_to_item(staged: Path, filename: str) -> Path:
+    """The staged photo cropped to its item, as a PNG beside it."""
+    try:
+        image = decode_image(staged.read_bytes())
+    except ImageDecodeError as exc:
+        raise UploadRejectedError(f"{filename}: {exc}") from exc
+    ok, png = cv2.imencode(".png", item_region(image))
+    if not ok:  # pragma: no cover - OpenCV encodes any decoded image
+        raise UploadRejectedError(f"{filename}: cannot be stored")
+    cropped = staged.with_name("item.png")
+    cropped.write_bytes(png.tobytes())
+    return cropped
 
 
 def _copy_at_most(source: BinaryIO, target: Path, max_bytes: int) -> None:

@@ -1,7 +1,9 @@
 """Corrections from the device page: "this frame is item X" or "this is not in the catalog".
 
 The frame's focus view (kept in Redis by the worker for ``worker.views_kept_s``) becomes a
-new photo of X, imported as any photo is, so the worker's index takes it while serving.
+new photo of X, cropped to the item it shows as every photo added one by one is
+(:func:`edgelens.webapp.services.catalog.add_photo`), so the worker's index takes it while
+serving.
 Every correction is logged in the catalog (who, when, which frame, which item) and can be
 undone from the item's page: its photo goes again, the log keeps both.
 """

