@@ -12,12 +12,13 @@ while the CLI imports.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,12 @@ CREATE TABLE IF NOT EXISTS changes (
     item_id TEXT NOT NULL,
     op      TEXT NOT NULL CHECK (op IN ('upsert', 'remove'))
 );
+CREATE TABLE IF NOT EXISTS removed_items (
+    item_id    TEXT PRIMARY KEY,
+    removed_at REAL NOT NULL,
+    item       TEXT NOT NULL,
+    photos     TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS corrections (
     correction_id INTEGER PRIMARY KEY AUTOINCREMENT,
     at            REAL NOT NULL,
@@ -85,6 +92,21 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0');
+"""
+# Name search (full-text, prefix per word) kept by triggers; built once for an older catalog.
+_SEARCH_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS items_search
+    USING fts5(name, content='items', content_rowid='rowid');
+CREATE TRIGGER IF NOT EXISTS items_search_insert AFTER INSERT ON items BEGIN
+    INSERT INTO items_search (rowid, name) VALUES (new.rowid, new.name);
+END;
+CREATE TRIGGER IF NOT EXISTS items_search_delete AFTER DELETE ON items BEGIN
+    INSERT INTO items_search (items_search, rowid, name) VALUES ('delete', old.rowid, old.name);
+END;
+CREATE TRIGGER IF NOT EXISTS items_search_update AFTER UPDATE OF name ON items BEGIN
+    INSERT INTO items_search (items_search, rowid, name) VALUES ('delete', old.rowid, old.name);
+    INSERT INTO items_search (rowid, name) VALUES (new.rowid, new.name);
+END;
 """
 # A catalog from before photos: each item's one image becomes its first photo (once).
 _PHOTOS_MIGRATION = """
@@ -114,6 +136,12 @@ class CatalogStore:
             self._conn.executescript(_SCHEMA)
             if self._conn.execute("SELECT 1 FROM meta WHERE key = 'photos'").fetchone() is None:
                 self._conn.executescript(f"BEGIN IMMEDIATE; {_PHOTOS_MIGRATION} COMMIT;")
+            if self._conn.execute("SELECT 1 FROM meta WHERE key = 'search'").fetchone() is None:
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SEARCH_SCHEMA} "
+                    "INSERT INTO items_search (items_search) VALUES ('rebuild'); "
+                    "INSERT INTO meta (key, value) VALUES ('search', '1'); COMMIT;"
+                )
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot open catalog database {path}: {exc}") from exc
 
@@ -162,17 +190,63 @@ class CatalogStore:
             ).fetchall()
         return [_item(row) for row in rows]
 
-    def find(self, text: str, *, limit: int) -> list[CatalogItem]:
-        """Up to ``limit`` items whose id starts with ``text`` or whose name holds it
-        (either case), by id."""
-        pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    def browse(
+        self,
+        *,
+        text: str = "",
+        available: bool | None = None,
+        after: str = "",
+        before: str = "",
+        limit: int,
+    ) -> list[CatalogItem]:
+        """A page of items by id: the ``limit`` after ``after`` (or, given ``before``, the
+        ``limit`` before it, still in id order), of those whose id starts with ``text`` or
+        whose name has words starting with its words, and of that availability. One more
+        than ``limit`` when there are more that way (a keyset page: as fast at the millionth
+        item as at the first)."""
+        where, params = ["1"], []
+        if available is not None:
+            where.append("available = ?")
+            params.append(int(available))
+        if text:
+            matched = self._name_matches(text)
+            id_prefix = "(item_id >= ? AND item_id < ?)"
+            if matched is None:  # too many to list: let the id order find them
+                where.append(
+                    f"(rowid IN (SELECT rowid FROM items_search WHERE items_search "
+                    f"MATCH ?) OR {id_prefix})"
+                )
+                params += [_match_expression(text), text, text + "\uffff"]
+            else:
+                marks = ",".join("?" * len(matched)) or "NULL"
+                where.append(f"(rowid IN ({marks}) OR {id_prefix})")
+                params += [*matched, text, text + "\uffff"]
+        if before:
+            where.append("item_id < ?")
+            params.append(before)
+            order = "DESC"
+        else:
+            where.append("item_id > ?")
+            params.append(after)
+            order = "ASC"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id LIKE ? ESCAPE '\\' "
-                "OR name LIKE ? ESCAPE '\\' ORDER BY item_id LIMIT ?",
-                (pattern + "%", "%" + pattern + "%", limit),
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} "
+                f"ORDER BY item_id {order} LIMIT ?",
+                (*params, limit + 1),
             ).fetchall()
-        return [_item(row) for row in rows]
+        items = [_item(row) for row in rows]
+        return items[::-1] if before else items
+
+    def _name_matches(self, text: str, most: int = 5_000) -> list[int] | None:
+        """Rowids of the items whose name matches ``text``; None when more than ``most``
+        (then scanning in id order meets them soon, and listing them costs more)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid FROM items_search WHERE items_search MATCH ? LIMIT ?",
+                (_match_expression(text), most + 1),
+            ).fetchall()
+        return None if len(rows) > most else [rowid for (rowid,) in rows]
 
     def __len__(self) -> int:
         with self._lock:
@@ -185,8 +259,11 @@ class CatalogStore:
         photo is one of its photos (added, as imported, when it was not)."""
         existed = conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item.item_id,)).fetchone()
         conn.execute(
-            f"INSERT OR REPLACE INTO items ({_ITEM_COLUMNS}, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO items ({_ITEM_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (item_id) DO UPDATE SET name = excluded.name, price = excluded.price, "
+            "currency = excluded.currency, available = excluded.available, "
+            "image_sha256 = excluded.image_sha256, image_file = excluded.image_file, "
+            "updated_at = excluded.updated_at",
             (
                 item.item_id,
                 item.name,
@@ -207,10 +284,13 @@ class CatalogStore:
         return existed is None
 
     def remove(self, item_ids: Iterable[str]) -> list[str]:
-        """Delete items; returns the ids that existed. Cached vectors stay for re-adds."""
+        """Delete items; returns the ids that existed. Cached vectors stay for re-adds, and
+        each item, with its photos, is kept until :meth:`restore` (or a later delete of the
+        same id) so that a delete can be undone."""
         removed = []
         with self.transaction() as conn:
             for item_id in item_ids:
+                _keep_removed(conn, item_id)
                 conn.execute("DELETE FROM photos WHERE item_id = ?", (item_id,))
                 if conn.execute("DELETE FROM items WHERE item_id = ?", (item_id,)).rowcount:
                     conn.execute(
@@ -218,6 +298,27 @@ class CatalogStore:
                     )
                     removed.append(item_id)
         return removed
+
+    def restore(self, item_id: str) -> CatalogItem:
+        """Bring back an item deleted by :meth:`remove`, with its photos (searchable again
+        at once: their vectors stayed cached); an id in use again is a CatalogError."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT item, photos FROM removed_items WHERE item_id = ?", (item_id,)
+            ).fetchone()
+            if row is None:
+                raise ItemNotFoundError(f"no deleted item {item_id!r} to bring back")
+            if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone():
+                raise CatalogError(f"{item_id!r} is in the catalog again: nothing to undo")
+            item = CatalogItem(**json.loads(row[0]))
+            conn.executemany(
+                "INSERT INTO photos (item_id, image_sha256, image_file, origin, added_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [tuple(photo) for photo in json.loads(row[1])],
+            )
+            self.upsert(conn, item)
+            conn.execute("DELETE FROM removed_items WHERE item_id = ?", (item_id,))
+        return item
 
     # -- photos ------------------------------------------------------------------------------
 
@@ -574,6 +675,12 @@ class CatalogStore:
         return {(model_id, recipe): count for model_id, recipe, count in rows}
 
 
+def _match_expression(text: str) -> str:
+    """An FTS5 query: every word of ``text`` as a prefix, quoted (so no word is syntax)."""
+    words = text.split()
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words) or '""'
+
+
 def _photos(conn: sqlite3.Connection, item_id: str) -> list[ItemPhoto]:
     rows = conn.execute(
         "SELECT item_id, image_sha256, image_file, origin, added_at FROM photos "
@@ -581,6 +688,21 @@ def _photos(conn: sqlite3.Connection, item_id: str) -> list[ItemPhoto]:
         (item_id,),
     ).fetchall()
     return [ItemPhoto(i, sha, file, PhotoOrigin(origin), at) for i, sha, file, origin, at in rows]
+
+
+def _keep_removed(conn: sqlite3.Connection, item_id: str) -> None:
+    """The item and its photos, kept for :meth:`CatalogStore.restore`."""
+    rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id = ?", (item_id,))
+    for row in rows.fetchall():
+        photos = [
+            (p.item_id, p.image_sha256, p.image_file, p.origin.value, p.added_at)
+            for p in _photos(conn, item_id)
+        ]
+        conn.execute(
+            "INSERT OR REPLACE INTO removed_items (item_id, removed_at, item, photos) "
+            "VALUES (?, ?, ?, ?)",
+            (item_id, time.time(), json.dumps(asdict(_item(row))), json.dumps(photos)),
+        )
 
 
 def _cover_hash(conn: sqlite3.Connection, item_id: str) -> set[str]:

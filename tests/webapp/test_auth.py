@@ -38,7 +38,7 @@ def test_every_state_changing_route_needs_a_signed_in_admin(
     assert http.post("/catalog/items", files={"image": ("clock.png", photo)}).status_code == 303
     store = CatalogStore(web_settings.catalog_db)
     before = store.items()
-    token = csrf_in(anonymous.get("/catalog").text)
+    token = csrf_in(anonymous.get("/login").text)
     for method, path in _mutating_paths():
         api = anonymous.request(method, path, data={"csrf_token": token, "name": "x"})
         assert api.status_code == 401, (method, path)

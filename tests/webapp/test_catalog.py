@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from edgelens.catalog.augment import DEFAULT_RECIPE
+from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError
+from edgelens.featurizer.preprocess import decode_image
 
 from .conftest import UPLOAD_LIMIT
 
@@ -33,15 +35,16 @@ def test_upload_edit_delete(http, store, featurizer, sample_catalog):
     photo = sample_catalog.parent / "clock.png"
     added = _upload(http, photo, name="Clock", price="3.50", currency="USD", available="true")
     assert added.status_code == 303
-    assert added.headers["location"].startswith("/catalog?notice=added&item=clock")
+    assert added.headers["location"] == "/catalog/items/clock?notice=added"
     item = store.get("clock")
     assert (item.name, item.price, item.currency, item.available) == ("Clock", 3.5, "USD", True)
     assert [i.item_id for i in store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)[0]] == [
         "clock"
     ]
 
-    page = http.get("/catalog?notice=added&item=clock")
-    assert 'data-item-id="clock"' in page.text and "clock</code> added" in page.text
+    page = http.get("/catalog")
+    assert 'data-item-id="clock"' in page.text and "1 item" in page.text
+    assert "Added." in http.get(added.headers["location"]).text
     image = http.get("/catalog/images/clock")
     assert image.status_code == 200 and image.content == photo.read_bytes()
     assert image.headers["content-type"] == "image/png"
@@ -57,9 +60,19 @@ def test_upload_edit_delete(http, store, featurizer, sample_catalog):
         False,
     )
 
-    assert http.post("/catalog/items/clock/delete").status_code == 303
+    deleted = http.post("/catalog/items/clock/delete")
+    assert deleted.status_code == 303
     with pytest.raises(ItemNotFoundError):
         store.get("clock")
+    offer = http.get(deleted.headers["location"])
+    assert "clock</code> removed" in offer.text and "/catalog/items/clock/restore" in offer.text
+    assert http.post("/catalog/items/clock/restore").status_code == 303
+    assert store.get("clock").name == "Wall clock" and len(store.photos("clock")) == 1
+    assert [i.item_id for i in store.vectors(featurizer.model_id, DEFAULT_RECIPE.recipe_id)[0]] == [
+        "clock"
+    ], "searchable again, nothing featurized"
+    assert http.post("/catalog/items/clock/restore").status_code == 404, "once"
+    assert http.post("/catalog/items/clock/delete").status_code == 303
     missing = http.get("/catalog/images/clock")
     assert missing.status_code == 404 and "clock" in missing.json()["detail"]
     assert http.post("/catalog/items/clock/delete").status_code == 404
@@ -77,9 +90,12 @@ def test_upload_defaults_come_from_the_file_name(http, store, sample_catalog):
 def test_oversize_upload_is_413_and_changes_nothing(http, store, web_settings, tmp_path):
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"\0" * UPLOAD_LIMIT)
-    answer = _upload(http, big)
+    answer = _upload(http, big, item_id="big-one", name="Big poster", price="12.50")
     assert answer.status_code == 413
     assert f"larger than {UPLOAD_LIMIT} bytes" in answer.text
+    # the form comes back open, with what was typed
+    assert 'value="big-one"' in answer.text and 'value="Big poster"' in answer.text
+    assert 'value="12.5"' in answer.text
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\0" * (UPLOAD_LIMIT * 4))
     assert _upload(http, huge).status_code == 413, "refused before it is even parsed"
@@ -146,7 +162,9 @@ def test_an_item_page_adds_and_removes_photos(http, anonymous, store, featurizer
     page = http.get("/catalog/items/coffee?notice=photo%20added")
     assert page.text.count('class="card item photo"') == 2 and "Photo added." in page.text
     served = http.get(f"/catalog/images/coffee/{extra.image_sha256}")
-    assert served.status_code == 200 and served.content == second.read_bytes()
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    stored, given = decode_image(served.content), decode_image(second.read_bytes())
+    assert stored.shape[0] <= given.shape[0] and stored.shape[1] <= given.shape[1], "cropped"
     assert anonymous.get(f"/catalog/images/coffee/{'0' * 64}").status_code == 404
 
     gone = http.post(f"/catalog/items/coffee/photos/{first.image_sha256}/delete")
@@ -177,7 +195,7 @@ def test_the_json_api_lists_adds_and_removes_photos(http, anonymous, store, samp
     assert added.status_code == 201
     photos = added.json()["photos"]
     assert [p["origin"] for p in photos] == ["import", "added"]
-    assert http.get(photos[1]["url"]).content == rocket.read_bytes()
+    assert http.get(photos[1]["url"]).headers["content-type"] == "image/png"
 
     broken = {"image": ("x.png", b"not an image", "image/png")}
     rejected = http.post("/api/items/coffee/photos", files=broken, headers=headers)
@@ -192,3 +210,57 @@ def test_the_json_api_lists_adds_and_removes_photos(http, anonymous, store, samp
     last = http.delete(f"/api/items/coffee/photos/{photos[1]['sha256']}", headers=headers)
     assert last.status_code == 409 and len(store.photos("coffee")) == 1
     assert http.delete("/api/items/coffee/photos/not-a-hash", headers=headers).status_code == 422
+
+
+def _fill(store, count: int) -> None:
+    """``count`` items straight into the catalog (no photos needed to browse them)."""
+    with store.transaction() as conn:
+        for n in range(count):
+            sha = f"{n:064x}"
+            name = f"{('Oat drink', 'Rye bread', 'Green tea')[n % 3]} {n}"
+            item = CatalogItem(f"sku-{n:03d}", name, 1.0, "EUR", n % 4 != 0, sha, f"{sha}.png")
+            store.upsert(conn, item)
+
+
+def test_the_catalog_is_browsed_a_page_at_a_time_and_searched(anonymous, http, store):
+    _fill(store, 120)
+    first = anonymous.get("/catalog")
+    assert first.text.count('class="card item"') == 48 and "120 items" in first.text
+    assert 'id="previous-page"' not in first.text
+    assert 'href="/catalog/items/sku-000"' in first.text
+    assert 'id="upload-form"' not in first.text and 'id="edit-form"' not in first.text
+    second = anonymous.get(_link(first.text, "next-page"))
+    assert 'data-item-id="sku-048"' in second.text and 'data-item-id="sku-047"' not in second.text
+    third = anonymous.get(_link(second.text, "next-page"))
+    assert third.text.count('class="card item"') == 24 and 'id="next-page"' not in third.text
+    back = anonymous.get(_link(third.text, "previous-page"))
+    assert back.text.count('class="card item"') == 48 and 'data-item-id="sku-048"' in back.text
+    assert 'id="previous-page"' in back.text and 'id="next-page"' in back.text
+
+    tea = anonymous.get("/catalog", params={"q": "green"})
+    assert tea.text.count('class="card item"') == 40 and "Oat drink" not in tea.text
+    both = anonymous.get("/catalog", params={"q": "gree 11"})  # every word, as a prefix
+    assert [m for m in ("Green tea 11", "Green tea 110") if m in both.text] == [
+        "Green tea 11",
+        "Green tea 110",
+    ]
+    by_id = anonymous.get("/catalog", params={"q": "sku-11"})
+    assert by_id.text.count('class="card item"') == 10
+    gone = anonymous.get("/catalog", params={"q": "nothing", "available": "no"})
+    assert "No item matches this search." in gone.text
+    unavailable = anonymous.get("/catalog", params={"available": "no"})
+    assert unavailable.text.count('class="card item"') == 30
+    assert 'data-available="true"' not in unavailable.text
+
+    page = anonymous.get("/catalog/items/sku-001")
+    assert 'id="edit-form"' not in page.text and "Sign in</a> to edit" in page.text
+    assert "/login?next=/catalog/items/sku-001" in page.text
+    admin_page = http.get("/catalog/items/sku-001")
+    assert 'id="edit-form"' in admin_page.text and 'id="delete-form"' in admin_page.text
+
+
+def _link(page: str, link_id: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.search(rf'id="{link_id}" rel="\w+" href="([^"]+)"', page).group(1))

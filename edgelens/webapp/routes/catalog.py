@@ -7,10 +7,11 @@ catalog refuses re-renders the page with the reason and the matching status code
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -18,7 +19,6 @@ from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError, LastPhotoError
-from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.deps import (
     FeaturizerDep,
@@ -27,13 +27,39 @@ from edgelens.webapp.deps import (
     SettingsDep,
     SignedInUser,
     StoreDep,
+    signed_in_user,
 )
 from edgelens.webapp.services import catalog, corrections
 from edgelens.webapp.templating import templates
 
 router = APIRouter(prefix="/catalog", include_in_schema=False)
 
-Notice = Literal["added", "updated", "removed", "photo added", "photo removed", "correction undone"]
+Notice = Literal[
+    "added",
+    "updated",
+    "removed",
+    "restored",
+    "photo added",
+    "photo removed",
+    "correction undone",
+]
+PAGE_SIZE = 48  # items on a catalog page
+
+
+@dataclass(frozen=True)
+class Browse:
+    """What the catalog page shows: a search, an availability, and where the page starts."""
+
+    text: str = ""
+    available: bool | None = None
+    after: str = ""
+    before: str = ""
+
+    def url(self, **page: str) -> str:
+        query = {"q": self.text, "available": {True: "yes", False: "no"}.get(self.available, "")}
+        return "/catalog?" + urlencode({k: v for k, v in (query | page).items() if v})
+
+
 Price = Annotated[float | None, Form(ge=0)]
 
 
@@ -42,11 +68,16 @@ def catalog_page(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    featurizer: FeaturizerDep,
     notice: Notice | None = None,
-    item: str | None = None,
+    item: Annotated[str | None, Query(max_length=128)] = None,
+    q: Annotated[str, Query(max_length=100, description="Part of a name, or an id.")] = "",
+    available: Literal["", "yes", "no"] = "",
+    after: Annotated[str, Query(max_length=128)] = "",
+    before: Annotated[str, Query(max_length=128)] = "",
 ) -> HTMLResponse:
-    return _page(request, store, settings, featurizer, notice=notice, item=item)
+    """Every item, a page at a time in id order; found by name or id, by availability."""
+    browse = Browse(q.strip(), {"": None, "yes": True, "no": False}[available], after, before)
+    return _page(request, store, settings, browse, notice=notice, item=item)
 
 
 @router.post("/items", response_class=HTMLResponse)
@@ -81,12 +112,20 @@ def upload_item(
             currency=currency.strip() or None,
             available=available,
         )
-    except catalog.UploadTooLargeError as exc:
-        return _page(request, store, settings, featurizer, error=str(exc), status_code=413)
-    except catalog.UploadRejectedError as exc:
-        return _page(request, store, settings, featurizer, error=str(exc), status_code=422)
+    except (catalog.UploadTooLargeError, catalog.UploadRejectedError) as exc:
+        typed = {
+            "item_id": item_id,
+            "name": name,
+            "price": price,
+            "currency": currency or "EUR",
+            "available": available,
+        }
+        status = 413 if isinstance(exc, catalog.UploadTooLargeError) else 422
+        return _page(
+            request, store, settings, Browse(), error=str(exc), upload=typed, status_code=status
+        )
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
-    return _back("added", item.item_id)
+    return _item_back(item.item_id, "added")
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
@@ -175,14 +214,23 @@ def edit_item(
         available=available,
     )
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
-    return _back("updated", item_id)
+    return _item_back(item_id, "updated")
 
 
 @router.post("/items/{item_id}/delete")
 def delete_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+    """Delete the item; the catalog page then offers to undo it."""
     catalog.remove_item(store=store, item_id=item_id)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _back("removed", item_id)
+
+
+@router.post("/items/{item_id}/restore")
+def restore_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+    """Undo a delete: the item and its photos come back, searchable at once."""
+    store.restore(item_id)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return _item_back(item_id, "restored")
 
 
 @router.get("/images/{item_id}")
@@ -222,6 +270,7 @@ def _item_page(
             ],
             "max_photos": MAX_PHOTOS,
             "corrections": store.corrections(item_id=item_id),
+            "signed_in": signed_in_user(request) is not None,
             "max_upload_bytes": settings.web.max_upload_bytes,
             "notice": notice,
             "error": error,
@@ -239,23 +288,41 @@ def _page(
     request: Request,
     store: CatalogStore,
     settings: Settings,
-    featurizer: Featurizer,
+    browse: Browse,
     *,
     status_code: int = 200,
     notice: Notice | None = None,
     item: str | None = None,
     error: str | None = None,
+    upload: dict[str, object] | None = None,
 ) -> HTMLResponse:
+    found = store.browse(
+        text=browse.text,
+        available=browse.available,
+        after=browse.after,
+        before=browse.before,
+        limit=PAGE_SIZE,
+    )
+    more = len(found) > PAGE_SIZE
+    items = (found[1:] if browse.before else found[:PAGE_SIZE]) if more else found
+    later = bool(items) and (bool(browse.before) or more)
+    earlier = bool(items) and (bool(browse.after) or (bool(browse.before) and more))
     return templates.TemplateResponse(
         request,
         "catalog.html",
         {
-            "items": store.items(),
-            "model_id": featurizer.model_id,
+            "items": items,
+            "total": len(store),
+            "q": browse.text,
+            "available": browse.available,
+            "next_url": browse.url(after=items[-1].item_id) if later else None,
+            "previous_url": browse.url(before=items[0].item_id) if earlier else None,
+            "signed_in": signed_in_user(request) is not None,
             "max_upload_bytes": settings.web.max_upload_bytes,
             "notice": notice,
             "item": item,
             "error": error,
+            "upload": upload,
         },
         status_code=status_code,
     )

@@ -32,11 +32,11 @@ def find_items(
     q: Annotated[str, Query(max_length=100, description="Part of the name or id.")] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[ItemBriefOut]:
-    """Items whose id starts with ``q`` or whose name holds it, by id (no ``q``: the first
-    by id)."""
+    """Items whose id starts with ``q`` or whose name has words starting with its words, by
+    id (no ``q``: the first by id)."""
     return [
         ItemBriefOut(item_id=item.item_id, name=item.name)
-        for item in store.find(q.strip(), limit=limit)
+        for item in store.browse(text=q.strip(), limit=limit)[:limit]
     ]
 
 
