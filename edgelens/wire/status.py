@@ -22,6 +22,7 @@ MAX_COUNT = 2**53
 # A stage time longer than an hour is no measurement.
 MAX_STAGE_MS = 3_600_000.0
 MAX_FPS = 1000.0
+MAX_CAMERA_CHARS = 200
 MAX_MODEL_ID_CHARS = 255  # a feature message's model id is at most 255 bytes too
 MAX_PROVIDER_CHARS = 64
 
@@ -55,6 +56,12 @@ class DeviceStatus(BaseModel):
     model_id: str | None = Field(default=None, max_length=MAX_MODEL_ID_CHARS)
     provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
     wire_dtype: Literal["float16", "float32", "int8"] | None = None
+    camera: str | None = Field(
+        default=None,
+        max_length=MAX_CAMERA_CHARS,
+        description="What the device says of its camera when it cannot read frames, in "
+        'plain words (e.g. "camera can\'t open 0: retrying"); absent while frames come.',
+    )
     # Any time a clock can say, as a frame's capture time: a device without a real-time
     # clock may be at 1970 until it syncs, and its status still says it is online.
     ts: float | None = Field(

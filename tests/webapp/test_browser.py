@@ -73,8 +73,12 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
 
     browser.get(f"{live_url}/devices/cam")
     assert _attribute(browser, "#latest", "data-seq") == "1", "rendered from the Redis list"
-    rendered = browser.find_elements(By.CSS_SELECTOR, "#latest .match")
-    assert ["exact match" in card.text for card in rendered] == [True, False], "the answer's"
+    assert _confidences(browser) == ["Match", "Similar"], "only the answer is a match"
+    # offline: its last answer is dimmed, and the page says why
+    assert _attribute(browser, "#latest", "data-stale") == "true"
+    assert "offline" in browser.find_element(By.ID, "device-says").text
+    opacity = "return getComputedStyle(document.querySelector('#latest .matches')).opacity"
+    assert float(browser.execute_script(opacity)) < 1
     _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
     browser.execute_script("window.notReloaded = true")
 
@@ -86,11 +90,11 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
         "rocket name",
         "10.00 EUR",
         "available",
-        "exact match",  # the answer, verified
-        "90.0 %",
+        "Match",  # the answer, its photo seen in the view
     ]
     # moon verified too (a near-duplicate): only the answer is marked; clock not looked at
-    assert ["exact match" in card.text for card in cards] == [True, False, False]
+    assert _confidences(browser) == ["Match", "Similar", "Similar"]
+    assert _attribute(browser, "#latest .confidence", "title") == "similarity 90.0 %"
     assert "44 ms" in browser.find_element(By.ID, "latest").text
     assert float(_attribute(browser, "#latest", "data-shown-at")) > 0
     history = browser.find_elements(By.CSS_SELECTOR, "#history .record")
@@ -98,7 +102,38 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
 
     set_status("cam", "online")
     _wait(browser, lambda d: _attribute(d, "#device-status", "data-state") == "online")
+    assert _attribute(browser, "#latest", "data-stale") == "false", "live again: not dimmed"
+    assert browser.find_element(By.ID, "device-says").text == "The camera is on."
+    set_status("cam", "online", camera="camera can't open 0: retrying")
+    _wait(browser, lambda d: "retrying" in d.find_element(By.ID, "device-says").text)
+    assert browser.find_element(By.ID, "device-says").text == "Camera can't open 0: retrying."
+
+    # the same answer again: one history line for the run, counted
+    push_record(make_record("cam", 3, "rocket", "moon", "clock"))
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "3")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history .record")
+    assert [(r.get_attribute("data-seq"), r.get_attribute("data-count")) for r in rows] == [
+        ("3", "2"),
+        ("1", "1"),
+    ]
+    assert "\u00d7 2" in rows[0].text and "rocket name · match" in rows[0].text
     assert browser.execute_script("return window.notReloaded") is True
+    browser.refresh()  # as the server renders it
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history .record")
+    assert [r.get_attribute("data-count") for r in rows] == ["2", "1"]
+
+    # a device that never reported: said so, not "waiting for the camera"
+    browser.get(f"{live_url}/devices/ghost-cam")
+    assert (
+        "No device called “ghost-cam” has reported yet"
+        in browser.find_element(By.ID, "device-says").text
+    )
+
+
+def _confidences(browser) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#latest .confidence")]
 
 
 def test_a_confirmed_answer_updates_its_frame_in_place_and_no_match_is_said(

@@ -25,6 +25,7 @@ from edgelens.webapp.deps import (
     SignedInUser,
     StoreDep,
 )
+from edgelens.webapp.schemas import MatchRecordOut
 from edgelens.webapp.services import catalog, corrections, live
 from edgelens.webapp.templating import templates
 
@@ -142,7 +143,7 @@ async def _device_page(
             "device_id": device_id,
             "device": device,
             "latest": records[0] if records else None,
-            "history": records,
+            "history": _runs(records),
             "history_length": HISTORY_LENGTH,
             "redis_error": redis_error,
             "events_url": request.url_for("device_events", device_id=device_id).path,
@@ -152,6 +153,26 @@ async def _device_page(
         },
         status_code=status_code,
     )
+
+
+def _runs(records: list[MatchRecordOut]) -> list[tuple[MatchRecordOut, int]]:
+    """The history one line per run of frames with the same answer: the newest frame of
+    each run, and how many frames it holds."""
+    runs: list[tuple[MatchRecordOut, int]] = []
+    for record in records:
+        if runs and _answer(runs[-1][0]) == _answer(record):
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((record, 1))
+    return runs
+
+
+def _answer(record: MatchRecordOut) -> tuple[object, ...]:
+    """What a history line says of a frame (_macros.html history_answer)."""
+    top = record.matches[0] if record.matches else None
+    if record.decision == "no_match" or top is None:
+        return (record.decision,)
+    return (record.decision, top.name, bool(top.verified))
 
 
 def _item_or_none(store: CatalogStore, correction: Correction | None) -> CatalogItem | None:

@@ -26,13 +26,17 @@
       card.querySelector("[data-field=name]").href = `/catalog/items/${encodeURIComponent(match.item_id)}`;
     }
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
-    // Only the answer: a near-duplicate's keypoints are in the view too (_macros.html).
-    card.querySelector("[data-field=verified]").hidden = index !== 0 || match.verified !== true;
+    // In words, as the confidence macro (_macros.html): only the answer can be a match.
+    let word = "Similar";
+    if (index === 0) word = match.verified === true ? "Match" : "Likely";
+    const confidence = card.querySelector("[data-field=confidence]");
+    confidence.dataset.confidence = word.toLowerCase();
+    confidence.title = `similarity ${format.percent(match.score)}`;
     fill(card, {
       name: match.name,
       price: format.price(match.price, match.currency),
       availability: match.available ? "available" : "unavailable",
-      score: format.percent(match.score),
+      confidence: word,
     });
     return card;
   }
@@ -89,22 +93,42 @@
     });
   }
 
-  function historyRow(record) {
-    const row = clone("history-template");
+  // As the history_answer macro (_macros.html).
+  function historyAnswer(record) {
     const top = record.matches[0];
+    if (record.decision === "no_match") return "No match";
+    return top ? `${top.name} · ${top.verified === true ? "match" : "likely"}` : "";
+  }
+
+  function historyRow(record, count = 1) {
+    const row = clone("history-template");
+    const answer = historyAnswer(record);
     row.dataset.seq = record.seq;
     row.dataset.stage = record.stage;
-    let answer = "";
-    if (record.decision === "no_match") answer = "No match";
-    else if (top) answer = `${top.name} · ${format.percent(top.score)}`;
+    row.dataset.answer = answer;
+    row.dataset.count = count;
     fill(row, {
       seq: `#${record.seq}`,
       captured: format.clock(record.captured_at),
       top: answer,
+      count: count > 1 ? `× ${count}` : "",
       stage: stageLabel(record),
       latency: format.ms(record.latency_ms),
     });
     return row;
+  }
+
+  // A new frame: one more of the newest line's run when it says the same, a line otherwise.
+  function addToHistory(record) {
+    const newest = history.firstElementChild;
+    const count = newest && newest.dataset.answer === historyAnswer(record)
+      ? Number(newest.dataset.count) + 1
+      : 1;
+    if (count > 1) newest.remove();
+    history.prepend(historyRow(record, count));
+    while (history.children.length > Number(history.dataset.max)) {
+      history.lastElementChild.remove();
+    }
   }
 
   function showRecord(record) {
@@ -115,7 +139,7 @@
     if (record.stage === "confirmed") {
       // Stage two of a frame: its history line in place; the screen only if it shows it.
       const row = history.querySelector(`[data-seq="${record.seq}"]`);
-      if (row) row.replaceWith(historyRow(record));
+      if (row) row.replaceWith(historyRow(record, Number(row.dataset.count)));
       if (!sameFrame && latest.dataset.seq !== "") return;
     }
     showMatches(record);
@@ -129,10 +153,7 @@
     if (!sameFrame) showView(record);
     latest.querySelector("[data-field=empty]").hidden = true;
     if (!sameFrame && !history.querySelector(`[data-seq="${record.seq}"]`)) {
-      history.prepend(historyRow(record));
-      while (history.children.length > Number(history.dataset.max)) {
-        history.lastElementChild.remove();
-      }
+      addToHistory(record);
     }
     const shownAt = performance.timeOrigin + performance.now();
     fill(latest, { screen: `· on screen ${format.ms(shownAt - record.captured_at * 1000)} after capture` });
@@ -143,6 +164,18 @@
     latest.dataset.seq = record.seq; // last: tests wait for it, so everything else is in place
   }
 
+  // The device's state in shop terms (as device.html renders it); its last answer is
+  // dimmed while it is offline.
+  function showState(device) {
+    const says = document.getElementById("device-says");
+    says.dataset.state = device.state;
+    let text = "The camera is on.";
+    if (device.camera) text = `${device.camera.charAt(0).toUpperCase()}${device.camera.slice(1)}.`;
+    else if (device.state === "offline") text = "The camera is offline: what you see is its last answer.";
+    says.textContent = text;
+    latest.dataset.stale = String(device.state === "offline");
+  }
+
   if (correction) searchItems();
   connect({
     message: showRecord,
@@ -150,6 +183,7 @@
       showBadge(document.getElementById("device-status"), device.state);
       const provider = device.provider ? ` on ${device.provider}` : "";
       document.getElementById("device-model").textContent = `${device.model_id || ""}${provider}`;
+      showState(device);
     },
   });
 })();
