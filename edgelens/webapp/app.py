@@ -13,21 +13,35 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from edgelens import __version__
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.settings import Settings, redact_urls, require_secrets
 from edgelens.webapp import errors
 from edgelens.webapp.deps import AppState, guard
 from edgelens.webapp.metrics import MetricsMiddleware, WebMetrics
-from edgelens.webapp.routes import api, auth, catalog, events, health, items, pages
+from edgelens.webapp.routes import (
+    api,
+    auth,
+    catalog,
+    events,
+    health,
+    imports,
+    items,
+    pages,
+)
 from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, session_secret
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
+from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub, connect
 
 logger = logging.getLogger(__name__)
 
 # Every router of the app; the guard dependency covers all of them.
-ROUTERS = tuple(module.router for module in (pages, api, items, events, catalog, auth, health))
+ROUTERS = tuple(
+    module.router for module in (pages, api, items, imports, events, catalog, auth, health)
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Room for the multipart framing and text fields around an upload of the maximum size.
@@ -65,6 +79,17 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             model.model_id,
             redact_urls(str(settings.redis_url)),
         )
+        catalog_imports = CatalogImports(
+            store=store,
+            featurizer=model,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            staging_dir=settings.data_dir / "uploads",
+            on_change=lambda: notify_catalog_changed(
+                store=store, redis_url=str(settings.redis_url)
+            ),
+        )
+        catalog_imports.start()
         live.start()  # streams wait for its subscription; pages render meanwhile
         try:
             yield {
@@ -74,9 +99,11 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
                 "redis": redis,
                 "accounts": accounts,
                 "live": live,
+                "imports": catalog_imports,
             }
         finally:
             await live.stop()
+            await run_in_threadpool(catalog_imports.stop)
             await redis.aclose()
             store.close()
             accounts.close()

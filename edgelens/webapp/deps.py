@@ -18,6 +18,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.security import new_csrf_token, tokens_match
 from edgelens.webapp.services.accounts import AccountStore
+from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub
 from edgelens.wire.names import DEVICE_ID_PATTERN
 
@@ -36,6 +37,7 @@ class AppState(TypedDict):
     redis: Redis
     accounts: AccountStore
     live: LiveHub
+    imports: CatalogImports
 
 
 def get_settings(request: Request) -> Settings:
@@ -60,6 +62,10 @@ def get_accounts(request: Request) -> AccountStore:
 
 def get_live(request: Request) -> LiveHub:
     return request.state.live
+
+
+def get_imports(request: Request) -> CatalogImports:
+    return request.state.imports
 
 
 def client_address(request: Request) -> str:
@@ -128,6 +134,7 @@ FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 LiveDep = Annotated[LiveHub, Depends(get_live)]
+ImportsDep = Annotated[CatalogImports, Depends(get_imports)]
 SignedInUser = Annotated[str, Depends(admin)]
 ClientAddress = Annotated[str, Depends(client_address)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.

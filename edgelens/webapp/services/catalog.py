@@ -141,7 +141,7 @@ def _import_upload(
     with tempfile.TemporaryDirectory(prefix="edgelens-upload-") as tmp:
         # The suffix is kept: the stored image's name (and its served type) come from it.
         staged = Path(tmp) / f"upload{suffix if suffix in IMAGE_SUFFIXES else ''}"
-        _copy_at_most(upload, staged, max_bytes)
+        copy_at_most(upload, staged, max_bytes)
         if isolate:
             staged = _cropped_to_item(staged, filename)
         report = add_items(
@@ -221,7 +221,7 @@ def _cropped_to_item(staged: Path, filename: str) -> Path:
     return cropped
 
 
-def _copy_at_most(source: BinaryIO, target: Path, max_bytes: int) -> None:
+def copy_at_most(source: BinaryIO, target: Path, max_bytes: int) -> None:
     written = 0
     with target.open("wb") as out:
         while chunk := source.read(_CHUNK):
