@@ -1,0 +1,156 @@
+"""Every page on a desk and on a phone, in headless Chromium: nothing wider than the
+window, axe-core finds nothing serious or critical, and every field's border stands out
+from what is around it (3:1, WCAG 1.4.11: the axe-core that axe-selenium-python bundles
+checks only text)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from edgelens.catalog.ingest import add_items
+from edgelens.catalog.sources import collect_sources
+from edgelens.catalog.store import CatalogStore
+from edgelens.wire.names import view_key
+
+from .chromium import CHROMIUM, headless_chromium
+from .conftest import ADMIN, ADMIN_PASSWORD
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (`make setup` installs it)"
+)
+
+WAIT_S = 10
+WIDTHS = (1400, 400)  # a desk, a phone
+HEIGHT = 900
+SERIOUS = {"serious", "critical"}
+FIELD_CONTRAST = 3.0
+ITEMS = ("coffee", "rocket", "astronaut", "chelsea")
+
+
+@pytest.fixture
+def browser(live_url, tmp_path):
+    """Headless Chromium; it depends on the server so it is closed before the server stops."""
+    driver = headless_chromium(tmp_path / "chromium")
+    driver.set_page_load_timeout(WAIT_S * 2)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def pages_with_content(
+    web_settings, featurizer, sample_catalog, push_record, make_record, set_status, redis_client
+):
+    """A few catalog items; a device whose last frame came with its view (so a signed-in
+    admin sees the correction form)."""
+    store = CatalogStore(web_settings.catalog_db)
+    try:
+        sources = [s for s in collect_sources([sample_catalog]) if s.item_id in ITEMS]
+        add_items(
+            store=store, featurizer=featurizer, sources=sources, images_dir=web_settings.images_dir
+        )
+    finally:
+        store.close()
+    set_status("cam", "online", fps=14.5, featurize_ms=8.31, dropped=3, suppressed=120)
+    set_status("a-device-with-a-rather-long-name", "offline", provider="CPUExecutionProvider")
+    view = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
+    redis_client.set(view_key("cam", 1), view)
+    push_record(dataclasses.replace(make_record("cam", 1, *ITEMS), view=True))
+
+
+def _axe(driver) -> list[dict]:
+    """axe-core's serious and critical violations on the page shown."""
+    from axe_selenium_python import Axe
+
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run()
+    return [v for v in results["violations"] if v["impact"] in SERIOUS]
+
+
+def _describe(violations: list[dict]) -> str:
+    return "; ".join(
+        f"{v['id']} ({v['impact']}): {', '.join(t for n in v['nodes'] for t in n['target'])}"
+        for v in violations
+    )
+
+
+# Each visible field: its name, its border colour, and the colour behind it (the first
+# ancestor with a background).
+FIELDS_JS = """
+const behind = el => {
+  for (; el; el = el.parentElement) {
+    const colour = getComputedStyle(el).backgroundColor;
+    if (colour !== 'rgba(0, 0, 0, 0)') return colour;
+  }
+  return 'rgb(255, 255, 255)';
+};
+return [...document.querySelectorAll('input, select, textarea')]
+  .filter(f => !['hidden', 'checkbox', 'radio'].includes(f.type) && f.offsetParent)
+  .map(f => [f.name || f.type, getComputedStyle(f).borderTopColor, behind(f.parentElement)]);
+"""
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG's contrast ratio of two ``rgb(...)`` colours."""
+    lighter, darker = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def test_contrast_is_the_wcag_ratio():
+    assert contrast("rgb(0, 0, 0)", "rgb(255, 255, 255)") == pytest.approx(21)
+    assert contrast("rgb(107, 114, 128)", "rgb(245, 246, 248)") == pytest.approx(4.47, abs=0.01)
+
+
+def _check(driver, url: str, found: list[str]) -> None:
+    """Open ``url`` at each width; note what overflows, what axe finds and which field's
+    border is too faint."""
+    for width in WIDTHS:
+        driver.set_window_size(width, HEIGHT)
+        driver.get(url)
+        inner = driver.execute_script("return window.innerWidth")
+        assert inner == width, f"the window is {inner} px wide, not {width}"
+        scroll = driver.execute_script("return document.documentElement.scrollWidth")
+        if scroll > inner:
+            found.append(f"{url} at {width} px: {scroll} px wide")
+        serious = _axe(driver)
+        if serious:
+            found.append(f"{url} at {width} px: {_describe(serious)}")
+    for name, border, background in driver.execute_script(FIELDS_JS):
+        ratio = contrast(border, background)
+        if ratio < FIELD_CONTRAST:
+            found.append(f"{url}: field {name!r} border {border} on {background}: {ratio:.2f}:1")
+
+
+def _sign_in(driver, live_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{live_url}/login")
+    form = driver.find_element(By.ID, "login-form")
+    form.find_element(By.NAME, "username").send_keys(ADMIN)
+    form.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.ID, "signed-in"))
+
+
+def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
+    browser, live_url, pages_with_content
+):
+    found: list[str] = []
+    for path in ("/login", "/catalog", "/nope"):
+        _check(browser, f"{live_url}{path}", found)
+    _sign_in(browser, live_url)
+    for path in ("/", "/devices/cam", "/catalog", "/catalog/items/coffee", "/nope", "/docs"):
+        _check(browser, f"{live_url}{path}", found)
+    assert not found, "\n".join(found)
