@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from types import FrameType
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
@@ -18,6 +21,12 @@ from edgelens.settings import Settings, redact_urls
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+# Libraries that say at INFO what only matters when debugging: faiss's loader logs each
+# CPU build it tries and fails to import (8 lines at every start). Shown with DEBUG.
+QUIET_LOGGERS = ("faiss",)
 
 err_console = Console(stderr=True)
 
@@ -39,6 +48,9 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    quiet = logging.NOTSET if level == "DEBUG" else logging.WARNING
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -60,6 +72,25 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from exc
 
     return wrapper
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM set ``stop``, for a clean stop instead of a traceback;
+    the previous handlers come back after."""
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        first = not stop.is_set()
+        stop.set()
+        if first:  # said once, however often Ctrl-C is pressed
+            logger.info("%s received; stopping", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from edgelens.cli.context import reports_errors, settings_of
+from edgelens.cli.context import reports_errors, settings_of, stop_on_signals
+
+if TYPE_CHECKING:
+    from edgelens.demo.runner import DemoReady
 
 
 @reports_errors
@@ -18,20 +20,57 @@ def demo_command(
         str | None,
         typer.Option(help="Camera instead of the rendered video: 0, v4l2:///dev/video0, rtsp://…"),
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Dashboard address; 0.0.0.0 for other machines [default: web.host]"),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Dashboard port, an error if taken (0: any free one) [default: web.port, "
+            "or any free port if that one is taken]",
+        ),
+    ] = None,
 ) -> None:
-    """Start redis-server, mosquitto, the worker, the dashboard and a device; print the URL."""
-    from edgelens.demo.runner import run_demo
-
+    """Start redis-server, mosquitto, the worker, the dashboard and a device, with a catalog
+    of their own (<data_dir>/demo); print where to look and how to sign in."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    # Installed before the heavy imports below, so an early Ctrl-C is a clean stop too.
+    with stop_on_signals(stop):
+        from edgelens.demo.runner import run_demo
 
-    def ready(url: str) -> None:
-        typer.secho(
-            f"\nedgelens demo is running: open {url}\n(Ctrl-C stops everything)\n",
-            fg=typer.colors.GREEN,
-            bold=True,
+        settings = settings_of(ctx)
+        web = settings.web.model_copy(
+            update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
         )
-
-    run_demo(settings_of(ctx), stop=stop, source=source, on_ready=ready)
+        run_demo(
+            settings.model_copy(update={"web": web}),
+            stop=stop,
+            source=source,
+            on_ready=_banner,
+            exact_port=port is not None,
+        )
     typer.echo("demo stopped")
+
+
+def _banner(ready: DemoReady) -> None:
+    """Printed once, after the start-up log lines, so the password is not lost among them."""
+    network = f"  network:   {ready.network_url} (other machines)\n" if ready.network_url else ""
+    camera = (
+        f"  camera:    no frame from {ready.waiting_for} yet; retrying (see the log)\n"
+        if ready.waiting_for
+        else ""
+    )
+    typer.secho(
+        f"\nedgelens demo is running\n"
+        f"  dashboard: {ready.url}\n"
+        f"{network}"
+        f"  sign in:   {ready.username} / {ready.password}  (to edit the catalog; "
+        "a new password at every start)\n"
+        f"{camera}"
+        f"  stop:      Ctrl-C\n",
+        fg=typer.colors.GREEN,
+        bold=True,
+    )

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from edgelens.cli.context import ReloadPid, reports_errors, settings_of
+from edgelens.cli.context import ReloadPid, reports_errors, settings_of, stop_on_signals
 from edgelens.device.loop import DeviceLoop
 from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
@@ -23,8 +18,6 @@ from edgelens.settings import (
     redact_urls,
     require_secrets,
 )
-
-logger = logging.getLogger(__name__)
 
 app = typer.Typer(help="Run the camera side: frames → vectors → MQTT.", no_args_is_help=True)
 
@@ -66,7 +59,7 @@ def run(
         mqtt_tls=settings.mqtt_tls,
         stop=stop,
     )
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         stats = device_loop.run()
     typer.echo(
         f"device {device.device_id}: captured {stats.captured}, published {stats.published}, "
@@ -123,19 +116,3 @@ def _device_settings(base: DeviceSettings, **flags: object) -> DeviceSettings:
         return DeviceSettings.model_validate(merged.model_dump())
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM ask for a clean stop: status "offline", then disconnect."""
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("%s received; stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

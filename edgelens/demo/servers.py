@@ -77,7 +77,11 @@ class ManagedServer:
             raise ServerError(f"{self.executable} not found; run `make setup` (apt-get install)")
         cmd = [*exit_with_this_process(), binary, *self.command()]
         with self._log.open("ab") as log:
-            self._process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            # Its own session: a terminal's Ctrl-C (sent to the whole foreground process
+            # group) reaches only us, and we stop the server after the parts that use it.
+            self._process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:

@@ -38,9 +38,12 @@ class FrameCapture:
 
     Every frame goes to a :class:`LatestFrameMailbox`. Recorded sources are paced
     at their :attr:`FrameSource.interval_s` and, with ``loop``, start over at
-    their end; otherwise the mailbox is closed after their last frame. A source
-    that fails to open or to read is reopened with exponential backoff until
-    :attr:`stop` is set: unplugged cameras and dropped streams usually come back.
+    their end (unlogged: a one-image folder ends many times a second); otherwise
+    the mailbox is closed after their last frame. With ``retry`` (cameras and
+    streams), a source that fails to open or to read is reopened with exponential
+    backoff until :attr:`stop` is set, since unplugged cameras and dropped streams
+    usually come back; without it (files, folders) the failure ends the capture and
+    is kept in :attr:`error` for the consumer.
     """
 
     def __init__(
@@ -51,16 +54,21 @@ class FrameCapture:
         name: str,
         loop: bool,
         backoff: Backoff,
+        retry: bool = True,
     ) -> None:
         self.stop = threading.Event()
         self.mailbox = mailbox
         self.name = name
         self.captured = 0
         self.failures = 0  # failed opens and reads, each followed by a backoff wait
-        self.error: Exception | None = None  # an unexpected error that ended the thread
+        # While a retried source is down, what the status says of it; None while frames flow.
+        self.source_error: str | None = None
+        self.error: Exception | None = None  # what ended the thread, for the consumer
         self._open_source = open_source
         self._loop = loop
         self._backoff = backoff
+        self._retry = retry
+        self._opened = False  # at least once: later opens of a looping source go unsaid
         self._due: float | None = None  # monotonic time the next recorded frame is due
         self._thread = threading.Thread(target=self._run, name="edgelens-capture", daemon=True)
 
@@ -76,6 +84,8 @@ class FrameCapture:
     def _run(self) -> None:
         try:
             self._capture()
+        except SourceError as exc:  # a file or folder that cannot play: the consumer says so
+            self.error = exc
         except Exception as exc:  # handed to the consumer, which re-raises it
             self.error = exc
             logger.exception("capture of %s failed", self.name)
@@ -104,7 +114,7 @@ class FrameCapture:
                     if not self._loop:
                         logger.info("%s ended", self.name)
                         return
-                    logger.info("%s ended; looping", self.name)
+                    logger.debug("%s ended; looping", self.name)
                     continue
                 self._deliver(image, source.interval_s, (time.perf_counter() - started) * 1000)
         finally:
@@ -119,14 +129,23 @@ class FrameCapture:
             except SourceError as exc:
                 self._wait_after_failure("cannot open", exc)
                 continue
-            if self.failures:
+            if self.source_error is not None:
                 logger.info("%s reopened after %d failure(s)", self.name, self.failures)
+            elif not self._opened:
+                logger.info("%s opened%s", self.name, " (looping)" if self._loop else "")
             else:
-                logger.info("%s opened", self.name)
+                logger.debug("%s reopened", self.name)
+            self._opened = True
             return source
         return None
 
     def _wait_after_failure(self, what: str, exc: SourceError) -> None:
+        """Retry a camera or stream after a backoff wait; a file or folder fails for good."""
+        if not self._retry:
+            raise exc
+        # In plain words for the dashboard ("can't open 0: retrying"); the log line has why.
+        said = "can't open" if what == "cannot open" else what
+        self.source_error = f"{said} {self.name}: retrying"
         self.failures += 1
         delay = self._backoff.next_delay()
         logger.warning("%s %s (%s); retrying in %.1f s", what, self.name, exc, delay)
@@ -141,6 +160,7 @@ class FrameCapture:
             Frame(image, seq=self.captured, captured_at=time.time(), decode_ms=decode_ms)
         )
         self.captured += 1
+        self.source_error = None
         self._backoff.reset()  # only a delivered frame proves the source works again
 
     def _wait_for_turn(self, interval_s: float) -> None:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,12 +21,12 @@ from edgelens.device.gating import GateDecision, PublishGate
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.settle import ViewSettle
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
-from edgelens.device.sources import open_source, parse_source
+from edgelens.device.sources import check_source, open_source, parse_source
 from edgelens.device.timing import RateMeter, StageTimes
 from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.focus import focus_crop, focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.settings import DeviceSettings, MqttTlsSettings
+from edgelens.settings import DeviceSettings, MqttTlsSettings, redact_urls
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ BROKER_WAIT_S = 5.0
 POLL_S = 0.1
 # How long a stopping loop waits for the capture thread (a camera read may block longer).
 CAPTURE_JOIN_S = 5.0
+# The most of a source error a status carries (its "camera" line).
+CAMERA_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class DeviceStats:
     settled: int  # same view, sent (with its focus view) only because it had just settled
     views_sent: int  # messages that carried a focus view: about one per settled view
     source_failures: int  # failed opens and reads of the source
+    source_error: str | None  # while a camera or stream is retried, what is wrong; else None
     view_changes: int  # frames unlike every recent one, published without averaging
     held_blurred: int  # blurred frames unlike the recent ones, not published
     fps: float  # frames featurized per second, over the last few seconds
@@ -62,9 +66,10 @@ class DeviceStats:
     publish_ms_mean: float  # smoothing, gating, encoding and the hand-over to MQTT
     focus_ms_mean: float  # the focus box (its view; its pass with device.focus), per one made
 
-    def health(self) -> dict[str, float | int]:
-        """The figures a retained device status carries to the dashboard."""
-        return {
+    def health(self) -> dict[str, float | int | str]:
+        """The figures a retained device status carries to the dashboard; while the source
+        is retried, a "camera" line saying so (a stream URL's password left out)."""
+        health: dict[str, float | int | str] = {
             "fps": round(self.fps, 2),
             "featurize_ms": round(self.featurize_ms_mean, 2),
             "preprocess_ms": round(self.preprocess_ms_mean, 2),
@@ -78,6 +83,9 @@ class DeviceStats:
             "views_sent": self.views_sent,
             "unsent": self.unsent,
         }
+        if self.source_error:
+            health["camera"] = redact_urls(self.source_error)[:CAMERA_CHARS]
+        return health
 
 
 class DeviceLoop:
@@ -86,7 +94,9 @@ class DeviceLoop:
     :meth:`run` blocks until :attr:`stop` is set or, without ``loop``, a recorded
     source has ended and its last frame is published. Capture runs in its own
     thread behind a one-frame mailbox; featurizing and publishing run in the
-    caller's thread, at most ``fps_cap`` frames a second.
+    caller's thread, at most ``fps_cap`` frames a second. A file or folder that
+    gives no frame fails at construction (:class:`SourceError`); a camera or stream
+    is retried, and the status says why while it is down.
     """
 
     def __init__(
@@ -101,15 +111,21 @@ class DeviceLoop:
         self.device = device
         self.stop = stop if stop is not None else threading.Event()
         self._featurizer = featurizer
-        spec = parse_source(device.source)  # a bad URI fails here, before anything starts
+        # A bad URI, a missing file or one that is no video fails here, before anything starts.
+        spec = parse_source(device.source)
+        unreadable: set[Path] = set()  # a looping folder's broken images, said once
+        check_source(spec, fps_cap=device.fps_cap, unreadable=unreadable)
         self._mailbox = LatestFrameMailbox()
         self._capture = FrameCapture(
-            functools.partial(open_source, spec, fps_cap=device.fps_cap),
+            functools.partial(open_source, spec, fps_cap=device.fps_cap, unreadable=unreadable),
             self._mailbox,
             name=spec.uri,
             loop=device.loop,
             backoff=Backoff(initial_s=device.reconnect_initial_s, max_s=device.reconnect_max_s),
+            retry=not spec.recorded,
         )
+        # Set once the first frame is featurized: the source works (the demo's banner waits).
+        self.first_frame = threading.Event()
         self._publisher = FeaturePublisher(
             mqtt_url=mqtt_url,
             device_id=device.device_id,
@@ -155,6 +171,7 @@ class DeviceLoop:
             settled=self._gate.settled,
             views_sent=self._views_sent,
             source_failures=self._capture.failures,
+            source_error=self._capture.source_error,
             view_changes=self._smoother.view_changes,
             held_blurred=self._smoother.held_blurred,
             fps=self._rate.rate(),
@@ -211,6 +228,7 @@ class DeviceLoop:
             if frame is None:
                 if self._mailbox.finished:
                     return
+                self._refresh_status()  # a camera being retried: the status says why
                 continue
             started = time.monotonic()
             self._featurize_and_publish(frame)
@@ -228,6 +246,7 @@ class DeviceLoop:
         times.add("preprocess", (preprocessed - started) * 1000)
         times.add("featurize", (featurized - preprocessed) * 1000)
         self._featurized += 1
+        self.first_frame.set()
         self._rate.tick()
         focus_ms = self._publish(frame, embedding)
         times.add("publish", (time.perf_counter() - featurized) * 1000 - focus_ms)

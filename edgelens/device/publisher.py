@@ -15,6 +15,7 @@ from edgelens.settings import MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
 from edgelens.wire.names import features_topic, status_topic
+from edgelens.wire.status import DeviceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 OFFLINE_ACK_TIMEOUT_S = 2.0
 
 DeviceState = Literal["online", "offline"]
+# The keys a status may carry: the worker refuses a status with any other (its schema
+# forbids extras), so a health figure the schema does not know yet stays on the device.
+STATUS_KEYS = frozenset(DeviceStatus.model_fields)
 
 
 class FeaturePublisher:
@@ -64,7 +68,7 @@ class FeaturePublisher:
         self._outage_logged = False
         self._held: bytes | None = None  # the newest vector offered while disconnected
         self._closing = False
-        self._health: dict[str, float | int] = {}
+        self._health: dict[str, float | int | str] = {}
         self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s, tls)
 
     @property
@@ -105,11 +109,12 @@ class FeaturePublisher:
             )
         return False
 
-    def update_health(self, health: dict[str, float | int], *, publish: bool = True) -> None:
+    def update_health(self, health: dict[str, float | int | str], *, publish: bool = True) -> None:
         """Carry these health figures (FPS, stage times, counters) in every status from now
-        on; with ``publish``, send the retained "online" status with them at once."""
+        on, those the status schema knows; with ``publish``, send the retained "online"
+        status with them at once."""
         with self._lock:
-            self._health = dict(health)
+            self._health = {k: v for k, v in health.items() if k in STATUS_KEYS}
         if publish and self._connected.is_set():
             self._client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
 

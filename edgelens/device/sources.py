@@ -10,8 +10,10 @@
 a folder                    its images in name order, played at the FPS cap
 ==========================  ====================================================
 
-Cameras pace themselves and run until they fail; recorded sources (files and
-folders) are paced by the capture thread and end.
+Cameras pace themselves and run until they fail, and are retried: an unplugged
+camera or a dropped stream usually comes back. Recorded sources (files and folders)
+are paced by the capture thread and end; one that is missing or yields no frame is
+an error, since waiting would not make it decodable.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ class FrameSource(Protocol):
     def read(self) -> np.ndarray | None:
         """The next HxWx3 uint8 BGR image; None once a recorded source has ended.
 
-        Raises :class:`SourceError` when a camera or stream stops delivering.
+        Raises :class:`SourceError` when a camera or stream stops delivering, or when a
+        recorded source ends without a single frame (not a video or image).
         """
         ...
 
@@ -142,11 +145,27 @@ def opencv_has_gstreamer() -> bool:
     return bool(re.search(r"^\s*GStreamer:\s*YES", build, flags=re.MULTILINE))
 
 
-def open_source(spec: SourceSpec, *, fps_cap: float) -> FrameSource:
-    """Open a parsed source; ``fps_cap`` paces folders and videos that do not state a rate."""
+def open_source(
+    spec: SourceSpec, *, fps_cap: float, unreadable: set[Path] | None = None
+) -> FrameSource:
+    """Open a parsed source; ``fps_cap`` paces folders and videos that do not state a rate.
+    ``unreadable`` (shared between opens) lets a looping folder skip, unsaid, the images
+    it already reported as undecodable."""
     if spec.kind == "folder":
-        return ImageFolderSource(Path(str(spec.target)), fps=fps_cap)
+        return ImageFolderSource(Path(str(spec.target)), fps=fps_cap, unreadable=unreadable)
     return VideoCaptureSource(spec, fallback_fps=fps_cap)
+
+
+def check_source(spec: SourceSpec, *, fps_cap: float, unreadable: set[Path] | None = None) -> None:
+    """Fail now if a file or folder gives no frame (missing, not a video or image), before
+    the model warms up and the broker is dialled; cameras and streams are not opened."""
+    if not spec.recorded:
+        return
+    source = open_source(spec, fps_cap=fps_cap, unreadable=unreadable)
+    try:
+        source.read()
+    finally:
+        source.close()
 
 
 class VideoCaptureSource:
@@ -154,7 +173,7 @@ class VideoCaptureSource:
 
     def __init__(self, spec: SourceSpec, *, fallback_fps: float) -> None:
         if spec.kind == "file" and not Path(str(spec.target)).is_file():
-            raise SourceError(f"no such video file: {spec.target}")
+            raise SourceError(f"no such file: {spec.target}")
         params = _STREAM_TIMEOUTS if spec.kind == "rtsp" and spec.backend == cv2.CAP_FFMPEG else []
         try:
             capture = cv2.VideoCapture(spec.target, spec.backend, params)
@@ -162,9 +181,11 @@ class VideoCaptureSource:
             raise SourceError(f"cannot open {spec.uri}: {exc}") from exc
         if not capture.isOpened():
             capture.release()
-            raise SourceError(f"cannot open {spec.uri}")
+            why = ": not a video or image OpenCV can decode" if spec.recorded else ""
+            raise SourceError(f"cannot open {spec.uri}{why}")
         self._capture = capture
         self._spec = spec
+        self._delivered = 0
         self.interval_s = (
             1.0 / _stated_fps(capture, fallback_fps, spec.uri) if spec.kind == "file" else None
         )
@@ -175,8 +196,13 @@ class VideoCaptureSource:
         except cv2.error as exc:
             raise SourceError(f"reading {self._spec.uri} failed: {exc}") from exc
         if ok and image is not None:
+            self._delivered += 1
             return image
         if self._spec.recorded:  # OpenCV reports the end of a file as a failed read
+            if not self._delivered:
+                raise SourceError(
+                    f"cannot decode {self._spec.uri}: no frame (not a video or image?)"
+                )
             return None
         raise SourceError(f"{self._spec.uri} delivered no frame (unplugged or stream dropped?)")
 
@@ -185,18 +211,26 @@ class VideoCaptureSource:
 
 
 class ImageFolderSource:
-    """The images of one folder (not its subfolders) in name order; unreadable ones skipped."""
+    """The images of one folder (not its subfolders) in name order; undecodable ones are
+    skipped, said once (each is added to ``unreadable``), and a folder with none that
+    decodes is an error."""
 
-    def __init__(self, folder: Path, *, fps: float) -> None:
+    def __init__(self, folder: Path, *, fps: float, unreadable: set[Path] | None = None) -> None:
+        self._unreadable = unreadable if unreadable is not None else set()
         try:
-            self._paths = sorted(
+            listed = [
                 p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            ]
         except OSError as exc:
             raise SourceError(f"cannot list {folder}: {exc.strerror or exc}") from exc
-        if not self._paths:
+        if not listed:
             raise SourceError(f"no images in {folder}")
+        self._paths = sorted(p for p in listed if p not in self._unreadable)
+        if not self._paths:
+            raise SourceError(f"none of the images in {folder} can be decoded")
+        self._folder = folder
         self._next = 0
+        self._delivered = 0
         self.interval_s: float | None = 1.0 / fps
 
     def read(self) -> np.ndarray | None:
@@ -204,9 +238,15 @@ class ImageFolderSource:
             path = self._paths[self._next]
             self._next += 1
             try:
-                return decode_image(path)
+                image = decode_image(path)
             except ImageDecodeError as exc:
+                self._unreadable.add(path)
                 logger.warning("skipping %s", exc)
+                continue
+            self._delivered += 1
+            return image
+        if not self._delivered:
+            raise SourceError(f"none of the images in {self._folder} can be decoded")
         return None
 
     def close(self) -> None:
@@ -214,8 +254,7 @@ class ImageFolderSource:
 
 
 def _local_source(uri: str, path: Path) -> SourceSpec:
-    # A path that does not exist yet is taken as a video file: the capture keeps
-    # trying to open it, as it would a camera that is not plugged in yet.
+    # A path that does not exist is taken as a video file, which then fails to open.
     return SourceSpec("folder" if path.is_dir() else "file", uri, str(path))
 
 

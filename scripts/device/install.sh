@@ -5,6 +5,9 @@
 #   sudo ./install.sh --device-id shelf-3 --broker mqtts://broker.example:8883 \
 #        --username shelf-3 --password-file /root/shelf-3.secret --source csi://0
 #
+# --broker is required: the device must be told where the broker is (--broker 127.0.0.1
+# when it really runs on this machine).
+#
 # On a Jetson (/etc/nv_tegra_release) it installs onnxruntime-gpu built for its JetPack
 # from the Jetson AI Lab index (JetPack 6.0: jp6/cu122, 6.1+: jp6/cu126), or the wheel
 # given with --ort-wheel (JetPack 5: download one from the Jetson Zoo first); elsewhere
@@ -14,7 +17,7 @@ set -euo pipefail
 BUNDLE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PREFIX=/opt/edgelens
 DEVICE_ID="$(hostname -s 2>/dev/null || echo edgelens-device)"
-BROKER=mqtt://127.0.0.1:1883
+BROKER=""
 USERNAME=""
 PASSWORD=""
 SOURCE=0
@@ -27,13 +30,14 @@ DETECT_ONLY=0
 TEGRA_RELEASE="${EDGELENS_TEGRA_RELEASE:-/etc/nv_tegra_release}"
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   cat <<USAGE
 
 options:
   --prefix DIR          install here (default /opt/edgelens)
   --device-id ID        names the device's MQTT topics (default: host name)
-  --broker URL          mqtt://host:1883 or mqtts://host:8883
+  --broker URL          required: mqtts://host:8883, mqtt://host:1883, or a bare host
+                        (plain MQTT on 1883), e.g. 127.0.0.1 for a broker on this machine
   --username NAME       MQTT user (see \`edgelens device enroll\` on the broker host)
   --password-file FILE  the MQTT password, read from FILE (- reads standard input);
                         never on the command line, where other users see it
@@ -51,6 +55,10 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
 
 while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --prefix|--device-id|--broker|--username|--password-file|--source|--python|--ort-wheel|--ort-index|--service-user)
+      [[ $# -ge 2 ]] || die "$1 needs a value (see --help)" ;;
+  esac
   case "$1" in
     --prefix) PREFIX="$2"; shift 2 ;;
     --device-id) DEVICE_ID="$2"; shift 2 ;;
@@ -102,13 +110,47 @@ if [[ "$DETECT_ONLY" == 1 ]]; then
   echo "onnxruntime: $ORT_CHOICE"
   exit 0
 fi
+[[ -n "$BROKER" ]] || die "no broker address: pass --broker mqtts://HOST:8883 (the machine that runs mosquitto), or --broker 127.0.0.1 if it runs on this device"
 say "platform: $PLATFORM; onnxruntime: $ORT_CHOICE"
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
   || die "$PYTHON is older than 3.10; pass --python python3.10 (or newer)"
 
+# The broker URL the config gets (with the MQTT account) and, without the password, the
+# one shown; checked here, before anything is installed.
+BROKER_URLS="$(MQTT_PASSWORD="$PASSWORD" "$PYTHON" - "$BROKER" "$USERNAME" <<'PY'
+import os
+import sys
+from urllib.parse import quote, urlsplit
+
+url, user = sys.argv[1:]
+password = os.environ["MQTT_PASSWORD"]  # not an argument: other users can read those
+if "://" not in url:
+    url = "mqtt://" + url  # a bare host (or host:port): plain MQTT
+parts = urlsplit(url)
+try:
+    port = parts.port  # a ValueError for a port that is no number
+    valid = parts.scheme in ("mqtt", "mqtts") and bool(parts.hostname)
+except ValueError:
+    valid = False
+if not valid:
+    sys.exit(
+        f"install.sh: --broker must look like mqtts://host:8883, mqtt://host:1883 or a host, "
+        f"got {sys.argv[1]!r}"
+    )
+host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+auth = ""
+if user:
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "") + "@"
+print(f"{parts.scheme}://{auth}{host}{f':{port}' if port else ''}")
+print(f"{parts.scheme}://{host}:{port or (8883 if parts.scheme == 'mqtts' else 1883)}")
+PY
+)"
+MQTT_URL="${BROKER_URLS%%$'\n'*}"
+say "broker: ${BROKER_URLS#*$'\n'}"
+
 # -- venv and packages ------------------------------------------------------------------
-WHEEL="$(ls "$BUNDLE"/wheels/edgelens_device-*.whl 2>/dev/null | head -n1)"
+WHEEL="$(ls "$BUNDLE"/wheels/edgelens_device-*.whl 2>/dev/null | head -n1 || true)"
 [[ -n "$WHEEL" ]] || die "no edgelens_device wheel in $BUNDLE/wheels"
 mkdir -p "$PREFIX"/{etc,data,models}
 
@@ -137,23 +179,6 @@ say "installing $(basename "$WHEEL")$EXTRAS"
 # -- model and config -------------------------------------------------------------------
 cp "$BUNDLE"/models/* "$PREFIX/models/"
 PRECISION="$("$PREFIX/venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["precision"])' "$BUNDLE/bundle.json")"
-MQTT_URL="$(MQTT_PASSWORD="$PASSWORD" "$PREFIX/venv/bin/python" - "$BROKER" "$USERNAME" <<'PY'
-import os
-import sys
-from urllib.parse import quote, urlsplit
-
-url, user = sys.argv[1:]
-password = os.environ["MQTT_PASSWORD"]  # not an argument: other users can read those
-parts = urlsplit(url)
-if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-    sys.exit(f"--broker must look like mqtt://host:1883 or mqtts://host:8883, got {url!r}")
-auth = ""
-if user:
-    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "") + "@"
-port = f":{parts.port}" if parts.port else ""
-print(f"{parts.scheme}://{auth}{parts.hostname}{port}")
-PY
-)"
 CONFIG="$PREFIX/etc/device.toml"
 [[ -f "$CONFIG" ]] && cp "$CONFIG" "$CONFIG.bak" && say "previous config kept as $CONFIG.bak"
 (

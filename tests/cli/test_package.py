@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import time
@@ -136,6 +137,62 @@ def test_install_refuses_jetpack_5_without_a_wheel(bundle: Path, tmp_path: Path)
         check=True,
     )
     assert "onnxruntime: wheel /wheels/ort.whl" in given.stdout
+
+
+def _install(script: Path, *args: str, password: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(script), "--no-service", *args],
+        input=password,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EDGELENS_")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("broker", "message"),
+    [
+        ([], "no broker address: pass --broker"),
+        (["--broker", ""], "no broker address: pass --broker"),
+        (["--broker"], "--broker needs a value"),
+        (["--broker", "http://broker.example"], "--broker must look like mqtts://host:8883"),
+        (["--broker", "broker.example:mqtt"], "--broker must look like mqtts://host:8883"),
+    ],
+    ids=["absent", "empty", "no-value", "http", "bad-port"],
+)
+def test_install_refuses_without_a_broker_address_before_installing(
+    bundle: Path, tmp_path: Path, broker, message
+):
+    """No silent 127.0.0.1: a device told nothing would look for a broker on itself."""
+    prefix = tmp_path / "opt"
+    refused = _install(bundle / "install.sh", "--prefix", str(prefix), *broker)
+    assert refused.returncode == 1
+    assert message in refused.stderr
+    assert not prefix.exists(), "nothing installed"
+
+
+@pytest.mark.parametrize(
+    ("broker", "shown"),
+    [
+        ("127.0.0.1", "mqtt://127.0.0.1:1883"),
+        ("10.0.0.7:1884", "mqtt://10.0.0.7:1884"),
+        ("mqtts://broker.example", "mqtts://broker.example:8883"),
+    ],
+)
+def test_install_takes_a_broker_address_given_on_purpose(
+    bundle: Path, tmp_path: Path, broker, shown
+):
+    """A bare address is plain MQTT; the broker is said without the password. (The script
+    alone, without the bundle's wheel, stops right after: nothing is installed.)"""
+    script = tmp_path / "install.sh"
+    shutil.copy2(bundle / "install.sh", script)
+    prefix = tmp_path / "opt"
+    args = ["--prefix", str(prefix), "--broker", broker, "--username", "cam", "--password-file"]
+    run = _install(script, *args, "-", password="pa55word\n")
+    assert f"==> broker: {shown}\n" in run.stdout
+    assert "pa55word" not in run.stdout + run.stderr
+    assert run.returncode == 1 and "no edgelens_device wheel" in run.stderr
+    assert not prefix.exists()
 
 
 def test_installed_bundle_has_no_server_parts_and_a_private_config(installed: Path):

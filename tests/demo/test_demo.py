@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import httpx
 
-from edgelens.demo.runner import run_demo
+from edgelens.demo.runner import DemoReady, run_demo
 
 
-def test_demo_runs_the_whole_path_and_stops_cleanly(settings):
-    settings = settings.model_copy(update={"web": settings.web.model_copy(update={"port": 0})})
+def test_demo_runs_the_whole_path_and_stops_cleanly(settings, demo_data_dir):
+    settings = settings.model_copy(
+        update={"data_dir": demo_data_dir, "web": settings.web.model_copy(update={"port": 0})}
+    )
     stop = threading.Event()
-    urls: list[str] = []
+    ready: list[DemoReady] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            run_demo(settings, stop=stop, on_ready=urls.append)
+            run_demo(settings, stop=stop, on_ready=ready.append)
         except BaseException as exc:  # surfaced by the assertions below
             errors.append(exc)
 
@@ -26,13 +29,14 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(settings):
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while not urls and not errors and time.monotonic() < deadline:
+        while not ready and not errors and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not errors and urls, errors
+        assert not errors and ready, errors
+        url = ready[0].url
         client = httpx.Client(trust_env=False, timeout=10)  # loopback, never a proxy
-        page = client.get(urls[0]).text
+        page = client.get(url).text
         assert "demo-cam" in page
-        base = urls[0].rsplit("/devices/", 1)[0]
+        base = url.rsplit("/devices/", 1)[0]
         records = []
         while len(records) < 5 and time.monotonic() < deadline:
             records = client.get(f"{base}/api/devices/demo-cam/matches?limit=5").json()
@@ -42,7 +46,43 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(settings):
         assert all(
             r["matches"] and r["model_id"].startswith("efficientnet-lite0-") for r in records
         )
+        # The sign-in the banner shows works.
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"{base}/login").text)
+        signed_in = client.post(
+            f"{base}/login",
+            data={
+                "csrf_token": token.group(1),
+                "username": ready[0].username,
+                "password": ready[0].password,
+            },
+        )
+        assert signed_in.status_code == 303
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive() and not errors
+    assert len(ready) == 1
+    # The demo's catalog is its own: the one `edgelens catalog add` fills is untouched.
+    assert (demo_data_dir / "demo" / "catalog.sqlite3").is_file()
+    assert not (demo_data_dir / "catalog.sqlite3").exists()
+    assert not (demo_data_dir / "images").exists()
+
+
+def test_demo_with_a_camera_that_gives_no_frame_still_starts_and_says_so(
+    settings, demo_data_dir, monkeypatch
+):
+    monkeypatch.setattr("edgelens.demo.runner.FIRST_FRAME_WAIT_S", 0.5)
+    settings = settings.model_copy(
+        update={"data_dir": demo_data_dir, "web": settings.web.model_copy(update={"port": 0})}
+    )
+    stop = threading.Event()
+    ready: list[DemoReady] = []
+
+    def ready_then_stop(shown: DemoReady) -> None:
+        ready.append(shown)
+        stop.set()
+
+    run_demo(  # nothing listens on port 1: the device retries, the demo runs
+        settings, stop=stop, source="rtsp://cam:s3cret@127.0.0.1:1/live", on_ready=ready_then_stop
+    )
+    assert [r.waiting_for for r in ready] == ["rtsp://cam:***@127.0.0.1:1/live"]

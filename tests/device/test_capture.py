@@ -133,3 +133,78 @@ def test_an_unexpected_error_is_kept_for_the_consumer():
     assert _drain(capture) == []
     capture.join(5)
     assert isinstance(capture.error, ValueError) and "HxWx3" in str(capture.error)
+
+
+def test_a_file_that_fails_is_not_retried():
+    """Without ``retry`` (files, folders) a failure ends the capture and is kept."""
+
+    def missing() -> CountingCamera:
+        raise SourceError("no such file: missing.mp4")
+
+    capture = FrameCapture(
+        missing,
+        LatestFrameMailbox(),
+        name="missing.mp4",
+        loop=True,
+        backoff=Backoff(initial_s=30, max_s=30),
+        retry=False,
+    )
+    capture.start()
+    assert _drain(capture) == []
+    capture.join(5)
+    assert isinstance(capture.error, SourceError) and "missing.mp4" in str(capture.error)
+    assert capture.failures == 0 and capture.source_error is None
+
+
+def test_a_camera_being_retried_says_so_until_a_frame_comes():
+    seen: list[str | None] = []  # what the capture said at each attempt to open
+
+    def open_camera() -> CountingCamera:
+        seen.append(capture.source_error)
+        if len(seen) <= 2:
+            raise SourceError("cannot open 0")
+        return CountingCamera(2, then_fail=False)
+
+    capture = FrameCapture(
+        open_camera,
+        LatestFrameMailbox(),
+        name="0",
+        loop=False,
+        backoff=Backoff(initial_s=0.01, max_s=0.01),
+    )
+    capture.start()
+    assert _drain(capture)[-1] == 1  # the newest frame (the first may have been replaced)
+    capture.join(5)
+    assert capture.captured == 2
+    assert seen == [None, "can't open 0: retrying", "can't open 0: retrying"]
+    assert capture.source_error is None and capture.failures == 2
+
+
+class OneImagePass(CountingCamera):
+    """A recorded one-image folder: one frame per pass, paced as fast as it goes."""
+
+    def __init__(self) -> None:
+        super().__init__(1, then_fail=False)
+        self.interval_s = 0.001
+
+
+def test_a_looping_one_image_source_logs_once_not_every_pass(caplog):
+    caplog.set_level(logging.INFO, logger="edgelens.device")
+    capture = FrameCapture(
+        OneImagePass,
+        LatestFrameMailbox(),
+        name="one-image",
+        loop=True,
+        backoff=Backoff(initial_s=0.1, max_s=0.1),
+        retry=False,
+    )
+    capture.start()
+    while capture.captured < 50:  # 50 passes
+        capture.mailbox.get(timeout=5)
+    capture.stop.set()
+    capture.join(5)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines == [
+        "one-image opened (looping)",
+        f"capture of one-image stopped after {capture.captured} frame(s)",
+    ]

@@ -27,11 +27,13 @@ from edgelens.device.frames import LatestFrameMailbox
 from edgelens.device.loop import DeviceLoop
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.sources import open_source, parse_source
+from edgelens.errors import SourceError
 from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer.focus import decode_focus_view, focus_crop
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic
+from edgelens.wire.status import DeviceStatus
 
 
 def _write_video(path: Path, *, frames: int, fps: float) -> Path:
@@ -47,12 +49,15 @@ def _write_video(path: Path, *, frames: int, fps: float) -> Path:
 
 
 def _capture(source: str, *, fps_cap: float = 30, backoff_s: float = 0.1) -> FrameCapture:
+    """A capture as the device loop makes it: files and folders are not retried."""
+    spec = parse_source(source)
     return FrameCapture(
-        lambda: open_source(parse_source(source), fps_cap=fps_cap),
+        lambda: open_source(spec, fps_cap=fps_cap),
         LatestFrameMailbox(),
         name=source,
         loop=False,
         backoff=Backoff(initial_s=backoff_s, max_s=4 * backoff_s),
+        retry=not spec.recorded,
     )
 
 
@@ -131,23 +136,72 @@ def test_folder_plays_at_the_fps_cap(tmp_path):
     assert seconds >= 0.3  # two 0.2 s gaps
 
 
-def test_video_that_appears_later_is_opened_after_backing_off(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="edgelens.device")
-    target = tmp_path / "late.avi"
-    capture = _capture(str(target), backoff_s=0.05)
+def _unplayable(tmp_path: Path, name: str) -> Path:
+    """``missing.mp4`` does not exist; any other name is a text file."""
+    path = tmp_path / name
+    if name != "missing.mp4":
+        path.write_text("hello, I am not an image\n")
+    return path
 
-    def appear() -> None:
-        _wait_until(lambda: capture.failures >= 2)
-        _write_video(tmp_path / "partial.avi", frames=5, fps=20).rename(target)
 
-    writer = threading.Thread(target=appear)
-    writer.start()
-    seqs, _ = _play(capture)
-    writer.join()
-    assert seqs == list(range(5))
-    assert capture.failures >= 2
-    assert "cannot open" in caplog.text and "no such video file" in caplog.text
-    assert f"{target} reopened after {capture.failures} failure(s)" in caplog.text
+UNPLAYABLE = [
+    ("missing.mp4", "no such file"),
+    ("notanimage.jpg", "cannot decode"),
+    ("broken.avi", "not a video or image"),
+]
+
+
+@pytest.mark.parametrize(("name", "message"), UNPLAYABLE)
+def test_a_file_that_gives_no_frame_fails_before_the_device_starts(
+    featurizer, tmp_path, name, message
+):
+    device = DeviceSettings(device_id="cam-x", source=str(_unplayable(tmp_path, name)), loop=True)
+    with pytest.raises(SourceError, match=message):
+        DeviceLoop(device=device, featurizer=featurizer, mqtt_url="mqtt://127.0.0.1:1")
+
+
+def test_a_file_that_vanishes_while_looping_ends_the_device_with_its_error(featurizer, tmp_path):
+    """A file is not retried as a camera is: gone at the start of a pass, it is an error."""
+    video = _write_video(tmp_path / "clip.avi", frames=3, fps=30)
+    device = DeviceSettings(device_id="vanish", source=str(video), loop=True, gating=False)
+    loop = DeviceLoop(
+        device=device, featurizer=featurizer, mqtt_url=f"mqtt://127.0.0.1:{free_port()}"
+    )
+    video.unlink()  # after the check, before the capture opens it
+    with pytest.raises(SourceError, match="no such file"):
+        loop.run()
+    assert loop.stats.source_failures == 0
+
+
+def test_a_stream_being_retried_says_so_in_its_status(featurizer, mosquitto_server, subscribe):
+    """A camera or stream that cannot be opened is retried, and the retained status
+    (still "online": the device is there) says so, without the stream's password."""
+    subscriber = subscribe("edgelens/door/#")
+    device = DeviceSettings(
+        device_id="door",
+        source="rtsp://viewer:s3cret@127.0.0.1:1/live",  # nothing listens on port 1
+        status_interval_s=0.05,
+        reconnect_initial_s=0.05,
+        reconnect_max_s=0.05,
+    )
+    loop = DeviceLoop(device=device, featurizer=featurizer, mqtt_url=mosquitto_server.url)
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+
+        def statuses() -> list[dict]:
+            return [json.loads(m.payload) for m in subscriber.messages if "status" in m.topic]
+
+        _wait_until(lambda: any("camera" in s for s in statuses()))
+    finally:
+        loop.stop.set()
+        runner.join(10)
+    status = next(s for s in statuses() if "camera" in s)
+    assert status["state"] == "online"
+    assert status["camera"] == "can't open rtsp://viewer:***@127.0.0.1:1/live: retrying"
+    DeviceStatus.model_validate(status)  # what the worker accepts
+    assert loop.stats.source_failures >= 1 and loop.stats.captured == 0
+    _wait_until(lambda: subscriber.states("door")[-1:] == ["offline"])
 
 
 def test_device_loop_publishes_one_message_per_frame_and_its_status(
@@ -351,6 +405,16 @@ def test_cli_device_run_on_a_video_exits_0(settings, mosquitto_server, monkeypat
     assert result.exit_code == 0, result.output
     assert "device cli-cam: captured 6, published" in result.output
     assert "featurize" in result.output and "gated" in result.output
+
+
+@pytest.mark.parametrize(("name", "message"), UNPLAYABLE)
+def test_cli_device_run_on_a_file_it_cannot_play_exits_1(settings, tmp_path, name, message):
+    path = _unplayable(tmp_path, name)
+    result = CliRunner().invoke(cli_app, ["device", "run", "--source", str(path), "--loop"])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())  # the error line wraps at the console's width
+    assert "error:" in said and message in said
+    assert "Traceback" not in said
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 from edgelens.device.sources import (
     ImageFolderSource,
     VideoCaptureSource,
+    check_source,
     open_source,
     parse_source,
 )
@@ -76,8 +77,38 @@ def test_parse_refuses_what_it_cannot_open(uri, message):
 
 
 def test_missing_video_file_is_a_source_error(tmp_path):
-    with pytest.raises(SourceError, match="no such video file"):
+    with pytest.raises(SourceError, match="no such file"):
         VideoCaptureSource(parse_source(str(tmp_path / "late.avi")), fallback_fps=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.mp4", None, "no such file"),
+        ("notanimage.jpg", b"hello, not a JPEG\n", "cannot decode"),
+        ("notavideo.mp4", b"not an MP4 either", "not a video or image"),
+    ],
+)
+def test_file_that_gives_no_frame_fails_the_check(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SourceError, match=message):
+        check_source(parse_source(str(path)), fps_cap=10)
+
+
+def test_one_image_file_is_one_frame(tmp_path):
+    path = tmp_path / "rocket.jpg"
+    cv2.imwrite(str(path), load_photo("rocket"))
+    check_source(parse_source(str(path)), fps_cap=10)
+    source = open_source(parse_source(str(path)), fps_cap=10)
+    assert source.read().shape == load_photo("rocket").shape
+    assert source.read() is None  # ended, after its one frame: not an error
+
+
+def test_check_does_not_open_cameras_or_streams():
+    for uri in ("rtsp://127.0.0.1:1/nothing", "v4l2:///dev/video99"):
+        check_source(parse_source(uri, gstreamer=False), fps_cap=10)  # retried later, not here
 
 
 def test_unreachable_stream_is_a_source_error():
@@ -99,6 +130,24 @@ def test_folder_reads_images_in_name_order_and_skips_broken_ones(tmp_path, caplo
     assert first.shape == coffee.shape and second.shape == rocket.shape
     assert source.read() is None
     assert "c.png" in caplog.text
+
+
+def test_folder_says_each_broken_image_once_across_passes(tmp_path, caplog):
+    cv2.imwrite(str(tmp_path / "a.png"), load_photo("coffee"))
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    unreadable: set = set()
+    for _ in range(3):  # three passes of a looping folder
+        source = open_source(parse_source(str(tmp_path)), fps_cap=10, unreadable=unreadable)
+        assert source.read() is not None and source.read() is None
+    assert unreadable == {tmp_path / "b.png"}
+    assert caplog.text.count("b.png") == 1
+
+
+def test_folder_of_broken_images_is_a_source_error(tmp_path):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.raises(SourceError, match="none of the images"):
+        check_source(parse_source(str(tmp_path)), fps_cap=10)
 
 
 def test_empty_folder_is_a_source_error(tmp_path):

@@ -1,0 +1,113 @@
+"""``edgelens demo`` as a terminal runs it: one banner after the start-up logs, no library
+noise, a clean stop on Ctrl-C, and its dashboard flags."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from edgelens.cli.context import configure_logging
+from edgelens.cli.main import app as cli_app
+from edgelens.demo.runner import browse_host, lan_address
+from edgelens.demo.servers import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_shows_one_banner_after_its_logs_and_stops_cleanly_on_ctrl_c(
+    demo_data_dir, models_dir
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGELENS_")}
+    env.update(
+        EDGELENS_DATA_DIR=str(demo_data_dir),
+        EDGELENS_MODELS_DIR=str(models_dir),
+        EDGELENS_FEATURIZER__PROVIDERS='["cpu"]',
+        EDGELENS_WORKER__METRICS_PORT="0",
+    )
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "edgelens", "demo", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, in the order a terminal shows it
+        text=True,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("  stop:") for line in lines):
+            assert demo.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
+        code = demo.wait(timeout=60)
+        reader.join(10)
+    output = "".join(lines)
+    assert code == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    assert "faiss" not in output, "library noise at start"
+    assert lines[-1] == "demo stopped\n"
+
+    banner_at = next(i for i, line in enumerate(lines) if "edgelens demo is running" in line)
+    assert output.count("edgelens demo is running") == 1
+    banner = lines[banner_at : banner_at + 4]
+    assert banner[1].split() == ["dashboard:", f"http://127.0.0.1:{port}/devices/demo-cam"]
+    username, slash, password, *_ = banner[2].split()[2:]
+    assert (username, slash) == ("demo", "/") and len(password) >= 12
+    assert banner[3].split() == ["stop:", "Ctrl-C"]
+    # The banner ends start-up: the device is up before it, and the password is in it only.
+    started = [i for i, line in enumerate(lines) if "demo/camera.avi opened (looping)" in line]
+    assert started and started[0] < banner_at
+    assert [line for line in lines if password in line] == [banner[2]]
+
+    # Ctrl-C stops the parts in order: the device goes offline before the broker stops.
+    stopping = output.split("SIGINT received; stopping", 1)[1]
+    assert stopping.index("device demo-cam offline") < stopping.index("mosquitto on port")
+    assert "lost the broker" not in stopping and " ERROR " not in stopping
+
+
+def test_demo_port_taken_is_an_error_before_anything_starts(settings):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["demo", "--port", str(port)])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert f"error: port {port} on 127.0.0.1 is taken" in said
+    assert not (settings.data_dir / "demo").exists(), "no server was started"
+
+
+def test_cli_logging_keeps_faiss_loader_lines_for_debug():
+    faiss = logging.getLogger("faiss.loader")
+    try:
+        configure_logging("INFO")
+        assert not faiss.isEnabledFor(logging.INFO)
+        assert faiss.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("edgelens.demo").isEnabledFor(logging.INFO)
+        configure_logging("DEBUG")
+        assert faiss.isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger("faiss").setLevel(logging.NOTSET)
+
+
+def test_banner_addresses_for_this_machine_and_the_network():
+    assert browse_host("0.0.0.0") == browse_host("") == browse_host("::") == "127.0.0.1"
+    assert browse_host("::1") == "[::1]" and browse_host("shop.lan") == "shop.lan"
+    address = lan_address()  # None on a machine without a network
+    assert address is None or not ipaddress.ip_address(address).is_loopback
