@@ -129,6 +129,7 @@ class CatalogStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._counted = (-1, 0)  # (catalog version, items then)
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -199,59 +200,75 @@ class CatalogStore:
         before: str = "",
         limit: int,
     ) -> list[CatalogItem]:
-        """A page of items by id: the ``limit`` after ``after`` (or, given ``before``, the
-        ``limit`` before it, still in id order), of those whose id starts with ``text`` or
-        whose name has words starting with its words, and of that availability. One more
-        than ``limit`` when there are more that way (a keyset page: as fast at the millionth
-        item as at the first)."""
-        where, params = ["1"], []
+        """A page of items: the ``limit`` after item ``after`` (or, given ``before``, the
+        ``limit`` before it, still in page order), of that availability; one more than
+        ``limit`` when there are more that way. A keyset page, as fast at the millionth item
+        as at the first. Without ``text``, or with the start of some items' ids, by id;
+        otherwise the items whose name has words starting with each of its words, in the
+        order they were added (the order the name index keeps)."""
+        if text and not self._ids_start_with(text):
+            return self._named(text, available, after, before, limit)
+        where, params = [], []
         if available is not None:
             where.append("available = ?")
             params.append(int(available))
         if text:
-            matched = self._name_matches(text)
-            id_prefix = "(item_id >= ? AND item_id < ?)"
-            if matched is None:  # too many to list: let the id order find them
-                where.append(
-                    f"(rowid IN (SELECT rowid FROM items_search WHERE items_search "
-                    f"MATCH ?) OR {id_prefix})"
-                )
-                params += [_match_expression(text), text, text + "\uffff"]
-            else:
-                marks = ",".join("?" * len(matched)) or "NULL"
-                where.append(f"(rowid IN ({marks}) OR {id_prefix})")
-                params += [*matched, text, text + "\uffff"]
-        if before:
-            where.append("item_id < ?")
-            params.append(before)
-            order = "DESC"
-        else:
-            where.append("item_id > ?")
-            params.append(after)
-            order = "ASC"
+            where.append("item_id >= ? AND item_id < ?")
+            params += [text, text + "\uffff"]
+        where.append("item_id < ?" if before else "item_id > ?")
+        params.append(before or after)
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {_ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} "
-                f"ORDER BY item_id {order} LIMIT ?",
+                f"ORDER BY item_id {'DESC' if before else 'ASC'} LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
         items = [_item(row) for row in rows]
         return items[::-1] if before else items
 
-    def _name_matches(self, text: str, most: int = 5_000) -> list[int] | None:
-        """Rowids of the items whose name matches ``text``; None when more than ``most``
-        (then scanning in id order meets them soon, and listing them costs more)."""
+    def _ids_start_with(self, text: str) -> bool:
         with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM items WHERE item_id >= ? AND item_id < ? LIMIT 1",
+                (text, text + "\uffff"),
+            ).fetchone()
+        return row is not None
+
+    def _named(
+        self, text: str, available: bool | None, after: str, before: str, limit: int
+    ) -> list[CatalogItem]:
+        """A page of the name search, walking the name index in its own (rowid) order, so
+        a word in half the names costs what a rare one does."""
+        columns = ", ".join("i." + c for c in _ITEM_COLUMNS.split(", "))
+        where, params = ["items_search MATCH ?"], [_match_expression(text)]
+        if available is not None:
+            where.append("i.available = ?")
+            params.append(int(available))
+        with self._lock:
+            cursor = self._conn.execute(
+                "SELECT rowid FROM items WHERE item_id = ?", (before or after,)
+            ).fetchone()
+            if cursor is not None:
+                where.append(f"items_search.rowid {'<' if before else '>'} ?")
+                params.append(cursor[0])
             rows = self._conn.execute(
-                "SELECT rowid FROM items_search WHERE items_search MATCH ? LIMIT ?",
-                (_match_expression(text), most + 1),
+                f"SELECT {columns} FROM items_search JOIN items i "
+                f"ON i.rowid = items_search.rowid WHERE {' AND '.join(where)} "
+                f"ORDER BY items_search.rowid {'DESC' if before else 'ASC'} LIMIT ?",
+                (*params, limit + 1),
             ).fetchall()
-        return None if len(rows) > most else [rowid for (rowid,) in rows]
+        items = [_item(row) for row in rows]
+        return items[::-1] if before else items
 
     def __len__(self) -> int:
+        """How many items; counted again only after a change (a count of a million rows
+        is a scan)."""
         with self._lock:
-            (count,) = self._conn.execute("SELECT COUNT(*) FROM items").fetchone()
-        return int(count)
+            version = self.version
+            if self._counted[0] != version:
+                (count,) = self._conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                self._counted = (version, int(count))
+            return self._counted[1]
 
     @staticmethod
     def upsert(conn: sqlite3.Connection, item: CatalogItem) -> bool:
