@@ -112,9 +112,6 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         title="edgelens dashboard",
         version=__version__,
         lifespan=lifespan,
-        # Refuses a huge upload before it is spooled; the file's own limit is checked
-        # exactly while it is staged (services.catalog).
-        max_body_size=settings.web.max_upload_bytes + _FORM_OVERHEAD_BYTES,
         dependencies=[Depends(guard)],  # sign-in and CSRF, for every route
         # FastAPI's own schema and docs routes are outside the guard and load the docs
         # page's scripts from a CDN: routes.pages serves both, guarded, from this site.
@@ -127,6 +124,13 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         per_account=settings.web.login_failures_per_account,
         per_address=settings.web.login_failures_per_address,
         window_s=settings.web.login_window_s,
+    )
+    # Refuses a huge upload before it is spooled, with a page a browser shows; the file's
+    # own limit is checked exactly while it is staged (services.catalog).
+    app.add_middleware(
+        errors.BodyLimitMiddleware,
+        max_bytes=settings.web.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+        router=app.router,
     )
     app.add_middleware(
         SessionMiddleware,

@@ -17,6 +17,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgelens.errors import (
     CsrfError,
@@ -146,3 +148,66 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.error("%s %s → 500", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, "The error is logged; please try again.")
+
+
+class _TooLarge(Exception):
+    """The request body passed the limit while it was being read."""
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body past ``max_bytes`` with a 413 the asker can read: a page in the
+    app's look for a browser, JSON otherwise (FastAPI's own limit answers plain text, from
+    outside every handler). Pure ASGI, inside the session so the page knows who is signed
+    in; a body announced too large is refused before a byte of it is read."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, router: Router) -> None:
+        self.app = app
+        self._max = max_bytes
+        self._router = router  # the page's links are made before routing has set it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        announced = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if announced.isdigit() and int(announced) > self._max:
+            await self._refuse(scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max:
+                    raise _TooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except Exception as exc:
+            if started or not _caused_by_size(exc):
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("router", self._router)
+        request = Request(scope, receive)
+        logger.warning("%s %s → 413: body past %d bytes", request.method, scope["path"], self._max)
+        detail = f"the request is larger than {self._max} bytes"
+        await error_response(request, 413, detail)(scope, receive, send)
+
+
+def _caused_by_size(exc: BaseException) -> bool:
+    if isinstance(exc, _TooLarge):
+        return True
+    grouped = getattr(exc, "exceptions", None)  # an exception group (Python 3.11+, anyio)
+    if isinstance(grouped, tuple):
+        return any(_caused_by_size(inner) for inner in grouped)
+    return _caused_by_size(exc.__cause__) if exc.__cause__ is not None else False

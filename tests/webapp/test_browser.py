@@ -459,3 +459,29 @@ def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
         device.loop_stop()
         worker.stop()
         store.close()
+
+
+def test_errors_are_pages_of_the_app(browser, live_url, tmp_path):
+    """A mistyped address and an upload past the limit: both a page in the app's look,
+    with its navigation, not a bare "Not Found" or "Content Too Large"."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{live_url}/nope")
+    assert browser.find_element(By.CSS_SELECTOR, "#error-page h1").text == "Not found"
+    assert browser.find_element(By.CSS_SELECTOR, "header.topbar")
+
+    browser.get(f"{live_url}/login?next=/catalog")
+    login = browser.find_element(By.ID, "login-form")
+    login.find_element(By.NAME, "username").send_keys(ADMIN)
+    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + b"\0" * (4 * 1024 * 1024))
+    browser.find_element(By.CSS_SELECTOR, ".upload-box summary").click()
+    form = browser.find_element(By.ID, "upload-form")
+    form.find_element(By.NAME, "image").send_keys(str(huge))
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "error-page"))
+    assert browser.find_element(By.CSS_SELECTOR, "#error-page h1").text == "That file is too large"
+    assert _attribute(browser, "#error-page", "data-status") == "413"

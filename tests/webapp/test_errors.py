@@ -31,3 +31,12 @@ def test_the_api_and_other_clients_keep_json(anonymous):
     assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
     invalid = anonymous.get("/api/devices/bad%20id!/matches")
     assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"][-1] == "device_id"
+
+
+def test_an_upload_past_the_body_limit_is_a_page_for_a_browser(http):
+    huge = b"\0" * (4 * 1024 * 1024 * 4)
+    answer = http.post(
+        "/catalog/items", files={"image": ("huge.png", huge, "image/png")}, headers=HTML
+    )
+    assert answer.status_code == 413
+    assert "<h1>That file is too large</h1>" in answer.text, answer.text[:200]
