@@ -485,3 +485,53 @@ def test_errors_are_pages_of_the_app(browser, live_url, tmp_path):
     _wait(browser, lambda d: d.find_elements(By.ID, "error-page"))
     assert browser.find_element(By.CSS_SELECTOR, "#error-page h1").text == "That file is too large"
     assert _attribute(browser, "#error-page", "data-status") == "413"
+
+
+def test_the_catalog_is_searched_and_paged_and_a_refused_upload_keeps_what_was_typed(
+    browser, live_url, web_settings, tmp_path
+):
+    from selenium.webdriver.common.by import By
+
+    from edgelens.catalog.models import CatalogItem
+
+    store = CatalogStore(web_settings.catalog_db)
+    with store.transaction() as conn:
+        for n in range(60):
+            sha = f"{n:064x}"
+            name = f"{('Oat drink', 'Green tea')[n % 2]} {n}"
+            store.upsert(conn, CatalogItem(f"sku-{n:03d}", name, 1.0, "EUR", True, sha, sha))
+    store.close()
+    browser.get(f"{live_url}/catalog")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 48
+    browser.find_element(By.ID, "next-page").click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 12)
+    browser.find_element(By.ID, "previous-page").click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 48)
+    search = browser.find_element(By.ID, "search-form")
+    search.find_element(By.NAME, "q").send_keys("green te")
+    search.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 30)
+    assert all(
+        "Green tea" in i.text for i in browser.find_elements(By.CSS_SELECTOR, "#catalog .item")
+    )
+
+    browser.get(f"{live_url}/login?next=/catalog")
+    login = browser.find_element(By.ID, "login-form")
+    login.find_element(By.NAME, "username").send_keys(ADMIN)
+    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png" * 50)
+    browser.find_element(By.CSS_SELECTOR, ".upload-box summary").click()
+    form = browser.find_element(By.ID, "upload-form")
+    form.find_element(By.NAME, "image").send_keys(str(broken))
+    form.find_element(By.NAME, "item_id").send_keys("oat-new")
+    form.find_element(By.NAME, "name").send_keys("Oat drink barista")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "error"))
+    assert "broken.png" in browser.find_element(By.ID, "error").text
+    form = browser.find_element(By.ID, "upload-form")
+    assert form.is_displayed(), "the form comes back open"
+    assert form.find_element(By.NAME, "item_id").get_attribute("value") == "oat-new"
+    assert form.find_element(By.NAME, "name").get_attribute("value") == "Oat drink barista"
