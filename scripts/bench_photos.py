@@ -16,7 +16,6 @@ edgelens.evaluation.runner), the product as its settings describe it (FP32):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 import tempfile
@@ -28,11 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import common_arguments, write_section
 
-from edgelens.catalog.isolate import item_region
-from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.clutter import clutter_view
-from edgelens.evaluation.corrections import answered_wrongly, correction_photos
+from edgelens.evaluation.corrections import added_photo, answered_wrongly, correction_photos
 from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     CatalogPhoto,
@@ -191,14 +188,8 @@ def _shop_photos(
         rng = np.random.default_rng(seed + n)
         image = clutter_view(photo.image_bgr, backgrounds, rng).image_bgr.astype(np.float32)
         image = np.clip(image * np.array([0.75, 0.85, 0.95], np.float32), 0, 255)  # BGR
-        shop.append(_added(photo.item, image.astype(np.uint8)))
+        shop.append(added_photo(photo.item, image.astype(np.uint8)))
     return shop
-
-
-def _added(item: CatalogItem, image: np.ndarray) -> CatalogPhoto:
-    """A photo added on the item's page: cropped to the item, as the web app does."""
-    image = item_region(image)
-    return CatalogPhoto(item, hashlib.sha256(image.tobytes()).hexdigest(), image)
 
 
 def _real_second_photos(
@@ -212,7 +203,7 @@ def _real_second_photos(
     for item_id, mine in by_item.items():
         if len(mine) < 2:
             continue
-        second.append(_added(items[item_id], mine[0].image_bgr))
+        second.append(added_photo(items[item_id], mine[0].image_bgr))
         rest += mine[1:]
     return second, rest
 
