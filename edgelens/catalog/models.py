@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 # Item ids go into URLs, form actions and file names: one pattern, matched whole (\Z: a
 # trailing newline is not allowed, as ``$`` would).
@@ -19,6 +21,8 @@ ITEM_ID_RULE = "letters, digits, '.', '_' or '-' (at most 128), from a letter or
 # the recipe's rows to the index, and stage two verifies the best of them.
 MAX_PHOTOS = 8
 
+_Held = TypeVar("_Held")
+
 
 class PhotoOrigin(StrEnum):
     """How a photo joined its item. An import (``catalog add``) replaces the photos earlier
@@ -27,6 +31,19 @@ class PhotoOrigin(StrEnum):
     IMPORT = "import"
     ADDED = "added"  # from the catalog page or the JSON API
     CORRECTION = "correction"  # a device's view, from a correction on the device page
+
+
+def indexed_photos(photos: Sequence[tuple[PhotoOrigin, _Held]]) -> list[_Held]:
+    """Of one item's photos (origin and whatever the caller holds of each, in order), what
+    of those that give rows to the vector index.
+
+    Corrections serve stage two only: a correction is one camera's view of one shelf, and
+    among the index's rows it drew other items' views to its item, where verification only
+    confirms its own item. An item with nothing but corrections keeps them all.
+    """
+    if all(origin is PhotoOrigin.CORRECTION for origin, _ in photos):
+        return [held for _, held in photos]
+    return [held for origin, held in photos if origin is not PhotoOrigin.CORRECTION]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, Correction, ItemPhoto, PhotoOrigin
+from edgelens.catalog.models import (
+    MAX_PHOTOS,
+    CatalogItem,
+    Correction,
+    ItemPhoto,
+    PhotoOrigin,
+    indexed_photos,
+)
 from edgelens.errors import CatalogError, ItemNotFoundError, LastPhotoError
 from edgelens.featurizer.local_features import LocalFeatures
 
@@ -510,14 +517,15 @@ class CatalogStore:
         self, model_id: str, recipe_id: str, item_ids: Sequence[str] | None = None
     ) -> tuple[list[CatalogItem], list[np.ndarray]]:
         """Items (all, or those of ``item_ids``) that have vectors of ``model_id`` and
-        ``recipe_id``, each with one matrix: the rows of its photos, first photo first.
+        ``recipe_id``, each with one matrix: the rows of its indexed photos
+        (:func:`indexed_photos`), first photo first.
 
         Items featurized only by other models are left out: they are not searchable
         with this model until re-indexed (a photo not yet featurized adds no rows).
         """
         columns = ", ".join("i." + c for c in _ITEM_COLUMNS.split(", "))
         query = (
-            f"SELECT {columns}, v.count, v.dim, v.data FROM items i "
+            f"SELECT {columns}, p.origin, v.count, v.dim, v.data FROM items i "
             "JOIN photos p ON p.item_id = i.item_id "
             "JOIN vectors v ON v.image_sha256 = p.image_sha256 "
             "WHERE v.model_id = ? AND v.recipe = ?"
@@ -529,14 +537,15 @@ class CatalogStore:
         with self._lock:
             rows = self._conn.execute(query + " ORDER BY i.item_id, p.rowid", params).fetchall()
         items: list[CatalogItem] = []
-        matrices: list[list[np.ndarray]] = []
+        photos: list[list[tuple[PhotoOrigin, np.ndarray]]] = []
         for row in rows:
             if not items or items[-1].item_id != row[0]:
                 items.append(_item(row[:7]))
-                matrices.append([])
-            count, dim, data = row[7:]
-            matrices[-1].append(np.frombuffer(data, dtype=np.float32).reshape(count, dim))
-        return items, [m[0] if len(m) == 1 else np.concatenate(m) for m in matrices]
+                photos.append([])
+            origin, count, dim, data = row[7:]
+            matrix = np.frombuffer(data, dtype=np.float32).reshape(count, dim)
+            photos[-1].append((PhotoOrigin(origin), matrix))
+        return items, [np.concatenate(indexed_photos(item_photos)) for item_photos in photos]
 
     def photo_vectors(
         self, model_id: str, recipe_id: str, hashes: Sequence[str]

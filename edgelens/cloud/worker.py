@@ -106,26 +106,29 @@ class _Outgoing:
 class _ConfirmBacklog:
     """Stage two's waiting jobs: one per device (a newer view supersedes the one waiting,
     whose frame is no longer on screen), at most ``capacity`` devices (the oldest job goes),
-    and none for a view the device already had confirmed."""
+    and none for a view the device already had confirmed against the same catalog (after a
+    change, such as a correction of that very view, the same view is confirmed again)."""
 
     def __init__(self, capacity: int = CONFIRM_BACKLOG) -> None:
         self._capacity = capacity
         self._ready = threading.Condition()
         self._jobs: OrderedDict[str, ConfirmJob] = OrderedDict()
-        self._views: OrderedDict[str, np.ndarray] = OrderedDict()  # last view per device
+        # last view per device, with the catalog change it was confirmed at
+        self._views: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
 
     def __len__(self) -> int:
         with self._ready:
             return len(self._jobs)
 
-    def offer(self, job: ConfirmJob) -> str:
-        """Queue ``job``; returns its outcome's counter name."""
+    def offer(self, job: ConfirmJob, *, catalog_seq: int) -> str:
+        """Queue ``job`` (the catalog at change ``catalog_seq``); returns its outcome's
+        counter name."""
         device_id, vector = job.message.device_id, job.message.embedding
         with self._ready:
-            last = self._views.get(device_id)
-            if last is not None and float(last @ vector) >= SAME_VIEW_COSINE:
+            last, seq = self._views.get(device_id, (None, catalog_seq))
+            if last is not None and seq == catalog_seq and float(last @ vector) >= SAME_VIEW_COSINE:
                 return "confirm_same_view"
-            self._views[device_id] = vector
+            self._views[device_id] = (vector, catalog_seq)
             self._views.move_to_end(device_id)
             if len(self._views) > VIEWS_REMEMBERED:
                 self._views.popitem(last=False)
@@ -477,7 +480,8 @@ class Worker:
                 continue
             job = self._answer_safely(inbound, self._pushes.put)
             if job is not None:
-                self.stats.add(self._confirms.offer(job))
+                catalog_seq = self._serving.follower.applied_seq
+                self.stats.add(self._confirms.offer(job, catalog_seq=catalog_seq))
         logger.info("match loop exits")
 
     def _confirm_loop(self) -> None:

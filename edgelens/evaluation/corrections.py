@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgelens.catalog.isolate import item_region
-from edgelens.catalog.models import MAX_PHOTOS, CatalogItem
+from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
 from edgelens.evaluation.runner import CatalogPhoto, Ranked, sent_queries
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.wire.records import Decision
@@ -51,14 +51,22 @@ def correction_photos(
         if sent.view is None or held[item_id] >= MAX_PHOTOS:
             continue
         held[item_id] += 1
-        added.append(added_photo(items[item_id], sent.view, isolate=isolate))
+        added.append(
+            added_photo(items[item_id], sent.view, origin=PhotoOrigin.CORRECTION, isolate=isolate)
+        )
     return added
 
 
-def added_photo(item: CatalogItem, image: np.ndarray, *, isolate: bool = True) -> CatalogPhoto:
+def added_photo(
+    item: CatalogItem,
+    image: np.ndarray,
+    *,
+    origin: PhotoOrigin,
+    isolate: bool = True,
+) -> CatalogPhoto:
     """``image`` as a photo added to ``item`` one by one (the item page, a correction):
     cropped to the item as the web app crops it (``isolate``), hashed from its pixels."""
     if isolate:
         image = item_region(image)
     sha256 = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-    return CatalogPhoto(item, sha256, image)
+    return CatalogPhoto(item, sha256, image, origin)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe, catalog_vectors
-from edgelens.catalog.models import CatalogItem, ItemSource
+from edgelens.catalog.models import CatalogItem, ItemSource, PhotoOrigin, indexed_photos
 from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
@@ -62,6 +62,7 @@ class CatalogPhoto:
     item: CatalogItem
     sha256: str
     image_bgr: np.ndarray
+    origin: PhotoOrigin = PhotoOrigin.IMPORT
 
 
 # Vectors alone, every item ranked, no decision: what a plain system (the baseline) does.
@@ -208,16 +209,17 @@ def catalog_index(
     matrices: Sequence[np.ndarray] | None = None,
 ) -> ExactIndex:
     """The catalog featurized as an import would, in an exact index: each item the rows of
-    all its photos (``matrices``, one per photo, when already made)."""
+    its indexed photos (:func:`indexed_photos`; ``matrices``, one per photo, when already
+    made)."""
     if matrices is None:
         matrices = photo_matrices(featurizer, photos, recipe)
-    rows: dict[str, list[np.ndarray]] = {}
+    rows: dict[str, list[tuple[PhotoOrigin, np.ndarray]]] = {}
     items: dict[str, CatalogItem] = {}
     for photo, matrix in zip(photos, matrices, strict=True):
         items.setdefault(photo.item.item_id, photo.item)
-        rows.setdefault(photo.item.item_id, []).append(matrix)
+        rows.setdefault(photo.item.item_id, []).append((photo.origin, matrix))
     index = ExactIndex(featurizer.model_id, featurizer.dim)
-    index.upsert(list(items.values()), [np.concatenate(rows[i]) for i in items])
+    index.upsert(list(items.values()), [np.concatenate(indexed_photos(rows[i])) for i in items])
     return index
 
 

@@ -106,6 +106,25 @@ def test_an_import_replaces_imported_photos_and_keeps_added_ones(
     }
 
 
+def test_corrections_give_no_index_rows_while_the_item_has_other_photos(
+    store, featurizer, tmp_path, photo_files
+):
+    """A correction serves stage two (its vectors stay cached for the keypoint cache); the
+    index holds the item's other photos, or the corrections when nothing else is left."""
+    _add(store, featurizer, tmp_path, "mug", photo_files["coffee"])
+    alone = store.vectors(featurizer.model_id, RECIPE)[1][0]
+    _add(store, featurizer, tmp_path, "mug", photo_files["chelsea"], origin=PhotoOrigin.CORRECTION)
+    np.testing.assert_array_equal(store.vectors(featurizer.model_id, RECIPE)[1][0], alone)
+    correction = store.photos("mug")[1]
+    assert store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
+
+    with store.transaction() as conn:
+        store.remove_photo(conn, "mug", store.photos("mug")[0].image_sha256)
+    (rows,) = store.vectors(featurizer.model_id, RECIPE)[1]
+    cached = store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
+    np.testing.assert_array_equal(rows, cached[correction.image_sha256])
+
+
 def test_an_item_holds_at_most_max_photos(store, featurizer, tmp_path, photo_files):
     base = load_photo("coffee")
     paths = []

@@ -208,9 +208,12 @@ def test_a_late_confirmation_is_stored_for_its_frame_behind_the_newer_one(
     assert rdb.llen(matches_key("cam-1")) == 2
 
 
-def test_the_same_view_is_confirmed_once(confirming_worker, publisher, rdb, featurizer):
+def test_the_same_view_is_confirmed_once_per_catalog(
+    confirming_worker, publisher, rdb, featurizer, live_settings
+):
     """A device that sends its view with every frame (the first version-3 devices): every
-    frame answered at once, the view confirmed once."""
+    frame answered at once, the view confirmed once; after a catalog change (a correction of
+    that view, say) the same view is confirmed again."""
     view = camera_views(load_photo("coffee"), 1, seed=4)[0]
     jpeg = focus_view_jpeg(view, MAX_JPEG_BYTES)
     for seq in range(1, 11):
@@ -221,6 +224,14 @@ def test_the_same_view_is_confirmed_once(confirming_worker, publisher, rdb, feat
     stats = confirming_worker.stats.snapshot()
     assert stats["matched"] == 10 and stats["confirmed"] == 1
     assert stats["confirm_same_view"] == 9
+
+    store = CatalogStore(live_settings.catalog_db)
+    store.remove(["clock"])
+    store.close()
+    wait_for(lambda: "clock" not in confirming_worker.index)
+    send_features(publisher, featurizer, view, seq=11, view_jpeg=jpeg)
+    wait_for(lambda: confirming_worker.stats.snapshot()["confirmed"] == 2)
+    assert confirming_worker.stats.snapshot()["confirm_same_view"] == 9
 
 
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):
