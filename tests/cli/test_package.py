@@ -4,6 +4,7 @@ then run there against a real mosquitto until a match reaches a real Redis."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -16,12 +17,13 @@ from pathlib import Path
 import cv2
 import pytest
 import redis
+from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
 from edgelens.cli.main import app as cli_app
 from edgelens.cloud.worker import Worker
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
 from edgelens.wire.names import matches_key
 from edgelens.wire.records import MatchRecord
 
@@ -87,8 +89,12 @@ def test_bundle_holds_the_device_part_only_and_checksums_match(bundle: Path):
     assert not [n for n in names if any(f"edgelens/{part}" in n for part in NOT_ON_DEVICE)]
     assert "edgelens/cli/cloud.py" not in names and "edgelens/cli/package.py" not in names
     assert not [n for n in names if n.startswith("edgelens/broker")]
-    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist")]
-    assert any("paho-mqtt" in line for line in requires)
+    requires = {
+        str(Requirement(line.removeprefix("Requires-Dist:")))
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    }
+    assert requires == _declared_for_the_device()
     assert not [line for line in requires if any(p in line for p in ("torch", "fastapi", "redis"))]
     assert not [line for line in requires if "onnxruntime" in line], "install.sh picks it"
 
@@ -96,6 +102,25 @@ def test_bundle_holds_the_device_part_only_and_checksums_match(bundle: Path):
         archived = {m.name for m in tar.getmembers() if m.isfile()}
     assert f"{bundle.name}/bundle.json" in archived
     assert {f"{bundle.name}/{relative}" for relative in meta["sha256"]} <= archived
+
+
+def _declared_for_the_device() -> set[str]:
+    """What edgelens's own metadata says a device needs, written as the device wheel must say
+    it: the base requirements and the [device] extra's, the [featurizer] extra's OpenCV as
+    the wheel's [opencv] extra and its onnxruntime left to install.sh."""
+    declared = [Requirement(line) for line in importlib.metadata.requires("edgelens") or []]
+
+    def extra(name: str) -> list[Requirement]:
+        return [r for r in declared if str(r.marker) == f'extra == "{name}"']
+
+    base = {str(r) for r in declared if r.marker is None or "extra" not in str(r.marker)}
+    device = {f"{r.name}{r.specifier}" for r in extra("device") if r.name != "edgelens"}
+    assert [r.extras for r in extra("device") if r.name == "edgelens"] == [{"featurizer"}]
+    featurizer = {r.name: r for r in extra("featurizer")}
+    assert set(featurizer) == {"opencv-python-headless", "onnxruntime"}
+    opencv = featurizer["opencv-python-headless"]
+    assert base and any(r.startswith("paho-mqtt") for r in device)
+    return base | device | {f'{opencv.name}{opencv.specifier}; extra == "opencv"'}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Installable bundles built from this install of edgelens (``edgelens package``)."""
