@@ -14,7 +14,7 @@ Both stages end in a decision (:class:`Decision`): "no match" when the evidence 
 thing in view is not in the catalog: its best item is not verified, and its cosine is low
 or does not stand out from the rest of the catalog (:func:`lead`). Both thresholds are
 calibrated on views of items and views of things that are not in the catalog, against two
-catalogs (scripts/bench_quality.py, docs/benchmarks.md).
+catalogs (``python -m benchmarks.quality``; docs/benchmarks.md, open set).
 """
 
 from __future__ import annotations

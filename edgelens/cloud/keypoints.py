@@ -23,8 +23,9 @@ from edgelens.search.verify import PhotoKeypoints
 
 logger = logging.getLogger(__name__)
 
-# Items held, decoded for matching (~0.8 MB each with their RootSIFT): about 400 MB, the
-# candidates of a few dozen views; the codes they come from are 16 KB each in the catalog.
+# Items held, decoded for matching (~0.8 MB a photo with its RootSIFT, from its 16 KB of
+# codes in the catalog): about 400 MB for items of one photo, the candidates of a few
+# dozen views.
 CAPACITY = 512
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgelens.cloud.answer import Answer, Answerer
-from edgelens.errors import EdgelensError, ImageDecodeError, WireFormatError
+from edgelens.errors import ImageDecodeError, RejectedMessage, WireFormatError
 from edgelens.featurizer.focus import decode_focus_view
 from edgelens.search.base import VectorIndex
 from edgelens.wire.features import FeatureMessage, decode
@@ -23,14 +23,6 @@ from edgelens.wire.names import device_of_topic
 from edgelens.wire.records import MatchRecord
 
 logger = logging.getLogger(__name__)
-
-
-class RejectedMessage(EdgelensError):
-    """A message the worker refuses; ``reason`` is a short counter label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)

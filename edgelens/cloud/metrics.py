@@ -1,9 +1,11 @@
-"""Prometheus metrics and a health answer for the worker, on a small HTTP server.
+"""The worker's counters, and its Prometheus metrics and health answer on a small HTTP server.
 
-``GET /metrics`` is the Prometheus text format; ``GET /healthz`` answers 200 with a JSON
-summary while the worker is subscribed to the broker and Redis takes its writes, and
-503 (same JSON) otherwise, so an orchestrator can restart or route around it. Each
-worker has its own registry, so several workers in one process (tests) never mix.
+Every stage counts what it does in one :class:`Counts` (messages by outcome, refusals by
+reason), which ``GET /metrics`` reports in the Prometheus text format beside timings and
+queue lengths. ``GET /healthz`` answers 200 with a JSON summary while the worker is
+subscribed to the broker and Redis takes its writes, and 503 (same JSON) otherwise, so
+an orchestrator can restart or route around it. Each worker has its own registry, so
+several workers in one process (tests) never mix.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +26,23 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SEARCH_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 END_TO_END_BUCKETS_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Counts:
+    """Thread-safe named counters: received, matched, rejected by reason, dropped, ..."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str, n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._counts[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 class _CountsCollector(Collector):

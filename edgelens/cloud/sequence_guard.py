@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from edgelens.cloud.matcher import RejectedMessage
+from edgelens.errors import RejectedMessage
 from edgelens.wire.features import FeatureMessage
 
 # How far ahead of this worker's clock a device's clock may run (NTP-less devices drift).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -18,7 +17,7 @@ from edgelens.wire.names import (
     view_key,
 )
 from edgelens.wire.records import MatchRecord, Stage, record_prefix
-from edgelens.wire.status import DeviceStatus
+from edgelens.wire.status import DeviceStatus, RecordedStatus
 
 # A confirmed record replaces its frame's first record where it stands in the list (newest
 # first, so the newest entry of that device and seq), and is announced; -1 when the first
@@ -95,9 +94,10 @@ class RedisSink:
         seen_at = time.time()
         pipe = self._redis.pipeline(transaction=False)
         for device_id, status in statuses:
-            payload = json.dumps(
-                {**status.model_dump(exclude_none=True), "device_id": device_id, "seen_at": seen_at}
+            recorded = RecordedStatus(
+                **status.model_dump(exclude_none=True), device_id=device_id, seen_at=seen_at
             )
+            payload = recorded.model_dump_json(exclude_none=True)
             pipe.hset(DEVICES_KEY, device_id, payload)
             pipe.publish(DEVICES_CHANNEL, payload)
         self._execute(pipe)
