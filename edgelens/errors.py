@@ -42,6 +42,22 @@ class LastPhotoError(CatalogError):
     """An item keeps at least one photo: its last one is removed with the item."""
 
 
+class UploadTooLargeError(CatalogError):
+    """An uploaded file is larger than ``web.max_upload_bytes``."""
+
+
+class UploadRejectedError(CatalogError):
+    """An upload is not a usable catalog image (corrupt, empty, or a bad item id)."""
+
+
+class ImportsBusyError(CatalogError):
+    """Too many imports are waiting: try again when one has finished."""
+
+
+class ViewGoneError(CatalogError):
+    """A frame's view is not (or no longer) kept: there is nothing to correct with."""
+
+
 class SearchError(EdgelensError):
     """A query cannot be answered (wrong shape, wrong model, empty index)."""
 
@@ -50,12 +66,41 @@ class WireFormatError(EdgelensError):
     """A feature message that cannot be decoded or fails validation."""
 
 
+class RejectedMessage(EdgelensError):
+    """A message the worker refuses (malformed, another model's, out of sequence);
+    ``reason`` is a short label its counter and reject log go by."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
 class SourceError(EdgelensError):
     """A frame source (camera, stream, file, folder) cannot be named, opened or read."""
 
 
 class RedisUnavailableError(EdgelensError):
     """Redis cannot be reached; the caller reports it, keeps running and retries."""
+
+
+class ServerError(EdgelensError):
+    """A helper server (Redis, Mosquitto, the web app of a demo) cannot be found or started."""
+
+
+class PinnedArchiveError(EdgelensError):
+    """A pinned archive could not be downloaded, or is not the one pinned."""
+
+
+class RealViewsUnavailableError(EdgelensError):
+    """The real-view set's archives could not be downloaded, verified or read."""
+
+
+class UnknownViewsUnavailableError(EdgelensError):
+    """The unknown-set archives could not be downloaded, verified or read."""
+
+
+class ProductFamiliesUnavailableError(EdgelensError):
+    """The product-family archive could not be downloaded, verified or read."""
 
 
 class AccessError(EdgelensError):

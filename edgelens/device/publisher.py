@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -15,14 +14,13 @@ from edgelens.settings import MqttTlsSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
 from edgelens.wire.names import features_topic, status_topic
-from edgelens.wire.status import DeviceStatus
+from edgelens.wire.status import DeviceState, DeviceStatus
 
 logger = logging.getLogger(__name__)
 
 # How long a clean shutdown waits for the broker to take the "offline" status.
 OFFLINE_ACK_TIMEOUT_S = 2.0
 
-DeviceState = Literal["online", "offline"]
 # The keys a status may carry: the worker refuses a status with any other (its schema
 # forbids extras), so a health figure the schema does not know yet stays on the device.
 STATUS_KEYS = frozenset(DeviceStatus.model_fields)
@@ -177,7 +175,7 @@ class FeaturePublisher:
     def _status(self, state: DeviceState) -> str:
         with self._lock:
             health = dict(self._health)
-        return json.dumps(
+        status = DeviceStatus.model_validate(
             {
                 **health,
                 "state": state,
@@ -188,6 +186,7 @@ class FeaturePublisher:
                 "ts": time.time(),
             }
         )
+        return status.model_dump_json(exclude_none=True)
 
     def _on_connect(
         self,

@@ -37,7 +37,13 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, checked_query, item_vectors
+from edgelens.search.base import (
+    SearchFilter,
+    best_items,
+    checked_query,
+    filter_mask,
+    item_vectors,
+)
 from edgelens.search.projection import Projection
 from edgelens.wire.records import Match
 
@@ -318,6 +324,9 @@ class AnnIndex:
                 rows = self._shortlist(reduced, mask, passing, k)
             return self._rank(rows, self._full.weights(query), k)
 
+    def close(self) -> None:
+        """Nothing to release: the index is memory only."""
+
     def state(self) -> AnnState:
         """A consistent copy of the index's content (taken under the lock)."""
         with self._lock:
@@ -377,18 +386,12 @@ class AnnIndex:
 
     def _passing(self, filters: SearchFilter | None) -> np.ndarray | None:
         """Rows passing ``filters`` as a bool mask, or None when nothing is filtered."""
-        if filters is None or filters == SearchFilter():
-            return None
         used = self._rows.used
-        mask = self._rows.alive[:used].copy()
-        if filters.available_only:
-            mask &= self._rows.available[:used]
-        price = self._rows.price[:used]
-        with np.errstate(invalid="ignore"):  # NaN prices fail every price bound
-            if filters.min_price is not None:
-                mask &= price >= filters.min_price
-            if filters.max_price is not None:
-                mask &= price <= filters.max_price
+        mask = filter_mask(
+            filters, price=self._rows.price[:used], available=self._rows.available[:used]
+        )
+        if mask is not None:
+            mask &= self._rows.alive[:used]
         return mask
 
     def _shortlist(
@@ -420,26 +423,11 @@ class AnnIndex:
         take = min(scores.size, k * self._max_rows_per_item)
         top = np.argpartition(-scores, take - 1)[:take]
         top = top[np.argsort(-scores[top], kind="stable")]
-        matches: list[Match] = []
-        seen: set[str] = set()
-        for position in top.tolist():
-            item = self._rows.owner[int(rows[position])]
-            if item is None or item.item_id in seen:
-                continue
-            seen.add(item.item_id)
-            matches.append(
-                Match(
-                    item.item_id,
-                    item.name,
-                    item.price,
-                    item.currency,
-                    item.available,
-                    float(scores[position]),
-                )
-            )
-            if len(matches) == k:
-                break
-        return matches
+        owner = self._rows.owner
+        return best_items(
+            ((owner[int(rows[position])], float(scores[position])) for position in top.tolist()),
+            k,
+        )
 
 
 @contextmanager
@@ -463,8 +451,8 @@ def _training_sample(
 
 
 def _dot(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``codes @ weights`` through einsum, not BLAS: measured 0.35 ms vs 7.8 ms for 1000 rows,
-    as OpenBLAS's threads wait on cores faiss's OpenMP threads spin on."""
+    """``codes @ weights`` through einsum, not BLAS: OpenBLAS's threads would wait on the
+    cores faiss's OpenMP threads spin on, and the product would take many times longer."""
     return np.einsum("ij,j->i", codes.astype(np.float32), weights)
 
 

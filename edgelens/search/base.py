@@ -1,8 +1,10 @@
-"""The search interface every index implements (exact now, approximate later)."""
+"""The search interface every index implements (exact, approximate, a vector database),
+and what they share: the filter's rule and how rows become matches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,11 +17,66 @@ from edgelens.wire.records import Match
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Constraints applied while searching, so k results come back whenever k items pass."""
+    """Constraints applied while searching, so k results come back whenever k items pass.
+
+    Price bounds are inclusive, and an item without a price fails every bound.
+    """
 
     min_price: float | None = None
     max_price: float | None = None
     available_only: bool = False
+
+
+def filter_mask(
+    filters: SearchFilter | None, *, price: np.ndarray, available: np.ndarray
+) -> np.ndarray | None:
+    """Which entries pass ``filters``, as a bool mask over the aligned ``price`` (NaN where
+    there is none) and ``available`` arrays; None when nothing is filtered."""
+    if filters is None or filters == SearchFilter():
+        return None
+    mask = np.array(available, dtype=bool) if filters.available_only else np.ones(len(price), bool)
+    with np.errstate(invalid="ignore"):  # NaN prices fail every price bound
+        if filters.min_price is not None:
+            mask &= price >= filters.min_price
+        if filters.max_price is not None:
+            mask &= price <= filters.max_price
+    return mask
+
+
+class Listed(Protocol):
+    """What a match tells of its item: a :class:`CatalogItem`, or a vector database's row."""
+
+    @property
+    def item_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def price(self) -> float | None: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def available(self) -> bool: ...
+
+
+def best_items(rows: Iterable[tuple[Listed | None, float]], k: int) -> list[Match]:
+    """The first ``k`` distinct items of ``rows`` (one per vector, best first), each at its
+    best vector's score; a row without an item (a freed slot) is skipped."""
+    matches: list[Match] = []
+    seen: set[str] = set()
+    for item, score in rows:
+        if item is None or item.item_id in seen:
+            continue
+        seen.add(item.item_id)
+        matches.append(
+            Match(item.item_id, item.name, item.price, item.currency, item.available, score)
+        )
+        if len(matches) == k:
+            break
+    return matches
 
 
 class VectorIndex(Protocol):
@@ -44,6 +101,10 @@ class VectorIndex(Protocol):
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
     ) -> list[Match]: ...
+
+    def close(self) -> None:
+        """Release what the index holds outside its memory (a connection, a server); it is
+        not used afterwards. Safe to call twice; a no-op where nothing is held."""
 
 
 def item_vectors(

@@ -128,8 +128,8 @@ def real_embeddings(
     featurizer: Featurizer, *, views: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(labels, vectors) of ``views`` camera views of every scikit-image sample photo."""
-    from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-    from edgelens.evaluation.views import camera_views
+    from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+    from edgelens.samples.views import camera_views
 
     labels, frames = [], []
     for label, photo in enumerate(SAMPLE_PHOTOS):

@@ -1,4 +1,5 @@
-"""Exact cosine search in numpy: the v0 index and the reference recall is measured against.
+"""Exact cosine search in numpy: the index of small catalogs, and the reference the
+approximate index's recall is measured against.
 
 Vectors are unit length, so cosine similarity is one matrix-vector product. An
 item may carry several vectors (its photo plus generated views); its score is its
@@ -15,7 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgelens.catalog.models import CatalogItem
-from edgelens.search.base import SearchFilter, checked_query, item_vectors
+from edgelens.search.base import (
+    SearchFilter,
+    best_items,
+    checked_query,
+    filter_mask,
+    item_vectors,
+)
 from edgelens.wire.records import Match
 
 
@@ -87,30 +94,22 @@ class ExactIndex:
         top = np.argpartition(-scores, candidates - 1)[:candidates]
         top = top[np.argsort(-scores[top], kind="stable")]
         owners = snap.row_item[top if rows is None else rows[top]]
-        matches: list[Match] = []
-        seen: set[int] = set()
-        for owner, row in zip(owners.tolist(), top.tolist(), strict=True):
-            if owner in seen:
-                continue
-            seen.add(owner)
-            matches.append(_match(snap.items[owner], float(scores[row])))
-            if len(matches) == k:
-                break
-        return matches
+        return best_items(
+            (
+                (snap.items[owner], float(scores[row]))
+                for owner, row in zip(owners.tolist(), top.tolist(), strict=True)
+            ),
+            k,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the index is memory only."""
 
 
 def _passing_rows(snap: _Snapshot, filters: SearchFilter | None) -> np.ndarray | None:
-    if filters is None or filters == SearchFilter():
-        return None
-    mask = np.ones(len(snap.items), dtype=bool)
-    if filters.available_only:
-        mask &= snap.available
-    with np.errstate(invalid="ignore"):  # NaN prices fail every price bound
-        if filters.min_price is not None:
-            mask &= snap.price >= filters.min_price
-        if filters.max_price is not None:
-            mask &= snap.price <= filters.max_price
-    return np.flatnonzero(mask[snap.row_item])
+    """The rows of items passing ``filters``; None when nothing is filtered."""
+    mask = filter_mask(filters, price=snap.price, available=snap.available)
+    return None if mask is None else np.flatnonzero(mask[snap.row_item])
 
 
 def _build(entries: list[tuple[CatalogItem, np.ndarray]], dim: int) -> _Snapshot:
@@ -128,7 +127,3 @@ def _build(entries: list[tuple[CatalogItem, np.ndarray]], dim: int) -> _Snapshot
         available=np.array([i.available for i in items], dtype=bool),
         max_rows_per_item=max(counts, default=1),
     )
-
-
-def _match(item: CatalogItem, score: float) -> Match:
-    return Match(item.item_id, item.name, item.price, item.currency, item.available, score)

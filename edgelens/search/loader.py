@@ -1,7 +1,7 @@
 """Open the index a worker serves: exact for small catalogs, a persisted ANN for large ones.
 
-Below ``ann_min_vectors`` exact search is both exact and fast (a few ms); above it the
-faiss index answers in milliseconds at a million items. The ANN index is saved with
+Below ``ann_min_vectors`` exact search is both exact and fast enough; above it the
+faiss index keeps answers quick up to millions of items. The ANN index is saved with
 the catalog change it reflects, so a restart loads it and then catches up with the
 changes since, instead of rebuilding.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgelens.catalog.augment import DEFAULT_RECIPE, CatalogRecipe
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import SearchError
@@ -36,17 +36,6 @@ class OpenedIndex:
     # Set when every worker queries this one copy (a Milvus collection): names it, so only
     # one worker writes the catalog's changes into it (edgelens.cloud.index_writer).
     shared_index: str | None = None
-
-
-def index_from_catalog(
-    store: CatalogStore, *, model_id: str, dim: int, recipe: CatalogRecipe = DEFAULT_RECIPE
-) -> ExactIndex:
-    """All items with vectors of ``model_id``; items of other models are not searchable."""
-    index = ExactIndex(model_id, dim)
-    items, vectors = store.vectors(model_id, recipe.recipe_id)
-    if items:
-        index.upsert(items, vectors)
-    return index
 
 
 def open_index(

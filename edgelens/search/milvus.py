@@ -20,13 +20,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
 from edgelens.catalog.augment import MAX_VIEWS
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, checked_query, item_vectors
+from edgelens.search.base import SearchFilter, best_items, checked_query, item_vectors
 from edgelens.wire.records import Match
 
 _FIELDS = ["item_id", "name", "price", "has_price", "currency", "available"]
@@ -59,6 +60,7 @@ class MilvusIndex:
         self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
         self.collection = "edgelens_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         self._lock = threading.Lock()
+        self._closed = False
         with _milvus_errors(f"cannot open Milvus at {uri}"):
             self._client = MilvusClient(uri)
             if self._client.has_collection(self.collection):
@@ -68,7 +70,10 @@ class MilvusIndex:
 
     def close(self) -> None:
         """Release the connection and, for a milvus-lite file, its embedded server (which
-        would otherwise live until the process exits)."""
+        would otherwise live until the process exits). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self._client.close()
         if not self._uri.startswith(("http://", "https://")):
             from milvus_lite.server_manager import server_manager_instance
@@ -197,31 +202,30 @@ class MilvusIndex:
         return {row["item_id"] for row in rows}
 
 
+class _Row(NamedTuple):
+    """What a row of the collection tells of its item."""
+
+    item_id: str
+    name: str
+    price: float | None
+    currency: str
+    available: bool
+
+    @classmethod
+    def of(cls, entity: dict) -> _Row:
+        price = entity["price"] if entity["has_price"] else None
+        return cls(
+            entity["item_id"], entity["name"], price, entity["currency"], entity["available"]
+        )
+
+
 def _distinct(hits: list[dict], k: int) -> list[Match]:
     """The first ``k`` items of ``hits`` (rows, best first), each at its best row."""
-    matches: list[Match] = []
-    seen: set[str] = set()
-    for hit in hits:
-        entity = hit["entity"]
-        if entity["item_id"] in seen:
-            continue
-        seen.add(entity["item_id"])
-        matches.append(
-            Match(
-                entity["item_id"],
-                entity["name"],
-                entity["price"] if entity["has_price"] else None,
-                entity["currency"],
-                entity["available"],
-                float(hit["distance"]),
-            )
-        )
-        if len(matches) == k:
-            break
-    return matches
+    return best_items(((_Row.of(hit["entity"]), float(hit["distance"])) for hit in hits), k)
 
 
 def _expression(filters: SearchFilter | None) -> str:
+    """:class:`SearchFilter`'s rule as a Milvus expression ("" filters nothing)."""
     if filters is None:
         return ""
     terms = []

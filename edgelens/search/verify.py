@@ -1,51 +1,23 @@
 """Spatial verification: re-rank the vector search's best candidates by matched keypoints.
 
-The global vector finds the right item among the first few nearly always (top-5 ≥ 0.95
-on every set we measure) but misorders near-duplicates (one chessboard in thirteen poses)
-and objects among other things. For each of the first :data:`CANDIDATES` items, SIFT
-keypoints of the query are matched to the item's catalog photo (as RootSIFT, Lowe's ratio
-0.8), a homography is fitted robustly (8 px), and the matches it keeps are counted, each
-keypoint once on either side. An item with several photos (front, back, a photo taken in
-the shop) is matched to the ones its vectors say the view resembles most
-(:func:`best_photos`: by default one, so a candidate costs what it did with one photo) and
-counts its best. An item with at least :data:`MIN_INLIERS` is verified;
-verified items come first. An item whose photo has fewer keypoints than that (a plain,
-untextured product) can never verify and keeps its vector place.
+The global vector nearly always has the right item among its first few but misorders
+near-duplicates and objects among other things. For each of the first :data:`CANDIDATES`
+items, the query's SIFT keypoints are matched to the item's catalog photos as RootSIFT
+(Lowe's ratio test) and up to :data:`PLANES` homographies are fitted in turn, each on the
+matches the ones before left (a real object is several planes: a box's faces, a building's
+façades); a further plane counts only with :data:`MIN_INLIERS` of its own, and a keypoint
+counts once on either side. An item with several photos is matched to those its vectors say
+the view resembles most (:func:`best_photos`) and counts its best; one that reaches
+MIN_INLIERS is verified and comes first. Among verified items the vector's order stands
+unless a later one has more inliers by over :data:`SIGNIFICANCE` standard deviations of the
+difference of two Poisson counts, so colour variants (the same keypoints in grey) are not
+ordered by noise. An item whose photos have too few keypoints ever to verify keeps its place.
 
-A homography maps one plane, and a real object seen from another side is several: a box's
-faces (three at most from any one viewpoint), a building's façades, a board held up in
-front of a room. So up to :data:`PLANES` homographies are fitted in turn, each on the
-matches the ones before left, and a further plane counts only with :data:`MIN_INLIERS` of
-its own (a stray few never add). A flat catalog photo seen as a flat photo is one plane
-and counts as before. When this was adopted, among the real-view set's verified pairs the
-query's own item showed a second plane in 15 of 39 (13.6 more inliers on average), a wrong
-item in 8 of 79 (2.2), and in the generated clutter and variant views (flat photos) the
-own item in none of 413; scripts/bench_quality.py measures it against one plane side by
-side ("one plane" rows).
-
-Among verified items the vector's order stands unless a later item has significantly more
-inliers: more by over :data:`SIGNIFICANCE` standard deviations of the difference of two
-Poisson counts (2·sqrt(a+b)). Without that guard, two colour variants of one product
-(the same keypoints in grey) would be ordered by the noise in their counts: measured on
-hue-shifted twins of the sample photos, plain inlier ordering fell from 0.91 to 0.79
-top-1, the guarded order kept 0.91. These parameters are textbook values fixed before
-measuring (scripts/bench_quality.py has the figures).
-
-The number of candidates is a budget, not a textbook value: each costs a keypoint match and a
-fit. 15 rather than 10 because a catalog can hold a family of near-duplicates larger than 10
-(the real-view set's thirteen chessboard poses), whose vector order is noise: with 10, a
-pose ranked 12th by its vector was never verified (scripts/bench_verify.py measures 5, 10
-and 15 side by side).
-
-The fit is OpenCV's USAC (:data:`ESTIMATOR`: GC-RANSAC's local optimisation, with SPRT
-dropping a hypothesis as soon as it is clearly worse) rather than plain RANSAC. Many
-candidates are wrong items, whose few stray matches leave RANSAC no early stop: it runs all
-its 2000 hypotheses. Measured side by side on the same matches (scripts/bench_verify.py):
-0.22 ms per fit on average against 2.81 ms, the same inliers (27.1 per pair against 27.0,
-410 of 1341 pairs verified by either), 119 ms per message against 153 ms (one plane each),
-and top-1 within one query on every set. Fitting up to three planes costs no more than the
-noise of that figure (110 ms per message in the same run). USAC's generator starts from a
-fixed state, so the same message always gets the same answer.
+The fit is USAC (:data:`ESTIMATOR`) rather than plain RANSAC because the stray matches of
+wrong candidates give RANSAC no early stop; its generator starts from a fixed state, so the
+same message always gets the same answer. The thresholds are textbook values fixed before
+measuring; CANDIDATES is a budget (each costs a keypoint match and a fit), large enough for a
+family of near-duplicates (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -73,9 +45,8 @@ def ratio_matches(query: LocalFeatures, item: LocalFeatures) -> tuple[np.ndarray
     """Lowe's ratio test: (query index, item index) of each query keypoint whose nearest
     item descriptor is clearly nearer than the second nearest, in query order.
 
-    The same pairs as OpenCV's brute-force ``knnMatch(k=2)`` (squared distances from one
-    matrix product instead of its per-pair loop: twice as fast on one core, measured in
-    scripts/bench_verify.py, which also counts how often the two disagree).
+    The same pairs as OpenCV's brute-force ``knnMatch(k=2)``, from the squared distances of
+    one matrix product instead of its per-pair loop, which is faster (docs/decisions.md).
     """
     if len(query) < 1 or len(item) < 2:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)

@@ -27,9 +27,10 @@ from edgelens.errors import (
     NotSignedInError,
     RedisUnavailableError,
     TooManyStreamsError,
+    UploadRejectedError,
+    UploadTooLargeError,
 )
 from edgelens.webapp.schemas import ErrorOut
-from edgelens.webapp.services.catalog import UploadRejectedError, UploadTooLargeError
 from edgelens.webapp.templating import templates
 
 logger = logging.getLogger(__name__)

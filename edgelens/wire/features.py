@@ -4,7 +4,7 @@ Layout (little endian), version 1 (one vector), 2 (two vectors) or 3 (vectors an
 focus view)::
 
     magic   2s   b"EL"
-    version u8   1 or 2
+    version u8   1, 2 or 3
     dtype   u8   1 = float16, 2 = float32, 3 = int8 (symmetric, scale follows)
     dim     u16  vector length
     seq     u64  per-device frame counter, below 2^53 (exact in JSON)

@@ -1,6 +1,6 @@
 """A device's retained status, defined once: what a device publishes on
-``edgelens/<device>/status``, what the worker accepts and writes to Redis, and what the
-dashboard reads back (edgelens.webapp.schemas.DeviceOut builds on it).
+``edgelens/<device>/status`` and the worker accepts (:class:`DeviceStatus`), and what the
+worker writes to Redis and the dashboard reads back and serves (:class:`RecordedStatus`).
 
 A status comes from a device, so every field is hostile until checked: known keys only,
 exact JSON types (no "14.5" for a number, no true for a count), finite numbers in
@@ -35,6 +35,7 @@ def _device_id(value: str) -> str:
 
 # The id a device goes by in topics and Redis keys (edgelens.wire.names).
 DeviceId = Annotated[str, AfterValidator(_device_id)]
+DeviceState = Literal["online", "offline"]
 
 
 def _count(description: str) -> Any:
@@ -51,7 +52,7 @@ class DeviceStatus(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    state: Literal["online", "offline"]
+    state: DeviceState
     device_id: DeviceId | None = Field(default=None, description="The device's id.")
     model_id: str | None = Field(default=None, max_length=MAX_MODEL_ID_CHARS)
     provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
@@ -84,3 +85,17 @@ class DeviceStatus(BaseModel):
     suppressed: int | None = _count("Vectors not sent: same view.")
     views_sent: int | None = _count("Messages that carried a focus view.")
     unsent: int | None = _count("Frames dropped while the broker was unreachable.")
+
+
+class RecordedStatus(DeviceStatus):
+    """A device's last known status as the worker recorded it: the device's own status,
+    checked as the worker checks it (an entry that is not one is skipped), with the id of
+    the device whose topic it came on and when the worker saw it."""
+
+    device_id: DeviceId
+    seen_at: float | None = Field(
+        default=None,
+        ge=0,
+        lt=MAX_CAPTURED_AT,
+        description="When the worker received the status (epoch s, the worker's clock).",
+    )

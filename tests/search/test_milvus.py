@@ -11,7 +11,7 @@ import pytest
 from edgelens.catalog.models import CatalogItem
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
-from tests.processes import kill_starter
+from edgelens.testing.processes import kill_starter
 
 pytest.importorskip("pymilvus", reason="the [vectordb] extra")
 from edgelens.search.milvus import MilvusIndex
@@ -90,6 +90,7 @@ def test_each_model_has_its_own_collection(uri):
     a.upsert(items, sets)
     assert len(a) == 10 and len(b) == 0 and b.search(queries[0], k=3) == []
     a.close()
+    a.close()  # a second close is a no-op
     reopened = MilvusIndex(uri=uri, model_id="efficientnet-lite0-rgem-fp32-aaa", dim=DIM)
     assert len(reopened) == 10
     for index in (b, reopened):
@@ -99,8 +100,8 @@ def test_each_model_has_its_own_collection(uri):
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
     """A real Milvus standalone (PyPI ``milvus`` 2.3.x in its own venv; see
-    edgelens.search.milvus_server), on free ports, about 7 s to start."""
-    from edgelens.search.milvus_server import MilvusServer, find_server_executable
+    edgelens.testing.milvus), on free ports, about 7 s to start."""
+    from edgelens.testing.milvus import MilvusServer, find_server_executable
 
     executable = find_server_executable()
     if executable is None:
@@ -141,7 +142,7 @@ def test_a_real_milvus_server_with_an_hnsw_index(milvus_server):
 KILLED_STARTER = """
 import sys, time
 from pathlib import Path
-from edgelens.search.milvus_server import MilvusServer
+from edgelens.testing.milvus import MilvusServer
 server = MilvusServer(Path(sys.argv[1]), Path(sys.argv[2])).__enter__()
 print(server.pid, server.server_pid(), flush=True)
 time.sleep(120)
@@ -151,7 +152,7 @@ time.sleep(120)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux parent-death signal")
 def test_a_milvus_server_exits_when_its_starter_is_killed(tmp_path):
     """Both the launcher and the server binary it runs, though the starter never stops them."""
-    from edgelens.search.milvus_server import find_server_executable
+    from edgelens.testing.milvus import find_server_executable
 
     executable = find_server_executable()
     if executable is None:

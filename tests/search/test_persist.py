@@ -7,7 +7,7 @@ from edgelens.catalog.models import CatalogItem
 from edgelens.errors import ModelMismatchError, SearchError
 from edgelens.search.base import SearchFilter
 from edgelens.search.persist import load_index, save_index
-from tests.search.test_ann import build, clustered
+from edgelens.testing.vectors import build, clustered
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from edgelens.errors import SearchError
 from edgelens.search.projection import Projection
-from tests.search.test_ann import DIM, clustered
+from edgelens.testing.vectors import DIM, clustered
 
 
 @pytest.fixture(scope="module")

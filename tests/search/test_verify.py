@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.local_features import extract_local_features
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
 from edgelens.search.verify import (
     CANDIDATES,
     MIN_INLIERS,

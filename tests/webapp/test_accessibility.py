@@ -15,9 +15,9 @@ import pytest
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
+from edgelens.testing.browser import CHROMIUM, headless_chromium
 from edgelens.wire.names import view_key
 
-from .chromium import CHROMIUM, headless_chromium
 from .conftest import ADMIN, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.skipif(

@@ -11,10 +11,10 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.preprocess import decode_image
-from edgelens.search.loader import index_from_catalog
+from edgelens.testing.browser import CHROMIUM, headless_chromium
+from edgelens.testing.catalog import index_from_catalog
 from edgelens.wire.records import Decision, Stage
 
-from .chromium import CHROMIUM, headless_chromium
 from .conftest import ADMIN, ADMIN_PASSWORD
 
 WAIT_S = 10
@@ -376,11 +376,11 @@ def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
 
     from edgelens.catalog.models import ItemSource
     from edgelens.cloud.worker import Worker
-    from edgelens.evaluation.sample_photos import load_photo
     from edgelens.featurizer.focus import focus_view_jpeg
+    from edgelens.samples.photos import load_photo
+    from edgelens.testing.live import send_features, wait_for
     from edgelens.wire.features import MAX_JPEG_BYTES
     from edgelens.wire.mqtt import connect_async, make_client
-    from tests.cloud.helpers import send_features, wait_for
 
     store = CatalogStore(web_settings.catalog_db)
     sources = [s for s in collect_sources([sample_catalog]) if s.item_id != "astronaut"]

@@ -10,8 +10,8 @@ from edgelens.catalog.models import PhotoOrigin
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.sink import RedisSink
-from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer.focus import focus_view_jpeg
+from edgelens.samples.photos import load_photo
 from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.names import view_key
 

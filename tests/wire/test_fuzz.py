@@ -1,7 +1,7 @@
 """Fuzzing the decoder and the worker's message handler with generated messages.
 
 CI runs a few thousand messages (EDGELENS_FUZZ_EXAMPLES raises it); the long run of
-100,000+ is ``scripts/fuzz_messages.py``, whose figures are in docs/benchmarks.md.
+100,000+ is ``benchmarks/fuzz_messages.py``, whose figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from edgelens.cloud.worker import Worker
 from edgelens.errors import WireFormatError
+from edgelens.testing.strategies import payloads, topics
 from edgelens.wire.features import FeatureMessage, decode
-from tests.wire.strategies import payloads, topics
 
 EXAMPLES = int(os.environ.get("EDGELENS_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(

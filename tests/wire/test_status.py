@@ -9,35 +9,10 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from edgelens.device.loop import DeviceStats
 from edgelens.device.publisher import FeaturePublisher
-from edgelens.webapp.schemas import DeviceOut
+from edgelens.testing.statuses import GOOD, HOSTILE, device_stats
 from edgelens.wire.features import WireDtype
-from edgelens.wire.status import DeviceStatus
-
-GOOD = {"state": "online", "device_id": "cam-1", "model_id": "m-1", "ts": time.time(), "fps": 14.5}
-
-# What a broken or hostile device may send instead, each refused.
-HOSTILE = {
-    "ts far out": {**GOOD, "ts": 1e308},
-    "ts negative": {**GOOD, "ts": -1.0},
-    "NaN": {**GOOD, "fps": float("nan")},
-    "Infinity": {**GOOD, "featurize_ms": float("inf")},
-    "fps absurd": {**GOOD, "fps": 1e6},
-    "negative count": {**GOOD, "dropped": -1},
-    "count beyond 2^53": {**GOOD, "published": 2**64},
-    "10k-char model id": {**GOOD, "model_id": "m" * 10_000},
-    "long provider": {**GOOD, "provider": "p" * 100},
-    "unknown key": {**GOOD, "evil": 1},
-    "nested object": {**GOOD, "views_sent": {"a": 1}},
-    "number as text": {**GOOD, "fps": "14.5"},
-    "count as float": {**GOOD, "captured": 3.0},
-    "bool as count": {**GOOD, "suppressed": True},
-    "state unknown": {**GOOD, "state": "hacked"},
-    "state missing": {k: v for k, v in GOOD.items() if k != "state"},
-    "bad device id": {**GOOD, "device_id": "cam/../x"},
-    "wire dtype unknown": {**GOOD, "wire_dtype": "float64"},
-}
+from edgelens.wire.status import DeviceStatus, RecordedStatus
 
 
 def _publisher() -> FeaturePublisher:
@@ -53,24 +28,16 @@ def _publisher() -> FeaturePublisher:
     )
 
 
-def _stats(**changes: float) -> DeviceStats:
-    figures = dict.fromkeys(DeviceStats.__dataclass_fields__, 0)
-    figures.update(captured=10**9, published=2 * 10**8, views_sent=12_345, fps=14.93)
-    figures.update(featurize_ms_mean=8.314, publish_ms_mean=0.42, focus_ms_mean=31.7)
-    figures.update(changes)
-    return DeviceStats(**figures)
-
-
 @pytest.mark.parametrize("state", ["online", "offline"])
 def test_what_a_real_device_publishes_is_a_status(state):
     publisher = _publisher()
     assert DeviceStatus.model_validate_json(publisher._status(state)).state == state
-    publisher.update_health(_stats().health(), publish=False)
+    publisher.update_health(device_stats().health(), publish=False)
     raw = publisher._status(state)
     status = DeviceStatus.model_validate_json(raw)
     assert status.views_sent == 12_345 and status.fps == 14.93 and status.wire_dtype == "float16"
     assert set(json.loads(raw)) <= set(DeviceStatus.model_fields), "every key is a known one"
-    publisher.update_health(_stats(fps=0.0).health(), publish=False)  # before any frame
+    publisher.update_health(device_stats(fps=0.0).health(), publish=False)  # before any frame
     DeviceStatus.model_validate_json(publisher._status(state))
 
 
@@ -79,7 +46,7 @@ def test_hostile_statuses_are_refused(status):
     with pytest.raises(ValidationError):
         DeviceStatus.model_validate_json(json.dumps(status))
     with pytest.raises(ValidationError):
-        DeviceOut.model_validate_json(json.dumps({**status, "seen_at": time.time()}))
+        RecordedStatus.model_validate_json(json.dumps({**status, "seen_at": time.time()}))
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"online"', b"null", b"{", b"\xff\xfe", b"{}"])
@@ -90,11 +57,11 @@ def test_what_is_no_json_object_is_refused(raw):
 
 def test_the_dashboard_reads_what_the_worker_writes():
     written = {**GOOD, "device_id": "cam-1", "seen_at": time.time()}
-    device = DeviceOut.model_validate_json(json.dumps(written))
+    device = RecordedStatus.model_validate_json(json.dumps(written))
     assert (device.device_id, device.state, device.fps) == ("cam-1", "online", 14.5)
     for broken in ({**written, "seen_at": float("inf")}, {**written, "device_id": None}):
         with pytest.raises(ValidationError):
-            DeviceOut.model_validate_json(json.dumps(broken))
+            RecordedStatus.model_validate_json(json.dumps(broken))
     no_id = {k: v for k, v in written.items() if k != "device_id"}
     with pytest.raises(ValidationError):
-        DeviceOut.model_validate_json(json.dumps(no_id))
+        RecordedStatus.model_validate_json(json.dumps(no_id))

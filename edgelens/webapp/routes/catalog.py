@@ -18,7 +18,12 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import ItemNotFoundError, LastPhotoError
+from edgelens.errors import (
+    ItemNotFoundError,
+    LastPhotoError,
+    UploadRejectedError,
+    UploadTooLargeError,
+)
 from edgelens.settings import Settings
 from edgelens.webapp.deps import (
     FeaturizerDep,
@@ -112,7 +117,7 @@ def upload_item(
             currency=currency.strip() or None,
             available=available,
         )
-    except (catalog.UploadTooLargeError, catalog.UploadRejectedError) as exc:
+    except (UploadTooLargeError, UploadRejectedError) as exc:
         typed = {
             "item_id": item_id,
             "name": name,
@@ -120,7 +125,7 @@ def upload_item(
             "currency": currency or "EUR",
             "available": available,
         }
-        status = 413 if isinstance(exc, catalog.UploadTooLargeError) else 422
+        status = 413 if isinstance(exc, UploadTooLargeError) else 422
         return _page(
             request, store, settings, Browse(), error=str(exc), upload=typed, status_code=status
         )
@@ -159,9 +164,9 @@ def add_photo(
             filename=image.filename or "",
             max_bytes=settings.web.max_upload_bytes,
         )
-    except catalog.UploadTooLargeError as exc:
+    except UploadTooLargeError as exc:
         return _item_page(request, store, settings, item_id, error=str(exc), status_code=413)
-    except catalog.UploadRejectedError as exc:
+    except UploadRejectedError as exc:
         return _item_page(request, store, settings, item_id, error=str(exc), status_code=422)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _item_back(item_id, "photo added")

@@ -8,11 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from edgelens.errors import ItemNotFoundError
+from edgelens.errors import (
+    ImportsBusyError,
+    ItemNotFoundError,
+    UploadRejectedError,
+    UploadTooLargeError,
+)
 from edgelens.webapp.deps import ImportsDep, SettingsDep
 from edgelens.webapp.errors import error_response
-from edgelens.webapp.services.catalog import UploadRejectedError, UploadTooLargeError
-from edgelens.webapp.services.imports import ImportJob, ImportsBusyError
+from edgelens.webapp.services.imports import ImportJob
 from edgelens.webapp.templating import templates
 
 router = APIRouter(include_in_schema=False)

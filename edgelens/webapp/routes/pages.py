@@ -15,7 +15,12 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import ITEM_ID_PATTERN, CatalogItem, Correction
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import ItemNotFoundError
+from edgelens.errors import (
+    ItemNotFoundError,
+    RedisUnavailableError,
+    UploadRejectedError,
+    ViewGoneError,
+)
 from edgelens.webapp.deps import (
     DeviceId,
     FeaturizerDep,
@@ -25,9 +30,9 @@ from edgelens.webapp.deps import (
     SignedInUser,
     StoreDep,
 )
-from edgelens.webapp.schemas import MatchRecordOut
-from edgelens.webapp.services import catalog, corrections, live
+from edgelens.webapp.services import corrections, live
 from edgelens.webapp.templating import templates
+from edgelens.wire.records import MatchRecord
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ HISTORY_LENGTH = 20
 async def dashboard(request: Request, redis: RedisDep) -> HTMLResponse:
     try:
         devices, redis_error = await live.list_devices(redis=redis), None
-    except live.RedisUnavailableError as exc:
+    except RedisUnavailableError as exc:
         logger.warning("dashboard without live data: %s", exc)
         devices, redis_error = [], str(exc)
     return templates.TemplateResponse(
@@ -107,8 +112,8 @@ async def correct_frame(
             item_id=chosen,
             user=user,
         )
-    except (ItemNotFoundError, corrections.ViewGoneError, catalog.UploadRejectedError) as exc:
-        status = 422 if isinstance(exc, catalog.UploadRejectedError) else 404
+    except (ItemNotFoundError, ViewGoneError, UploadRejectedError) as exc:
+        status = 422 if isinstance(exc, UploadRejectedError) else 404
         return await _device_page(
             request, device_id, redis, store, error=str(exc), status_code=status
         )
@@ -133,7 +138,7 @@ async def _device_page(
         device = await live.get_device(redis=redis, device_id=device_id)
         records = await live.recent_records(redis=redis, device_id=device_id, limit=HISTORY_LENGTH)
         redis_error = None
-    except live.RedisUnavailableError as exc:
+    except RedisUnavailableError as exc:
         logger.warning("device page of %s without live data: %s", device_id, exc)
         device, records, redis_error = None, [], str(exc)
     return templates.TemplateResponse(
@@ -155,10 +160,10 @@ async def _device_page(
     )
 
 
-def _runs(records: list[MatchRecordOut]) -> list[tuple[MatchRecordOut, int]]:
+def _runs(records: list[MatchRecord]) -> list[tuple[MatchRecord, int]]:
     """The history one line per run of frames with the same answer: the newest frame of
     each run, and how many frames it holds."""
-    runs: list[tuple[MatchRecordOut, int]] = []
+    runs: list[tuple[MatchRecord, int]] = []
     for record in records:
         if runs and _answer(runs[-1][0]) == _answer(record):
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
@@ -167,7 +172,7 @@ def _runs(records: list[MatchRecordOut]) -> list[tuple[MatchRecordOut, int]]:
     return runs
 
 
-def _answer(record: MatchRecordOut) -> tuple[object, ...]:
+def _answer(record: MatchRecord) -> tuple[object, ...]:
     """What a history line says of a frame (_macros.html history_answer)."""
     top = record.matches[0] if record.matches else None
     if record.decision == "no_match" or top is None:

@@ -29,21 +29,18 @@ from edgelens.catalog.models import (
     PhotoOrigin,
 )
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
+from edgelens.errors import (
+    ImageDecodeError,
+    ItemNotFoundError,
+    UploadRejectedError,
+    UploadTooLargeError,
+)
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
-
-
-class UploadTooLargeError(CatalogError):
-    """The uploaded file is larger than ``web.max_upload_bytes``."""
-
-
-class UploadRejectedError(CatalogError):
-    """The upload is not a usable catalog image (corrupt, empty, or a bad item id)."""
 
 
 def add_upload(

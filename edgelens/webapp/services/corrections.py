@@ -23,17 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import Correction, PhotoOrigin
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CatalogError
+from edgelens.errors import ViewGoneError
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.webapp.services import catalog
 from edgelens.webapp.services.live import reachable
 from edgelens.wire.names import view_key
 
 logger = logging.getLogger(__name__)
-
-
-class ViewGoneError(CatalogError):
-    """The frame's view is not (or no longer) kept: there is nothing to correct with."""
 
 
 async def frame_view(*, redis: Redis, device_id: str, seq: int) -> bytes | None:

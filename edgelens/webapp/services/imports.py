@@ -26,20 +26,16 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import IngestReport
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CatalogError
+from edgelens.errors import CatalogError, ImportsBusyError, UploadRejectedError
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 from edgelens.featurizer.runtime import Featurizer
-from edgelens.webapp.services.catalog import UploadRejectedError, copy_at_most
+from edgelens.webapp.services.catalog import copy_at_most
 
 logger = logging.getLogger(__name__)
 
 QUEUED = 8  # imports waiting at most
 KEPT = 100  # finished imports remembered for their pages
 MANIFEST_SUFFIXES = (".csv", ".json")
-
-
-class ImportsBusyError(CatalogError):
-    """Too many imports are waiting: try again when one has finished."""
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,8 +24,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sse_starlette import ServerSentEvent
 
 from edgelens.errors import RedisUnavailableError, TooManyStreamsError
-from edgelens.webapp.schemas import DeviceOut, ErrorOut, MatchRecordOut
+from edgelens.webapp.schemas import ErrorOut
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
+from edgelens.wire.records import MatchRecord
+from edgelens.wire.status import RecordedStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ _HUB_RECONNECT_INITIAL_S = 0.25
 _HUB_RECONNECT_MAX_S = 2.0
 _MATCHES_PREFIX = matches_channel("")
 _MATCHES_PATTERN = matches_channel("*")
+# Reads a match record from Redis's JSON, checked, and writes it back as the API's JSON.
+_RECORD = TypeAdapter(MatchRecord)
 
 
 def connect(url: str) -> Redis:
@@ -61,7 +65,7 @@ def _unavailable(pool: ConnectionPool, exc: Exception) -> str:
     return f"Redis at {kwargs.get('host')}:{kwargs.get('port')} is unavailable: {exc}"
 
 
-async def list_devices(*, redis: Redis) -> list[DeviceOut]:
+async def list_devices(*, redis: Redis) -> list[RecordedStatus]:
     """Every device that ever reported, by id."""
     with reachable(redis):
         raw = await redis.hgetall(DEVICES_KEY)
@@ -69,13 +73,13 @@ async def list_devices(*, redis: Redis) -> list[DeviceOut]:
     return sorted(devices, key=lambda device: device.device_id)
 
 
-async def get_device(*, redis: Redis, device_id: str) -> DeviceOut | None:
+async def get_device(*, redis: Redis, device_id: str) -> RecordedStatus | None:
     with reachable(redis):
         raw = await redis.hget(DEVICES_KEY, device_id)
     return _device(raw) if raw is not None else None
 
 
-async def recent_records(*, redis: Redis, device_id: str, limit: int) -> list[MatchRecordOut]:
+async def recent_records(*, redis: Redis, device_id: str, limit: int) -> list[MatchRecord]:
     """The device's newest match records, newest first."""
     with reachable(redis):
         raw = await redis.lrange(matches_key(device_id), 0, limit - 1)
@@ -320,17 +324,17 @@ async def devices_feed(*, hub: LiveHub, redis: Redis, client: str) -> Feed:
     return Feed(hub, subscription, [event for event in snapshot if event])
 
 
-def _device(raw: str) -> DeviceOut | None:
+def _device(raw: str) -> RecordedStatus | None:
     try:
-        return DeviceOut.model_validate_json(raw)
+        return RecordedStatus.model_validate_json(raw)
     except ValidationError as exc:
         logger.warning("ignoring a malformed device status %.200r: %s", raw, exc)
         return None
 
 
-def _record(raw: str) -> MatchRecordOut | None:
+def _record(raw: str) -> MatchRecord | None:
     try:
-        return MatchRecordOut.model_validate_json(raw)
+        return _RECORD.validate_json(raw)
     except ValidationError as exc:
         logger.warning("ignoring a malformed match record %.200r: %s", raw, exc)
         return None
@@ -338,7 +342,7 @@ def _record(raw: str) -> MatchRecordOut | None:
 
 def _record_event(raw: str | None) -> ServerSentEvent | None:
     record = _record(raw) if raw is not None else None
-    return ServerSentEvent(record.model_dump_json()) if record else None
+    return ServerSentEvent(_RECORD.dump_json(record).decode()) if record else None
 
 
 def _status_event(raw: str | None, *, only: str | None = None) -> ServerSentEvent | None:
