@@ -44,22 +44,20 @@ test: setup lint
 demo: setup
 	$(EDGELENS) demo
 
+# Every benchmark that runs on this machine, each writing its section of docs/benchmarks.md.
+BENCHMARKS = featurizer quality photos verify search live device faults load scaleout \
+	memory streams catalog_page fuzz_messages
+
 bench: setup unknown-views
-	$(VENV)/bin/python scripts/bench_featurizer.py
-	$(VENV)/bin/python scripts/bench_quality.py
-	$(VENV)/bin/python scripts/bench_live.py
-	$(VENV)/bin/python scripts/bench_device.py
-	$(VENV)/bin/python scripts/bench_faults.py
-	$(VENV)/bin/python scripts/bench_load.py
-	$(VENV)/bin/python scripts/fuzz_messages.py
+	for name in $(BENCHMARKS); do $(VENV)/bin/python -m benchmarks.$$name || exit 1; done
 
 # On a machine with an NVIDIA GPU and onnxruntime-gpu in the venv.
 bench-gpu: setup
-	$(VENV)/bin/python scripts/bench_gpu.py
+	$(VENV)/bin/python -m benchmarks.gpu
 
 # Against the real Milvus server that scripts/setup.sh installs in a venv of its own.
 bench-milvus: setup
-	$(VENV)/bin/python scripts/bench_milvus.py --milvus-server $(EDGELENS_MILVUS_SERVER)
+	$(VENV)/bin/python -m benchmarks.milvus --milvus-server $(EDGELENS_MILVUS_SERVER)
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR)

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -43,6 +44,9 @@ RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"],
 MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], default_port=1883)]
 
 CONFIG_ENV = "EDGELENS_CONFIG"
+# The file load_settings was given: read by the settings' sources without touching the
+# process environment (which children and other threads share).
+_config_file: ContextVar[str | None] = ContextVar("edgelens_config_file", default=None)
 
 
 class _Section(BaseModel):
@@ -70,7 +74,8 @@ class CatalogSettings(_Section):
         ge=1,
         le=8,
         description="Vectors per catalog image: the photo plus generated views (zoom-outs "
-        "first). 8 for quality; 3 keeps most of the gain at 3/8 of the index memory.",
+        "first). 8 for quality; 3 (the photo and its two zoom-outs) keeps most of the gain "
+        "at 3/8 of the index memory (docs/decisions.md).",
     )
 
 
@@ -81,13 +86,14 @@ class SearchSettings(_Section):
         description="auto: exact below ann_min_vectors, faiss ANN above; milvus: the "
         "vector database at milvus_uri (catalogs past one machine).",
     )
-    milvus_uri: str = Field(
-        default="data/milvus.db", description="http://host:19530, or a file for milvus-lite."
+    milvus_uri: str | None = Field(
+        default=None,
+        description="http://host:19530, or a file for milvus-lite; default <data_dir>/milvus.db.",
     )
     milvus_index: Literal["HNSW", "FLAT"] = Field(
         default="HNSW",
-        description="Vector index of a new Milvus collection: HNSW (measured best: recall "
-        "0.99 at every filter selectivity, docs/benchmarks.md) or FLAT (exact, slow at scale).",
+        description="Vector index of a new Milvus collection: HNSW (approximate, chosen by "
+        "measurement: docs/decisions.md) or FLAT (exact, slow at scale).",
     )
     verify: bool = Field(
         default=True,
@@ -185,7 +191,7 @@ class DeviceSettings(_Section):
     )
     send_view: bool = Field(
         default=True,
-        description="Send the focus box as a small colour JPEG (~30 KB) once per view, when "
+        description="Send the focus box as a small colour JPEG once per view, when "
         "the view has settled (settle_frames): the worker featurizes it (search.view_focus) "
         "and matches its keypoints to its best candidates' photos (spatial verification). "
         "Every other message is the vector alone. Off keeps every image on the device.",
@@ -198,7 +204,7 @@ class DeviceSettings(_Section):
         "within settle_cosine of the first of them; its focus view then goes out once "
         "(that frame is published even if the gate would suppress it), and again only "
         "after a new view (a frame below same_view_cosine to it). 0 = the focus view with "
-        "every published frame, as before settling (~30 KB per message).",
+        "every published frame, as before settling (a JPEG in every message).",
     )
     settle_cosine: float = Field(
         default=0.95,
@@ -279,9 +285,9 @@ class WorkerSettings(_Section):
     device_bytes_per_s: int = Field(
         default=512 * 1024,
         ge=1024,
-        description="Feature message bytes a second one device may send. A device sends "
-        "about 15 x 2.6 KB of vectors plus a 30 KB focus view per settled view, under "
-        "100 KB/s: this is five times that.",
+        description="Feature message bytes a second one device may send: five times what a "
+        "device at the default fps_cap sends, its vectors and a focus view per settled view "
+        "(docs/decisions.md).",
     )
     device_byte_burst: int = Field(
         default=1024 * 1024,
@@ -407,6 +413,11 @@ class Settings(BaseSettings):
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
+    def milvus_uri(self) -> str:
+        """The Milvus server or milvus-lite file ``search.backend = "milvus"`` uses."""
+        return self.search.milvus_uri or str(self.data_dir / "milvus.db")
+
+    @property
     def catalog_db(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
 
@@ -436,7 +447,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -510,15 +521,17 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
-        os.environ[CONFIG_ENV] = str(config_file)
     elif (path := os.environ.get(CONFIG_ENV)) and not Path(path).is_file():
         raise ConfigError(f"config file not found: {path} (from {CONFIG_ENV})")
+    token = _config_file.set(str(config_file) if config_file is not None else None)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from exc
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
         raise ConfigError(f"cannot read config file: {exc}") from exc
+    finally:
+        _config_file.reset(token)
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -12,9 +12,9 @@ import pytest
 from pydantic import AnyUrl
 
 from edgelens.evaluation.real_views import RealViewSet, fetch_real_views
-from edgelens.evaluation.sample_photos import load_photo, write_sample_catalog
 from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import load_photo, write_sample_catalog
 from edgelens.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

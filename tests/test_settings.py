@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,17 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch):
     assert settings.data_dir == Path("/srv/b")
     assert settings.featurizer.threads == 4 and settings.featurizer.precision == "int8"
     assert settings.redis_url.port == 6390 and settings.redis_url.path == "/2"
+
+
+def test_a_config_file_is_read_for_that_call_only(tmp_path: Path, monkeypatch):
+    """The file named by --config leaves the process environment as it was: the next
+    settings built without it (another part, a test) are the defaults again."""
+    monkeypatch.delenv("EDGELENS_CONFIG", raising=False)
+    config = tmp_path / "edgelens.toml"
+    config.write_text("[search]\ntop_k = 9\n")
+    assert load_settings(config).search.top_k == 9
+    assert "EDGELENS_CONFIG" not in os.environ
+    assert load_settings().search.top_k == 5
 
 
 def test_unknown_keys_and_bad_values_are_readable_errors(tmp_path: Path):
@@ -111,3 +123,9 @@ def test_passwords_in_urls_are_never_shown():
     assert (
         redact_urls("lost redis://u:p%40ss@h:1/0: refused") == "lost redis://u:***@h:1/0: refused"
     )
+
+
+def test_the_milvus_lite_file_lives_in_the_data_dir_unless_named(tmp_path: Path):
+    assert load_settings(data_dir=tmp_path).milvus_uri == str(tmp_path / "milvus.db")
+    named = load_settings(data_dir=tmp_path, search={"milvus_uri": "http://vectors:19530"})
+    assert named.milvus_uri == "http://vectors:19530"

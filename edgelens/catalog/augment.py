@@ -2,11 +2,9 @@
 
 A catalog photo shows the item filling the frame; a shopper's camera shows it small,
 among other things, tilted, in other light. Each catalog image is therefore stored as
-several vectors (the photo plus generated views) and an item scores its best one.
-Measured on item-in-clutter views of real photos: top-1 0.485 → 0.745 with R-GeM
-pooling, almost all of it from the two zoom-outs (the item small on a busy canvas),
-which come first in the order so a catalog that can afford fewer vectors per item
-keeps the useful ones.
+several vectors (the photo plus generated views) and an item scores its best one. The two
+zoom-outs (the item small on a busy canvas) do most of the good, so they come first: a
+catalog that can afford fewer vectors per item keeps the useful ones (docs/decisions.md).
 Views are seeded by the image's sha256: the same photo always gives the same vectors,
 which is what lets them be cached by (sha256, model id, recipe).
 """
@@ -19,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgelens.evaluation.views import FRAME_SIZE
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.views import FRAME_SIZE
 
 MAX_VIEWS = 8
 RECIPE_VERSION = 2
@@ -79,8 +77,8 @@ def _busy_canvas(rng: np.random.Generator) -> np.ndarray:
     """Generic clutter: random coloured boxes and ellipses, slightly blurred.
 
     Made of shapes rather than photos so no real object's features leak into an item's
-    vectors. Against a plain gradient it lifted clutter top-1 from 0.70 to 0.745 and
-    synthetic views from 0.985 to 1.0 (20-photo catalog, same queries).
+    vectors; busy rather than a plain gradient, because a camera sees the item among other
+    things (docs/decisions.md).
     """
     width, height = FRAME_SIZE
     canvas = np.empty((height, width, 3), np.uint8)

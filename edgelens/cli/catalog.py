@@ -172,7 +172,7 @@ def samples(
 ) -> None:
     """Write the demo catalog: real photos shipped by scikit-image, with a JSON manifest."""
     try:
-        from edgelens.evaluation.sample_photos import write_sample_catalog
+        from edgelens.samples.photos import write_sample_catalog
     except ImportError as exc:  # scikit-image is in the [eval] extra
         raise typer.BadParameter(f"needs the [eval] extra: {exc}") from exc
     typer.echo(str(write_sample_catalog(out_dir)))

@@ -95,7 +95,12 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields the ``advance(n)`` callback the services accept."""
+    """A progress bar on stderr; yields the ``advance(n)`` callback the services accept.
+    Off a terminal (a log file, CI), a log line at each tenth of the way instead."""
+    if not err_console.is_terminal:
+        yield _progress_lines(description, total)
+        logger.info("%s: done", description)
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,3 +110,18 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def _progress_lines(description: str, total: int | None) -> Callable[[int], None]:
+    """``advance(n)`` that logs the count at each tenth of ``total`` (each 100 without one)."""
+    done = 0
+    step = max(1, total // 10) if total else 100
+
+    def advance(n: int) -> None:
+        nonlocal done
+        before, done = done, done + n
+        if before // step != done // step:
+            of = f" of {total}" if total else ""
+            logger.info("%s: %d%s", description, done, of)
+
+    return advance

@@ -28,11 +28,12 @@ from edgelens.catalog.models import IngestReport
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
-from edgelens.demo.servers import MosquittoServer, RedisServer, ServerError, free_port
+from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.demo.video import render_camera_video
 from edgelens.device.loop import DeviceLoop
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo, write_sample_catalog
+from edgelens.errors import ServerError
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo, write_sample_catalog
 from edgelens.settings import Settings, redact_urls
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,13 +20,9 @@ from types import TracebackType
 from urllib.parse import quote
 
 from edgelens.child_processes import exit_with_this_process
-from edgelens.errors import EdgelensError
+from edgelens.errors import ServerError
 
 logger = logging.getLogger(__name__)
-
-
-class ServerError(EdgelensError):
-    """A helper server could not be found or started."""
 
 
 def free_port() -> int:
@@ -208,11 +202,6 @@ class MosquittoServer(ManagedServer):
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
-
-    def reload(self) -> None:
-        """Reread the password and ACL files, as ``edgelens device enroll --reload`` does."""
-        if self.pid is not None:
-            os.kill(self.pid, signal.SIGHUP)
 
     def command(self) -> list[str]:
         lines = [

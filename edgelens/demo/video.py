@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edgelens.errors import EdgelensError
-from edgelens.evaluation.views import FRAME_SIZE, camera_view
+from edgelens.samples.views import FRAME_SIZE, camera_view
 
 
 def render_camera_video(

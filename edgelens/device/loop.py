@@ -1,7 +1,8 @@
 """The device loop: capture → latest frame → featurizer → MQTT.
 
 Each published frame carries its (smoothed) vector; the focus view goes with the
-frame on which the view settled, once per view (device/settle.py).
+frame on which the view settled, once per view (:mod:`edgelens.device.settle`), or with
+every published frame when ``device.settle_frames`` is 0.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each view pastes the item, perspective-warped and slightly rotated, at 15-40% of the
 frame's area onto a background assembled from *other* photos (so the clutter is made
 of real, recognisable things), adds a soft drop shadow, then the camera effects of
-:mod:`edgelens.evaluation.views` (light, blur, noise, JPEG). Seeded.
+:mod:`edgelens.samples.views` (light, blur, noise, JPEG). Seeded.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgelens.evaluation.views import FRAME_SIZE, camera_finish
+from edgelens.samples.views import FRAME_SIZE, camera_finish
 
 AREA_RANGE = (0.15, 0.40)
 

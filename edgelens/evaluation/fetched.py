@@ -16,15 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgelens.errors import EdgelensError
+from edgelens.errors import PinnedArchiveError
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("sdist", "wheel", "deb")
-
-
-class PinnedArchiveError(EdgelensError):
-    """A pinned archive could not be downloaded, or is not the one pinned."""
 
 
 @dataclass(frozen=True)

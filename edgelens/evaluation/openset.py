@@ -4,7 +4,8 @@ Each query is answered once by both stages (stage two forced, every item ranked)
 product's answer under any thresholds is then replayed from those two answers: the same
 rules the worker applies (:meth:`AnswerPolicy.unsettled`, :meth:`AnswerPolicy.decide`),
 without answering again. That gives the curve of "no match" on unknown views against
-known top-1 as the thresholds move, and the calibration of the defaults.
+known top-1 as the thresholds move, and the calibration of the defaults
+(``python -m benchmarks.quality`` draws it: docs/benchmarks.md, open set).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgelens.catalog.sources import collect_sources
-from edgelens.errors import EdgelensError
-from edgelens.evaluation.fetched import Pinned, PinnedArchiveError, download_pinned, write_once
+from edgelens.errors import PinnedArchiveError, ProductFamiliesUnavailableError
+from edgelens.evaluation.fetched import Pinned, download_pinned, write_once
 from edgelens.evaluation.runner import (
     CatalogPhoto,
     Query,
@@ -69,10 +69,6 @@ BACKGROUND = (255, 255, 255)  # what a cut-out is flattened onto
 CAMERA_SET = "product families (rendered)"
 CLUTTER_SET = "product families (rendered), in clutter"
 OTHER_VIEWS_SET = "product families (rendered), other views"
-
-
-class ProductFamiliesUnavailableError(EdgelensError):
-    """The product-family archive could not be downloaded, verified or read."""
 
 
 @dataclass(frozen=True)

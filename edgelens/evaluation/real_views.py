@@ -49,18 +49,14 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from edgelens.errors import EdgelensError
-from edgelens.evaluation.fetched import Pinned, PinnedArchiveError, download_pinned, write_once
+from edgelens.errors import PinnedArchiveError, RealViewsUnavailableError
+from edgelens.evaluation.fetched import Pinned, download_pinned, write_once
 from edgelens.evaluation.runner import Query, folder_photos, folder_queries
-from edgelens.evaluation.sample_photos import load_motorcycle_right_view, write_sample_catalog
+from edgelens.samples.photos import load_motorcycle_right_view, write_sample_catalog
 
 logger = logging.getLogger(__name__)
 
 SET_VERSION = 4
-
-
-class RealViewsUnavailableError(EdgelensError):
-    """The real-view archives could not be downloaded, verified or read."""
 
 
 @dataclass(frozen=True)

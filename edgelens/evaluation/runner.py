@@ -23,11 +23,11 @@ from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.errors import EdgelensError, ImageDecodeError
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.metrics import RetrievalMetrics
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import decode_focus_view, focus_crop, focus_view_jpeg
 from edgelens.featurizer.local_features import LocalFeatures, catalog_local_features
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.views import camera_views
 from edgelens.search.exact import ExactIndex
 from edgelens.search.verify import PhotoKeypoints
 from edgelens.settings import Settings

@@ -52,8 +52,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from edgelens.errors import EdgelensError
-from edgelens.evaluation.fetched import Pinned, PinnedArchiveError, download_pinned, write_once
+from edgelens.errors import PinnedArchiveError, UnknownViewsUnavailableError
+from edgelens.evaluation.fetched import Pinned, download_pinned, write_once
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ logger = logging.getLogger(__name__)
 SET_VERSION = 1
 SPLITS = ("calibration", "test")
 MIN_SIDE = 200  # pixels: smaller pictures are not views a camera sends
-
-
-class UnknownViewsUnavailableError(EdgelensError):
-    """The unknown-set archives could not be downloaded, verified or read."""
 
 
 @dataclass(frozen=True)

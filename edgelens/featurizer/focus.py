@@ -1,32 +1,18 @@
 """Object focus: the middle of the frame, where a shopper points the camera, as a second view.
 
 A frame in which the item is small carries the shelf around it into the descriptor. A
-published frame therefore also carries its focus box, a centred crop of :data:`FOCUS_AREA`
-of the frame, as a small colour JPEG (:func:`focus_view_jpeg`). The worker featurizes that
-view with the catalog's own model and preprocessing and scores each item by the better of
-the frame and the box (``edgelens.search.base.search_views``); it also verifies its best
-candidates against the view's keypoints (``edgelens.search.verify``). The device pays for
-one JPEG encoding per message, not for a second forward pass: on a small CPU the box's pass
-would double the cost of every published frame, while the worker answers each message
-with a keypoint verification that costs many passes anyway. A device may still featurize
-the box itself (``device.focus``, for one that sends no view). The worker also featurizes
-the view's own centred box (:func:`focus_views`, 36% of the frame), the next step of the
-same zoom, for an item that fills less of the frame still.
-
-Measured on item-in-clutter views of the sample photos (items at 15-40% of the frame,
-placed anywhere, so the box often cuts them), FP32, area fixed beforehand at 0.6
-(scripts/bench_quality.py): clutter top-1 0.790 → 0.815 and mAP 0.866 → 0.886, synthetic
-views 0.993 → 0.998, the real stereo view unchanged; on two further query seeds 0.745 →
-0.810 and 0.815 → 0.830. The box featurized from its JPEG-coded view instead of the raw
-pixels: clutter 0.825, clutter among other photos 0.835 (0.850 raw), real views the same.
-The inner box added, vectors only, three query seeds: clutter top-1 0.815 → 0.840, 0.785 →
-0.815, 0.815 → 0.835; clutter among other photos 0.850 → 0.850, 0.915 → 0.945, 0.885 →
-0.910; real views 0.682 → 0.727; synthetic within ±0.003. A 2x2 grid of sub-boxes instead
-gained more in clutter but lost real views (top-5 0.955 → 0.864): a part of a scene
-matches other items. Boxes from the network's own activation map and from
-spectral-residual saliency were measured too and did no better than the frame alone, or
-worse: they find the busiest thing in the frame, not the item; pooling the box's cells of
-the frame's own feature map instead of a second pass gained nothing over the frame alone.
+device therefore also sends its focus box, a centred crop of :data:`FOCUS_AREA` of the frame
+(fixed before measuring), as a small colour JPEG once the view has settled
+(:func:`focus_view_jpeg`). The worker featurizes that view, and the view's own centred box
+(:func:`focus_views`: the next step of the same zoom, for an item smaller still), with the
+catalog's own model and preprocessing, and scores each item by its best of the frame and the
+boxes (``edgelens.search.base.search_views``); it also verifies its best candidates against
+the view's keypoints (``edgelens.search.verify``). The device pays one JPEG encoding, not a
+second forward pass: on a small CPU that pass would double the cost of a published frame,
+while the worker's keypoint verification costs many passes anyway. A device that sends no
+view may featurize the box itself (``device.focus``). The box is fixed and centred because
+boxes from the network's activation map or from saliency find the busiest thing in the
+frame, not the item (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -81,8 +67,8 @@ def at_most_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def focus_view_jpeg(frame_bgr: np.ndarray, max_bytes: int) -> bytes:
     """What a published frame carries for the worker: its focus box in colour, at most
-    :data:`VIEW_MAX_SIDE` px, as a JPEG of at most ``max_bytes`` (~30 KB at VGA; a busier
-    view is coded at a lower quality until it fits)."""
+    :data:`VIEW_MAX_SIDE` px, as a JPEG of at most ``max_bytes`` (a busier view is coded at
+    a lower quality until it fits)."""
     view, _ = at_most_side(focus_crop(frame_bgr), VIEW_MAX_SIDE)
     for quality in VIEW_JPEG_QUALITIES:
         ok, encoded = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, quality])

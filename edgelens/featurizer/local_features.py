@@ -3,26 +3,21 @@
 A global vector cannot tell two poses of one object apart, nor find a box among other
 things reliably; matching keypoints and fitting a homography can (the second stage of
 instance retrieval, :mod:`edgelens.search.verify`). Catalog photos and queries go through
-this one extractor. The device does not run it (SIFT costs several times the network on a
-small CPU): it sends its focus box as a small JPEG
-(:func:`edgelens.featurizer.focus.focus_view_jpeg`), and the worker extracts the query's
-keypoints from that.
-
-Parameters are the textbook ones, fixed before measuring: at most 1000 SIFT keypoints on
-the image scaled to at most 640 px. Descriptors are matched as RootSIFT
-(:attr:`LocalFeatures.matching_descriptors_n128`).
+this one extractor, with textbook parameters fixed before measuring (:data:`MAX_KEYPOINTS`
+keypoints, the image scaled to at most :data:`MAX_SIDE` px), matched as RootSIFT
+(:attr:`LocalFeatures.matching_descriptors_n128`). The device does not run it (SIFT costs
+several times the network on a small CPU): the worker extracts the query's keypoints from
+the focus view the device sends (:func:`edgelens.featurizer.focus.focus_view_jpeg`).
 
 A query's keypoints are used at full precision and thrown away. A catalog photo's are
-stored for every item, so they are stored compactly (:meth:`LocalFeatures.to_blobs`, at
-most :data:`MAX_STORED_BYTES` a photo: a million items in 16 GB): the
-:data:`CATALOG_KEYPOINTS` largest of the 1000 (a camera sees an item smaller than its
-catalog photo, so the finest-scale keypoints of the photo are the ones a view matches
-least), their positions as whole pixels (uint16), their RootSIFT descriptors as 16-byte
-codes of an optimised product quantiser (:class:`Codebook`; a fixed rotation, then 16
-sub-vectors of 8 dimensions, each one of 256 centroids). The codebook ships with the
-package (``keypoint_codebook.npz``), made once by
-``scripts/train_keypoint_codebook.py`` from generic photos. Matching decodes the codes
-back into descriptors, so a query is compared with the catalog as before.
+stored for every item, so compactly (:meth:`LocalFeatures.to_blobs`, at most
+:data:`MAX_STORED_BYTES` a photo: a million photos in 16 GB): the
+:data:`CATALOG_KEYPOINTS` largest (a camera sees an item smaller than its catalog photo, so
+the photo's finest-scale keypoints are the ones a view matches least), positions as whole
+pixels (uint16), RootSIFT descriptors as 16-byte codes of an optimised product quantiser
+(:class:`Codebook`). The codebook ships with the package (``keypoint_codebook.npz``), made
+once from generic photos by ``python -m tools.train_keypoint_codebook``. Matching decodes
+the codes back into descriptors, so a query is compared with the catalog as before.
 :func:`catalog_local_features` is what the catalog stores and gives back for a photo.
 """
 
@@ -48,9 +43,9 @@ MAX_KEYPOINTS = 1000
 MAX_SIDE = VIEW_MAX_SIDE  # a query view is extracted at the size it travels
 # A catalog photo smaller than this (shops' pack shots are often 200-400 px) is enlarged
 # to it for extraction, as a camera that fills its view with the item sees it larger: at
-# its own size SIFT finds a third of the keypoints, too few to verify many camera views.
-# Not more: enlarging photos of 450 px to 480 made clutter views verify more of the other
-# catalog items in them (docs/benchmarks.md, retrieval quality).
+# its own size SIFT finds too few keypoints to verify many camera views. Not to more:
+# enlarging larger photos made clutter views verify more of the other catalog items in
+# them (docs/decisions.md).
 CATALOG_MIN_SIDE = 400
 DESCRIPTOR_SIZE = 128
 CATALOG_KEYPOINTS = 800  # the largest of the MAX_KEYPOINTS a catalog photo keeps
@@ -154,9 +149,7 @@ class LocalFeatures:
         object retrieval", 2012): each descriptor L1-normalised, then square-rooted, so that
         Euclidean distance between them compares SIFT histograms by the Hellinger kernel,
         which a few large bins sway less. Computed once per object (no re-extraction,
-        nothing more stored). Measured in scripts/bench_verify.py against plain SIFT on the
-        same keypoints: more true items verified in clutter, fewer stray inliers on wrong
-        ones."""
+        nothing more stored). Chosen over plain SIFT by measurement (docs/decisions.md)."""
         total = self.descriptors_n128.sum(axis=1, keepdims=True)
         return np.sqrt(self.descriptors_n128 / np.maximum(total, 1e-7)).astype(np.float32)
 
@@ -198,7 +191,7 @@ def extract_local_features(
 ) -> LocalFeatures:
     """Keypoints of a BGR or grey image, scaled down to at most ``max_side`` for extraction.
     The product uses the defaults for a query view; the arguments are for measuring what
-    other budgets cost and give (scripts/bench_verify.py)."""
+    other budgets cost and give (``python -m benchmarks.verify``)."""
     features, _ = sift_keypoints(image, max_keypoints, max_side)
     return features
 

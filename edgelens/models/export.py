@@ -1,5 +1,8 @@
 """EfficientNet-Lite0 → ONNX featurizer in FP32, FP16 and INT8, each with its manifest.
 
+Both poolings (the product's sharpened regional GeM, the global-average baseline) are
+exported in each precision; FP16 and INT8 derive from FP32, and a derived model's manifest
+records its mean cosine to FP32 on views that neither calibration nor evaluation uses.
 Export is deterministic (same packages → same bytes → same model id) and is
 skipped when the artefact already exists, so ``make test`` pays for it once.
 """
@@ -26,6 +29,7 @@ from edgelens.featurizer.manifest import (
     compute_model_id,
 )
 from edgelens.featurizer.preprocess import PreprocessSpec
+from edgelens.models.calibration import calibration_batches
 
 logger = logging.getLogger(__name__)
 
@@ -170,22 +174,3 @@ def _session_embed(path: Path, batch: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (out,) = session.run([EMBEDDING_OUTPUT], {INPUT_NAME: batch})
     return np.asarray(out, dtype=np.float32)
-
-
-def calibration_batches(
-    spec: PreprocessSpec, *, views_per_photo: int, seed: int
-) -> list[np.ndarray]:
-    """Real photos plus camera-like views of them, preprocessed exactly like frames.
-
-    The seed differs from every evaluation seed so calibration never sees a test view.
-    """
-    from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-    from edgelens.evaluation.views import camera_views
-    from edgelens.featurizer.preprocess import to_model_input
-
-    batches = []
-    for index, photo in enumerate(SAMPLE_PHOTOS):
-        image = load_photo(photo.loader)
-        for view in [image, *camera_views(image, views_per_photo, seed + index)]:
-            batches.append(to_model_input([view], spec))
-    return batches

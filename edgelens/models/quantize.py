@@ -1,14 +1,17 @@
 """Static INT8 (QDQ) quantisation of the FP32 featurizer, calibrated on real photos.
 
-The recipe was chosen by measurement (cosine to FP32 and retrieval on held-apart
-synthetic views, latency at batch 1 and 32):
+Calibration sees the sample photos and seeded camera-like views of them
+(:func:`edgelens.models.calibration.calibration_batches`), none of them a test view.
+
+The recipe was chosen by measurement (docs/decisions.md):
 - ``quant_pre_process`` first: it folds the static-padding subgraphs so Pad fuses
   into Conv; without it INT8 runs slower than FP32.
-- per-channel int8 weights (per-tensor drops mean cosine to ~0.85), uint8
-  activations (int8 activations are ~2x slower on x86), no reduce_range.
-- the stem conv and the first MBConv block stay in float: they alone lift the
-  worst-case cosine to FP32 from ~0.92 to ~0.985 and cost no speed.
-Dynamic quantisation is ~5x slower than FP32 on CPU here, so it is not offered.
+- per-channel int8 weights (per-tensor ones lose too much agreement with FP32), uint8
+  activations (int8 activations are slower on x86), no reduce_range.
+- the stem conv and the first MBConv block stay in float: they lift the worst-case
+  agreement with FP32 at no cost in speed. Everything after the head conv stays too (the
+  pooling, whose cube and cube root would lose most of their range in 8 bits).
+Dynamic quantisation is much slower than FP32 on CPU, so it is not offered.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edgelens.errors import ModelError
 from edgelens.featurizer.manifest import INPUT_NAME
 from edgelens.featurizer.preprocess import PreprocessSpec
+from edgelens.models.calibration import calibration_batches
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +58,6 @@ class _BatchReader(CalibrationDataReader):
 
 
 def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> None:
-    from edgelens.models.export import calibration_batches
-
     batches = calibration_batches(
         spec, views_per_photo=CALIBRATION_VIEWS_PER_PHOTO, seed=CALIBRATION_SEED
     )

@@ -14,9 +14,8 @@ from edgelens.featurizer.manifest import POOLINGS
 GEM_P = 3.0
 # Regions (top, left, height, width) of the 7x7 head map at 224 input: the whole map twice
 # (the R-MAC convention that weights the global view), the four 4x4 corners and the nine
-# 3x3 windows. Measured against global average pooling on item-in-clutter views of real
-# photos: top-1 0.535 → 0.605 alone, 0.73 → 0.795 with catalog augmentation, for 1.11x
-# the device-side cost; global GeM (any p) was worse than average pooling in clutter.
+# 3x3 windows, so an item filling only part of the frame still dominates some regions.
+# Chosen over global average and global GeM pooling in clutter (docs/decisions.md).
 REGIONS_7X7: tuple[tuple[int, int, int, int], ...] = (
     (0, 0, 7, 7),
     (0, 0, 7, 7),
@@ -27,9 +26,7 @@ REGIONS_7X7: tuple[tuple[int, int, int, int], ...] = (
 # sum mixes everything in the frame in proportion to its share of the regions; raising it
 # to a power above 1 (the opposite of the usual power normalisation) lets the channels of
 # the dominant content outweigh the rest, so the item the camera is pointed at is less
-# diluted by what lies around it. Measured on item-in-clutter views (20 real photos, two
-# query seeds): top-1 0.745 → 0.790 and 0.700 → 0.745 at 1.5; 2.0 was no better on top-1
-# and worse on top-5; 0.5 (signed-root flattening) fell to 0.650.
+# diluted by what lies around it (docs/decisions.md).
 SHARPEN = 1.5
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgelens.catalog.augment import MAX_VIEWS, CatalogRecipe, catalog_vectors
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import FRAME_SIZE
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import FRAME_SIZE
 
 SHA = hashlib.sha256(b"coffee").hexdigest()
 

@@ -11,9 +11,9 @@ from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
-from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer import local_features
-from tests.catalog.helpers import first_photo_keypoints
+from edgelens.samples.photos import load_photo
+from edgelens.testing.catalog import first_photo_keypoints
 
 
 @pytest.fixture

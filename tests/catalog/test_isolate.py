@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from edgelens.catalog.isolate import item_region, shipped_isolator
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 
 
 def test_an_item_on_a_shelf_is_cropped_to_and_a_plain_photo_is_kept_whole():

@@ -13,7 +13,7 @@ from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, ItemSource, PhotoOr
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError, LastPhotoError
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 from edgelens.search.exact import ExactIndex
 
 RECIPE = DEFAULT_RECIPE.recipe_id

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.store import CatalogStore
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 
 EDGELENS = Path(sys.executable).with_name("edgelens")
 ITEMS = 24

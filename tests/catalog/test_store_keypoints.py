@@ -15,8 +15,6 @@ from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.cli.main import app
 from edgelens.errors import CatalogError
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import pack_shot
 from edgelens.featurizer.local_features import (
     CATALOG_KEYPOINTS,
     CATALOG_MIN_SIDE,
@@ -33,7 +31,9 @@ from edgelens.featurizer.local_features import (
     sift_keypoints,
 )
 from edgelens.featurizer.preprocess import decode_image
-from tests.catalog.helpers import first_photo_keypoints
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import pack_shot
+from edgelens.testing.catalog import first_photo_keypoints
 
 PHOTOS = ("coffee", "rocket", "astronaut")
 

@@ -14,8 +14,8 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.cli.main import app
 from edgelens.evaluation.real_views import REAL_PAIRS
 from edgelens.evaluation.runner import load_catalog
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
 from edgelens.evaluation.variants import is_colour
+from edgelens.samples.photos import SAMPLE_PHOTOS
 
 runner = CliRunner()
 

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from edgelens.cloud.worker import Worker
+from edgelens.testing.live import always_confirming, wait_for
 from edgelens.wire.mqtt import connect_async, make_client
-from tests.cloud.helpers import wait_for
 
 
 @pytest.fixture
@@ -19,13 +19,6 @@ def worker(live_settings):
     wait_for(w.subscribed.is_set)
     yield w
     w.stop()
-
-
-def always_confirming(settings):
-    """``settings`` whose first answers are never final: every view goes to stage two."""
-    return settings.model_copy(
-        update={"search": settings.search.model_copy(update={"confirm_margin": 2.0})}
-    )
 
 
 @pytest.fixture

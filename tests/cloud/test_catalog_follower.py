@@ -11,9 +11,9 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.search.loader import index_from_catalog
-from tests.cloud.helpers import add_photo_item
+from edgelens.samples.photos import load_photo
+from edgelens.testing.catalog import index_from_catalog
+from edgelens.testing.live import add_photo_item
 
 RECIPE = CatalogRecipe(2)  # small: these tests are about changes, not quality
 

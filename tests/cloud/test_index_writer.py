@@ -14,7 +14,7 @@ from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.index_writer import IndexWriterLease
-from tests.cloud.helpers import add_photo_item
+from edgelens.testing.live import add_photo_item
 
 RECIPE = CatalogRecipe(1)
 SHARED = "edgelens_test@milvus.db"

@@ -8,9 +8,9 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.keypoints import KeypointCache
-from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer import local_features
-from tests.catalog.helpers import first_photo_keypoints
+from edgelens.samples.photos import load_photo
+from edgelens.testing.catalog import first_photo_keypoints
 
 
 def _add(store, featurizer, settings, tmp_path, item_id, photo):

@@ -8,10 +8,10 @@ import pytest
 from edgelens.catalog.models import CatalogItem
 from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.cloud.matcher import Matcher
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.local_features import extract_local_features
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
 from edgelens.search.exact import ExactIndex
 from edgelens.search.verify import PhotoKeypoints
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode

@@ -7,9 +7,9 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
+from edgelens.testing.live import send_features, wait_for
 from edgelens.wire.names import features_topic, status_topic
-from tests.cloud.helpers import send_features, wait_for
 
 
 def _samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -13,10 +13,10 @@ from pydantic import AnyUrl
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import build_sample_catalog
 from edgelens.demo.servers import RedisServer
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
+from edgelens.testing.live import send_features, wait_for
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import matches_key
-from tests.cloud.helpers import send_features, wait_for
 
 PASSWORD = "s3cret/pass word"
 

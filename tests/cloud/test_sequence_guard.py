@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgelens.cloud.matcher import RejectedMessage
 from edgelens.cloud.sequence_guard import SequenceGuard
+from edgelens.errors import RejectedMessage
 from edgelens.wire.features import FeatureMessage
 
 NOW = 1_800_000_000.0

@@ -15,9 +15,10 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_view_jpeg
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
+from edgelens.testing.live import always_confirming, records, send_features, wait_for
 from edgelens.wire.features import (
     MAX_JPEG_BYTES,
     MAX_MESSAGE_BYTES,
@@ -35,8 +36,6 @@ from edgelens.wire.names import (
     view_key,
 )
 from edgelens.wire.records import Decision, MatchRecord, Stage
-from tests.cloud.conftest import always_confirming
-from tests.cloud.helpers import records, send_features, wait_for
 
 
 def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featurizer):

@@ -13,11 +13,11 @@ import httpx
 import redis
 
 from edgelens.demo.servers import free_port
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
+from edgelens.testing.live import wait_for
 from edgelens.wire.features import FeatureMessage, encode
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic, matches_key
-from tests.cloud.helpers import wait_for
 
 EDGELENS = Path(sys.executable).with_name("edgelens")
 

@@ -10,14 +10,15 @@ import time
 
 import pytest
 
-from edgelens.cloud.worker import MAX_STATUS_BYTES, Worker
+from edgelens.cloud.transport import MAX_STATUS_BYTES
+from edgelens.cloud.worker import Worker
 from edgelens.device.publisher import FeaturePublisher
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.webapp.schemas import DeviceOut
+from edgelens.samples.photos import load_photo
+from edgelens.testing.live import wait_for
+from edgelens.testing.statuses import GOOD, HOSTILE, device_stats
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.names import DEVICES_KEY, features_topic, matches_key, status_topic
-from tests.cloud.helpers import wait_for
-from tests.wire.test_status import GOOD, HOSTILE, _stats
+from edgelens.wire.status import RecordedStatus
 
 
 def _publish_status(publisher, device: str, payload: bytes | str, qos: int = 1) -> None:
@@ -43,7 +44,7 @@ def test_hostile_statuses_are_refused_and_the_worker_keeps_running(worker, publi
     stats = worker.stats.snapshot()
     assert stats["rejected_bad_status"] == len(hostile)
     assert list(rdb.hkeys(DEVICES_KEY)) == [b"good"]
-    assert DeviceOut.model_validate_json(raw).state == "online"
+    assert RecordedStatus.model_validate_json(raw).state == "online"
     assert "errors_unexpected" not in stats and worker.health()[0]
     refusals = [r.getMessage() for r in caplog.records if "refused the status" in r.getMessage()]
     # Said once per interval (the reject log), with the topic and the reason: a field
@@ -120,15 +121,15 @@ def test_a_real_devices_status_is_recorded_as_it_changes(worker, live_settings, 
         reconnect_max_s=1.0,
     )
 
-    def recorded() -> DeviceOut | None:
+    def recorded() -> RecordedStatus | None:
         raw = rdb.hget(DEVICES_KEY, "real-cam")
-        return DeviceOut.model_validate_json(raw) if raw else None
+        return RecordedStatus.model_validate_json(raw) if raw else None
 
     device.start()
     try:
         assert device.wait_connected(10)
         assert wait_for(recorded).state == "online"
-        device.update_health(_stats().health())
+        device.update_health(device_stats().health())
         status = wait_for(lambda: (s := recorded()) and s.views_sent == 12_345 and s)
         assert status.seen_at is not None and status.fps == 14.93
     finally:

@@ -6,7 +6,7 @@ import logging
 
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 from edgelens.search.ann import AnnIndex
 from edgelens.search.exact import ExactIndex
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.processes import kill_starter
+from edgelens.testing.processes import kill_starter
 
 SCRIPT = """
 import sys, time

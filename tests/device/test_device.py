@@ -28,8 +28,8 @@ from edgelens.device.loop import DeviceLoop
 from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.sources import open_source, parse_source
 from edgelens.errors import SourceError
-from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer.focus import decode_focus_view, focus_crop
+from edgelens.samples.photos import load_photo
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic

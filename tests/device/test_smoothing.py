@@ -4,8 +4,8 @@ import pytest
 
 from edgelens.demo.video import hand_shake
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_view
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_view
 
 SHARP = 100.0
 

@@ -11,7 +11,7 @@ from edgelens.device.sources import (
     parse_source,
 )
 from edgelens.errors import SourceError
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 
 
 @pytest.mark.parametrize(

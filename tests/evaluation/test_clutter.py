@@ -2,8 +2,8 @@ import numpy as np
 
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.runner import Query, Ranked, clutter_queries, metrics_of
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import FRAME_SIZE
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import FRAME_SIZE
 
 
 def test_clutter_views_are_seeded_frames_built_from_other_photos():

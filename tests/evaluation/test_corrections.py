@@ -15,8 +15,8 @@ from edgelens.evaluation.runner import (
     synthetic_queries,
     system_answerer,
 )
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
 from edgelens.settings import Settings
 
 NAMES = ("coffee", "rocket", "chelsea", "clock", "camera", "page")

@@ -16,8 +16,8 @@ from edgelens.evaluation.runner import (
     synthetic_queries,
     system_answerer,
 )
-from edgelens.evaluation.views import pack_shot
 from edgelens.featurizer.local_features import catalog_local_features
+from edgelens.samples.views import pack_shot
 from edgelens.search.verify import MIN_INLIERS
 from edgelens.settings import Settings
 from edgelens.wire.records import Decision

@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from edgelens.catalog.sources import collect_sources
-from edgelens.evaluation import fetched, product_families
+from edgelens.errors import PinnedArchiveError, ProductFamiliesUnavailableError
+from edgelens.evaluation import product_families
 from edgelens.evaluation.product_families import (
     CAMERA_SET,
     CLUTTER_SET,
@@ -26,12 +27,11 @@ from edgelens.evaluation.product_families import (
     OTHER_VIEWS_SET,
     PINNED,
     TOP,
-    ProductFamiliesUnavailableError,
     fetch_product_families,
     product_family_query_sets,
 )
 from edgelens.evaluation.runner import load_catalog
-from tests.evaluation.helpers import sha256_of, write_wheel
+from edgelens.testing.archives import sha256_of, write_wheel
 
 LICENCE = b"BSD 3-Clause License\n...\nartwork ... Creative Commons Attribution 4.0\n"
 HIDDEN = (0, 200, 0)  # the colour under the cut-outs' transparent pixels
@@ -147,7 +147,7 @@ def test_an_archive_of_another_sha256_is_refused(tmp_path, local):
     wrong = dataclasses.replace(pinned, sha256="0" * 64)
     with pytest.raises(ProductFamiliesUnavailableError, match="not the pinned archive") as refused:
         fetch_product_families(tmp_path / "pf", pinned=wrong, find_links=archives)
-    assert isinstance(refused.value.__cause__, fetched.PinnedArchiveError)
+    assert isinstance(refused.value.__cause__, PinnedArchiveError)
     assert not (tmp_path / "pf").exists()
     assert not (tmp_path / "pf.partial").exists()
 

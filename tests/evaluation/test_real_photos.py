@@ -20,8 +20,8 @@ from edgelens.evaluation.runner import (
     rank_queries,
     synthetic_queries,
 )
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_motorcycle_right_view
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_motorcycle_right_view
 
 
 def _metrics(featurizer, index, queries, *, focus: bool = False):

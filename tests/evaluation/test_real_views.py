@@ -21,22 +21,21 @@ from PIL import Image
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import AnswerPolicy
+from edgelens.errors import PinnedArchiveError, RealViewsUnavailableError
 from edgelens.evaluation import fetched, unknown_views
 from edgelens.evaluation import real_views as real_views_module
-from edgelens.evaluation.fetched import PinnedArchiveError
 from edgelens.evaluation.real_views import (
     ARCHIVES,
     BACKGROUNDS,
     REAL_PAIRS,
     Archive,
-    RealViewsUnavailableError,
     Shot,
     fetch_real_views,
     real_view_query_sets,
 )
 from edgelens.evaluation.runner import System, evaluate_systems, load_catalog
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS
-from tests.evaluation.helpers import sha256_of, write_sdist
+from edgelens.samples.photos import SAMPLE_PHOTOS
+from edgelens.testing.archives import sha256_of, write_sdist
 
 _SHOTS = [shot for pair in REAL_PAIRS for shot in (pair.catalog, *pair.queries)]
 _SHOTS += [Shot("opencv", f"opencv/samples/data/{name}") for name in BACKGROUNDS]

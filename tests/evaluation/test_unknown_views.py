@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgelens.errors import PinnedArchiveError, UnknownViewsUnavailableError
 from edgelens.evaluation import fetched, unknown_views
 from edgelens.evaluation.real_views import BACKGROUNDS, REAL_PAIRS
 from edgelens.evaluation.unknown_views import (
@@ -26,12 +27,11 @@ from edgelens.evaluation.unknown_views import (
     SPLITS,
     Photo,
     Source,
-    UnknownViewsUnavailableError,
     fetch_unknown_views,
     split_of,
     unknown_view_paths,
 )
-from tests.evaluation.helpers import sha256_of, write_sdist, write_wheel
+from edgelens.testing.archives import sha256_of, write_sdist, write_wheel
 
 
 def _picture(shade: int, side: int = 200, suffix: str = ".jpg") -> bytes:
@@ -150,7 +150,7 @@ def test_an_archive_of_another_sha256_is_refused(tmp_path, local):
     write_sdist(archives, "pkg", "1.0", {"img/p0.jpg": _picture(5)})  # replaced
     with pytest.raises(UnknownViewsUnavailableError, match="not the pinned archive") as refused:
         fetch_unknown_views(tmp_path / "unknown", sources=sources, find_links=archives)
-    assert isinstance(refused.value.__cause__, fetched.PinnedArchiveError)
+    assert isinstance(refused.value.__cause__, PinnedArchiveError)
     assert not (tmp_path / "unknown").exists()
     assert not (tmp_path / "unknown.partial").exists()
 

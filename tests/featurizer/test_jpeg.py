@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.focus import decode_focus_view
 from edgelens.featurizer.jpeg import MAX_VIEW_SIDE, jpeg_header
-from tests.wire.strategies import view_jpegs
+from edgelens.testing.strategies import view_jpegs
 
 
 def _jpeg(image: np.ndarray, *params: int) -> bytes:

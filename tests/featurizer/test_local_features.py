@@ -4,8 +4,6 @@ import cv2
 import numpy as np
 import pytest
 
-from edgelens.evaluation.sample_photos import load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.local_features import (
     CATALOG_KEYPOINTS,
     MAX_KEYPOINTS,
@@ -21,6 +19,8 @@ from edgelens.featurizer.local_features import (
     legacy_to_blobs,
     sift_keypoints,
 )
+from edgelens.samples.photos import load_photo
+from edgelens.samples.views import camera_views
 from edgelens.search.verify import MIN_INLIERS, count_inliers, ratio_matches
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from edgelens.errors import ModelNotFoundError
-from edgelens.evaluation.sample_photos import load_photo
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import load_photo
 
 # ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = set(range(281, 286))

@@ -11,18 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, median_seconds, write_section
-
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-from edgelens.evaluation.views import camera_views
+from benchmarks.common import common_arguments, median_seconds, write_section
 from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import camera_views
 
 
 def main() -> None:

@@ -39,7 +39,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import dataclasses
 import logging
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,9 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, median_seconds, write_section
-
+from benchmarks.common import common_arguments, median_seconds, write_section
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.sources import collect_sources
@@ -83,10 +80,8 @@ from edgelens.evaluation.runner import (
     system_answerer,
     unlabelled_queries,
 )
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.evaluation.unknown_views import fetch_unknown_views
 from edgelens.evaluation.variants import variant_suite
-from edgelens.evaluation.views import camera_views, pack_shot
 from edgelens.featurizer.focus import (
     FOCUS_AREA,
     decode_focus_view,
@@ -96,6 +91,8 @@ from edgelens.featurizer.focus import (
 )
 from edgelens.featurizer.local_features import extract_local_features
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import write_sample_catalog
+from edgelens.samples.views import camera_views, pack_shot
 from edgelens.search.verify import CANDIDATES, PLANES, verify_view
 from edgelens.settings import Settings
 from edgelens.wire.features import MAX_JPEG_BYTES
@@ -206,7 +203,7 @@ def main() -> None:
         "turned by 120 degrees), near-duplicates as a product line has them "
         f"(edgelens.evaluation.variants). Pack shots: {packs} camera-like views of the full-size "
         "photos against a catalog of the same photos as small pack shots on white (200 px, as "
-        "shops often have them; edgelens.evaluation.views.pack_shot). The real-view "
+        "shops often have them; edgelens.samples.views.pack_shot). The real-view "
         f"set: {len(real_sets['real views'])} real "
         f"second photos ({groups}) against their own {len(real_photos)}-item catalog. "
         f"Product families: {len(family_photos)} products in "
@@ -272,7 +269,7 @@ def main() -> None:
         f"featurize), {cost['worker_focus']:.1f} ms; verifying {CANDIDATES} "
         "candidates, each another sample photo (extract the view's keypoints, match and fit "
         "each), "
-        f"{cost['verify']:.1f} ms; scripts/bench_verify.py splits that cost.",
+        f"{cost['verify']:.1f} ms; `python -m benchmarks.verify` splits that cost.",
         "",
         "Vector cache (same folder added twice, then re-indexed, same model and recipe): "
         f"first add featurized **{cache[0]}** images, second add **{cache[1]}**, "

@@ -6,7 +6,7 @@ the catalog is a few of the sample photos, and one device has answered a frame t
 with its view (so the signed-in admin sees the correction form). Needs Debian's chromium
 and chromedriver (`make setup`) and the exported models (data/models).
 
-    python scripts/screenshots.py [--out docs/screenshots] [--models-dir data/models]
+    python -m tools.screenshots [--out docs/screenshots] [--models-dir data/models]
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.demo.servers import RedisServer, free_port
-from edgelens.evaluation.sample_photos import load_photo, write_sample_catalog
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import load_photo, write_sample_catalog
 from edgelens.settings import Settings
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path

@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: machine description, timing, docs/benchmarks.md sections."""
+"""Shared by the benchmarks: machine description, timing, docs/benchmarks.md sections."""
 
 from __future__ import annotations
 
@@ -48,10 +48,17 @@ def median_seconds(run: Callable[[], object], *, repeat: int, warmup: int = 2) -
     return statistics.median(samples)
 
 
+def _main_module() -> str:
+    """The module run as ``python -m`` (its name is what reruns it)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is None:
+        raise SystemExit("run the benchmarks as modules: python -m benchmarks.<name>")
+    return spec.name
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section between BEGIN/END markers named ``name``."""
-    script = Path(sys.argv[0]).resolve().relative_to(REPO).as_posix()
-    command = " ".join(["python", script, *sys.argv[1:]])
+    command = " ".join(["python -m", _main_module(), *sys.argv[1:]])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (
         f"<!-- BEGIN {name} -->\n{body.rstrip()}\n\n"

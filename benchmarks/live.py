@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,11 +32,8 @@ import numpy as np
 import redis
 from pydantic import AnyUrl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchlib import common_arguments, write_section
-
-from edgelens.cloud import worker as worker_module
+from benchmarks.common import common_arguments, write_section
+from edgelens.cloud import serving
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer
@@ -46,10 +42,10 @@ from edgelens.device.settle import ViewSettle
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import DeviceSettings, Settings
+from edgelens.testing.browser import headless_chromium
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype, encode
 from edgelens.wire.names import matches_channel, matches_key
 from edgelens.wire.records import MatchRecord, Stage
-from tests.webapp.chromium import headless_chromium
 
 DEVICE_ID = "bench-cam"
 OBSERVER_JS = """
@@ -110,9 +106,9 @@ def _run(args: argparse.Namespace, *, mode: str) -> tuple:
     count = args.confirm_frames if mode == CONFIRM_ALL else args.frames
     # The worker before the two stages verified every message's view, the same view again
     # included: its same-view guard off.
-    same_view = 1.01 if mode == BEFORE else worker_module.SAME_VIEW_COSINE
+    same_view = 1.01 if mode == BEFORE else serving.SAME_VIEW_COSINE
     with (
-        mock.patch.object(worker_module, "SAME_VIEW_COSINE", same_view),
+        mock.patch.object(serving, "SAME_VIEW_COSINE", same_view),
         tempfile.TemporaryDirectory() as tmp,
         RedisServer() as redis_server,
         MosquittoServer() as broker,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -21,10 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-from loadlib import CpuMeter, LpushCounter, prepare_catalog, worker_env, worker_processes
-
+from benchmarks.common import common_arguments, write_section
+from benchmarks.workers import CpuMeter, LpushCounter, prepare_catalog, worker_env, worker_processes
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.featurizer.runtime import Featurizer

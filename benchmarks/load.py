@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import threading
 import time
@@ -34,21 +33,19 @@ import numpy as np
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-from loadlib import (
+from benchmarks.common import common_arguments, write_section
+from benchmarks.workers import (
     prepare_catalog,
     resident_bytes,
     wait_healthy,
     worker_env,
     worker_processes,
 )
-
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import camera_views
 from edgelens.wire.features import MAX_JPEG_BYTES, restamp, with_view_jpeg
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic

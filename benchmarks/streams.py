@@ -18,7 +18,6 @@ import logging
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,10 +27,8 @@ from pathlib import Path
 import httpx
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-from loadlib import EDGELENS
-
+from benchmarks.common import common_arguments, write_section
+from benchmarks.workers import EDGELENS
 from edgelens.demo.servers import RedisServer, free_port
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import Match, MatchRecord

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
+from edgelens.catalog.models import PhotoOrigin
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.clutter import clutter_view
 from edgelens.evaluation.corrections import added_photo, answered_wrongly, correction_photos
@@ -42,9 +40,9 @@ from edgelens.evaluation.runner import (
     rank_queries,
     system_answerer,
 )
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.evaluation.variants import variant_suite
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import write_sample_catalog
 from edgelens.settings import Settings
 
 
@@ -96,6 +94,8 @@ def main() -> None:
         "8 photos an item: cropped to the item by the saliency model as the product does "
         "(edgelens.catalog.isolate), and, as the baseline, whole; then the same queries "
         "again, and new views of the same items where the set makes them (another seed). "
+        "A correction serves stage two only (verification; it gives the index no rows, "
+        "`edgelens.catalog.models.indexed_photos`). "
         "'Others' are the queries that were right before: the share still right after.",
         "",
         "| set | photo added | queries | wrong before | corrected (photos added) | the same "
@@ -188,7 +188,7 @@ def _shop_photos(
         rng = np.random.default_rng(seed + n)
         image = clutter_view(photo.image_bgr, backgrounds, rng).image_bgr.astype(np.float32)
         image = np.clip(image * np.array([0.75, 0.85, 0.95], np.float32), 0, 255)  # BGR
-        shop.append(added_photo(photo.item, image.astype(np.uint8)))
+        shop.append(added_photo(photo.item, image.astype(np.uint8), origin=PhotoOrigin.ADDED))
     return shop
 
 
@@ -203,7 +203,7 @@ def _real_second_photos(
     for item_id, mine in by_item.items():
         if len(mine) < 2:
             continue
-        second.append(added_photo(items[item_id], mine[0].image_bgr))
+        second.append(added_photo(items[item_id], mine[0].image_bgr, origin=PhotoOrigin.ADDED))
         rest += mine[1:]
     return second, rest
 

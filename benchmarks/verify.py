@@ -22,7 +22,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,9 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import AnswerPolicy
@@ -47,7 +44,6 @@ from edgelens.evaluation.runner import (
     rank_queries,
     system_answerer,
 )
-from edgelens.evaluation.sample_photos import write_sample_catalog
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.featurizer.local_features import (
     CATALOG_KEYPOINTS,
@@ -62,6 +58,7 @@ from edgelens.featurizer.local_features import (
     sift_keypoints,
 )
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import write_sample_catalog
 from edgelens.search.verify import (
     CANDIDATES,
     MIN_INLIERS,

@@ -1,6 +1,6 @@
 import numpy as np
 
-from edgelens.evaluation.views import FRAME_SIZE, camera_views
+from edgelens.samples.views import FRAME_SIZE, camera_views
 
 
 def test_views_are_seeded_camera_frames(chelsea):

@@ -13,16 +13,12 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
 from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer

@@ -8,7 +8,7 @@ centroids see keypoints of several scales, blur and light. Seeded: the same inpu
 the same file. A new codebook codes descriptors differently, so it needs a new
 ``METHOD_ID`` (old rows are then re-made by ``edgelens catalog migrate-keypoints``).
 
-    python scripts/train_keypoint_codebook.py [--out PATH]
+    python -m tools.train_keypoint_codebook [--out PATH]
 """
 
 from __future__ import annotations
@@ -25,12 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelens.evaluation.sample_photos import (
-    SAMPLE_PHOTOS,
-    load_motorcycle_right_view,
-    load_photo,
-)
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer import local_features
 from edgelens.featurizer.local_features import (
     CENTROIDS,
@@ -39,6 +33,12 @@ from edgelens.featurizer.local_features import (
     Codebook,
     extract_local_features,
 )
+from edgelens.samples.photos import (
+    SAMPLE_PHOTOS,
+    load_motorcycle_right_view,
+    load_photo,
+)
+from edgelens.samples.views import camera_views
 
 logger = logging.getLogger("train_keypoint_codebook")
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.ann import AnnConfig, AnnIndex
 from edgelens.search.bench import (
@@ -44,7 +41,7 @@ from edgelens.search.bench import (
     timed_queries,
 )
 from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
-from edgelens.search.milvus_server import MilvusServer, find_server_executable
+from edgelens.testing.milvus import MilvusServer, find_server_executable
 
 logger = logging.getLogger("bench_milvus")
 

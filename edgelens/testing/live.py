@@ -1,5 +1,5 @@
-"""Helpers of the worker tests: waiting, sending a frame's vector, reading the records,
-adding a sample photo to the catalog."""
+"""The device side of live tests against a real worker: waiting, sending a frame's vector,
+reading the records, adding a sample photo to the catalog, a worker that always confirms."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import cv2
 
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
-from edgelens.evaluation.sample_photos import load_photo
+from edgelens.samples.photos import load_photo
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.names import features_topic, matches_key
 from edgelens.wire.records import MatchRecord
@@ -64,4 +64,11 @@ def add_photo_item(store, featurizer, settings, tmp_path, item_id, photo, *, rec
         recipe=recipe,
         images_dir=settings.images_dir,
         sources=[ItemSource(item_id, (path,), **meta)],
+    )
+
+
+def always_confirming(settings):
+    """``settings`` whose first answers are never final: every view goes to stage two."""
+    return settings.model_copy(
+        update={"search": settings.search.model_copy(update={"confirm_margin": 2.0})}
     )

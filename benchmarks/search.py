@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.bench import SearchBenchReport, run_search_bench
 

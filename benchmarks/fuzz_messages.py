@@ -4,7 +4,7 @@ hostile device statuses through the worker, then every dashboard page read (none
 answer 5xx); as many hostile focus views through the view decoder, and some of them in
 messages through the worker's two stages.
 
-Messages come from the strategies the CI fuzz test uses (tests/wire/strategies.py):
+Messages come from the strategies the CI fuzz test uses (edgelens/testing/strategies.py):
 random bytes, valid messages of the catalog's model and of others, valid messages broken
 by bit flips, truncation, extension, header and NaN/Inf splices, oversized payloads,
 status topics and junk topics. "Unhandled" is an exception escaping the decoder other
@@ -24,25 +24,23 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
-from benchlib import write_section
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.common import write_section
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog
 from edgelens.demo.servers import RedisServer
 from edgelens.errors import ImageDecodeError, WireFormatError
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import camera_views
 from edgelens.settings import Settings
+from edgelens.testing.strategies import DEVICES, payloads, status_payloads, topics, view_jpegs
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, decode, encode
 from edgelens.wire.names import status_topic
-from tests.wire.strategies import DEVICES, payloads, status_payloads, topics, view_jpegs
 
 PAGES_EVERY = 50  # statuses between two reads of every page
 ATHERIS_TARGET = """
@@ -268,7 +266,6 @@ def _atheris_run(count: int) -> str:
         [sys.executable, target.name, f"-runs={count}"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     elapsed = time.perf_counter() - started
     outcome = "no crash" if result.returncode == 0 else f"CRASH (exit {result.returncode})"
@@ -283,14 +280,14 @@ def _report(rows, atheris_line: str, count: int) -> str:
         "## Fuzzing the wire format and the worker",
         "",
         f"{count:,} generated messages per target (Hypothesis strategies of "
-        "`tests/wire/strategies.py`: random bytes; valid messages of the catalog's model and "
+        "`edgelens/testing/strategies.py`: random bytes; valid messages of the catalog's model and "
         "of others, with float16/float32/int8 vectors; valid messages broken by bit flips, "
         "truncation, extension, header and NaN/Inf splices; oversized payloads; status and "
         "junk topics). The worker is a real one on the sample catalog and a real Redis. "
         "Statuses: the keys devices send with hostile values (NaN, Infinity, 1e308, "
         "strings of 5,000 characters, wrong types), unknown keys, other JSON, not JSON, "
         "oversized; then the dashboard (the same Redis) reads its home page, device list "
-        "and each fuzzed device's page and matches. Views (`tests/wire/strategies.py`, "
+        "and each fuzzed device's page and matches. Views (`edgelens/testing/strategies.py`, "
         "view_jpegs): real focus views broken by bit flips, splices and truncation, frame "
         "headers claiming any size and component count, other formats' magic, garbage; "
         "the decoder alone, then messages carrying them through a worker's two stages.",

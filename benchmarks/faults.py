@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,10 +34,8 @@ import httpx
 import numpy as np
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-from loadlib import EDGELENS
-
+from benchmarks.common import common_arguments, write_section
+from benchmarks.workers import EDGELENS
 from edgelens.demo.runner import DEMO_ITEMS, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.device.loop import DeviceLoop

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -33,15 +32,13 @@ import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import common_arguments, write_section
-
+from benchmarks.common import common_arguments, write_section
 from edgelens.demo.servers import MosquittoServer
 from edgelens.demo.video import render_camera_video
 from edgelens.device.loop import DeviceLoop, DeviceStats
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-from edgelens.evaluation.views import FRAME_SIZE
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import FRAME_SIZE
 from edgelens.settings import DeviceSettings
 from edgelens.wire.features import decode
 from edgelens.wire.names import features_topic

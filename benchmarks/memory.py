@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,18 +21,21 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchlib import common_arguments, write_section
-from loadlib import prepare_catalog, resident_bytes, wait_healthy, worker_env, worker_processes
-
+from benchmarks.common import common_arguments, write_section
+from benchmarks.workers import (
+    prepare_catalog,
+    resident_bytes,
+    wait_healthy,
+    worker_env,
+    worker_processes,
+)
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
-from edgelens.evaluation.sample_photos import SAMPLE_PHOTOS, load_photo
-from edgelens.evaluation.views import camera_views
 from edgelens.featurizer import local_features
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import camera_views
 from edgelens.wire.features import MAX_JPEG_BYTES, with_view_jpeg
 from edgelens.wire.names import features_topic
 
