@@ -32,6 +32,7 @@ from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo, write_sample_catalog
 from edgelens.settings import Settings
+from edgelens.testing.browser import headless_chromium
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.features import MAX_JPEG_BYTES
@@ -41,7 +42,6 @@ from edgelens.wire.records import Match, MatchRecord, Stage
 logger = logging.getLogger("screenshots")
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WIDTHS = (1400, 400)  # a desk, a phone
 HEIGHT = 900
 ITEMS = ("astronaut", "coffee", "rocket", "chelsea", "clock", "moon", "hubble", "colorwheel")
@@ -175,23 +175,7 @@ def _serve(settings: Settings, featurizer: Featurizer) -> Iterator[str]:
 
 @contextmanager
 def _chromium(user_data_dir: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--no-first-run",
-        f"--user-data-dir={user_data_dir}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = headless_chromium(user_data_dir, extra_arguments=("--hide-scrollbars",))
     driver.set_page_load_timeout(WAIT_S)
     try:
         yield driver

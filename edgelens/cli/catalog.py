@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
 from edgelens.featurizer import local_features
 from edgelens.featurizer.runtime import load_featurizer
+from edgelens.settings import Settings
 
 app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 
@@ -47,18 +50,12 @@ def add(
     one's; photos added on its page stay."""
     settings = settings_of(ctx)
     sources = collect_sources(paths, images_anywhere=images_anywhere)
-    featurizer = load_featurizer(settings)
-    store = CatalogStore(settings.catalog_db)
-    with progress_bar("importing", len(sources)) as advance:
-        report = add_items(
-            store=store,
-            featurizer=featurizer,
-            sources=sources,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
-            progress=advance,
-        )
-    _print_report(report, featurizer.model_id)
+    store, report = _featurize(
+        settings,
+        description="importing",
+        total=lambda _: len(sources),
+        ingest=partial(add_items, sources=sources),
+    )
     items, photos = store.photo_counts()
     typer.echo(f"catalog: {items} item(s), {photos} photo(s)")
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
@@ -71,17 +68,7 @@ def add(
 def reindex_command(ctx: typer.Context) -> None:
     """Featurize every item with the configured model (cached vectors are reused)."""
     settings = settings_of(ctx)
-    featurizer = load_featurizer(settings)
-    store = CatalogStore(settings.catalog_db)
-    with progress_bar("re-indexing", len(store)) as advance:
-        report = reindex(
-            store=store,
-            featurizer=featurizer,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
-            progress=advance,
-        )
-    _print_report(report, featurizer.model_id)
+    store, _ = _featurize(settings, description="re-indexing", total=len, ingest=reindex)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
 
 
@@ -153,6 +140,30 @@ def remove(
     if missing:
         typer.echo(f"not in the catalog: {', '.join(missing)}", err=True)
         raise typer.Exit(1)
+
+
+def _featurize(
+    settings: Settings,
+    *,
+    description: str,
+    total: Callable[[CatalogStore], int],
+    ingest: Callable[..., IngestReport],
+) -> tuple[CatalogStore, IngestReport]:
+    """Run ``ingest`` (:func:`add_items` given its sources, or :func:`reindex`) with the
+    configured model and recipe, under a progress bar of ``total(store)`` steps, and print
+    its report."""
+    featurizer = load_featurizer(settings)
+    store = CatalogStore(settings.catalog_db)
+    with progress_bar(description, total(store)) as advance:
+        report = ingest(
+            store=store,
+            featurizer=featurizer,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            progress=advance,
+        )
+    _print_report(report, featurizer.model_id)
+    return store, report
 
 
 def _print_report(report: IngestReport, model_id: str) -> None:

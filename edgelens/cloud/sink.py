@@ -94,8 +94,8 @@ class RedisSink:
         seen_at = time.time()
         pipe = self._redis.pipeline(transaction=False)
         for device_id, status in statuses:
-            recorded = RecordedStatus(
-                **status.model_dump(exclude_none=True), device_id=device_id, seen_at=seen_at
+            recorded = RecordedStatus.model_validate(
+                {**status.model_dump(exclude_none=True), "device_id": device_id, "seen_at": seen_at}
             )
             payload = recorded.model_dump_json(exclude_none=True)
             pipe.hset(DEVICES_KEY, device_id, payload)

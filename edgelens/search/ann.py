@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import faiss
@@ -38,11 +38,13 @@ import numpy as np
 from edgelens.catalog.models import CatalogItem
 from edgelens.errors import SearchError
 from edgelens.search.base import (
+    ModelIndex,
     SearchFilter,
     best_items,
     checked_query,
     filter_mask,
     item_vectors,
+    search_errors,
 )
 from edgelens.search.projection import Projection
 from edgelens.wire.records import Match
@@ -157,7 +159,7 @@ class _Rows:
         self.free.extend(rows)
 
 
-class AnnIndex:
+class AnnIndex(ModelIndex):
     """A thread-safe approximate index usable wherever an ``ExactIndex`` is.
 
     Build one with :meth:`build` (fits the projection and the IVF cells on the
@@ -177,6 +179,7 @@ class AnnIndex:
             raise SearchError(f"expected a faiss IVF index, got {type(ivf).__name__}")
         if ivf.d != projection.reduced_dim:
             raise SearchError(f"IVF dim {ivf.d} does not match projection {projection.version}")
+        super().__init__(projection.model_id, projection.dim)
         self._projection = projection
         self._ivf = ivf
         self._ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # O(1) removal by id
@@ -244,14 +247,6 @@ class AnnIndex:
             if progress:
                 progress(len(items[start:stop]))
         return index
-
-    @property
-    def model_id(self) -> str:
-        return self._projection.model_id
-
-    @property
-    def dim(self) -> int:
-        return self._projection.dim
 
     @property
     def projection(self) -> Projection:
@@ -430,13 +425,9 @@ class AnnIndex:
         )
 
 
-@contextmanager
-def _faiss_errors(what: str) -> Iterator[None]:
+def _faiss_errors(what: str) -> AbstractContextManager[None]:
     """faiss reports every failure as RuntimeError; map it to the product's SearchError."""
-    try:
-        yield
-    except RuntimeError as exc:
-        raise SearchError(f"{what}: {exc}") from exc
+    return search_errors(what, errors=(RuntimeError,))
 
 
 def _training_sample(

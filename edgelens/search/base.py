@@ -4,7 +4,8 @@ and what they share: the filter's rule and how rows become matches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,6 +108,23 @@ class VectorIndex(Protocol):
         not used afterwards. Safe to call twice; a no-op where nothing is held."""
 
 
+class ModelIndex:
+    """What an index built for one model knows of itself: the model's id and the size of
+    its vectors, as :class:`VectorIndex` reads them."""
+
+    def __init__(self, model_id: str, dim: int) -> None:
+        self._model_id = model_id
+        self._dim = dim
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+
 def item_vectors(
     items: Sequence[CatalogItem], vectors: Sequence[np.ndarray], dim: int
 ) -> list[tuple[CatalogItem, np.ndarray]]:
@@ -123,6 +141,16 @@ def item_vectors(
             )
         pairs.append((item, matrix))
     return pairs
+
+
+@contextmanager
+def search_errors(what: str, *, errors: tuple[type[Exception], ...]) -> Iterator[None]:
+    """A backend library's ``errors`` raised inside, mapped to the product's SearchError
+    saying ``what`` failed."""
+    try:
+        yield
+    except errors as exc:
+        raise SearchError(f"{what}: {exc}") from exc
 
 
 def checked_query(query: np.ndarray, *, dim: int, k: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.search.base import (
+    ModelIndex,
     SearchFilter,
     best_items,
     checked_query,
@@ -38,23 +39,14 @@ class _Snapshot:
     max_rows_per_item: int
 
 
-class ExactIndex:
+class ExactIndex(ModelIndex):
     """A thread-safe in-memory index over one model's vectors."""
 
     def __init__(self, model_id: str, dim: int) -> None:
-        self._model_id = model_id
-        self._dim = dim
+        super().__init__(model_id, dim)
         self._lock = threading.Lock()
         self._vectors: dict[str, tuple[CatalogItem, np.ndarray]] = {}
         self._snapshot = _build([], dim)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     @property
     def vector_count(self) -> int:

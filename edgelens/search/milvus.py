@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +27,14 @@ import numpy as np
 from edgelens.catalog.augment import MAX_VIEWS
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem
 from edgelens.errors import SearchError
-from edgelens.search.base import SearchFilter, best_items, checked_query, item_vectors
+from edgelens.search.base import (
+    ModelIndex,
+    SearchFilter,
+    best_items,
+    checked_query,
+    item_vectors,
+    search_errors,
+)
 from edgelens.wire.records import Match
 
 _FIELDS = ["item_id", "name", "price", "has_price", "currency", "available"]
@@ -40,7 +47,7 @@ INDEX_SETTINGS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
 }
 
 
-class MilvusIndex:
+class MilvusIndex(ModelIndex):
     def __init__(
         self,
         *,
@@ -54,7 +61,8 @@ class MilvusIndex:
     ) -> None:
         from pymilvus import MilvusClient
 
-        self._model_id, self._dim, self._max_views = model_id, dim, max_views
+        super().__init__(model_id, dim)
+        self._max_views = max_views
         self._uri = uri
         self._index_type, self._index_params = index_type, dict(index_params or {})
         self._search_params = {"metric_type": "IP", "params": dict(search_params or {})}
@@ -79,14 +87,6 @@ class MilvusIndex:
             from milvus_lite.server_manager import server_manager_instance
 
             server_manager_instance.release_server(self._uri)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dim(self) -> int:
-        return self._dim
 
     def __len__(self) -> int:
         return len(self._item_ids(""))
@@ -242,11 +242,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@contextmanager
-def _milvus_errors(what: str) -> Iterator[None]:
+def _milvus_errors(what: str) -> AbstractContextManager[None]:
     from pymilvus.exceptions import MilvusException
 
-    try:
-        yield
-    except MilvusException as exc:
-        raise SearchError(f"{what}: {exc}") from exc
+    return search_errors(what, errors=(MilvusException,))

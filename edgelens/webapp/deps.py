@@ -18,6 +18,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.webapp.security import new_csrf_token, tokens_match
 from edgelens.webapp.services.accounts import AccountStore
+from edgelens.webapp.services.catalog import Ingest
 from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub
 from edgelens.wire.names import DEVICE_ID_PATTERN
@@ -48,8 +49,12 @@ def get_store(request: Request) -> CatalogStore:
     return request.state.store
 
 
-def get_featurizer(request: Request) -> Featurizer:
-    return request.state.featurizer
+def get_ingest(request: Request) -> Ingest:
+    """What an uploaded photo is imported with, as the settings say."""
+    state = request.state
+    return Ingest.from_settings(
+        store=state.store, featurizer=state.featurizer, settings=state.settings
+    )
 
 
 def get_redis(request: Request) -> Redis:
@@ -130,7 +135,7 @@ async def guard(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[CatalogStore, Depends(get_store)]
-FeaturizerDep = Annotated[Featurizer, Depends(get_featurizer)]
+IngestDep = Annotated[Ingest, Depends(get_ingest)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 LiveDep = Annotated[LiveHub, Depends(get_live)]

@@ -14,7 +14,6 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
@@ -26,7 +25,7 @@ from edgelens.errors import (
 )
 from edgelens.settings import Settings
 from edgelens.webapp.deps import (
-    FeaturizerDep,
+    IngestDep,
     ItemId,
     PhotoId,
     SettingsDep,
@@ -90,7 +89,7 @@ def upload_item(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    featurizer: FeaturizerDep,
+    ingest: IngestDep,
     image: Annotated[UploadFile, File(description="The item's photo.")],
     item_id: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
@@ -104,13 +103,9 @@ def upload_item(
     """
     try:
         item = catalog.add_upload(
-            store=store,
-            featurizer=featurizer,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
+            ingest=ingest,
             upload=image.file,
             filename=image.filename or "",
-            max_bytes=settings.web.max_upload_bytes,
             item_id=item_id.strip() or None,
             name=name.strip() or None,
             price=price,
@@ -150,19 +145,12 @@ def add_photo(
     item_id: ItemId,
     store: StoreDep,
     settings: SettingsDep,
-    featurizer: FeaturizerDep,
+    ingest: IngestDep,
     image: Annotated[UploadFile, File(description="A photo of the item.")],
 ) -> Response:
     try:
         catalog.add_photo(
-            store=store,
-            featurizer=featurizer,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
-            item_id=item_id,
-            upload=image.file,
-            filename=image.filename or "",
-            max_bytes=settings.web.max_upload_bytes,
+            ingest=ingest, item_id=item_id, upload=image.file, filename=image.filename or ""
         )
     except UploadTooLargeError as exc:
         return _item_page(request, store, settings, item_id, error=str(exc), status_code=413)

@@ -10,10 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
-from edgelens.webapp.deps import FeaturizerDep, ItemId, PhotoId, SettingsDep, StoreDep
+from edgelens.webapp.deps import IngestDep, ItemId, PhotoId, SettingsDep, StoreDep
 from edgelens.webapp.schemas import ErrorOut, ItemBriefOut, ItemOut, PhotoOut
 from edgelens.webapp.services import catalog
 
@@ -51,19 +50,12 @@ def add_photo(
     item_id: ItemId,
     store: StoreDep,
     settings: SettingsDep,
-    featurizer: FeaturizerDep,
+    ingest: IngestDep,
     image: Annotated[UploadFile, File(description="A photo of the item.")],
 ) -> ItemOut:
     """Give the item one more photo; the worker's index takes it while serving."""
     catalog.add_photo(
-        store=store,
-        featurizer=featurizer,
-        images_dir=settings.images_dir,
-        recipe=CatalogRecipe(settings.catalog.views),
-        item_id=item_id,
-        upload=image.file,
-        filename=image.filename or "",
-        max_bytes=settings.web.max_upload_bytes,
+        ingest=ingest, item_id=item_id, upload=image.file, filename=image.filename or ""
     )
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _item_out(store, item_id)

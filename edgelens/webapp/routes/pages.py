@@ -11,7 +11,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from redis.asyncio import Redis
 
-from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import ITEM_ID_PATTERN, CatalogItem, Correction
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
@@ -23,7 +22,7 @@ from edgelens.errors import (
 )
 from edgelens.webapp.deps import (
     DeviceId,
-    FeaturizerDep,
+    IngestDep,
     RedisDep,
     Seq,
     SettingsDep,
@@ -88,7 +87,7 @@ async def correct_frame(
     redis: RedisDep,
     store: StoreDep,
     settings: SettingsDep,
-    featurizer: FeaturizerDep,
+    ingest: IngestDep,
     user: SignedInUser,
     seq: Annotated[int, Form(ge=0)],
     verdict: Annotated[Literal["item", "not_in_catalog"], Form()],
@@ -101,12 +100,8 @@ async def correct_frame(
         if chosen is not None and not ITEM_ID_PATTERN.match(chosen):
             raise ItemNotFoundError(f"no catalog item {chosen!r}: pick one from the list")
         correction = await corrections.correct(
-            store=store,
-            featurizer=featurizer,
+            ingest=ingest,
             redis=redis,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
-            max_bytes=settings.web.max_upload_bytes,
             device_id=device_id,
             seq=seq,
             item_id=chosen,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -37,21 +37,42 @@ from edgelens.errors import (
 )
 from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 
 
+@dataclass(frozen=True)
+class Ingest:
+    """What an uploaded photo is imported with: the catalog, the featurizer, where images
+    are stored, the catalog's recipe, and the largest upload taken."""
+
+    store: CatalogStore
+    featurizer: Featurizer
+    images_dir: Path
+    recipe: CatalogRecipe
+    max_bytes: int
+
+    @classmethod
+    def from_settings(
+        cls, *, store: CatalogStore, featurizer: Featurizer, settings: Settings
+    ) -> Ingest:
+        return cls(
+            store=store,
+            featurizer=featurizer,
+            images_dir=settings.images_dir,
+            recipe=CatalogRecipe(settings.catalog.views),
+            max_bytes=settings.web.max_upload_bytes,
+        )
+
+
 def add_upload(
     *,
-    store: CatalogStore,
-    featurizer: Featurizer,
-    images_dir: Path,
-    recipe: CatalogRecipe,
+    ingest: Ingest,
     upload: BinaryIO,
     filename: str,
-    max_bytes: int,
     item_id: str | None = None,
     name: str | None = None,
     price: float | None = None,
@@ -63,49 +84,27 @@ def add_upload(
     defaults to the file name's stem."""
     item_id = item_id or Path(filename).stem
     source = ItemSource(item_id, (), name=name, price=price, currency=currency, available=available)
-    _import_upload(
-        store=store,
-        featurizer=featurizer,
-        images_dir=images_dir,
-        recipe=recipe,
-        upload=upload,
-        filename=filename,
-        max_bytes=max_bytes,
-        source=source,
-    )
+    _import_upload(ingest=ingest, upload=upload, filename=filename, source=source)
     logger.info("item %s added from upload %s", item_id, filename)
-    return store.get(item_id)
+    return ingest.store.get(item_id)
 
 
 def add_photo(
     *,
-    store: CatalogStore,
-    featurizer: Featurizer,
-    images_dir: Path,
-    recipe: CatalogRecipe,
+    ingest: Ingest,
     item_id: str,
     upload: BinaryIO,
     filename: str,
-    max_bytes: int,
     origin: PhotoOrigin = PhotoOrigin.ADDED,
 ) -> list[ItemPhoto]:
     """Give an existing item one more photo (front, back, a photo taken in the shop), cropped
     to the item where it stands among other things (:mod:`edgelens.catalog.isolate`); the
     index takes it as soon as the worker reads the change. Returns the item's photos."""
-    store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
-    _import_upload(
-        store=store,
-        featurizer=featurizer,
-        images_dir=images_dir,
-        recipe=recipe,
-        upload=upload,
-        filename=filename,
-        max_bytes=max_bytes,
-        source=ItemSource(item_id, (), origin=origin),
-        isolate=True,
-    )
+    ingest.store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
+    source = ItemSource(item_id, (), origin=origin)
+    _import_upload(ingest=ingest, upload=upload, filename=filename, source=source, isolate=True)
     logger.info("item %s: photo added from %s", item_id, filename)
-    return store.photos(item_id)
+    return ingest.store.photos(item_id)
 
 
 def remove_photo(*, store: CatalogStore, item_id: str, image_sha256: str) -> list[ItemPhoto]:
@@ -119,34 +118,30 @@ def remove_photo(*, store: CatalogStore, item_id: str, image_sha256: str) -> lis
 
 def _import_upload(
     *,
-    store: CatalogStore,
-    featurizer: Featurizer,
-    images_dir: Path,
-    recipe: CatalogRecipe,
+    ingest: Ingest,
     upload: BinaryIO,
     filename: str,
-    max_bytes: int,
     source: ItemSource,
     isolate: bool = False,
 ) -> None:
-    """Stage the upload (counted, refused past ``max_bytes``; with ``isolate`` cropped to its
-    item) and import it as ``source``'s photo; any failure is an UploadRejectedError naming
-    the file."""
+    """Stage the upload (counted, refused past ``ingest.max_bytes``; with ``isolate`` cropped
+    to its item) and import it as ``source``'s photo; any failure is an UploadRejectedError
+    naming the file."""
     if not ITEM_ID_PATTERN.match(source.item_id):
         raise UploadRejectedError(f"item id {source.item_id!r}: {ITEM_ID_RULE}")
     suffix = Path(filename).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="edgelens-upload-") as tmp:
         # The suffix is kept: the stored image's name (and its served type) come from it.
         staged = Path(tmp) / f"upload{suffix if suffix in IMAGE_SUFFIXES else ''}"
-        copy_at_most(upload, staged, max_bytes)
+        copy_at_most(upload, staged, ingest.max_bytes)
         if isolate:
             staged = _cropped_to_item(staged, filename)
         report = add_items(
-            store=store,
-            featurizer=featurizer,
+            store=ingest.store,
+            featurizer=ingest.featurizer,
             sources=[replace(source, images=(staged,))],
-            images_dir=images_dir,
-            recipe=recipe,
+            images_dir=ingest.images_dir,
+            recipe=ingest.recipe,
         )
     if report.failed:
         _, reason = report.failed[0]

@@ -14,17 +14,14 @@ import io
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 from starlette.concurrency import run_in_threadpool
 
-from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.models import Correction, PhotoOrigin
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ViewGoneError
-from edgelens.featurizer.runtime import Featurizer
 from edgelens.webapp.services import catalog
 from edgelens.webapp.services.live import reachable
 from edgelens.wire.names import view_key
@@ -40,12 +37,8 @@ async def frame_view(*, redis: Redis, device_id: str, seq: int) -> bytes | None:
 
 async def correct(
     *,
-    store: CatalogStore,
-    featurizer: Featurizer,
+    ingest: catalog.Ingest,
     redis: Redis,
-    images_dir: Path,
-    recipe: CatalogRecipe,
-    max_bytes: int,
     device_id: str,
     seq: int,
     item_id: str | None,
@@ -53,6 +46,7 @@ async def correct(
 ) -> Correction:
     """Record that frame ``seq`` of the device shows ``item_id`` (None: something the
     catalog does not hold); for an item, its view becomes a photo of the item first."""
+    store = ingest.store
     photo = None
     if item_id is not None:
         store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
@@ -65,14 +59,10 @@ async def correct(
         before = {p.image_sha256 for p in store.photos(item_id)}
         photos = await run_in_threadpool(
             catalog.add_photo,
-            store=store,
-            featurizer=featurizer,
-            images_dir=images_dir,
-            recipe=recipe,
+            ingest=ingest,
             item_id=item_id,
             upload=io.BytesIO(jpeg),
             filename=f"{device_id}-{seq}.jpg",
-            max_bytes=max_bytes,
             origin=PhotoOrigin.CORRECTION,
         )
         photo = next((p.image_sha256 for p in photos if p.image_sha256 not in before), None)
