@@ -15,6 +15,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -48,9 +49,9 @@ def main() -> None:
         os.environ["EDGELENS_DATA_DIR"] = tmp
         settings = Settings()
         started = time.perf_counter()
-        ids = _fill(CatalogStore(settings.catalog_db), args.items)
+        ids = _fill(CatalogStore(settings.catalog_url), args.items)
         filled_s = time.perf_counter() - started
-        size_mb = settings.catalog_db.stat().st_size / 1e6
+        size_mb = Path(settings.catalog_url).stat().st_size / 1e6
         with TestClient(create_app(settings, featurizer=featurizer)) as client:
             later = ids[int(len(ids) * 0.9)]
             asks = {
@@ -86,7 +87,7 @@ def _fill(store: CatalogStore, count: int) -> list[str]:
     ids = [f"sku-{n:07d}" for n in range(count)]
     chunk = 50_000
     for start in range(0, count, chunk):
-        with store.transaction() as conn:
+        with store.transaction() as write:
             for item_id in ids[start : start + chunk]:
                 brand, product, variant = (
                     BRANDS[rng.integers(len(BRANDS))],
@@ -97,8 +98,7 @@ def _fill(store: CatalogStore, count: int) -> list[str]:
                 if item_id == ids[count // 3]:
                     name = f"{RARE.capitalize()} spice mix 100 g"  # the one item with this word
                 sha = f"{int(item_id[4:]):064x}"
-                store.upsert(
-                    conn,
+                write.upsert(
                     CatalogItem(
                         item_id,
                         name,

@@ -78,14 +78,14 @@ def _catalog_rows(
         return 0
     shas = [hashlib.sha256(photo.tobytes()).hexdigest() for photo in photos]
     store = CatalogStore(data_dir / "catalog.sqlite3")
-    with store.transaction() as conn:
+    with store.transaction() as write:
         for sha, photo in zip(shas, photos, strict=True):
-            store.put_local_features(
-                conn, sha, local_features.METHOD_ID, local_features.catalog_local_features(photo)
+            write.put_local_features(
+                sha, local_features.METHOD_ID, local_features.catalog_local_features(photo)
             )
         for n, item in enumerate(items):
             sha = shas[n % len(shas)]
-            store.upsert(conn, dataclasses.replace(item, image_sha256=sha, image_file=sha))
+            write.upsert(dataclasses.replace(item, image_sha256=sha, image_file=sha))
     change = store.last_change
     store.close()
     return change

@@ -69,6 +69,12 @@ class FeaturizerSettings(_Section):
 
 
 class CatalogSettings(_Section):
+    url: str = Field(
+        default="",
+        description="Where the catalog lives: a SQLite file (default <data_dir>/"
+        "catalog.sqlite3; one machine) or postgresql://user:password@host:5432/db for "
+        "workers and web apps on several machines (docs/architecture.md).",
+    )
     views: int = Field(
         default=8,
         ge=1,
@@ -418,8 +424,9 @@ class Settings(BaseSettings):
         return self.search.milvus_uri or str(self.data_dir / "milvus.db")
 
     @property
-    def catalog_db(self) -> Path:
-        return self.data_dir / "catalog.sqlite3"
+    def catalog_url(self) -> str:
+        """The catalog's database: ``catalog.url``, or the SQLite file in the data dir."""
+        return self.catalog.url or str(self.data_dir / "catalog.sqlite3")
 
     @property
     def index_dir(self) -> Path:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 # Debian packages the tests and the demo start themselves (never as system services).
-APT_PACKAGES=(${EDGELENS_APT_PACKAGES:-redis-server mosquitto chromium chromium-driver})
+APT_PACKAGES=(${EDGELENS_APT_PACKAGES:-redis-server mosquitto chromium chromium-driver postgresql})
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -60,13 +60,48 @@ def chelsea() -> np.ndarray:
     return load_photo("chelsea")
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One private PostgreSQL for the run (as an unprivileged user); a database per test."""
+    from edgelens.testing.postgres import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings with a private data dir and the shared models; also exported as env vars."""
+def catalog_backend() -> str:
+    """The catalog's engine; test modules that run on both parametrise this."""
+    return "sqlite"
+
+
+@pytest.fixture
+def catalog_location(
+    tmp_path: Path, catalog_backend: str, request: pytest.FixtureRequest
+) -> str | Path:
+    """A new, empty catalog of ``catalog_backend``: a SQLite file or a PostgreSQL database."""
+    if catalog_backend == "postgresql":
+        return request.getfixturevalue("postgres_server").new_database()
+    return tmp_path / "catalog.sqlite3"
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    models_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    catalog_backend: str,
+    request: pytest.FixtureRequest,
+) -> Settings:
+    """Settings with a private data dir, catalog and the shared models; also exported as
+    env vars."""
     for key in list(os.environ):
         if key.startswith("EDGELENS_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("EDGELENS_DATA_DIR", str(tmp_path / "data"))
+    if catalog_backend == "postgresql":
+        url = request.getfixturevalue("postgres_server").new_database()
+        monkeypatch.setenv("EDGELENS_CATALOG__URL", url)
     monkeypatch.setenv("EDGELENS_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("EDGELENS_FEATURIZER__PROVIDERS", '["cpu"]')
     monkeypatch.setenv("EDGELENS_WORKER__METRICS_PORT", "0")  # tests run workers side by side

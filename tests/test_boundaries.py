@@ -8,6 +8,8 @@ import pytest
 
 CLOUD_WEB_EXPORT = (
     "torch",
+    "sqlalchemy",
+    "psycopg",
     "fastapi",
     "redis",
     "uvicorn",

@@ -85,7 +85,7 @@ def main() -> None:
 def _fill_catalog(settings: Settings, featurizer: Featurizer, samples: Path) -> None:
     manifest = write_sample_catalog(samples)
     sources = [s for s in collect_sources([manifest]) if s.item_id in ITEMS]
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     try:
         report = add_items(
             store=store, featurizer=featurizer, sources=sources, images_dir=settings.images_dir

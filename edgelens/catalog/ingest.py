@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,12 @@ from edgelens.catalog.images import SNIFF_BYTES, image_type, read_image_file
 from edgelens.catalog.models import (
     ITEM_ID_PATTERN,
     ITEM_ID_RULE,
-    CatalogItem,
     IngestReport,
     ItemSource,
     PhotoOrigin,
 )
-from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CatalogError, ImageDecodeError, ItemNotFoundError
+from edgelens.catalog.store import CatalogStore, CatalogWrite
+from edgelens.errors import CatalogError, ImageDecodeError
 from edgelens.featurizer import local_features
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.featurizer.runtime import Featurizer
@@ -185,42 +183,33 @@ def _commit(
     matrices = catalog_vectors(featurizer=featurizer, recipe=recipe, images=list(fresh.items()))
     report.featurized += len(fresh)
     report.cached += len(images) - len(fresh)
-    with store.transaction() as conn:
+    with store.transaction() as write:
         for sha256, matrix in zip(fresh, matrices, strict=True):
-            store.put_vectors(conn, sha256, featurizer.model_id, recipe.recipe_id, matrix)
+            write.put_vectors(sha256, featurizer.model_id, recipe.recipe_id, matrix)
         for sha256, features in keypoints.items():
-            store.put_local_features(conn, sha256, local_features.METHOD_ID, features)
+            write.put_local_features(sha256, local_features.METHOD_ID, features)
         for pending in batch:
-            _commit_item(conn, store, pending, report)
+            _commit_item(write, pending, report)
 
 
-def _commit_item(
-    conn: sqlite3.Connection, store: CatalogStore, pending: _Pending, report: IngestReport
-) -> None:
+def _commit_item(write: CatalogWrite, pending: _Pending, report: IngestReport) -> None:
     source = pending.source
     try:
-        cover, photos_changed = store.put_photos(
-            conn, source.item_id, [(i.sha256, i.image_file) for i in pending.images], source.origin
+        cover, photos_changed = write.put_photos(
+            source.item_id, [(i.sha256, i.image_file) for i in pending.images], source.origin
         )
     except CatalogError as exc:
         for path in source.images:
             _fail(report, source, path, str(exc))
         return
-    previous = _existing(store, source.item_id)
+    previous = write.get(source.item_id)
     item = source.to_item(previous, image_sha256=cover.image_sha256, image_file=cover.image_file)
     if previous == item and not photos_changed:
         report.unchanged += 1
-    elif store.upsert(conn, item):
+    elif write.upsert(item):
         report.added += 1
     else:
         report.updated += 1
-
-
-def _existing(store: CatalogStore, item_id: str) -> CatalogItem | None:
-    try:
-        return store.get(item_id)
-    except ItemNotFoundError:
-        return None
 
 
 @dataclass
@@ -285,9 +274,9 @@ def migrate_keypoints(
             else:
                 report.from_images += 1
             made[sha] = features
-        with store.transaction() as conn:
+        with store.transaction() as write:
             for sha, features in made.items():
-                store.replace_local_features(conn, sha, old_method, method, features)
+                write.replace_local_features(sha, old_method, method, features)
         if progress:
             progress(len(rows))
     counts = store.local_features_counts()

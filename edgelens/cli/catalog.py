@@ -80,7 +80,7 @@ def migrate_keypoints_command(ctx: typer.Context) -> None:
     current form, from the stored images, and delete the old ones; counts are checked.
     Resumable; the database file keeps its size until a VACUUM reclaims the freed pages."""
     settings = settings_of(ctx)
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     counts = store.local_features_counts()
     changed = False
     for old_method in local_features.EARLIER_METHOD_IDS:
@@ -113,7 +113,7 @@ def list_items(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List catalog items."""
-    store = CatalogStore(settings_of(ctx).catalog_db)
+    store = CatalogStore(settings_of(ctx).catalog_url)
     photos = store.photos_per_item()
     for item in store.items():
         if as_json:
@@ -132,7 +132,7 @@ def remove(
 ) -> None:
     """Remove items; unknown ids are reported and exit with status 1."""
     settings = settings_of(ctx)
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     removed = store.remove(item_ids)
     typer.echo(f"removed {len(removed)} item(s)")
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
@@ -153,7 +153,7 @@ def _featurize(
     configured model and recipe, under a progress bar of ``total(store)`` steps, and print
     its report."""
     featurizer = load_featurizer(settings)
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     with progress_bar(description, total(store)) as advance:
         report = ingest(
             store=store,

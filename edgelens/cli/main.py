@@ -19,8 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # (module under edgelens.cli, its Typer app or command, the name it gets). The device
-# bundle ships only config, model and device: a group whose module is not installed is
-# left out of the CLI, not an error.
+# bundle ships only config, model and device: a group whose module, or the extra it needs
+# (the catalog's database layer, say), is not installed is left out of the CLI, not an error.
 _GROUPS = (
     ("config", "app", "config"),
     ("model", "app", "model"),
@@ -40,7 +40,7 @@ def _add_groups() -> None:
         try:
             module = importlib.import_module(f"edgelens.cli.{module_name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"edgelens.cli.{module_name}":
+            if exc.name == f"edgelens.cli.{module_name}" or not _ours(exc.name):
                 continue  # a slim install without this part
             raise
         command = getattr(module, attribute)
@@ -48,6 +48,10 @@ def _add_groups() -> None:
             app.add_typer(command, name=name)
         else:
             app.command(name)(command)
+
+
+def _ours(module: str | None) -> bool:
+    return (module or "").split(".")[0] == "edgelens"
 
 
 _add_groups()

@@ -1,8 +1,9 @@
 """Keeps a worker's index equal to the catalog, change by change, without a rebuild.
 
 The catalog's change log (item id, upsert/remove, in commit order) is the source of
-truth; a Redis message on the catalog channel wakes the follower at once, and a slow
-poll covers a missed message. Each round applies only the items that changed: their
+truth; a notification wakes the follower at once (PostgreSQL's own NOTIFY for a catalog
+there, a Redis message on the catalog channel for a SQLite one), and a slow poll covers
+a missed one. Each round applies only the items that changed: their
 current vectors of this worker's model are upserted, removed items (and items with
 no vectors of this model) leave the index. A shared index (one Milvus collection for
 all workers) is written only by the holder of its writer lease
@@ -12,7 +13,6 @@ all workers) is written only by the holder of its writer lease
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 
 import redis
@@ -55,11 +55,16 @@ class CatalogFollower:
         # The writer renews its lease every round: at least three times per TTL.
         self._poll_s = min(poll_s, writer_ttl_s / 3) if self.lease else poll_s
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._database_listener = store.change_listener(self._on_notification)
         self._listener: threading.Thread | None = None
         self._notifications_down = False
         self._thread = threading.Thread(target=self._run, name="catalog-follower", daemon=True)
 
     def start(self) -> None:
+        if self._database_listener is not None:
+            self._database_listener.start()
+            self._thread.start()
+            return
         try:
             self._pubsub.subscribe(**{CATALOG_CHANNEL: self._on_notification})
             self._listener = self._pubsub.run_in_thread(
@@ -77,6 +82,8 @@ class CatalogFollower:
         if self._listener is not None:
             self._listener.stop()
             self._listener.join(timeout=2)
+        if self._database_listener is not None:
+            self._database_listener.stop()
         if self.lease is not None:
             self.lease.release()
         self._pubsub.close()
@@ -146,10 +153,10 @@ class CatalogFollower:
                 break
             try:
                 self.apply_pending()
-            except (EdgelensError, sqlite3.Error):  # survive a bad moment of the database
+            except EdgelensError:  # survive a bad moment of the database
                 logger.exception("catalog changes not applied yet; retrying")
 
-    def _on_notification(self, _message: object) -> None:
+    def _on_notification(self, _message: object = None) -> None:
         if self._notifications_down:
             logger.info("catalog notifications are back")
             self._notifications_down = False

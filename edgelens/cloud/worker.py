@@ -31,7 +31,7 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         require_secrets(settings, mqtt=True, redis=True)
         self._settings = settings
-        self._store = CatalogStore(settings.catalog_db)
+        self._store = CatalogStore(settings.catalog_url)
         self._stop = threading.Event()
         self.stats = Counts()
         rejects = RejectLog(logger)  # one for every stage: each reason said once per interval

@@ -98,7 +98,7 @@ def run_demo(
             report.added + report.updated + report.unchanged,
             report.featurized,
             report.cached,
-            settings.catalog_db,
+            redact_urls(settings.catalog_url),
         )
         password = _demo_admin(settings)
         video = source or str(camera_video(workdir))
@@ -193,7 +193,7 @@ def build_sample_catalog(
     as `edgelens catalog add` would; the demo's, the tests' and the benchmarks' catalog."""
     manifest = write_sample_catalog(settings.data_dir / "samples")
     sources = [s for s in collect_sources([manifest]) if item_ids is None or s.item_id in item_ids]
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     try:
         return add_items(
             store=store,

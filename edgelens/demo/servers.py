@@ -36,6 +36,7 @@ class ManagedServer:
 
     name = "server"
     executable = ""
+    user: str | None = None  # the account it runs as (a server that refuses root's)
 
     def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
         self.port = port or free_port()
@@ -74,7 +75,7 @@ class ManagedServer:
             # Its own session: a terminal's Ctrl-C (sent to the whole foreground process
             # group) reaches only us, and we stop the server after the parts that use it.
             self._process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, user=self.user
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         model = featurizer or await run_in_threadpool(load_featurizer, settings)
-        store = CatalogStore(settings.catalog_db)
+        store = CatalogStore(settings.catalog_url)
         redis = connect(str(settings.redis_url))
         live = LiveHub(
             redis=redis,
@@ -74,7 +74,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             logger.warning("no admin yet: catalog changes need `edgelens web add-admin NAME`")
         logger.info(
             "dashboard ready: catalog %s (%d items), model %s, redis %s",
-            settings.catalog_db,
+            redact_urls(settings.catalog_url),
             len(store),
             model.model_id,
             redact_urls(str(settings.redis_url)),

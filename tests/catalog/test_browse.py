@@ -2,7 +2,6 @@
 given its name index, a delete undone."""
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -13,19 +12,12 @@ from edgelens.errors import CatalogError, ItemNotFoundError
 NAMES = ("Oat drink vanilla", "Oat drink natural", "Rye bread", "Green tea")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield catalog
-    catalog.close()
-
-
 def _fill(store: CatalogStore, count: int, first: int = 0) -> None:
-    with store.transaction() as conn:
+    with store.transaction() as write:
         for n in range(first, first + count):
             sha = f"{n:064x}"
             name = f"{NAMES[n % len(NAMES)]} {n}"
-            store.upsert(conn, CatalogItem(f"sku-{n:05d}", name, 1.0, "EUR", n % 2 == 0, sha, sha))
+            write.upsert(CatalogItem(f"sku-{n:05d}", name, 1.0, "EUR", n % 2 == 0, sha, sha))
 
 
 def _ids(items) -> list[str]:
@@ -54,9 +46,9 @@ def test_names_are_found_by_the_start_of_each_word_and_ids_by_their_start(store)
     assert store.browse(text="at", limit=100) == [], "a word's start, not its middle"
     assert _ids(store.browse(text="sku-0003", limit=100)) == [f"sku-{n:05d}" for n in range(30, 40)]
     assert store.browse(text='"', limit=5) == [] and store.browse(text="*", limit=5) == []
-    with store.transaction() as conn:
+    with store.transaction() as write:
         renamed = store.get("sku-00002")
-        store.upsert(conn, CatalogItem(**{**renamed.__dict__, "name": "Spelt crackers"}))
+        write.upsert(CatalogItem(**{**renamed.__dict__, "name": "Spelt crackers"}))
     assert _ids(store.browse(text="spelt", limit=5)) == ["sku-00002"]
     assert "sku-00002" not in _ids(store.browse(text="rye", limit=100)), "the old name went"
     store.remove(["sku-00006"])
@@ -93,8 +85,8 @@ def test_an_old_catalog_is_given_its_name_index(tmp_path):
 
 def test_a_deleted_item_comes_back_with_its_photos(store):
     _fill(store, 3)
-    with store.transaction() as conn:
-        store.put_photos(conn, "sku-00001", [("b" * 64, "bb/b.png")], PhotoOrigin.ADDED)
+    with store.transaction() as write:
+        write.put_photos("sku-00001", [("b" * 64, "bb/b.png")], PhotoOrigin.ADDED)
     photos = store.photos("sku-00001")
     assert len(photos) == 2
     assert store.remove(["sku-00001"]) == ["sku-00001"]

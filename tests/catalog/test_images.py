@@ -11,7 +11,6 @@ import pytest
 from edgelens.catalog.images import image_type, read_image_file, stored_type
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import ItemSource
-from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ImageDecodeError
 
 PIXELS = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
@@ -52,13 +51,6 @@ def test_files_are_read_with_a_cap_and_only_when_regular(tmp_path: Path):
         read_image_file(big, max_bytes=100)
     with pytest.raises(ImageDecodeError, match="not a regular file"):
         read_image_file(Path("/dev/zero"))
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield catalog
-    catalog.close()
 
 
 def test_an_image_named_html_is_stored_as_what_it_is(store, featurizer, tmp_path: Path):

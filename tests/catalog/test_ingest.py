@@ -1,26 +1,17 @@
 """The catalog import: vector cache, model separation, corrupt input, identical preprocessing."""
 
-from pathlib import Path
-
 import cv2
 import numpy as np
-import pytest
+from sqlalchemy import delete
 
+from edgelens.catalog import schema
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.models import ItemSource
 from edgelens.catalog.sources import collect_sources
-from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer import local_features
 from edgelens.samples.photos import load_photo
 from edgelens.testing.catalog import first_photo_keypoints
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield catalog
-    catalog.close()
 
 
 def _add(store, featurizer, sources, tmp_path):
@@ -146,8 +137,8 @@ def test_a_catalog_from_before_keypoints_gets_them_on_reindex(store, featurizer,
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
     _add(store, featurizer, [ItemSource("a", (path,))], tmp_path)
-    with store.transaction() as conn:
-        conn.execute("DELETE FROM local_features")
+    with store.transaction() as write:
+        write.connection.execute(delete(schema.local_features))
     assert first_photo_keypoints(store, ["a"], local_features.METHOD_ID).get("a") is None
     report = reindex(store=store, featurizer=featurizer, images_dir=tmp_path / "images")
     assert report.featurized == 0, "the vectors were cached; only the keypoints were missing"

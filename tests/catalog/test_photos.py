@@ -19,13 +19,6 @@ from edgelens.search.exact import ExactIndex
 RECIPE = DEFAULT_RECIPE.recipe_id
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield catalog
-    catalog.close()
-
-
 @pytest.fixture(scope="module")
 def photo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("photos")
@@ -118,8 +111,8 @@ def test_corrections_give_no_index_rows_while_the_item_has_other_photos(
     correction = store.photos("mug")[1]
     assert store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
 
-    with store.transaction() as conn:
-        store.remove_photo(conn, "mug", store.photos("mug")[0].image_sha256)
+    with store.transaction() as write:
+        write.remove_photo("mug", store.photos("mug")[0].image_sha256)
     (rows,) = store.vectors(featurizer.model_id, RECIPE)[1]
     cached = store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
     np.testing.assert_array_equal(rows, cached[correction.image_sha256])
@@ -146,16 +139,16 @@ def test_removing_a_photo_moves_the_cover_and_never_takes_the_last(
     _add(store, featurizer, tmp_path, "mug", photo_files["coffee"], photo_files["rocket"])
     first, second = store.photos("mug")
     seq = store.last_change
-    with store.transaction() as conn:
-        cover = store.remove_photo(conn, "mug", first.image_sha256)
+    with store.transaction() as write:
+        cover = write.remove_photo("mug", first.image_sha256)
     assert cover == second and store.get("mug").image_sha256 == second.image_sha256
     assert [(item, op) for _, item, op in store.changes_since(seq)] == [("mug", "upsert")]
-    with pytest.raises(LastPhotoError), store.transaction() as conn:
-        store.remove_photo(conn, "mug", second.image_sha256)
-    with pytest.raises(ItemNotFoundError), store.transaction() as conn:
-        store.remove_photo(conn, "mug", first.image_sha256)
-    with pytest.raises(ItemNotFoundError), store.transaction() as conn:
-        store.remove_photo(conn, "ghost", first.image_sha256)
+    with pytest.raises(LastPhotoError), store.transaction() as write:
+        write.remove_photo("mug", second.image_sha256)
+    with pytest.raises(ItemNotFoundError), store.transaction() as write:
+        write.remove_photo("mug", first.image_sha256)
+    with pytest.raises(ItemNotFoundError), store.transaction() as write:
+        write.remove_photo("ghost", first.image_sha256)
     store.remove(["mug"])
     assert store.photos("mug") == [] and store.photo_counts() == (0, 0)
 
@@ -188,7 +181,7 @@ def test_a_catalog_from_before_photos_migrates_without_featurizing(
 
 
 def test_an_item_stored_directly_has_its_cover_as_photo(store):
-    with store.transaction() as conn:
-        store.upsert(conn, CatalogItem("mug", "Mug", None, "EUR", True, "a" * 64, "aa/a.png"))
+    with store.transaction() as write:
+        write.upsert(CatalogItem("mug", "Mug", None, "EUR", True, "a" * 64, "aa/a.png"))
     (photo,) = store.photos("mug")
     assert (photo.image_sha256, photo.origin) == ("a" * 64, PhotoOrigin.IMPORT)

@@ -8,11 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from edgelens.catalog import schema
 from edgelens.catalog.ingest import migrate_keypoints
 from edgelens.catalog.models import CatalogItem
-from edgelens.catalog.store import CatalogStore
+from edgelens.catalog.store import CatalogStore, CatalogWrite
 from edgelens.cli.main import app
 from edgelens.errors import CatalogError
 from edgelens.featurizer.local_features import (
@@ -38,13 +40,6 @@ from edgelens.testing.catalog import first_photo_keypoints
 PHOTOS = ("coffee", "rocket", "astronaut")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    catalog = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield catalog
-    catalog.close()
-
-
 def _add_photo(store: CatalogStore, images_dir: Path, name: str, item_ids: list[str]) -> str:
     """An item per id showing the photo, its image file stored as ingest stores it."""
     data = cv2.imencode(".png", load_photo(name))[1].tobytes()
@@ -52,9 +47,9 @@ def _add_photo(store: CatalogStore, images_dir: Path, name: str, item_ids: list[
     image_file = f"{sha[:2]}/{sha}.png"
     (images_dir / sha[:2]).mkdir(parents=True, exist_ok=True)
     (images_dir / image_file).write_bytes(data)
-    with store.transaction() as conn:
+    with store.transaction() as write:
         for item_id in item_ids:
-            store.upsert(conn, CatalogItem(item_id, item_id, 1.0, "EUR", True, sha, image_file))
+            write.upsert(CatalogItem(item_id, item_id, 1.0, "EUR", True, sha, image_file))
     return sha
 
 
@@ -62,17 +57,19 @@ def _put_old_row(store: CatalogStore, images_dir: Path, sha: str) -> LocalFeatur
     """The keypoints an earlier version stored for the photo (1000 SIFT, full precision)."""
     image = decode_image(next((images_dir / sha[:2]).glob(f"{sha}.*")).read_bytes())
     old = extract_local_features(image)
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT INTO local_features (image_sha256, method, xy, descriptors) VALUES (?,?,?,?)",
-            (sha, LEGACY_METHOD_ID, *legacy_to_blobs(old)),
+    with store.transaction() as write:
+        xy, descriptors = legacy_to_blobs(old)
+        write.connection.execute(
+            insert(schema.local_features).values(
+                image_sha256=sha, method=LEGACY_METHOD_ID, xy=xy, descriptors=descriptors
+            )
         )
     return old
 
 
 def _put(store: CatalogStore, sha: str, name: str) -> None:
-    with store.transaction() as conn:
-        store.put_local_features(conn, sha, METHOD_ID, catalog_local_features(load_photo(name)))
+    with store.transaction() as write:
+        write.put_local_features(sha, METHOD_ID, catalog_local_features(load_photo(name)))
 
 
 def test_the_batch_read_gives_what_single_reads_give(store, tmp_path):
@@ -140,13 +137,13 @@ def test_a_migration_that_does_not_add_up_fails(store, tmp_path, monkeypatch):
     images = tmp_path / "images"
     sha = _add_photo(store, images, "coffee", ["coffee"])
     _put_old_row(store, images, sha)
-    monkeypatch.setattr(CatalogStore, "put_local_features", staticmethod(lambda *args: None))
+    monkeypatch.setattr(CatalogWrite, "put_local_features", lambda *args: None)
     with pytest.raises(CatalogError, match="does not add up"):
         migrate_keypoints(store=store, images_dir=images)
 
 
 def test_the_migrate_keypoints_command(settings):
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     sha = _add_photo(store, settings.images_dir, "coffee", ["coffee"])
     _put_old_row(store, settings.images_dir, sha)
     result = CliRunner().invoke(app, ["catalog", "migrate-keypoints"], catch_exceptions=False)
@@ -164,8 +161,8 @@ def _put_compact_row(store: CatalogStore, sha: str, image: np.ndarray) -> LocalF
     """What the compact method before stored: never enlarging a small photo."""
     features, sizes = sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE)
     kept = LocalFeatures.from_blobs(*keep_largest(features, sizes).to_blobs())
-    with store.transaction() as conn:
-        store.put_local_features(conn, sha, COMPACT_V2, kept)
+    with store.transaction() as write:
+        write.put_local_features(sha, COMPACT_V2, kept)
     return kept
 
 
@@ -173,7 +170,7 @@ def test_small_photos_get_their_keypoints_enlarged_and_old_rows_migrate(settings
     """A 200 px pack shot: the current method extracts it enlarged to CATALOG_MIN_SIDE and
     finds far more keypoints; the migration re-makes compact rows from the stored images
     (a photo whose image is lost keeps its row), one line per earlier method."""
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     images = settings.images_dir
     small = {"rocket": pack_shot(load_photo("rocket")), "text": pack_shot(load_photo("text"))}
     shas, olds = {}, {}
@@ -182,10 +179,8 @@ def test_small_photos_get_their_keypoints_enlarged_and_old_rows_migrate(settings
         sha = shas[name] = hashlib.sha256(data).hexdigest()
         (images / sha[:2]).mkdir(parents=True, exist_ok=True)
         (images / sha[:2] / f"{sha}.png").write_bytes(data)
-        with store.transaction() as conn:
-            store.upsert(
-                conn, CatalogItem(name, name, 1.0, "EUR", True, sha, f"{sha[:2]}/{sha}.png")
-            )
+        with store.transaction() as write:
+            write.upsert(CatalogItem(name, name, 1.0, "EUR", True, sha, f"{sha[:2]}/{sha}.png"))
         olds[name] = _put_compact_row(store, sha, image)
     legacy = _add_photo(store, images, "coffee", ["coffee"])
     _put_old_row(store, images, legacy)

@@ -27,9 +27,14 @@ def _wait_for(condition, timeout=10.0):
     raise AssertionError("condition not met")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
 def store(settings):
-    catalog = CatalogStore(settings.catalog_db)
+    catalog = CatalogStore(settings.catalog_url)
     yield catalog
     catalog.close()
 
@@ -82,6 +87,20 @@ def test_without_redis_the_poll_still_applies_changes(store, featurizer, setting
     try:
         _add(store, featurizer, settings, tmp_path, "clock", "clock", price=20.0)
         _wait_for(lambda: "clock" in index)
+    finally:
+        follower.stop()
+
+
+@pytest.mark.parametrize("catalog_backend", ["postgresql"])
+def test_a_postgresql_catalog_wakes_its_followers_itself(store, featurizer, settings, tmp_path):
+    """No Redis and a 60 s poll: the database's own NOTIFY brings the change."""
+    index, follower = _follower(store, featurizer, "redis://127.0.0.1:1/0", poll_s=60.0)
+    follower.start()
+    try:
+        _add(store, featurizer, settings, tmp_path, "rocket", "rocket", price=9.0)
+        _wait_for(lambda: "rocket" in index)
+        store.remove(["rocket"])
+        _wait_for(lambda: "rocket" not in index)
     finally:
         follower.stop()
 

@@ -56,7 +56,7 @@ def test_leases_of_two_shared_indexes_are_independent(client):
 
 @pytest.fixture
 def store(settings):
-    catalog = CatalogStore(settings.catalog_db)
+    catalog = CatalogStore(settings.catalog_url)
     yield catalog
     catalog.close()
 

@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.ingest import add_items
@@ -24,10 +25,11 @@ def _add(store, featurizer, settings, tmp_path, item_id, photo):
     )
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_the_cache_reads_what_it_lacks_in_one_batch_and_forgets_changed_items(
     settings, featurizer, tmp_path
 ):
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     for item_id, photo in (("cup", "coffee"), ("rocket", "rocket"), ("cat", "chelsea")):
         _add(store, featurizer, settings, tmp_path, item_id, photo)
     cache = KeypointCache(

@@ -207,6 +207,7 @@ def test_a_late_confirmation_is_stored_for_its_frame_behind_the_newer_one(
     assert rdb.llen(matches_key("cam-1")) == 2
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_the_same_view_is_confirmed_once_per_catalog(
     confirming_worker, publisher, rdb, featurizer, live_settings
 ):
@@ -224,7 +225,7 @@ def test_the_same_view_is_confirmed_once_per_catalog(
     assert stats["matched"] == 10 and stats["confirmed"] == 1
     assert stats["confirm_same_view"] == 9
 
-    store = CatalogStore(live_settings.catalog_db)
+    store = CatalogStore(live_settings.catalog_url)
     store.remove(["clock"])
     store.close()
     wait_for(lambda: "clock" not in confirming_worker.index)
@@ -304,13 +305,14 @@ def test_replayed_old_future_and_oversized_messages_are_refused(worker, publishe
     assert "errors_unexpected" not in stats
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_catalog_changes_are_searched_without_restart(
     worker, publisher, rdb, featurizer, live_settings, tmp_path
 ):
     import cv2
 
     astronaut = load_photo("astronaut")
-    store = CatalogStore(live_settings.catalog_db)
+    store = CatalogStore(live_settings.catalog_url)
     store.remove(["astronaut"])
     wait_for(lambda: "astronaut" not in worker.index)
     send_features(publisher, featurizer, astronaut, seq=1)

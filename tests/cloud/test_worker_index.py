@@ -31,7 +31,7 @@ def test_ann_worker_restarts_from_its_saved_index_and_catches_up(live_settings, 
     first.start()
     first.stop()
 
-    store = CatalogStore(settings.catalog_db)  # a change while no worker runs
+    store = CatalogStore(settings.catalog_url)  # a change while no worker runs
     store.remove(["coffee"])
     store.close()
     caplog.clear()
@@ -68,7 +68,7 @@ def test_a_new_model_is_served_once_the_catalog_holds_its_vectors(
     assert worker.swap_model_if_changed() is False  # the catalog has no vectors of it yet
     assert worker.model_id == fp32.model_id and "until the catalog is re-indexed" in caplog.text
 
-    store = CatalogStore(settings.catalog_db)
+    store = CatalogStore(settings.catalog_url)
     reindex(store=store, featurizer=int8, images_dir=settings.images_dir)
     store.close()
     assert worker.swap_model_if_changed() is True
@@ -92,7 +92,7 @@ def test_a_worker_on_the_vector_database_backend(live_settings, featurizer, tmp_
     assert isinstance(worker.index, MilvusIndex) and len(worker.index) == 20
     query = featurizer.embed([load_photo("coins")])[0]
     assert worker.index.search(query, k=1)[0].item_id == "coins"
-    store = CatalogStore(live_settings.catalog_db)
+    store = CatalogStore(live_settings.catalog_url)
     store.remove(["coins"])
     store.close()
     worker.catalog.apply_pending()

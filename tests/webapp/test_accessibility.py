@@ -47,7 +47,7 @@ def pages_with_content(
 ):
     """A few catalog items; a device whose last frame came with its view (so a signed-in
     admin sees the correction form)."""
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     try:
         sources = [s for s in collect_sources([sample_catalog]) if s.item_id in ITEMS]
         add_items(

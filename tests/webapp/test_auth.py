@@ -36,7 +36,7 @@ def test_every_state_changing_route_needs_a_signed_in_admin(
 ):
     photo = (sample_catalog.parent / "clock.png").read_bytes()
     assert http.post("/catalog/items", files={"image": ("clock.png", photo)}).status_code == 303
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     before = store.items()
     token = csrf_in(anonymous.get("/login").text)
     for method, path in _mutating_paths():
@@ -62,7 +62,7 @@ def test_signed_in_posts_need_the_session_csrf_token(http, web_settings, sample_
         http, "/catalog/items/clock/delete", headers={"x-csrf-token": http.csrf}
     )
     assert header.status_code == 404, "the header form of the token passes the guard"
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     assert len(store) == 0
     store.close()
 
@@ -148,7 +148,7 @@ def test_health_and_metrics(http, anonymous, redis_server):
 def test_a_decompression_bomb_upload_is_422_and_changes_nothing(http, web_settings, png_bomb):
     answer = http.post("/catalog/items", files={"image": ("tiny.png", png_bomb, "image/png")})
     assert answer.status_code == 422 and "cannot decode image" in answer.text
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     assert len(store) == 0 and not any(web_settings.images_dir.rglob("*.*"))
     store.close()
 

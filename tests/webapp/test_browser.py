@@ -198,7 +198,7 @@ def test_catalog_upload_through_the_form_makes_the_item_searchable(
 ):
     from selenium.webdriver.common.by import By
 
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     others = [s for s in collect_sources([sample_catalog]) if s.item_id != "colorwheel"][:10]
     add_items(
         store=store, featurizer=featurizer, sources=others, images_dir=web_settings.images_dir
@@ -348,7 +348,7 @@ def test_an_image_carrying_a_script_never_runs_it(
     poster.write_bytes(png + b"<script>document.title = 'owned'</script>")
     manifest = tmp_path / "items.json"
     manifest.write_text(json.dumps([{"id": "poster", "image": "poster.html"}]))
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     try:
         report = add_items(
             store=store,
@@ -382,7 +382,7 @@ def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
     from edgelens.wire.features import MAX_JPEG_BYTES
     from edgelens.wire.mqtt import connect_async, make_client
 
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     sources = [s for s in collect_sources([sample_catalog]) if s.item_id != "astronaut"]
     stand_in = sample_catalog.parent / "coffee.png"  # not what the print looks like
     sources += [ItemSource("astronaut", (stand_in,), name="Astronaut portrait print")]
@@ -506,12 +506,12 @@ def test_the_catalog_is_searched_and_paged_and_a_refused_upload_keeps_what_was_t
 
     from edgelens.catalog.models import CatalogItem
 
-    store = CatalogStore(web_settings.catalog_db)
-    with store.transaction() as conn:
+    store = CatalogStore(web_settings.catalog_url)
+    with store.transaction() as write:
         for n in range(60):
             sha = f"{n:064x}"
             name = f"{('Oat drink', 'Green tea')[n % 2]} {n}"
-            store.upsert(conn, CatalogItem(f"sku-{n:03d}", name, 1.0, "EUR", True, sha, sha))
+            write.upsert(CatalogItem(f"sku-{n:03d}", name, 1.0, "EUR", True, sha, sha))
     store.close()
     browser.get(f"{live_url}/catalog")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 48

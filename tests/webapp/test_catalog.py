@@ -16,7 +16,7 @@ from .conftest import UPLOAD_LIMIT
 
 @pytest.fixture
 def store(web_settings):
-    catalog = CatalogStore(web_settings.catalog_db)
+    catalog = CatalogStore(web_settings.catalog_url)
     yield catalog
     catalog.close()
 
@@ -132,9 +132,9 @@ def test_a_stored_image_is_served_as_its_content_says(http, store, sample_catalo
     old = web_settings.images_dir / item.image_file
     disguised = old.with_suffix(".html")
     disguised.write_bytes(old.read_bytes() + b"<script>document.title='owned'</script>")
-    with store.transaction() as conn:
-        store.upsert(
-            conn, dataclasses.replace(item, image_file=str(disguised.relative_to(old.parents[1])))
+    with store.transaction() as write:
+        write.upsert(
+            dataclasses.replace(item, image_file=str(disguised.relative_to(old.parents[1])))
         )
     served = http.get("/catalog/images/clock")
     assert served.status_code == 200 and served.headers["content-type"] == "image/png"
@@ -214,12 +214,12 @@ def test_the_json_api_lists_adds_and_removes_photos(http, anonymous, store, samp
 
 def _fill(store, count: int) -> None:
     """``count`` items straight into the catalog (no photos needed to browse them)."""
-    with store.transaction() as conn:
+    with store.transaction() as write:
         for n in range(count):
             sha = f"{n:064x}"
             name = f"{('Oat drink', 'Rye bread', 'Green tea')[n % 3]} {n}"
             item = CatalogItem(f"sku-{n:03d}", name, 1.0, "EUR", n % 4 != 0, sha, f"{sha}.png")
-            store.upsert(conn, item)
+            write.upsert(item)
 
 
 def test_the_catalog_is_browsed_a_page_at_a_time_and_searched(anonymous, http, store):

@@ -20,7 +20,7 @@ from .conftest import ADMIN
 
 @pytest.fixture
 def store(web_settings, featurizer, sample_catalog):
-    catalog = CatalogStore(web_settings.catalog_db)
+    catalog = CatalogStore(web_settings.catalog_url)
     sources = [s for s in collect_sources([sample_catalog]) if s.item_id in {"coffee", "rocket"}]
     add_items(
         store=catalog, featurizer=featurizer, sources=sources, images_dir=web_settings.images_dir

@@ -178,7 +178,7 @@ def test_a_cookie_copied_before_sign_out_cannot_delete_afterwards(
         stolen = thief.post("/catalog/items/clock/delete", data={"csrf_token": http.csrf})
         assert stolen.status_code == 401
         assert 'id="signed-in"' not in thief.get("/catalog").text
-    store = CatalogStore(web_settings.catalog_db)
+    store = CatalogStore(web_settings.catalog_url)
     assert "clock" in {item.item_id for item in store.items()}
     store.close()
 

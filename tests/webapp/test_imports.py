@@ -11,7 +11,7 @@ PHOTOS = ("coffee", "rocket", "clock")
 
 @pytest.fixture
 def store(web_settings):
-    catalog = CatalogStore(web_settings.catalog_db)
+    catalog = CatalogStore(web_settings.catalog_url)
     yield catalog
     catalog.close()
 

@@ -110,8 +110,8 @@ def add_photo(
 def remove_photo(*, store: CatalogStore, item_id: str, image_sha256: str) -> list[ItemPhoto]:
     """Take one photo from an item (never its last: remove the item instead); its image
     file stays, as another item may show it. Returns the item's photos."""
-    with store.transaction() as conn:
-        store.remove_photo(conn, item_id, image_sha256)
+    with store.transaction() as write:
+        write.remove_photo(item_id, image_sha256)
     logger.info("item %s: photo %s removed", item_id, image_sha256)
     return store.photos(item_id)
 
@@ -158,12 +158,13 @@ def update_item(
     available: bool,
 ) -> CatalogItem:
     """Change an item's metadata; its image and vectors stay as they are."""
-    with store.transaction() as conn:
+    with store.transaction() as write:
         # Read inside the transaction so an item deleted meanwhile is not brought back.
-        item = replace(
-            store.get(item_id), name=name, price=price, currency=currency, available=available
-        )
-        store.upsert(conn, item)
+        held = write.get(item_id)
+        if held is None:
+            raise ItemNotFoundError(f"no catalog item {item_id!r}")
+        item = replace(held, name=name, price=price, currency=currency, available=available)
+        write.upsert(item)
     return item
 
 

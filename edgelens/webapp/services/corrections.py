@@ -66,9 +66,9 @@ async def correct(
             origin=PhotoOrigin.CORRECTION,
         )
         photo = next((p.image_sha256 for p in photos if p.image_sha256 not in before), None)
-    with store.transaction() as conn:
-        logged = store.log_correction(
-            conn, Correction(0, time.time(), user, device_id, seq, item_id, photo)
+    with store.transaction() as write:
+        logged = write.log_correction(
+            Correction(0, time.time(), user, device_id, seq, item_id, photo)
         )
     logger.info(
         "correction %d by %s: %s #%d is %s",
@@ -87,12 +87,12 @@ def undo(*, store: CatalogStore, correction_id: int, user: str) -> Correction:
     correction = store.correction(correction_id)
     if correction.undone_at is not None:
         return correction
-    with store.transaction() as conn:
+    with store.transaction() as write:
         if correction.item_id and correction.photo_sha256:
-            held = {p.image_sha256 for p in store.photos(correction.item_id)}
+            held = {p.image_sha256 for p in write.photos(correction.item_id)}
             if correction.photo_sha256 in held:
-                store.remove_photo(conn, correction.item_id, correction.photo_sha256)
+                write.remove_photo(correction.item_id, correction.photo_sha256)
         at = time.time()
-        store.mark_undone(conn, correction_id, user=user, at=at)
+        write.mark_undone(correction_id, user=user, at=at)
     logger.info("correction %d undone by %s", correction_id, user)
     return replace(correction, undone_at=at, undone_by=user)
