@@ -18,7 +18,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, Row, delete, func, insert, literal, select, true, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgelens.catalog import schema
@@ -364,6 +375,41 @@ class CatalogStore:
                 )
                 found.update({sha: file for sha, file in rows})
         return found
+
+    # -- copying between databases ---------------------------------------------------------
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (a copy's check)."""
+        with self._read() as conn:
+            return {
+                table.name: int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+                for table in schema.TABLES
+            }
+
+    def dump(self, table: Table, *, batch: int) -> Iterator[list[dict[str, object]]]:
+        """Every row of ``table``, ``batch`` at a time, in key order."""
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=batch).execute(
+                select(table).order_by(*table.primary_key.columns)
+            )
+            for rows in result.mappings().partitions():
+                yield [dict(row) for row in rows]
+
+    def load(self, table: Table, rows: Sequence[dict[str, object]]) -> None:
+        """Rows dumped from another catalog, as they are (ids included), in one
+        transaction; ``meta`` rows replace this catalog's."""
+        statement = self._dialect.insert(table)
+        if table is meta:
+            statement = statement.on_conflict_do_update(
+                index_elements=[meta.c.key], set_={"value": statement.excluded.value}
+            )
+        with _errors(f"copy into {table.name} failed"), self._writer.begin() as conn:
+            conn.execute(statement, list(rows))
+
+    def continue_counters(self) -> None:
+        """After :meth:`load`: new changes and corrections are numbered past the copied."""
+        with _errors("catalog counters not set"), self._writer.begin() as conn:
+            self._dialect.after_copy(conn)
 
     # -- change log ----------------------------------------------------------------------
 

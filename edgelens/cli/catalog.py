@@ -1,4 +1,5 @@
-"""``edgelens catalog``: add, list, remove and re-index catalog items; migrate their keypoints."""
+"""``edgelens catalog``: add, list, remove and re-index catalog items; migrate their keypoints;
+copy the catalog to another database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import typer
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, migrate_keypoints, reindex
+from edgelens.catalog.migrate import copy_catalog
 from edgelens.catalog.models import IngestReport
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.sources import collect_sources
@@ -104,6 +106,40 @@ def migrate_keypoints_command(ctx: typer.Context) -> None:
         notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     else:
         typer.echo(f"every photo's keypoints are {local_features.METHOD_ID} already")
+
+
+@app.command("migrate")
+@reports_errors
+def migrate_command(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The database to copy into: postgresql://user:password@host:5432/db (or a "
+            "SQLite file); it must hold no catalog yet.",
+        ),
+    ],
+) -> None:
+    """Copy this catalog (catalog.url) into another database, every table's rows counted
+    on both sides; then point catalog.url (EDGELENS_CATALOG__URL) at it. The images stay
+    in the images folder."""
+    settings = settings_of(ctx)
+    source = CatalogStore(settings.catalog_url)
+    target = CatalogStore(to)
+    try:
+        total = sum(source.row_counts().values())
+        with progress_bar(f"copying the catalog to {target.location}", total) as advance:
+            counts = copy_catalog(source=source, target=target, progress=advance)
+    finally:
+        source.close()
+        target.close()
+    typer.echo(
+        f"copied to {target.location}: {counts['items']} item(s), {counts['photos']} photo(s), "
+        f"{counts['vectors']} vector set(s), {counts['local_features']} keypoint set(s), "
+        f"{counts['changes']} change(s), {counts['corrections']} correction(s); counts checked. "
+        f"Set catalog.url (EDGELENS_CATALOG__URL) to use it."
+    )
 
 
 @app.command("list")
