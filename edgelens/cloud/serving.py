@@ -4,20 +4,24 @@ and the threads that answer with them.
 The match thread answers every frame from its vectors at once (stage one of
 :mod:`edgelens.cloud.answer`) and hands a message whose view could change that answer to
 the confirm thread (stage two, its own bounded backlog, so it never delays a first
-answer). The model watcher swaps in a newly exported model's index once the catalog
-holds its vectors, built while the old one keeps answering.
+answer). The model watcher rolls a newly exported model out once the catalog holds its
+vectors: both models' indexes answer, each message in its own model's, until the fleet
+runs the new one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import redis
 
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
@@ -40,6 +44,9 @@ from edgelens.featurizer.manifest import (
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.search.loader import open_index, save_if_persistent
 from edgelens.settings import Settings
+from edgelens.wire.features import model_id_of
+from edgelens.wire.names import DEVICES_KEY, ROLLOUT_KEY
+from edgelens.wire.rollout import ModelOffer, Rollout
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +78,15 @@ class Serving:
 
 
 class Models(StageThreads):
-    """The model served now (:attr:`current`) and its watcher thread: a newly exported
-    model is served once the catalog holds its vectors; its index is built here while the
-    old one keeps answering, then swapped in at once."""
+    """The model served now (:attr:`current`), the one a rollout brings (:attr:`incoming`),
+    and their watcher thread.
+
+    A newly exported model whose vectors the catalog holds starts a rollout: its index
+    is built here while the old one keeps answering, the fleet is offered it (``offer``:
+    a retained message every device reads), and both are served, each message searched
+    in the index of its own model, until every device reports running it or an admin
+    finishes the rollout (:data:`~edgelens.wire.names.ROLLOUT_KEY`); then the old one goes.
+    """
 
     def __init__(
         self,
@@ -81,16 +94,36 @@ class Models(StageThreads):
         *,
         store: CatalogStore,
         stop: threading.Event,
+        offer: Callable[[ModelOffer], None] | None = None,
     ) -> None:
         super().__init__(("worker-model", self._watch))
         self._settings = settings
         self._store = store
         self._stop = stop
+        self._offer = offer
         self._recipe = CatalogRecipe(settings.catalog.views)
         self._policy = AnswerPolicy.from_settings(settings)
         self._sequence = SequenceGuard()  # one for every model: a swap admits no replay
+        self._redis = redis.Redis.from_url(
+            str(settings.redis_url), socket_timeout=2.0, socket_connect_timeout=2.0
+        )
         self.current = self._serve(self._configured_model())
+        self.incoming: Serving | None = None
         self._waiting_for: str | None = None
+
+    @property
+    def rolling_out(self) -> str | None:
+        """The model a rollout under way brings, served beside the current one."""
+        incoming = self.incoming
+        return incoming.manifest.model_id if incoming is not None else None
+
+    def serving_for(self, model_id: str | None) -> Serving:
+        """What searches a message of ``model_id``: the incoming model's index for its
+        own (and compatible) vectors during a rollout, else the current one's."""
+        incoming = self.incoming
+        if incoming is not None and model_id is not None and _serves(incoming, model_id):
+            return incoming
+        return self.current
 
     def start(self) -> None:
         self.current.follower.start()
@@ -98,6 +131,8 @@ class Models(StageThreads):
 
     def close(self) -> None:
         """Stop following the catalog, close the index and save it where it persists."""
+        if self.incoming is not None:
+            self._retire(self.incoming)
         follower, index = self.current.follower, self.current.matcher.index
         follower.stop()
         save_if_persistent(
@@ -107,6 +142,7 @@ class Models(StageThreads):
             change_seq=follower.applied_seq,
         )
         index.close()
+        self._redis.close()
 
     def _watch(self) -> None:
         while not self._stop.wait(self._settings.worker.model_poll_s):
@@ -117,7 +153,11 @@ class Models(StageThreads):
         logger.info("model watcher exits")
 
     def swap_if_changed(self) -> bool:
-        """Serve the configured model if it changed and the catalog holds its vectors."""
+        """Start a rollout of the configured model if it changed and the catalog holds its
+        vectors; finish one whose fleet runs the new model. True when what is served
+        changed."""
+        if self.incoming is not None:
+            return self._finish_if_done(self.incoming)
         manifest = self._configured_model()
         served = self.current.manifest.model_id
         if manifest.model_id == served:
@@ -133,16 +173,61 @@ class Models(StageThreads):
             return False
         serving = self._serve(manifest)
         serving.follower.start()
-        previous, self.current = self.current, serving
-        previous.follower.stop()
-        previous.matcher.index.close()  # a vector database's connection, a lite server
+        self.incoming = serving
+        self._begin_rollout(Rollout(served, manifest.model_id, time.time()))
+        if self._offer is not None:
+            self._offer(ModelOffer(manifest.model_id, manifest.precision, manifest.pooling))
         logger.info(
-            "now serving model %s (%d items), was %s",
+            "rollout of model %s (%d items) started: %s answers its devices until all run it",
             manifest.model_id,
             len(serving.matcher.index),
+            served,
+        )
+        self._finish_if_done(serving)
+        return True
+
+    def _finish_if_done(self, incoming: Serving) -> bool:
+        """Serve only ``incoming`` once every device reports running it or an admin
+        finished the rollout; Redis away keeps both served."""
+        to_model = incoming.manifest.model_id
+        try:
+            rollout = Rollout.from_redis(self._redis.hgetall(ROLLOUT_KEY))
+            running = _models_running(self._redis.hvals(DEVICES_KEY))
+            by_admin = rollout is not None and rollout.to_model == to_model and rollout.finished_at
+            by_fleet = all(model is not None and _serves(incoming, model) for model in running)
+            if not (by_admin or by_fleet):
+                return False
+            if not by_admin:
+                self._redis.hset(
+                    ROLLOUT_KEY, mapping={"finished_at": str(time.time()), "finished_by": "fleet"}
+                )
+        except redis.RedisError as exc:
+            logger.warning("rollout of %s: cannot read the fleet (%s); serving both", to_model, exc)
+            return False
+        previous, self.current, self.incoming = self.current, incoming, None
+        self._retire(previous)
+        logger.info(
+            "rollout finished (%s): now serving model %s only, was also %s",
+            "an admin" if by_admin else f"all {len(running)} devices run it",
+            to_model,
             previous.manifest.model_id,
         )
         return True
+
+    def _begin_rollout(self, rollout: Rollout) -> None:
+        """Record the rollout, unless another worker of the fleet already has."""
+        try:
+            held = Rollout.from_redis(self._redis.hgetall(ROLLOUT_KEY))
+            if held is None or held.to_model != rollout.to_model:
+                self._redis.delete(ROLLOUT_KEY)
+                self._redis.hset(ROLLOUT_KEY, mapping=rollout.to_redis())
+        except redis.RedisError as exc:
+            logger.warning("rollout of %s not recorded (%s)", rollout.to_model, exc)
+
+    @staticmethod
+    def _retire(serving: Serving) -> None:
+        serving.follower.stop()
+        serving.matcher.index.close()  # a vector database's connection, a lite server
 
     def _configured_model(self) -> ModelManifest:
         cfg = self._settings.featurizer
@@ -281,8 +366,8 @@ class Answering(StageThreads):
                 continue
             job = self.first(inbound, self._push)
             if job is not None:
-                catalog_seq = self._models.current.follower.applied_seq
-                self._stats.add(self._confirms.offer(job, catalog_seq=catalog_seq))
+                follower = self._models.serving_for(job.message.model_id).follower
+                self._stats.add(self._confirms.offer(job, catalog_seq=follower.applied_seq))
         logger.info("match loop exits")
 
     def _confirm_loop(self) -> None:
@@ -296,10 +381,9 @@ class Answering(StageThreads):
 
     def first(self, inbound: Inbound, push: Push) -> ConfirmJob | None:
         """Stage one of one message: its record pushed; stage two's job if it wants one."""
+        matcher = self._models.serving_for(model_id_of(inbound.payload)).matcher
         try:
-            first = self._models.current.matcher.first(
-                inbound.topic, inbound.payload, received_at=inbound.received_at
-            )
+            first = matcher.first(inbound.topic, inbound.payload, received_at=inbound.received_at)
         except RejectedMessage as exc:
             self._stats.add(f"rejected_{exc.reason}")
             self._rejects.warn(exc.reason, "rejected message on %s: %s", inbound.topic, exc)
@@ -315,7 +399,7 @@ class Answering(StageThreads):
         """Stage two of one message: its confirmed record pushed, when its view is usable."""
         message = job.message
         try:
-            record = self._models.current.matcher.confirm(job)
+            record = self._models.serving_for(message.model_id).matcher.confirm(job)
         except Exception:  # a bug must cost one confirmation, never the worker
             self._stats.add("errors_unexpected")
             logger.exception("unexpected error confirming %s #%d", message.device_id, message.seq)
@@ -324,6 +408,22 @@ class Answering(StageThreads):
             self._stats.add("confirm_unusable_view")
             return
         push(Outgoing(record))
+
+
+def _serves(serving: Serving, model_id: str) -> bool:
+    return model_id == serving.manifest.model_id or model_id in serving.matcher.compatible_models
+
+
+def _models_running(statuses: Sequence[bytes]) -> list[str | None]:
+    """The model each device of the fleet last said it runs (None: it did not say)."""
+    running = []
+    for raw in statuses:
+        try:
+            model = json.loads(raw).get("model_id")
+        except (ValueError, AttributeError):
+            model = None
+        running.append(model if isinstance(model, str) else None)
+    return running
 
 
 def _lower_this_threads_priority(niceness: int) -> None:

@@ -33,12 +33,14 @@ from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
+    FLEET_MODEL_TOPIC,
     STATUS_ACCOUNT_SUFFIX,
     STATUS_WILDCARD,
     device_of_topic,
     shared_subscription,
 )
 from edgelens.wire.records import Stage
+from edgelens.wire.rollout import ModelOffer
 from edgelens.wire.status import DeviceStatus
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,12 @@ class Ingress:
             self._client: False,
             self._status_client: False,
         }
+
+    def offer_model(self, offer: ModelOffer) -> None:
+        """Offer every device a model: retained at the broker, so a device that connects
+        later reads it too."""
+        self._client.publish(FLEET_MODEL_TOPIC, offer.to_json(), qos=1, retain=True)
+        logger.info("fleet offered model %s", offer.model_id)
 
     def start(self) -> None:
         for client in self._subscriptions:

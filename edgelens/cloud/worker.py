@@ -35,13 +35,15 @@ class Worker:
         self._stop = threading.Event()
         self.stats = Counts()
         rejects = RejectLog(logger)  # one for every stage: each reason said once per interval
-        self._models = Models(settings, store=self._store, stop=self._stop)
         self._sink = RedisSink(
             str(settings.redis_url),
             matches_kept=settings.worker.matches_kept,
             views_kept_s=settings.worker.views_kept_s,
         )
         self._ingress = Ingress(settings, stats=self.stats, rejects=rejects, stop=self._stop)
+        self._models = Models(
+            settings, store=self._store, stop=self._stop, offer=self._ingress.offer_model
+        )
         self.subscribed = self._ingress.subscribed
         self._relay = StatusRelay(
             self._ingress.statuses,
@@ -93,6 +95,8 @@ class Worker:
             "mqtt_subscribed": self.subscribed.is_set(),
             "redis_ok": not self._pusher.redis_down,
             "model_id": self.model_id,
+            # During a rollout: the model also served, for the devices that run it already.
+            "rollout_to": self._models.rolling_out,
             "catalog_items": len(self.index),
             "catalog_change": self.catalog.applied_seq,
             # On a shared index (Milvus): whether this worker is the one that writes it.

@@ -158,6 +158,16 @@ def _vector_bytes(embedding: np.ndarray, dtype: WireDtype) -> bytes:
     return vector.astype(_NUMPY[dtype]).tobytes()
 
 
+def model_id_of(payload: bytes) -> str | None:
+    """The model a message's vectors are of, read from its header alone (which index
+    searches it); None where the header is malformed (``decode`` says why)."""
+    try:
+        _HEADER.unpack_from(payload, 0)
+        return _read_short_string(payload, _HEADER.size, "model id")[0]
+    except (struct.error, WireFormatError):
+        return None
+
+
 def decode(payload: bytes) -> FeatureMessage:
     """Parse and validate one message; raises WireFormatError for anything malformed."""
     if len(payload) > MAX_MESSAGE_BYTES:

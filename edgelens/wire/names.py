@@ -24,6 +24,15 @@ def status_topic(device_id: str) -> str:
     return f"{TOPIC_ROOT}/{device_id}/status"
 
 
+def model_topic(device_id: str) -> str:
+    """Retained :class:`edgelens.wire.rollout.ModelOffer`: the model this one device is to
+    run (overrides the fleet's)."""
+    return f"{TOPIC_ROOT}/{device_id}/model"
+
+
+# Retained ModelOffer: the model every device is to run. "_fleet" is no device id (an id
+# starts with a letter or digit), so no device's topics can be mistaken for it.
+FLEET_MODEL_TOPIC = f"{TOPIC_ROOT}/_fleet/model"
 FEATURES_WILDCARD = f"{TOPIC_ROOT}/+/features"
 STATUS_WILDCARD = f"{TOPIC_ROOT}/+/status"
 # A worker reads statuses on a connection of its own, so a device flooding statuses fills
@@ -64,6 +73,8 @@ def view_key(device_id: str, seq: int) -> str:
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
 CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)
+# Redis hash: the model rollout under way (edgelens.wire.rollout.Rollout's fields).
+ROLLOUT_KEY = "edgelens:rollout"
 
 
 def index_writer_key(shared_index: str) -> str:

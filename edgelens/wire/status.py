@@ -55,6 +55,13 @@ class DeviceStatus(BaseModel):
     state: DeviceState
     device_id: DeviceId | None = Field(default=None, description="The device's id.")
     model_id: str | None = Field(default=None, max_length=MAX_MODEL_ID_CHARS)
+    model_problem: str | None = Field(
+        default=None,
+        max_length=MAX_CAMERA_CHARS,
+        description="Why the device still runs model_id and not the model it was offered, "
+        'in plain words (e.g. "download failed: sha256 differs from the manifest"); absent '
+        "when it runs what it was offered.",
+    )
     provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
     wire_dtype: Literal["float16", "float32", "int8"] | None = None
     camera: str | None = Field(
