@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -104,6 +105,21 @@ class BrokerAccounts:
         self._write_passwords(entries)
         self._write_acl(self.workers() - {username})
         return True
+
+    def verify(self, username: str, password: str) -> bool:
+        """Whether ``password`` is the account's (what the broker itself would accept):
+        the web app lets a device download its models with its broker credentials."""
+        hashed = self._entries().get(username)
+        if hashed is None or hashed.count("$") != 4:
+            return False
+        _, _, iterations, salt, _ = hashed.split("$")
+        if iterations != str(PBKDF2_ITERATIONS):
+            return False
+        try:
+            expected = password_hash(password, salt=base64.b64decode(salt, validate=True))
+        except ValueError:
+            return False
+        return hmac.compare_digest(expected, hashed)
 
     def workers(self) -> set[str]:
         """The worker accounts (their status accounts go with them)."""
