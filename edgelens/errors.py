@@ -115,6 +115,14 @@ class CsrfError(AccessError):
     """A state-changing request without the session's CSRF token."""
 
 
+class NoRolloutError(EdgelensError):
+    """No model rollout is under way (to finish)."""
+
+
+class DeviceAuthError(AccessError):
+    """A device's request (a model download) without a device's broker credentials."""
+
+
 class TooManyStreamsError(EdgelensError):
     """A live view refused: its visitor, or the whole web process, has as many open as
     allowed. Answered 429; worth asking again after ``retry_after_s`` seconds."""

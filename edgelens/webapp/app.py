@@ -29,6 +29,7 @@ from edgelens.webapp.routes import (
     health,
     imports,
     items,
+    models,
     pages,
 )
 from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, session_secret
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Every router of the app; the guard dependency covers all of them.
 ROUTERS = tuple(
-    module.router for module in (pages, api, items, imports, events, catalog, auth, health)
+    module.router for module in (pages, api, items, imports, events, catalog, auth, health, models)
 )
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -26,7 +26,8 @@ from edgelens.wire.names import DEVICE_ID_PATTERN
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without signing in even when the dashboard is private: the sign-in page
 # itself, the page assets, and what monitoring scrapes.
-OPEN_PATHS = ("/login", "/static/", "/healthz", "/metrics")
+# The model downloads check a device's own credentials instead (routes.models).
+OPEN_PATHS = ("/login", "/static/", "/healthz", "/metrics", "/models/")
 
 
 class AppState(TypedDict):

@@ -22,8 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgelens.errors import (
     CsrfError,
+    DeviceAuthError,
     ItemNotFoundError,
     LastPhotoError,
+    ModelNotFoundError,
+    NoRolloutError,
     NotSignedInError,
     RedisUnavailableError,
     TooManyStreamsError,
@@ -58,7 +61,9 @@ def install(app: FastAPI) -> None:
     for error, status_code in (
         (RedisUnavailableError, 503),
         (ItemNotFoundError, 404),
+        (ModelNotFoundError, 404),
         (LastPhotoError, 409),
+        (NoRolloutError, 409),
         (UploadTooLargeError, 413),
         (UploadRejectedError, 422),
         (CsrfError, 403),
@@ -66,6 +71,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(error, answer(status_code))
     app.add_exception_handler(TooManyStreamsError, _too_many_streams)
     app.add_exception_handler(NotSignedInError, _sign_in_first)
+    app.add_exception_handler(DeviceAuthError, _device_credentials_first)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)
@@ -113,6 +119,12 @@ async def _too_many_streams(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TooManyStreamsError)
     logger.info("%s %s → 429: %s", request.method, request.url.path, exc)
     return error_response(request, 429, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+
+async def _device_credentials_first(request: Request, exc: Exception) -> Response:
+    """401 asking for HTTP Basic credentials: a device's broker account."""
+    logger.warning("%s %s → 401: %s", request.method, request.url.path, exc)
+    return error_response(request, 401, str(exc), {"WWW-Authenticate": 'Basic realm="devices"'})
 
 
 async def _sign_in_first(request: Request, exc: Exception) -> Response:

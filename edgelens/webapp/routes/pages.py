@@ -29,7 +29,7 @@ from edgelens.webapp.deps import (
     SignedInUser,
     StoreDep,
 )
-from edgelens.webapp.services import corrections, live
+from edgelens.webapp.services import corrections, live, rollout
 from edgelens.webapp.templating import templates
 from edgelens.wire.records import MatchRecord
 
@@ -45,18 +45,27 @@ HISTORY_LENGTH = 20
 async def dashboard(request: Request, redis: RedisDep) -> HTMLResponse:
     try:
         devices, redis_error = await live.list_devices(redis=redis), None
+        progress = await rollout.rollout_progress(redis=redis, devices=devices)
     except RedisUnavailableError as exc:
         logger.warning("dashboard without live data: %s", exc)
-        devices, redis_error = [], str(exc)
+        devices, redis_error, progress = [], str(exc), None
     return templates.TemplateResponse(
         request,
         "dashboard.html",
         {
             "devices": devices,
             "redis_error": redis_error,
+            "rollout": progress,
             "events_url": request.url_for("devices_events").path,
         },
     )
+
+
+@router.post("/rollout/finish")
+async def finish_rollout(redis: RedisDep, user: SignedInUser) -> RedirectResponse:
+    """Stop answering the old model now, whatever devices still run it."""
+    await rollout.finish_rollout(redis=redis, user=user)
+    return RedirectResponse("/", status_code=303)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
