@@ -46,7 +46,7 @@ demo: setup
 
 # Every benchmark that runs on this machine, each writing its section of docs/benchmarks.md.
 BENCHMARKS = featurizer quality photos verify search live device faults load scaleout \
-	memory streams catalog_page catalog_store fuzz_messages
+	memory streams catalog_page catalog_store rollout fuzz_messages
 
 bench: setup unknown-views
 	for name in $(BENCHMARKS); do $(VENV)/bin/python -m benchmarks.$$name || exit 1; done
