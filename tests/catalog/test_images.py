@@ -53,6 +53,7 @@ def test_files_are_read_with_a_cap_and_only_when_regular(tmp_path: Path):
         read_image_file(Path("/dev/zero"))
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite"])  # file storage: any engine
 def test_an_image_named_html_is_stored_as_what_it_is(store, featurizer, tmp_path: Path):
     """PNG bytes followed by a script, named .html: stored (and so served) as a PNG; text
     named .png and a device file are skipped with their reasons, and nothing else is lost."""

@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 from sqlalchemy import delete
 
 from edgelens.catalog import schema
@@ -12,6 +13,10 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.featurizer import local_features
 from edgelens.samples.photos import load_photo
 from edgelens.testing.catalog import first_photo_keypoints
+
+# Featurizing and image storage are the same whatever the engine: these run on SQLite only
+# (the others, the catalog's own writes, on both).
+SQLITE_ONLY = pytest.mark.parametrize("catalog_backend", ["sqlite"])
 
 
 def _add(store, featurizer, sources, tmp_path):
@@ -34,6 +39,7 @@ def test_readding_and_reindexing_featurize_nothing(store, featurizer, sample_cat
     assert again.featurized == 0 and again.cached == len(sources)
 
 
+@SQLITE_ONLY
 def test_same_image_under_two_ids_is_featurized_once(store, featurizer, tmp_path, chelsea):
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
@@ -41,6 +47,7 @@ def test_same_image_under_two_ids_is_featurized_once(store, featurizer, tmp_path
     assert report.added == 2 and report.featurized == 1 and report.cached == 1
 
 
+@SQLITE_ONLY
 def test_a_new_model_refeaturizes_and_never_mixes(store, featurizers, sample_catalog, tmp_path):
     fp32, int8 = featurizers["fp32"], featurizers["int8"]
     sources = collect_sources([sample_catalog])
@@ -59,6 +66,7 @@ def test_a_new_model_refeaturizes_and_never_mixes(store, featurizers, sample_cat
     assert store.vectors("some-other-model", recipe)[0] == []
 
 
+@SQLITE_ONLY
 def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_path, chelsea):
     """The catalog path (file → decode) and the frame path (BGR array) give the same vector."""
     path = tmp_path / "cat.png"
@@ -69,6 +77,7 @@ def test_catalog_vector_equals_the_camera_frame_vector(store, featurizer, tmp_pa
     np.testing.assert_array_equal(matrix[0], frame_vector)  # the photo comes first
 
 
+@SQLITE_ONLY
 def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp_path):
     good = tmp_path / "coffee.png"
     cv2.imwrite(str(good), load_photo("coffee"))
@@ -87,6 +96,7 @@ def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp
     assert "not a decodable image" in failed[str(corrupt)]
 
 
+@SQLITE_ONLY
 def test_images_are_stored_by_content_hash(store, featurizer, tmp_path, chelsea):
     path = tmp_path / "cat.png"
     cv2.imwrite(str(path), chelsea)
