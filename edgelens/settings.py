@@ -224,6 +224,17 @@ class DeviceSettings(_Section):
     )
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
+    model_server_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$",
+        description="The web app that hands out new models (https://host, or with a path "
+        "in front of /models/…). When the fleet, or an admin for this device, offers "
+        "another model, the device downloads it from here, signing in with its broker "
+        "account (the user and password in mqtt_url), checks it and switches to it "
+        "between two frames, without a restart. The server's certificate is checked "
+        "against the system's trusted CAs and mqtt_tls.ca_file. Unset: the device keeps "
+        "its model and ignores offers.",
+    )
 
 
 class WorkerSettings(_Section):

@@ -6,8 +6,9 @@ a device is enrolled without restarting the broker. The ACL gives every account 
 access to ``edgelens/<its own username>/features`` and ``.../status`` only (a device's
 username is its device id), and the worker accounts read access to all devices' topics:
 a worker has two accounts, one per connection (its frames, and its statuses under the
-name with :data:`STATUS_ACCOUNT_SUFFIX`), each reading only what that connection reads;
-devices read nothing.
+name with :data:`STATUS_ACCOUNT_SUFFIX`), each reading only what that connection reads.
+A device reads only the models it is offered: ``edgelens/<its id>/model`` and the
+fleet's, :data:`FLEET_MODEL_TOPIC`; a worker's main account offers them (writes both).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgelens.errors import ConfigError
-from edgelens.wire.names import STATUS_ACCOUNT_SUFFIX, valid_device_id
+from edgelens.wire.names import FLEET_MODEL_TOPIC, STATUS_ACCOUNT_SUFFIX, valid_device_id
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,22 @@ PBKDF2_ITERATIONS = 101  # mosquitto_passwd's default for sha512-pbkdf2
 _SALT_BYTES = 12
 _WORKER_LINE = re.compile(r"^user (\S+)$")
 
-_ACL_HEADER = """\
+_ACL_HEADER = f"""\
 # edgelens MQTT ACL, written by `edgelens device enroll` / `edgelens cloud enroll`.
-# Devices (username = device id) publish only under their own id and read nothing.
+# Devices (username = device id) publish only under their own id, and read only the
+# model offered to them and the one offered to the fleet.
 pattern write edgelens/%u/features
 pattern write edgelens/%u/status
+pattern read edgelens/%u/model
+pattern read {FLEET_MODEL_TOPIC}
 """
-_WORKER_BLOCK = """
-user {name}
+# A worker offers models: to one device, or to the fleet ("+" covers "_fleet" too; named
+# anyway, so the grant reads as what it is).
+_WORKER_BLOCK = f"""
+user {{name}}
 topic read edgelens/+/features
+topic write edgelens/+/model
+topic write {FLEET_MODEL_TOPIC}
 """
 _STATUS_BLOCK = """
 user {name}

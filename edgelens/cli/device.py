@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from edgelens.cli.context import ReloadPid, reports_errors, settings_of, stop_on_signals
 from edgelens.device.loop import DeviceLoop
+from edgelens.device.model_updates import ModelUpdates
 from edgelens.errors import ConfigError
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import (
@@ -45,7 +46,8 @@ def run(
         typer.Option(help="Most frames featurized per second [default: device.fps_cap]"),
     ] = None,
 ) -> None:
-    """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop)."""
+    """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop);
+    switch to a model the fleet is offered (device.model_server_url) without a restart."""
     settings = settings_of(ctx)
     require_secrets(settings, mqtt=True)
     device = _device_settings(
@@ -59,7 +61,7 @@ def run(
         mqtt_tls=settings.mqtt_tls,
         stop=stop,
     )
-    with stop_on_signals(stop):
+    with stop_on_signals(stop), ModelUpdates.for_loop(device_loop, settings):
         stats = device_loop.run()
     typer.echo(
         f"device {device.device_id}: captured {stats.captured}, published {stats.published}, "

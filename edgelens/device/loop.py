@@ -11,6 +11,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 from edgelens.device.capture import Backoff, FrameCapture
 from edgelens.device.frames import Frame, LatestFrameMailbox
 from edgelens.device.gating import GateDecision, PublishGate
-from edgelens.device.publisher import FeaturePublisher
+from edgelens.device.publisher import FeaturePublisher, Listener
 from edgelens.device.settle import ViewSettle
 from edgelens.device.smoothing import TemporalSmoother, frame_sharpness
 from edgelens.device.sources import check_source, open_source, parse_source
@@ -40,6 +41,16 @@ POLL_S = 0.1
 CAPTURE_JOIN_S = 5.0
 # The most of a source error a status carries (its "camera" line).
 CAMERA_CHARS = 200
+# What a warm-up inference runs on: a black image of the model's usual input size.
+WARM_UP_IMAGE = np.zeros((224, 224, 3), dtype=np.uint8)
+
+
+def warm_up(featurizer: Featurizer) -> float:
+    """One inference, so the first frames do not wait on lazy initialisation (TensorRT
+    builds its engine on the first run); returns the ms it took."""
+    started = time.perf_counter()
+    featurizer.embed([WARM_UP_IMAGE])
+    return (time.perf_counter() - started) * 1000
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,9 @@ class DeviceLoop:
     caller's thread, at most ``fps_cap`` frames a second. A file or folder that
     gives no frame fails at construction (:class:`SourceError`); a camera or stream
     is retried, and the status says why while it is down.
+
+    Another model can take over while it runs (:meth:`swap_featurizer`, from any thread):
+    the loop switches between two frames, and the status names the new model.
     """
 
     def __init__(
@@ -112,6 +126,8 @@ class DeviceLoop:
         self.device = device
         self.stop = stop if stop is not None else threading.Event()
         self._featurizer = featurizer
+        self._swap_lock = threading.Lock()
+        self._next_featurizer: Featurizer | None = None  # to run from the next frame on
         # A bad URI, a missing file or one that is no video fails here, before anything starts.
         spec = parse_source(device.source)
         unreadable: set[Path] = set()  # a looping folder's broken images, said once
@@ -137,25 +153,41 @@ class DeviceLoop:
             reconnect_max_s=device.reconnect_max_s,
             tls=mqtt_tls,
         )
-        self._smoother = TemporalSmoother(
-            window=device.smoothing_window, same_view_cosine=device.same_view_cosine
-        )
-        self._gate = PublishGate(
-            enabled=device.gating,
-            min_change_cosine=device.gate_cosine,
-            keepalive_s=device.keepalive_s,
-        )
-        self._settle = ViewSettle(
-            frames=max(1, device.settle_frames),
-            settle_cosine=device.settle_cosine,
-            same_view_cosine=device.same_view_cosine,
-        )
+        self._smoother, self._gate, self._settle = self._view_state()
         self._times = StageTimes()
         self._last_focus: np.ndarray | None = None  # re-sent while the gate sees the same view
         self._views_sent = 0
         self._rate = RateMeter()
         self._featurized = 0
         self._status_due = 0.0
+
+    @property
+    def model_id(self) -> str:
+        """The model this loop runs, or, while a swap waits for the next frame, the one it
+        is about to run."""
+        with self._swap_lock:
+            return (self._next_featurizer or self._featurizer).model_id
+
+    def swap_featurizer(self, featurizer: Featurizer) -> None:
+        """Run ``featurizer`` from the next frame on instead of the current model, without
+        a restart; safe to call from any thread, and it returns at once. Give it warmed up
+        (:func:`warm_up`): the loop does not wait for it. A second call before the swap
+        replaces the first. Once swapped, the messages and the status carry its model id;
+        the smoothing, gating and settling start afresh (two models' vectors are never
+        compared) and the counters go on."""
+        with self._swap_lock:
+            self._next_featurizer = featurizer
+
+    def set_model_problem(self, problem: str | None) -> None:
+        """Why the device does not run the model it was offered, in plain words, or None
+        once it does; the status carries it as ``model_problem``. Safe from any thread."""
+        self._publisher.set_model_problem(problem)
+
+    def listen(self, topics: Sequence[str], listener: Listener) -> None:
+        """Hear these topics on the device's own MQTT connection (QoS 1, subscribed again
+        on every reconnect); call before :meth:`run`. ``listener`` runs in the network
+        thread and must return at once."""
+        self._publisher.listen(topics, listener)
 
     @property
     def stats(self) -> DeviceStats:
@@ -216,15 +248,54 @@ class DeviceLoop:
         return stats
 
     def _warm_up(self) -> None:
-        """One inference before capture starts, so the first frames do not wait on
-        lazy initialisation (TensorRT builds its engine on the first run)."""
-        started = time.perf_counter()
-        self._featurizer.embed([np.zeros((224, 224, 3), dtype=np.uint8)])
-        logger.info("featurizer warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+        """One inference before capture starts (:func:`warm_up`)."""
+        logger.info("featurizer warmed up in %.0f ms", warm_up(self._featurizer))
+
+    def _view_state(self) -> tuple[TemporalSmoother, PublishGate, ViewSettle]:
+        """A new smoother, gate and settle rule, knowing no vector yet."""
+        device = self.device
+        smoother = TemporalSmoother(
+            window=device.smoothing_window, same_view_cosine=device.same_view_cosine
+        )
+        gate = PublishGate(
+            enabled=device.gating,
+            min_change_cosine=device.gate_cosine,
+            keepalive_s=device.keepalive_s,
+        )
+        settle = ViewSettle(
+            frames=max(1, device.settle_frames),
+            settle_cosine=device.settle_cosine,
+            same_view_cosine=device.same_view_cosine,
+        )
+        return smoother, gate, settle
+
+    def _swap_if_asked(self) -> None:
+        """Between two frames: switch to the featurizer :meth:`swap_featurizer` left."""
+        with self._swap_lock:
+            featurizer, self._next_featurizer = self._next_featurizer, None
+            if featurizer is None:
+                return
+            old, self._featurizer = self._featurizer, featurizer
+        smoother, gate, settle = self._view_state()
+        smoother.view_changes = self._smoother.view_changes
+        smoother.held_blurred = self._smoother.held_blurred
+        gate.counts = self._gate.counts
+        settle.new_views = self._settle.new_views
+        self._smoother, self._gate, self._settle = smoother, gate, settle
+        self._last_focus = None
+        self._publisher.set_model(featurizer.model_id, featurizer.provider)
+        logger.info(
+            "device %s switched from %s to %s on %s",
+            self.device.device_id,
+            old.model_id,
+            featurizer.model_id,
+            featurizer.provider,
+        )
 
     def _process_frames(self) -> None:
         min_interval_s = 1.0 / self.device.fps_cap
         while not self.stop.is_set():
+            self._swap_if_asked()
             frame = self._mailbox.get(timeout=POLL_S)
             if frame is None:
                 if self._mailbox.finished:

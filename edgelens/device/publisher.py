@@ -5,21 +5,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edgelens.settings import MqttTlsSettings
+from edgelens.settings import MqttTlsSettings, redact_urls
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
 from edgelens.wire.names import features_topic, status_topic
-from edgelens.wire.status import DeviceState, DeviceStatus
+from edgelens.wire.status import MAX_CAMERA_CHARS, DeviceState, DeviceStatus
 
 logger = logging.getLogger(__name__)
 
 # How long a clean shutdown waits for the broker to take the "offline" status.
 OFFLINE_ACK_TIMEOUT_S = 2.0
+
+# What a listener gets for each message on the topics it listens to: the topic, the payload,
+# and whether the broker sent it as a retained message (at subscribe time).
+Listener = Callable[[str, bytes, bool], None]
 
 # The keys a status may carry: the worker refuses a status with any other (its schema
 # forbids extras), so a health figure the schema does not know yet stays on the device.
@@ -34,8 +39,10 @@ class FeaturePublisher:
     same reason, while the broker is unreachable only the newest vector is held (and
     sent on reconnect); the older ones are dropped and counted, not queued. The status
     is retained: "online" on every (re)connect,
-    "offline" on a clean stop and, as the last will, when the device vanishes.
-    ``connect_async`` lets the device start while the broker is still down.
+    "offline" on a clean stop and, as the last will, when the device vanishes; it names
+    the model the device runs and, when it could not switch to one it was offered, why.
+    ``connect_async`` lets the device start while the broker is still down. The same
+    connection can listen to a few topics (:meth:`listen`: the model offers).
     """
 
     def __init__(
@@ -67,6 +74,9 @@ class FeaturePublisher:
         self._held: bytes | None = None  # the newest vector offered while disconnected
         self._closing = False
         self._health: dict[str, float | int | str] = {}
+        self._model_problem: str | None = None
+        self._listen_topics: tuple[str, ...] = ()
+        self._listener: Listener | None = None
         self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s, tls)
 
     @property
@@ -113,8 +123,42 @@ class FeaturePublisher:
         status with them at once."""
         with self._lock:
             self._health = {k: v for k, v in health.items() if k in STATUS_KEYS}
-        if publish and self._connected.is_set():
-            self._client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        if publish:
+            self._publish_online()
+
+    def set_model(self, model_id: str, provider: str) -> None:
+        """The model the device runs from now on: its id goes into every status (and the
+        last will) from now on, and the retained status says so at once."""
+        with self._lock:
+            self.model_id = model_id
+            self.provider = provider
+        # Registered for the next connection; the broker keeps this one's will as it was.
+        self._client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        self._publish_online()
+
+    def set_model_problem(self, problem: str | None) -> None:
+        """Why the device does not run the model it was offered (None: it does); carried
+        in every status from now on as ``model_problem`` (shortened to what a status
+        holds, a URL's password left out), and published at once."""
+        if problem is not None:
+            problem = redact_urls(problem)[:MAX_CAMERA_CHARS]
+        with self._lock:
+            changed = problem != self._model_problem
+            self._model_problem = problem
+        if changed:
+            self._publish_online()
+
+    def listen(self, topics: Sequence[str], listener: Listener) -> None:
+        """Subscribe to ``topics`` (QoS 1, one SUBSCRIBE in this order) on this connection,
+        now if connected and again on every reconnect, so their retained messages arrive
+        each time; ``listener`` gets every message, in paho's network thread, and must
+        return at once."""
+        with self._lock:
+            self._listen_topics = tuple(topics)
+            self._listener = listener
+        self._client.on_message = self._on_message
+        if self._connected.is_set():
+            self._subscribe(self._client)
 
     def close(self) -> None:
         """Publish the retained "offline" status, then disconnect cleanly (no will)."""
@@ -172,16 +216,42 @@ class FeaturePublisher:
         client.on_disconnect = self._on_disconnect
         return client
 
+    def _publish_online(self) -> None:
+        """The retained "online" status now, unless the broker is away (the next connect
+        sends it) or the device is going offline (it would undo the "offline")."""
+        with self._lock:
+            closing = self._closing
+        if not closing and self._connected.is_set():
+            self._client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        with self._lock:
+            topics = self._listen_topics
+        if topics:
+            client.subscribe([(topic, mqtt.SubscribeOptions(qos=1)) for topic in topics])
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            listener, topics = self._listener, self._listen_topics
+        if listener is None or message.topic not in topics:
+            return
+        try:
+            listener(message.topic, message.payload, bool(message.retain))
+        except Exception:  # an escaped exception would end paho's network thread
+            logger.exception("message on %s not handled", message.topic)
+
     def _status(self, state: DeviceState) -> str:
         with self._lock:
             health = dict(self._health)
+            model_id, provider, problem = self.model_id, self.provider, self._model_problem
         status = DeviceStatus.model_validate(
             {
                 **health,
                 "state": state,
                 "device_id": self.device_id,
-                "model_id": self.model_id,
-                "provider": self.provider,
+                "model_id": model_id,
+                "model_problem": problem,
+                "provider": provider,
                 "wire_dtype": self.wire_dtype.name.lower(),
                 "ts": time.time(),
             }
@@ -200,6 +270,7 @@ class FeaturePublisher:
             logger.warning("broker %s refused the connection: %s", self.broker, reason_code)
             return
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        self._subscribe(client)  # no session outlives a connection: subscribe each time
         with self._lock:
             dropped, self._unsent_this_outage = self._unsent_this_outage, 0
             held, self._held = self._held, None

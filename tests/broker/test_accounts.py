@@ -24,7 +24,13 @@ from edgelens.errors import ConfigError
 from edgelens.settings import MqttTlsSettings
 from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
-from edgelens.wire.names import STATUS_ACCOUNT_SUFFIX, features_topic, status_topic
+from edgelens.wire.names import (
+    FLEET_MODEL_TOPIC,
+    STATUS_ACCOUNT_SUFFIX,
+    features_topic,
+    model_topic,
+    status_topic,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,10 +132,39 @@ def test_a_device_publishes_only_under_its_own_id(secured):
         assert cam_a.publish(status_topic("cam-b")).is_failure
         time.sleep(0.3)
         assert worker.received == [features_topic("cam-a")]
-        assert cam_a.received == [], "devices read nothing, not even their own topics"
+        assert cam_a.received == [], "devices read no features or statuses, not even their own"
         assert worker.publish(features_topic("cam-a")).is_failure, "workers only read"
     finally:
         worker.close()
+        cam_a.close()
+
+
+def test_a_worker_offers_models_and_each_device_reads_only_its_own_and_the_fleets(secured):
+    """Model offers are retained: a device that connects later still gets them. A device
+    reads its own offer and the fleet's, never another device's, and offers nothing."""
+    broker, creds = secured
+    worker = Client(creds["worker"].url(broker.url), "worker")
+    statuses = Client(_status_account(creds["worker"]).url(broker.url), "worker-statuses")
+    try:
+        _wait(lambda: worker.connected.is_set() and statuses.connected.is_set())
+        for topic in (FLEET_MODEL_TOPIC, model_topic("cam-a"), model_topic("cam-b")):
+            info = worker._client.publish(topic, topic.encode(), qos=1, retain=True)
+            _wait(lambda info=info: info.mid in worker.acks)
+            assert not worker.acks[info.mid].is_failure, f"the worker offers on {topic}"
+        assert statuses.publish(FLEET_MODEL_TOPIC).is_failure, "its status account does not"
+    finally:
+        worker.close()
+        statuses.close()
+    cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
+    try:
+        _wait(cam_a.connected.is_set)
+        assert not cam_a.subscribe("edgelens/#").is_failure
+        _wait(lambda: len(cam_a.received) >= 2)
+        time.sleep(0.3)
+        assert sorted(cam_a.received) == sorted([FLEET_MODEL_TOPIC, model_topic("cam-a")])
+        for topic in (model_topic("cam-a"), model_topic("cam-b"), FLEET_MODEL_TOPIC):
+            assert cam_a.publish(topic).is_failure, f"a device offers nothing ({topic})"
+    finally:
         cam_a.close()
 
 
@@ -363,7 +398,12 @@ def test_a_worker_gets_two_accounts_and_loses_both(accounts):
     lines = accounts.password_file.read_text().splitlines()
     assert {line.split(":", 1)[0] for line in lines} == {"worker-9", "worker-9.status"}
     acl = accounts.acl_file.read_text()
-    assert "user worker-9\ntopic read edgelens/+/features\n" in acl
+    assert (
+        "user worker-9\ntopic read edgelens/+/features\n"
+        "topic write edgelens/+/model\ntopic write edgelens/_fleet/model\n"
+    ) in acl
+    assert "pattern read edgelens/%u/model\npattern read edgelens/_fleet/model\n" in acl
+    assert "pattern write edgelens/%u/model" not in acl and "write edgelens/#" not in acl
     assert "user worker-9.status\ntopic read edgelens/+/status\n" in acl
     assert accounts.workers() == {"worker-9"} and credentials.username == "worker-9"
     with pytest.raises(ConfigError):
