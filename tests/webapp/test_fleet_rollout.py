@@ -1,0 +1,111 @@
+"""A model rolled out end to end: real mosquitto and Redis, the web app serving the model
+files, a worker, and two `edgelens device run` processes that learn of the new model from
+the broker, download it from the web app with their own credentials and switch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import redis
+from pydantic import AnyUrl
+
+from edgelens.broker.accounts import BrokerAccounts
+from edgelens.catalog.ingest import reindex
+from edgelens.catalog.store import CatalogStore
+from edgelens.cloud.worker import Worker
+from edgelens.demo.runner import build_sample_catalog
+from edgelens.featurizer.manifest import artefact_paths
+from edgelens.featurizer.runtime import Featurizer
+from edgelens.samples.photos import load_photo
+from edgelens.testing.live import records, wait_for
+from edgelens.wire.names import DEVICES_KEY, ROLLOUT_KEY
+from edgelens.wire.rollout import Rollout
+
+EDGELENS = Path(sys.executable).with_name("edgelens")
+ITEMS = ("coffee", "rocket", "clock")
+DEVICES = ("shelf-1", "shelf-2")
+
+
+def _running(rdb) -> dict[str, str | None]:
+    return {
+        device.decode(): json.loads(raw).get("model_id")
+        for device, raw in rdb.hgetall(DEVICES_KEY).items()
+    }
+
+
+def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
+    web_settings, serve, mosquitto_server, tmp_path
+):
+    # The server's models (the web app serves them, the worker answers with them); each
+    # device starts from a copy of model A of its own.
+    models = tmp_path / "server-models"
+    shutil.copytree(web_settings.model_path, models)
+    device_models = tmp_path / "device-models"
+    shutil.copytree(web_settings.model_path, device_models)
+    idle = web_settings.worker.model_copy(update={"model_poll_s": 0.3})
+    settings = web_settings.model_copy(
+        update={"models_dir": models, "mqtt_url": AnyUrl(mosquitto_server.url), "worker": idle}
+    )
+    old = Featurizer.from_models_dir(models, "fp32", "rgem", providers=["cpu"])
+    new = Featurizer.from_models_dir(models, "fp32", "gap", providers=["cpu"])
+    build_sample_catalog(settings, old, item_ids=ITEMS)
+    store = CatalogStore(settings.catalog_url)
+    reindex(store=store, featurizer=new, images_dir=settings.images_dir)
+    store.close()
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    for item in ITEMS:
+        cv2.imwrite(str(shelf / f"{item}.png"), load_photo(item))
+    accounts = BrokerAccounts(
+        password_file=settings.broker_password_file, acl_file=settings.broker_acl_file
+    )
+    credentials = {device: accounts.enroll_device(device) for device in DEVICES}
+    rdb = redis.Redis.from_url(str(settings.redis_url))
+    worker = Worker(settings)
+    worker.start()
+    devices: list[subprocess.Popen[bytes]] = []
+    logs = {device: tmp_path / f"{device}.log" for device in DEVICES}
+    with serve(settings) as web_url:
+        try:
+            for device, account in credentials.items():
+                env = {
+                    **os.environ,
+                    "EDGELENS_DATA_DIR": str(tmp_path / device),
+                    "EDGELENS_MODELS_DIR": str(device_models),
+                    "EDGELENS_MQTT_URL": account.url(mosquitto_server.url),
+                    "EDGELENS_DEVICE__MODEL_SERVER_URL": web_url,
+                    "NO_PROXY": "127.0.0.1",
+                }
+                command = [str(EDGELENS), "device", "run", "--source", str(shelf), "--loop"]
+                command += ["--device-id", device, "--fps-cap", "5"]
+                devices.append(subprocess.Popen(command, env=env, stderr=logs[device].open("wb")))
+            wait_for(lambda: _running(rdb) == dict.fromkeys(DEVICES, old.model_id), timeout=60)
+
+            # Model B exported under the configured name: the worker starts the rollout.
+            for exported, configured in zip(
+                artefact_paths(models, "fp32", "gap"), artefact_paths(models, "fp32"), strict=True
+            ):
+                shutil.copyfile(exported, configured)
+            wait_for(lambda: _running(rdb) == dict.fromkeys(DEVICES, new.model_id), timeout=90)
+            wait_for(lambda: worker.model_id == new.model_id, timeout=20)
+            rollout = Rollout.from_redis(rdb.hgetall(ROLLOUT_KEY))
+            assert (rollout.from_model, rollout.to_model) == (old.model_id, new.model_id)
+            assert rollout.finished_by == "fleet"
+            for device in DEVICES:  # the newest answers are of the new model
+                wait_for(lambda d=device: records(rdb, d)[0].model_id == new.model_id)
+                assert (tmp_path / device / "models" / "offered" / new.model_id).is_dir()
+            stats = worker.stats.snapshot()
+            assert stats.get("matched", 0) > 0
+            assert "rejected_wrong_model" not in stats, "both models answered meanwhile"
+        finally:
+            for process in devices:
+                process.terminate()
+                process.wait(timeout=30)
+            worker.stop()
+            rdb.close()
