@@ -16,6 +16,7 @@ import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyUrl,
@@ -501,7 +502,8 @@ def production_problems(
 ) -> list[str]:
     """What a production deployment of the parts named must not run with, each with the
     setting that fixes it: default secrets, plain MQTT or Redis to another machine,
-    session cookies over plain HTTP, a dashboard anyone can read."""
+    session cookies over plain HTTP, a dashboard anyone can read; model downloads or the
+    catalog's database over the network without TLS."""
     problems = []
     if mqtt:
         url = settings.mqtt_url
@@ -509,6 +511,20 @@ def production_problems(
             problems.append("mqtt_url needs a user and password (see `edgelens device enroll`)")
         if url.scheme != "mqtts" and not _loopback(url.host):
             problems.append(f"mqtt_url: plain MQTT to {url.host}: use mqtts:// (TLS)")
+        server = urlsplit(settings.device.model_server_url or "https://localhost")
+        if server.scheme != "https" and not _loopback(server.hostname):
+            problems.append(
+                f"device.model_server_url: plain HTTP to {server.hostname} would carry the "
+                "device's password in clear: use https://"
+            )
+    catalog = urlsplit(settings.catalog.url)
+    encrypted = "sslmode=require" in catalog.query or "sslmode=verify" in catalog.query
+    remote = catalog.scheme.startswith("postgresql") and not _loopback(catalog.hostname)
+    if remote and not encrypted:
+        problems.append(
+            f"catalog.url: PostgreSQL at {catalog.hostname} without TLS: add "
+            "?sslmode=verify-full (or sslmode=require)"
+        )
     if redis:
         url = settings.redis_url
         if not url.password:

@@ -87,9 +87,16 @@ def test_production_keeps_the_dashboard_private_unless_made_public():
 
 
 def test_production_problems_name_the_setting_that_fixes_each():
-    demo = load_settings(redis_url="redis://10.0.0.5:6379/0", mqtt_url="mqtt://broker:1883")
+    demo = load_settings(
+        redis_url="redis://10.0.0.5:6379/0",
+        mqtt_url="mqtt://broker:1883",
+        catalog={"url": "postgresql://edgelens:pw@db.shop:5432/catalog"},
+        device={"model_server_url": "http://dashboard.shop"},
+    )
     problems = " | ".join(production_problems(demo))
     for fix in (
+        "device.model_server_url: plain HTTP to dashboard.shop",
+        "catalog.url: PostgreSQL at db.shop without TLS",
         "mqtt_url needs a user and password",
         "mqtt_url: plain MQTT to broker: use mqtts://",
         "redis_url needs a password",
@@ -104,6 +111,8 @@ def test_production_problems_name_the_setting_that_fixes_each():
         redis_url="rediss://:pw@10.0.0.5:6379/0",
         mqtt_url="mqtts://worker:pw@broker:8883",
         web={"secret_key": "k" * 40, "secure_cookies": True},
+        catalog={"url": "postgresql://edgelens:pw@db.shop:5432/catalog?sslmode=verify-full"},
+        device={"model_server_url": "https://dashboard.shop"},
     )
     assert production_problems(ready) == []
     require_secrets(ready, mqtt=True, redis=True, web=True)
