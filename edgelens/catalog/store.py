@@ -319,23 +319,34 @@ class CatalogStore:
         self, item_ids: Sequence[str], method: str
     ) -> dict[str, list[tuple[str, LocalFeatures]]]:
         """The keypoints of each item's photos, by item id: (photo sha256, keypoints), first
-        photo first; items unknown or without keypoints of ``method`` are left out. One query
+        photo first; items unknown or without keypoints of ``method`` are left out. Two queries
         per 500 items, each stored photo decoded once however many of the items show it."""
         f = local_features.c
-        rows: list[Row] = []
+        shown: list[Row] = []  # (item id, photo sha256), first photo first
+        blobs: dict[str, tuple[bytes, bytes]] = {}
         with self._read() as conn:
+            # Two key lookups, not a join: a planner that hashes the keypoint table reads
+            # every photo's blobs to find ten.
             for chunk in _chunks(list(dict.fromkeys(item_ids))):
-                rows += conn.execute(
-                    select(photos.c.item_id, f.image_sha256, f.xy, f.descriptors)
-                    .join_from(photos, local_features, f.image_sha256 == photos.c.image_sha256)
-                    .where(f.method == method, photos.c.item_id.in_(chunk))
+                shown += conn.execute(
+                    select(photos.c.item_id, photos.c.image_sha256)
+                    .where(photos.c.item_id.in_(chunk))
                     .order_by(photos.c.item_id, photos.c.position)
                 ).all()
+            for chunk in _chunks(list(dict.fromkeys(sha for _, sha in shown))):
+                rows = conn.execute(
+                    select(f.image_sha256, f.xy, f.descriptors).where(
+                        f.method == method, f.image_sha256.in_(chunk)
+                    )
+                )
+                blobs.update({sha: (bytes(xy), bytes(kp)) for sha, xy, kp in rows})
         decoded: dict[str, LocalFeatures] = {}
         found: dict[str, list[tuple[str, LocalFeatures]]] = {}
-        for item_id, sha, xy, descriptors in rows:
+        for item_id, sha in shown:
+            if sha not in blobs:
+                continue
             if sha not in decoded:
-                decoded[sha] = LocalFeatures.from_blobs(bytes(xy), bytes(descriptors))
+                decoded[sha] = LocalFeatures.from_blobs(*blobs[sha])
             found.setdefault(item_id, []).append((sha, decoded[sha]))
         return found
 
