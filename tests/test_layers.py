@@ -15,7 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 # Lowest first (CONTRIBUTING.md numbers them); a module belongs to the longest prefix that
 # names it ("edgelens" itself is the package's __init__ only).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("edgelens", "edgelens.errors", "edgelens.child_processes", "edgelens.wire.names"),
+    (
+        "edgelens",
+        "edgelens.errors",
+        "edgelens.child_processes",
+        "edgelens.lifecycle",
+        "edgelens.wire.names",
+    ),
     ("edgelens.settings",),
     ("edgelens.wire", "edgelens.featurizer"),
     ("edgelens.samples", "edgelens.broker"),

@@ -16,11 +16,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 from edgelens.child_processes import exit_with_this_process
 from edgelens.errors import ServerError
+from edgelens.lifecycle import Lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ManagedServer:
+class ManagedServer(Lifecycle):
     """One supervised server process on a loopback port; a context manager."""
 
     name = "server"
@@ -107,18 +107,6 @@ class ManagedServer:
         self.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
-
-    def __enter__(self) -> ManagedServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class RedisServer(ManagedServer):

@@ -35,7 +35,6 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -44,6 +43,7 @@ from edgelens.device.publisher import Listener
 from edgelens.errors import ConfigError, ModelError, RejectedMessage
 from edgelens.featurizer.manifest import ModelManifest
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.lifecycle import Lifecycle
 from edgelens.settings import Settings
 from edgelens.wire.names import FLEET_MODEL_TOPIC, model_topic
 from edgelens.wire.rollout import ModelOffer
@@ -124,7 +124,7 @@ class _NewestOffer:
             return bool(self._waiting)
 
 
-class ModelUpdates:
+class ModelUpdates(Lifecycle):
     """Listens for model offers on the device's MQTT connection and switches the loop to
     the offered model: a thread of its own that :meth:`start` starts and :meth:`close`
     stops (also as a context manager around the loop's run).
@@ -198,18 +198,6 @@ class ModelUpdates:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(JOIN_S)
-
-    def __enter__(self) -> ModelUpdates:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def hear(self, topic: str, payload: bytes, retained: bool) -> None:
         """An offer from the broker (paho's network thread: it only queues). The offer

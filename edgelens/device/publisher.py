@@ -6,11 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edgelens.lifecycle import Lifecycle
 from edgelens.settings import MqttTlsSettings, redact_urls
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
@@ -31,7 +31,7 @@ Listener = Callable[[str, bytes, bool], None]
 STATUS_KEYS = frozenset(DeviceStatus.model_fields)
 
 
-class FeaturePublisher:
+class FeaturePublisher(Lifecycle):
     """Publishes feature messages and keeps ``edgelens/<device>/status`` true.
 
     Features go out with QoS 0: the newest frame is the only one worth having,
@@ -182,18 +182,6 @@ class FeaturePublisher:
             self.published,
             self.unsent,
         )
-
-    def __enter__(self) -> FeaturePublisher:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _make_client(
         self,

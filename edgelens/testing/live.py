@@ -3,6 +3,7 @@ reading the records, adding a sample photo to the catalog, a worker that always 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -72,3 +73,30 @@ def always_confirming(settings):
     return settings.model_copy(
         update={"search": settings.search.model_copy(update={"confirm_margin": 2.0})}
     )
+
+
+class MqttRecorder:
+    """A plain paho client that records every message on one topic filter (a test's ear
+    on the broker); publishes too."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[mqtt.MQTTMessage] = []
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda client, userdata, message: self.messages.append(message)
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(topic, qos=1)
+        if not subscribed.wait(5):
+            raise TimeoutError(f"no subscription to {topic}")
+
+    def payloads(self, topic: str) -> list[bytes]:
+        """What came on ``topic``, oldest first."""
+        return [m.payload for m in list(self.messages) if m.topic == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 from typer.testing import CliRunner
 
@@ -31,6 +30,7 @@ from edgelens.errors import SourceError
 from edgelens.featurizer.focus import decode_focus_view, focus_crop
 from edgelens.samples.photos import load_photo
 from edgelens.settings import DeviceSettings
+from edgelens.testing.live import MqttRecorder
 from edgelens.wire.features import FeatureMessage, WireDtype, decode
 from edgelens.wire.names import features_topic, status_topic
 from edgelens.wire.status import DeviceStatus
@@ -81,31 +81,17 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
-class Subscriber:
-    """A plain paho client that records every message on one topic filter."""
+class Subscriber(MqttRecorder):
+    """Every message on one topic filter, read as statuses and feature messages."""
 
     def __init__(self, server: MosquittoServer, topic: str) -> None:
-        self.messages: list[mqtt.MQTTMessage] = []
-        subscribed = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self._client.on_message = lambda client, userdata, message: self.messages.append(message)
-        self._client.on_subscribe = lambda *args: subscribed.set()
-        self._client.connect("127.0.0.1", server.port)
-        self._client.loop_start()
-        self._client.subscribe(topic, qos=1)
-        assert subscribed.wait(5)
+        super().__init__(server.port, topic)
 
     def states(self, device_id: str) -> list[str]:
-        topic = status_topic(device_id)
-        return [json.loads(m.payload)["state"] for m in self.messages if m.topic == topic]
+        return [json.loads(p)["state"] for p in self.payloads(status_topic(device_id))]
 
     def features(self, device_id: str) -> list[FeatureMessage]:
-        topic = features_topic(device_id)
-        return [decode(m.payload) for m in self.messages if m.topic == topic]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        return [decode(p) for p in self.payloads(features_topic(device_id))]
 
 
 @pytest.fixture

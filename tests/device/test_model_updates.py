@@ -21,7 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 from pydantic import AnyUrl, ValidationError
 from typer.testing import CliRunner
@@ -35,6 +34,7 @@ from edgelens.featurizer.manifest import ModelManifest, artefact_paths
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo
 from edgelens.settings import DeviceSettings, Settings
+from edgelens.testing.live import MqttRecorder
 from edgelens.wire.features import FeatureMessage, decode
 from edgelens.wire.names import FLEET_MODEL_TOPIC, features_topic, model_topic, status_topic
 from edgelens.wire.rollout import ModelOffer
@@ -156,40 +156,26 @@ def model_server(models) -> Iterator[ModelServer]:
     server.close()
 
 
-class Broker:
+class Broker(MqttRecorder):
     """A plain paho client: offers models (retained, as the worker does) and records
     everything under the device's topics."""
 
     def __init__(self, server: MosquittoServer) -> None:
-        self.messages: list[mqtt.MQTTMessage] = []
-        subscribed = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self._client.on_message = lambda client, userdata, message: self.messages.append(message)
-        self._client.on_subscribe = lambda *args: subscribed.set()
-        self._client.connect("127.0.0.1", server.port)
-        self._client.loop_start()
-        self._client.subscribe(f"edgelens/{DEVICE}/#", qos=1)
-        assert subscribed.wait(5)
+        super().__init__(server.port, f"edgelens/{DEVICE}/#")
 
     def offer(self, topic: str, offer: ModelOffer | None) -> None:
         """Offer a model on ``topic``, retained; None takes the retained offer back."""
         payload = offer.to_json() if offer is not None else b""
-        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+        self.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
 
     def statuses(self) -> list[dict]:
-        topic = status_topic(DEVICE)
-        return [json.loads(m.payload) for m in list(self.messages) if m.topic == topic]
+        return [json.loads(p) for p in self.payloads(status_topic(DEVICE))]
 
     def status(self) -> dict:
         return self.statuses()[-1] if self.statuses() else {}
 
     def features(self) -> list[FeatureMessage]:
-        topic = features_topic(DEVICE)
-        return [decode(m.payload) for m in list(self.messages) if m.topic == topic]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        return [decode(p) for p in self.payloads(features_topic(DEVICE))]
 
 
 @pytest.fixture
