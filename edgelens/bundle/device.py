@@ -50,6 +50,7 @@ BUNDLE_FILES = {
 DEVICE_MODULES = (
     "__init__.py",
     "errors.py",
+    "lifecycle.py",
     "settings.py",
     "wire",
     "featurizer",
