@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgelens.catalog.models import CatalogItem
+from edgelens.errors import SearchError
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
 from edgelens.testing.processes import kill_starter
@@ -181,4 +182,172 @@ def test_an_item_with_many_photos_does_not_crowd_out_the_others(uri):
     ours = milvus.search(query, k=4)
     assert [m.item_id for m in ours] == [m.item_id for m in exact.search(query, k=4)]
     assert len(ours) == 4 and {"sku-0", "sku-1"} <= {m.item_id for m in ours[:2]}
+    milvus.close()
+
+
+def _server_index(server, model_id: str, **kwargs) -> MilvusIndex:
+    return MilvusIndex(
+        uri=server.uri,
+        model_id=model_id,
+        dim=DIM,
+        max_views=3,
+        index_type="HNSW",
+        index_params={"M": 16, "efConstruction": 64},
+        search_params={"ef": 64},
+        **kwargs,
+    )
+
+
+def _same_answers(milvus: MilvusIndex, exact: ExactIndex, queries: np.ndarray) -> None:
+    for flt in (None, SearchFilter(available_only=True, min_price=20, max_price=60)):
+        for query in queries:
+            ours = milvus.search(query, k=10, filters=flt)
+            reference = exact.search(query, k=10, filters=flt)
+            assert [m.item_id for m in ours] == [m.item_id for m in reference]
+            np.testing.assert_allclose(
+                [m.score for m in ours], [m.score for m in reference], atol=1e-4
+            )
+
+
+def test_a_bulk_load_goes_through_the_servers_bulk_insert_and_search_finds_it(
+    milvus_server, tmp_path
+):
+    """Several bulk-insert tasks (a small task size), each item's several rows, non-ASCII
+    names and a missing price: every row searchable when bulk_load returns, the staged
+    files gone, and the collection takes upserts and removals afterwards."""
+    import edgelens.search.milvus as milvus_module
+
+    items, sets, queries = _catalog(150, seed=5)
+    items[4] = CatalogItem("sku-4", "Crème brûlée — 焼き菓子", None, "EUR", True, "", "")
+    milvus = _server_index(milvus_server, "model-bulk")
+    exact = ExactIndex("model-bulk", DIM)
+    exact.upsert(items, sets)
+    counted: list[int] = []
+    staging = tmp_path / "staging"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(milvus_module, "_BULK_TASK_BYTES", 60 * 3 * DIM * 4)  # 60 items a task
+        report = milvus.bulk_load(items, sets, progress=counted.append, staging_dir=staging)
+    assert report.path == "bulk insert" and report.rows == 450 and sum(counted) == 450
+    assert counted == [180, 180, 90] and list(staging.iterdir()) == []
+    assert len(milvus) == 150
+    _same_answers(milvus, exact, queries)
+    first = next(m for m in milvus.search(sets[4][0], k=3) if m.item_id == "sku-4")
+    assert first.name == "Crème brûlée — 焼き菓子" and first.price is None and first.available
+    milvus.remove(["sku-5"])
+    milvus.upsert([items[7]], [queries[1]])
+    assert "sku-5" not in milvus and len(milvus) == 149
+    assert milvus.search(queries[1], k=1)[0].item_id == "sku-7"
+    with pytest.raises(SearchError, match="not empty"):
+        milvus.bulk_load(items[:1], sets[:1], staging_dir=staging)
+    milvus.close()
+
+
+def test_a_bulk_load_the_server_cannot_read_goes_in_as_insert_requests(milvus_server, tmp_path):
+    """The first file set unreadable by the server (here: removed before it reads it):
+    nothing of it stored, the rows go as column-wise insert requests instead."""
+    import edgelens.search.milvus as milvus_module
+
+    write_columns = milvus_module._write_columns
+
+    def unreadable(entries, folder):
+        files, rows = write_columns(entries, folder)
+        (folder / "vector.npy").unlink()
+        return files, rows
+
+    items, sets, queries = _catalog(120, seed=6)
+    milvus = _server_index(milvus_server, "model-fallback")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(milvus_module, "_write_columns", unreadable)
+        patch.setattr(milvus_module, "_INSERT_REQUEST_BYTES", 25 * 3 * DIM * 4)  # 5 requests
+        report = milvus.bulk_load(items, sets, staging_dir=tmp_path)
+    assert report.path == "insert" and report.rows == 360
+    exact = ExactIndex("model-fallback", DIM)
+    exact.upsert(items, sets)
+    assert len(milvus) == 120
+    _same_answers(milvus, exact, queries)
+    milvus.close()
+
+
+def test_a_bulk_load_into_milvus_lite_and_an_upsert_of_many_requests(uri):
+    """milvus-lite has no files to read: insert requests; an upsert larger than one request
+    is cut into several, and replacing items leaves one copy of each."""
+    import edgelens.search.milvus as milvus_module
+
+    items, sets, queries = _catalog(60, seed=7)
+    milvus = MilvusIndex(uri=uri, model_id="model-a", dim=DIM, max_views=3)
+    assert milvus.bulk_load(items[:30], sets[:30]).path == "insert"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(milvus_module, "_INSERT_REQUEST_BYTES", 7 * 3 * DIM * 4)
+        milvus.upsert(items, sets)  # 30 replaced, 30 new
+    exact = ExactIndex("model-a", DIM)
+    exact.upsert(items, sets)
+    assert len(milvus) == 60
+    hits = milvus._rows(queries[0], 1000, None)
+    assert len(hits) == 180  # no row twice
+    _same_answers(milvus, exact, queries)
+    milvus.close()
+
+
+def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_path, caplog):
+    """open_index on an empty collection loads the catalog's vectors the fast way; a second
+    open finds them there and loads nothing."""
+    import logging
+
+    from edgelens.catalog.augment import CatalogRecipe
+    from edgelens.search.loader import open_index
+
+    items, sets, queries = _catalog(80, seed=8)
+
+    class Store:  # what open_index reads of the catalog store
+        last_change = 41
+
+        def vectors(self, model_id, recipe_id):
+            return items, sets
+
+    def opened():
+        return open_index(
+            Store(),
+            model_id="model-loader",
+            dim=DIM,
+            recipe=CatalogRecipe(views=3),
+            backend="milvus",
+            ann_min_vectors=0,
+            index_dir=tmp_path,
+            milvus_uri=milvus_server.uri,
+        )
+
+    with caplog.at_level(logging.INFO, logger="edgelens.search"):
+        first = opened()
+    assert first.change_seq == 41 and len(first.index) == 80
+    assert any("by bulk insert" in r.getMessage() for r in caplog.records)
+    exact = ExactIndex("model-loader", DIM)
+    exact.upsert(items, sets)
+    for query in queries:
+        ours = first.index.search(query, k=5)
+        assert [m.item_id for m in ours] == [m.item_id for m in exact.search(query, k=5)]
+    first.index.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="edgelens.search"):
+        again = opened()
+    assert len(again.index) == 80
+    assert not any("loading" in r.getMessage() for r in caplog.records)
+    again.index.close()
+
+
+def test_an_hnsw_search_for_more_rows_than_ef(milvus_server):
+    """The server refuses a search for more rows than ``ef`` (an item's views times k is
+    often more): the index asks with ``ef`` raised to the rows wanted."""
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(1500, DIM)).astype(np.float32)  # indexed: 1,024 rows or more
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = [
+        CatalogItem(f"sku-{i}", f"Item {i}", float(i), "EUR", True, "", "") for i in range(1500)
+    ]
+    milvus = _server_index(milvus_server, "model-ef")  # ef 64, 3 views: k 30 wants 90 rows
+    milvus.bulk_load(items, list(vectors))
+    exact = ExactIndex("model-ef", DIM)
+    exact.upsert(items, list(vectors))
+    ours = milvus.search(vectors[0], k=30)
+    expected = {m.item_id for m in exact.search(vectors[0], k=30)}
+    assert len(ours) == 30 and len(expected & {m.item_id for m in ours}) >= 27
     milvus.close()
