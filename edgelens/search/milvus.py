@@ -216,18 +216,17 @@ class MilvusIndex(ModelIndex):
         bulk_insert: bool = True,
         timeout_s: float = 4 * 3600.0,
     ) -> BulkLoadReport:
-        """Fill this empty collection with a whole catalog and return once every row is
-        indexed and searchable.
+        """Fill this empty (new) collection with a whole catalog; return once every row is
+        indexed and searchable, ``progress`` told the rows as they are stored.
 
-        Where the server can read files this process writes (``staging_dir``, by default
-        the temporary directory when the server is on this machine), the rows go as numpy
-        column files through the server's bulk insert, which writes whole segments; else,
-        or when the server refuses the first file set, as column-wise insert requests on
-        several connections, flushed once (always, with ``bulk_insert`` False). Never a
-        delete: the collection must be empty.
-        The collection is released meanwhile (searches fail; it had nothing to find), so
-        the server neither serves nor re-loads half-built segments, and loaded once their
-        index is built.
+        The rows go as numpy column files through the server's bulk insert where the
+        server can read files this process writes (``staging_dir``; by default the
+        temporary directory, for a server on this machine); else, with ``bulk_insert``
+        False, or when the server fails the first file set, as column-wise insert requests
+        on several connections, flushed once. Never a delete: the collection must be empty.
+        It is released meanwhile (it had nothing to find), so the server neither serves nor
+        loads segments whose index is not built yet, and loaded once the index covers every
+        row.
         """
         entries = item_vectors(items, vectors, self._dim)
         rows = sum(matrix.shape[0] for _, matrix in entries)
