@@ -244,10 +244,14 @@ class MilvusIndex(ModelIndex):
             self._client.release_collection(self.collection)
             try:
                 path = "bulk insert"
-                if staging is None or not self._import_files(entries, staging, tracker, deadline):
+                tasks = None
+                if staging is not None:
+                    tasks = self._import_files(entries, staging, tracker, deadline)
+                if tasks is None:
                     path = "insert"
                     self._insert_columns(entries, tracker)
                 stored_s = time.monotonic() - started
+                self._await_completed(tasks or [], deadline)
                 self._wait_indexed(deadline, rows=before + rows)
             except BaseException:
                 with contextlib.suppress(Exception):  # searchable again, whatever is in it
@@ -269,10 +273,11 @@ class MilvusIndex(ModelIndex):
 
     def _import_files(
         self, entries: Entries, staging: Path, tracker: _Tracker, deadline: float
-    ) -> bool:
-        """Bulk insert ``entries`` from numpy files under ``staging``; False (nothing
-        stored) when the server cannot import the first file set. While the server reads
-        one task's files the next task's are written; each task's go once it is stored."""
+    ) -> list[int] | None:
+        """Bulk insert ``entries`` from numpy files under ``staging``: the tasks' ids once
+        each has stored its rows, or None (nothing stored) when the server cannot import
+        the first file set. While the server reads one task's files the next task's are
+        written; each task's go once it is stored."""
         from pymilvus.exceptions import MilvusException
 
         handler = self._client._get_connection()  # bulk insert is not on MilvusClient
@@ -280,6 +285,7 @@ class MilvusIndex(ModelIndex):
         with tempfile.TemporaryDirectory(prefix=f"{self.collection}-", dir=staging) as tmp:
             Path(tmp).chmod(0o755)  # the server may run as another user
             running: deque[tuple[int, int, Path]] = deque()  # task id, rows, its files
+            tasks: list[int] = []
             for number, run in enumerate(_runs(entries, _BULK_TASK_BYTES)):
                 folder = Path(tmp) / f"{number:05d}"
                 files, rows = _write_columns(run, folder)
@@ -289,17 +295,33 @@ class MilvusIndex(ModelIndex):
                     if number:
                         raise
                     logger.warning("Milvus bulk insert refused (%s); inserting instead", exc)
-                    return False
+                    return None
                 running.append((task, rows, folder))
+                tasks.append(task)
                 if number == 0:  # the first alone: whether the server reads our files at all
                     if not self._await_task(handler, running[0], tracker, deadline, first=True):
-                        return False
+                        return None
                     running.popleft()
                 while len(running) > 1:  # one importing, the next one's files written meanwhile
                     self._await_task(handler, running.popleft(), tracker, deadline)
             while running:
                 self._await_task(handler, running.popleft(), tracker, deadline)
-        return True
+        return tasks
+
+    def _await_completed(self, tasks: list[int], deadline: float) -> None:
+        """Until the bulk-insert tasks are completed, their segments known to the server
+        as flushed: a collection loaded before then may not see them for a while."""
+        from pymilvus import BulkInsertState
+
+        handler = self._client._get_connection()
+        for task in tasks:
+            for polls in itertools.count():
+                state = handler.get_bulk_insert_state(task)
+                if state.state == BulkInsertState.ImportCompleted:
+                    break
+                if _failed(state.state) or time.monotonic() > deadline:
+                    raise SearchError(f"Milvus bulk insert task {task} not completed: {state}")
+                _pause(polls)
 
     def _await_task(
         self,
@@ -318,10 +340,7 @@ class MilvusIndex(ModelIndex):
         logged = time.monotonic()
         for polls in itertools.count():
             state = handler.get_bulk_insert_state(task_id)  # type: ignore[attr-defined]
-            if state.state in (
-                BulkInsertState.ImportFailed,
-                BulkInsertState.ImportFailedAndCleaned,
-            ):
+            if _failed(state.state):
                 if first:
                     logger.warning(
                         "Milvus bulk insert of %s failed (%s); inserting instead",
@@ -550,6 +569,13 @@ class _Tracker:
                 self._rows,
                 self._done / max(now - self._started, 1e-9),
             )
+
+
+def _failed(state: int) -> bool:
+    """Whether a bulk-insert task in ``state`` has failed (it stored nothing)."""
+    from pymilvus import BulkInsertState
+
+    return state in (BulkInsertState.ImportFailed, BulkInsertState.ImportFailedAndCleaned)
 
 
 def _pause(polls: int) -> None:
