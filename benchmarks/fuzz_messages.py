@@ -37,9 +37,9 @@ from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
-from edgelens.settings import Settings
+from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.testing.strategies import DEVICES, payloads, status_payloads, topics, view_jpegs
-from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, decode, encode
+from edgelens.wire.features import FeatureMessage, decode, encode
 from edgelens.wire.names import status_topic
 
 PAGES_EVERY = 50  # statuses between two reads of every page
@@ -210,7 +210,7 @@ def _real_views() -> tuple[bytes, ...]:
     """Focus views as devices send them, of three sample photos."""
     photos = [load_photo(photo.loader) for photo in SAMPLE_PHOTOS[:3]]
     return tuple(
-        focus_view_jpeg(camera_views(photo, 1, seed=n)[0], MAX_JPEG_BYTES)
+        focus_view_jpeg(camera_views(photo, 1, seed=n)[0], VIEW_BYTES)
         for n, photo in enumerate(photos)
     )
 

@@ -41,9 +41,9 @@ from edgelens.device.publisher import FeaturePublisher
 from edgelens.device.settle import ViewSettle
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import load_featurizer
-from edgelens.settings import DeviceSettings, Settings
+from edgelens.settings import VIEW_BYTES, DeviceSettings, Settings
 from edgelens.testing.browser import headless_chromium
-from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype, encode
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
 from edgelens.wire.names import matches_channel, matches_key
 from edgelens.wire.records import MatchRecord, Stage
 
@@ -256,7 +256,7 @@ def _play_device(
             owed = settle.update(vector)
             view = None
             if views == "every frame" or (views == "on settle" and owed):
-                view = focus_view_jpeg(frame, MAX_JPEG_BYTES)
+                view = focus_view_jpeg(frame, VIEW_BYTES)
                 settle.sent()
             featurize_ms[seq] = (time.perf_counter() - started) * 1000
             message = FeatureMessage(
@@ -360,7 +360,7 @@ def _report(records, featurize_ms, seen, arrivals, frame: np.ndarray, *_) -> str
     sizes = {d.name.lower(): len(encode(message, d)) for d in WireDtype}
     with_focus = len(encode(dataclasses.replace(message, focus_embedding=vector)))
     with_view = len(
-        encode(dataclasses.replace(message, view_jpeg=focus_view_jpeg(frame, MAX_JPEG_BYTES)))
+        encode(dataclasses.replace(message, view_jpeg=focus_view_jpeg(frame, VIEW_BYTES)))
     )
 
     lines = [

@@ -46,7 +46,8 @@ from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
-from edgelens.wire.features import MAX_JPEG_BYTES, restamp, with_view_jpeg
+from edgelens.settings import VIEW_BYTES
+from edgelens.wire.features import restamp, with_view_jpeg
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic
 
@@ -90,7 +91,7 @@ def main() -> None:
             photos=photos,
         )
         views = [
-            focus_view_jpeg(view, MAX_JPEG_BYTES)
+            focus_view_jpeg(view, VIEW_BYTES)
             for n, photo in enumerate(photos)
             for view in camera_views(photo, 2, seed=n)
         ]

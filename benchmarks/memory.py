@@ -36,7 +36,8 @@ from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
-from edgelens.wire.features import MAX_JPEG_BYTES, with_view_jpeg
+from edgelens.settings import VIEW_BYTES
+from edgelens.wire.features import with_view_jpeg
 from edgelens.wire.names import features_topic
 
 logger = logging.getLogger("bench_memory")
@@ -54,7 +55,7 @@ def main() -> None:
     featurizer = Featurizer.from_models_dir(args.models_dir, "fp32", providers=["cpu"])
     photos = [load_photo(photo.loader) for photo in SAMPLE_PHOTOS]
     views = [
-        focus_view_jpeg(camera_views(photo, 1, seed=n)[0], MAX_JPEG_BYTES)
+        focus_view_jpeg(camera_views(photo, 1, seed=n)[0], VIEW_BYTES)
         for n, photo in enumerate(photos)
     ]
     rows = []

@@ -133,6 +133,7 @@ def _answers(system: System, photos: Sequence[CatalogPhoto], queries: Sequence[Q
         queries,
         send_view=system.send_view,
         device_focus=system.device_focus,
+        view_bytes=system.view_bytes,
     )
     return ranked, answerer.index.vector_count
 

@@ -94,8 +94,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import write_sample_catalog
 from edgelens.samples.views import camera_views, pack_shot
 from edgelens.search.verify import CANDIDATES, PLANES, verify_view
-from edgelens.settings import Settings
-from edgelens.wire.features import MAX_JPEG_BYTES
+from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.wire.records import Match
 
 # The share of unknown views the "no match" thresholds are calibrated to refuse.
@@ -394,13 +393,13 @@ def _device_cost(
     frame = camera_views(images["coffee"], 1, seed=3)[0]
     catalog = {name: [extract_local_features(images[name])] for name in sorted(images)}
     candidates = sorted(images)[:CANDIDATES]
-    view_jpeg = focus_view_jpeg(frame, MAX_JPEG_BYTES)
+    view_jpeg = focus_view_jpeg(frame, VIEW_BYTES)
     view = decode_focus_view(view_jpeg)
     runs = {
         "ours": lambda: ours.embed([frame]),
         "plain": lambda: plain.embed([frame]),
         "focus": lambda: ours.embed([focus_crop(frame)]),
-        "view": lambda: focus_view_jpeg(frame, MAX_JPEG_BYTES),
+        "view": lambda: focus_view_jpeg(frame, VIEW_BYTES),
         "worker_focus": lambda: worker.embed(focus_views(decode_focus_view(view_jpeg))),
         "verify": _on_one_core(  # the worker's own step
             lambda: verify_view(

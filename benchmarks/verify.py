@@ -69,7 +69,7 @@ from edgelens.search.verify import (
     ratio_matches,
     verify,
 )
-from edgelens.wire.features import MAX_JPEG_BYTES
+from edgelens.settings import VIEW_BYTES
 from edgelens.wire.records import Match
 
 ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
@@ -187,7 +187,7 @@ def main() -> None:
             )
         )
     views = {  # what the devices send, made once
-        id(r.query): focus_view_jpeg(r.query.image_bgr, MAX_JPEG_BYTES)
+        id(r.query): focus_view_jpeg(r.query.image_bgr, VIEW_BYTES)
         for _, sets in suites
         for rankings in sets.values()
         for r in rankings

@@ -97,6 +97,13 @@ class SearchSettings(_Section):
         default=None,
         description="http://host:19530, or a file for milvus-lite; default <data_dir>/milvus.db.",
     )
+    milvus_staging_dir: Path | None = Field(
+        default=None,
+        description="A folder the worker writes and the Milvus server reads (a shared mount "
+        "with the server's local storage), for filling a new collection by the server's "
+        "bulk insert. Unset: the temporary folder for a server on this machine; insert "
+        "requests for a remote one (about a third of the speed: docs/benchmarks.md).",
+    )
     milvus_index: Literal["HNSW", "FLAT"] = Field(
         default="HNSW",
         description="Vector index of a new Milvus collection: HNSW (approximate, chosen by "
@@ -156,6 +163,12 @@ class SearchSettings(_Section):
     available_only: bool = False
 
 
+# A focus view's byte budget unless a device's settings say otherwise (device.view_bytes); at
+# most what the wire carries (edgelens.wire.features.MAX_JPEG_BYTES).
+VIEW_BYTES = 16 * 1024
+_MAX_VIEW_BYTES = 128 * 1024
+
+
 class DeviceSettings(_Section):
     """The on-device loop: which camera, how fast, how vectors travel."""
 
@@ -202,6 +215,13 @@ class DeviceSettings(_Section):
         "the view has settled (settle_frames): the worker featurizes it (search.view_focus) "
         "and matches its keypoints to its best candidates' photos (spatial verification). "
         "Every other message is the vector alone. Off keeps every image on the device.",
+    )
+    view_bytes: int = Field(
+        default=VIEW_BYTES,
+        ge=1024,
+        le=_MAX_VIEW_BYTES,
+        description="Most bytes of one focus view: a busier view is coded coarser, then "
+        "smaller, until it fits (docs/benchmarks.md weighs the bytes against the answers).",
     )
     settle_frames: int = Field(
         default=3,

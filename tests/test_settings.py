@@ -138,3 +138,15 @@ def test_the_milvus_lite_file_lives_in_the_data_dir_unless_named(tmp_path: Path)
     assert load_settings(data_dir=tmp_path).milvus_uri == str(tmp_path / "milvus.db")
     named = load_settings(data_dir=tmp_path, search={"milvus_uri": "http://vectors:19530"})
     assert named.milvus_uri == "http://vectors:19530"
+
+
+def test_a_device_view_budget_is_at_most_what_the_wire_carries():
+    from pydantic import ValidationError
+
+    from edgelens.settings import VIEW_BYTES, DeviceSettings
+    from edgelens.wire.features import MAX_JPEG_BYTES
+
+    assert DeviceSettings().view_bytes == VIEW_BYTES <= MAX_JPEG_BYTES
+    assert DeviceSettings(view_bytes=MAX_JPEG_BYTES).view_bytes == MAX_JPEG_BYTES
+    with pytest.raises(ValidationError, match="view_bytes"):
+        DeviceSettings(view_bytes=MAX_JPEG_BYTES + 1)

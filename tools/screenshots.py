@@ -31,11 +31,10 @@ from edgelens.demo.servers import RedisServer, free_port
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo, write_sample_catalog
-from edgelens.settings import Settings
+from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.testing.browser import headless_chromium
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
-from edgelens.wire.features import MAX_JPEG_BYTES
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key, view_key
 from edgelens.wire.records import Match, MatchRecord, Stage
 
@@ -142,7 +141,7 @@ def _device_answered(redis_url: str, model_id: str) -> None:
             view=newest,
         )
         if newest:
-            view = focus_view_jpeg(load_photo(SEEN), MAX_JPEG_BYTES)
+            view = focus_view_jpeg(load_photo(SEEN), VIEW_BYTES)
             client.set(view_key(DEVICE, seq), view)
         client.lpush(matches_key(DEVICE), record.to_json())
         client.publish(matches_channel(DEVICE), record.to_json())

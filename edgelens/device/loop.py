@@ -29,7 +29,7 @@ from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.focus import focus_crop, focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, MqttTlsSettings, redact_urls
-from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype
+from edgelens.wire.features import FeatureMessage, WireDtype
 
 logger = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ class DeviceLoop:
         """The focus view of ``frame``, or None (said) if it cannot fit in a message: the
         vector still goes out."""
         try:
-            return focus_view_jpeg(frame.image_bgr, MAX_JPEG_BYTES)
+            return focus_view_jpeg(frame.image_bgr, self.device.view_bytes)
         except ImageDecodeError as exc:
             logger.warning("frame %d sent without its focus view: %s", frame.seq, exc)
             return None

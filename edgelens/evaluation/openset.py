@@ -47,6 +47,7 @@ def staged_answers(system: System, answerer: Answerer, queries: Sequence[Query])
         queries,
         send_view=system.send_view,
         device_focus=system.device_focus,
+        view_bytes=system.view_bytes,
     ):
         first = answerer.first(sent.vectors, k=k)
         confirmed = None

@@ -30,8 +30,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.views import camera_views
 from edgelens.search.exact import ExactIndex
 from edgelens.search.verify import PhotoKeypoints
-from edgelens.settings import Settings
-from edgelens.wire.features import MAX_JPEG_BYTES
+from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.wire.records import Decision
 
 logger = logging.getLogger(__name__)
@@ -85,6 +84,7 @@ class System:
     policy: AnswerPolicy = VECTORS_ONLY
     send_view: bool = False  # the device sends its focus view (as it does once settled)
     device_focus: bool = False  # the device sends its focus box's vector too
+    view_bytes: int = VIEW_BYTES  # the device's budget for one focus view
 
     @classmethod
     def product(
@@ -98,6 +98,7 @@ class System:
             policy=AnswerPolicy.from_settings(settings),
             send_view=settings.device.send_view,
             device_focus=settings.device.focus,
+            view_bytes=settings.device.view_bytes,
             **changes,  # type: ignore[arg-type]
         )
 
@@ -247,6 +248,7 @@ def evaluate_systems(
             progress=progress,
             send_view=system.send_view,
             device_focus=system.device_focus,
+            view_bytes=system.view_bytes,
         )
         no_match_rate = None
         if unknown:
@@ -434,10 +436,12 @@ def sent_queries(
     *,
     send_view: bool = False,
     device_focus: bool = False,
+    view_bytes: int = VIEW_BYTES,
 ) -> Iterator[Sent]:
     """Each query as a device sends it: the frame's vector from ``featurizer`` (the
     device's model), with ``device_focus`` its focus box's too, with ``send_view`` its
-    focus view JPEG-coded and decoded as on the wire (a query is a settled view)."""
+    focus view JPEG-coded to ``view_bytes`` and decoded as on the wire (a query is a
+    settled view)."""
     for start in range(0, len(queries), featurizer.batch_size):
         chunk = queries[start : start + featurizer.batch_size]
         vectors = [featurizer.embed([q.image_bgr for q in chunk])]
@@ -445,7 +449,7 @@ def sent_queries(
             vectors.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
         for n, query in enumerate(chunk):
             view = (
-                decode_focus_view(focus_view_jpeg(query.image_bgr, MAX_JPEG_BYTES))
+                decode_focus_view(focus_view_jpeg(query.image_bgr, view_bytes))
                 if send_view
                 else None
             )
@@ -462,6 +466,7 @@ def rank_queries(
     *,
     send_view: bool = False,
     device_focus: bool = False,
+    view_bytes: int = VIEW_BYTES,
     known: bool = True,
 ) -> list[Ranked]:
     """Each query as a device sends it (:func:`sent_queries`), answered by ``answerer``'s
@@ -474,7 +479,12 @@ def rank_queries(
         raise EdgelensError(f"queries name items missing from the catalog: {missing[:10]}")
     rankings = []
     for sent in sent_queries(
-        featurizer, queries, progress, send_view=send_view, device_focus=device_focus
+        featurizer,
+        queries,
+        progress,
+        send_view=send_view,
+        device_focus=device_focus,
+        view_bytes=view_bytes,
     ):
         answer = answerer.answer(sent.vectors, sent.view, k=len(index))
         rankings.append(Ranked(sent.query, [m.item_id for m in answer.matches], answer.decision))

@@ -26,9 +26,12 @@ from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.jpeg import jpeg_header
 
 FOCUS_AREA = 0.6
-VIEW_MAX_SIDE = 640  # the view's longer side at most; keypoints are extracted at this size
-VIEW_JPEG_QUALITIES = (85, 70, 50)  # the first whose view fits the caller's byte limit
-MIN_VIEW_SIDE = 16
+# The view's longer side at most, and its JPEG qualities, tried in turn: chosen on the quality
+# sets against the byte cost (docs/decisions.md); finer views cost bytes, not answers.
+VIEW_MAX_SIDE = 400
+VIEW_JPEG_QUALITIES = (50, 35)
+MIN_VIEW_SIDE = 16  # the smallest view the worker decodes
+MIN_CODED_SIDE = 64  # the smallest a device shrinks a view to fit its budget: less is no view
 
 
 def focus_xyxy(width: int, height: int, area: float = FOCUS_AREA) -> tuple[int, int, int, int]:
@@ -67,19 +70,26 @@ def at_most_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def focus_view_jpeg(frame_bgr: np.ndarray, max_bytes: int) -> bytes:
     """What a published frame carries for the worker: its focus box in colour, at most
-    :data:`VIEW_MAX_SIDE` px, as a JPEG of at most ``max_bytes`` (a busier view is coded at
-    a lower quality until it fits)."""
+    :data:`VIEW_MAX_SIDE` px, as a JPEG of at most ``max_bytes``. A busier view is coded at
+    a lower quality, then smaller, until it fits; ImageDecodeError if it cannot fit at
+    :data:`MIN_CODED_SIDE` px."""
     view, _ = at_most_side(focus_crop(frame_bgr), VIEW_MAX_SIDE)
-    for quality in VIEW_JPEG_QUALITIES:
-        ok, encoded = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
-            raise ImageDecodeError("JPEG encoding of the focus view failed")
-        if len(encoded) <= max_bytes:
-            return encoded.tobytes()
-    raise ImageDecodeError(
-        f"the focus view does not fit in {max_bytes} bytes even at JPEG quality "
-        f"{VIEW_JPEG_QUALITIES[-1]}"
-    )
+    while True:
+        for quality in VIEW_JPEG_QUALITIES:
+            ok, encoded = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
+                raise ImageDecodeError("JPEG encoding of the focus view failed")
+            if len(encoded) <= max_bytes:
+                return encoded.tobytes()
+        # Bytes grow about as the pixels: shrink by the square root of the excess, at least
+        # a fifth, so a view that barely missed is not coded many times.
+        side = int(max(view.shape[:2]) * min(0.8, math.sqrt(max_bytes / len(encoded))))
+        if side < MIN_CODED_SIDE:
+            raise ImageDecodeError(
+                f"the focus view does not fit in {max_bytes} bytes even at "
+                f"{MIN_CODED_SIDE} px and JPEG quality {VIEW_JPEG_QUALITIES[-1]}"
+            )
+        view, _ = at_most_side(view, side)
 
 
 def decode_focus_view(data: bytes) -> np.ndarray:

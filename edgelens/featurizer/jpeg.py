@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from edgelens.errors import ImageDecodeError
 
-# Devices send views of at most 640 px (edgelens.featurizer.focus.VIEW_MAX_SIDE); a larger
-# camera crop is shrunk before coding. The wire leaves room above that, not a bomb's worth.
+# Devices send views of at most edgelens.featurizer.focus.VIEW_MAX_SIDE px (640 before), a
+# larger camera crop shrunk before coding. The wire leaves room above that, not a bomb's worth.
 MAX_VIEW_SIDE = 1024
 _SOI = b"\xff\xd8"
 # Start-of-frame markers (baseline, extended, progressive, lossless; Huffman or

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgelens.featurizer.focus import VIEW_MAX_SIDE, at_most_side
+from edgelens.featurizer.focus import at_most_side
 
 METHOD_ID = "sift800-400to640-opq16-v3"  # stored with catalog keypoints; a change re-extracts them
 LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
@@ -40,7 +40,9 @@ LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
 # legacy rows, then the compact ones extracted without enlarging small photos.
 EARLIER_METHOD_IDS = (LEGACY_METHOD_ID, "sift800-640-opq16-v2")
 MAX_KEYPOINTS = 1000
-MAX_SIDE = VIEW_MAX_SIDE  # a query view is extracted at the size it travels
+# Longer side at most for extraction: catalog photos, and views from devices that sent them
+# this large (a view now travels smaller and is extracted at the size it travels).
+MAX_SIDE = 640
 # A catalog photo smaller than this (shops' pack shots are often 200-400 px) is enlarged
 # to it for extraction, as a camera that fills its view with the item sees it larger: at
 # its own size SIFT finds too few keypoints to verify many camera views. Not to more:

@@ -6,6 +6,7 @@ import pytest
 
 from edgelens.errors import ImageDecodeError
 from edgelens.featurizer.focus import (
+    MIN_CODED_SIDE,
     VIEW_MAX_SIDE,
     decode_focus_view,
     focus_crop,
@@ -13,6 +14,7 @@ from edgelens.featurizer.focus import (
     focus_views,
     focus_xyxy,
 )
+from edgelens.settings import VIEW_BYTES
 from edgelens.wire.features import MAX_JPEG_BYTES
 
 
@@ -34,9 +36,9 @@ def test_the_view_is_the_focus_box_in_colour(chelsea):
     frame = cv2.resize(chelsea, (640, 480))
     data = focus_view_jpeg(frame, MAX_JPEG_BYTES)
     view = decode_focus_view(data)
-    box = focus_crop(frame)
-    assert view.shape == box.shape and np.abs(view.astype(int) - box).mean() < 4
-    assert len(data) < 60_000
+    box = cv2.resize(focus_crop(frame), view.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert max(view.shape[:2]) == VIEW_MAX_SIDE and view.shape[2] == 3
+    assert np.abs(view.astype(int) - box).mean() < 6
 
 
 def test_a_large_frame_travels_at_most_the_view_size(chelsea):
@@ -45,13 +47,25 @@ def test_a_large_frame_travels_at_most_the_view_size(chelsea):
     assert max(view.shape[:2]) == VIEW_MAX_SIDE and view.shape[2] == 3
 
 
-def test_a_busy_view_is_coded_coarser_until_it_fits():
+def test_a_busy_view_is_coded_coarser_then_smaller_until_it_fits():
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    full = focus_crop(noise).shape[:2]
     roomy = focus_view_jpeg(noise, MAX_JPEG_BYTES)
-    tight = focus_view_jpeg(noise, len(roomy) - 1)
-    assert len(tight) < len(roomy) and decode_focus_view(tight).shape == focus_crop(noise).shape
+    coarser = focus_view_jpeg(noise, len(roomy) - 1)
+    assert len(coarser) < len(roomy)
+    assert max(decode_focus_view(coarser).shape[:2]) == min(VIEW_MAX_SIDE, max(full))
+    smaller = focus_view_jpeg(noise, len(coarser) // 3)
+    assert len(smaller) <= len(coarser) // 3
+    assert MIN_CODED_SIDE <= max(decode_focus_view(smaller).shape[:2]) < VIEW_MAX_SIDE
     with pytest.raises(ImageDecodeError, match="does not fit"):
-        focus_view_jpeg(noise, 1000)
+        focus_view_jpeg(noise, 300)
+
+
+def test_the_device_budget_bounds_every_view(chelsea):
+    """The default budget holds for an ordinary frame at any camera size."""
+    for size in ((640, 480), (1920, 1080), (320, 240)):
+        data = focus_view_jpeg(cv2.resize(chelsea, size), VIEW_BYTES)
+        assert len(data) <= VIEW_BYTES and decode_focus_view(data).ndim == 3
 
 
 def test_a_grey_view_decodes_grey(chelsea):
