@@ -251,6 +251,7 @@ class Models(StageThreads):
             index_dir=settings.index_dir,
             milvus_uri=self._settings.milvus_uri,
             milvus_index=search.milvus_index,
+            milvus_staging_dir=search.milvus_staging_dir,
         )
         answerer = Answerer(
             index=opened.index,

@@ -49,11 +49,12 @@ def open_index(
     index_dir: Path,
     milvus_uri: str = "",
     milvus_index: str = "HNSW",
+    milvus_staging_dir: Path | None = None,
 ) -> OpenedIndex:
     """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size)."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
     if backend == "milvus":
-        milvus = _milvus(store, model_id, dim, recipe, milvus_uri, milvus_index)
+        milvus = _milvus(store, model_id, dim, recipe, milvus_uri, milvus_index, milvus_staging_dir)
         return OpenedIndex(
             milvus, seq, shared_index=f"{milvus.collection}@{redact_urls(milvus_uri)}"
         )
@@ -77,6 +78,7 @@ def _milvus(
     recipe: CatalogRecipe,
     uri: str,
     index_type: str,
+    staging_dir: Path | None,
 ) -> MilvusIndex:
     """The model's Milvus collection, filled from the catalog the first time (a new
     model's reindex, a first start) by :meth:`MilvusIndex.bulk_load`, the fastest way the
@@ -96,7 +98,7 @@ def _milvus(
     if len(index) == 0:
         items, vectors = store.vectors(model_id, recipe.recipe_id)
         if items:
-            index.bulk_load(items, vectors)
+            index.bulk_load(items, vectors, staging_dir=staging_dir)
     logger.info("Milvus collection %s at %s: %d items", index.collection, uri, len(index))
     return index
 

@@ -289,8 +289,9 @@ def test_a_bulk_load_into_milvus_lite_and_an_upsert_of_many_requests(uri):
 
 
 def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_path, caplog):
-    """open_index on an empty collection loads the catalog's vectors the fast way; a second
-    open finds them there and loads nothing."""
+    """open_index on an empty collection loads the catalog's vectors the fast way, through
+    the staging folder it is given (search.milvus_staging_dir); a second open finds them
+    there and loads nothing."""
     import logging
 
     from edgelens.catalog.augment import CatalogRecipe
@@ -314,12 +315,14 @@ def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_pat
             ann_min_vectors=0,
             index_dir=tmp_path,
             milvus_uri=milvus_server.uri,
+            milvus_staging_dir=tmp_path / "staging",
         )
 
     with caplog.at_level(logging.INFO, logger="edgelens.search"):
         first = opened()
     assert first.change_seq == 41 and len(first.index) == 80
     assert any("by bulk insert" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "staging").is_dir() and not any((tmp_path / "staging").iterdir())
     exact = ExactIndex("model-loader", DIM)
     exact.upsert(items, sets)
     for query in queries:
