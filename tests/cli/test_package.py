@@ -60,6 +60,8 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "bundle-cam",
             "--password-file",
             "-",
+            "--model-server",
+            "https://shop-server.invalid",
             "--no-service",
         ],
         input="s3cret&/\n",
@@ -252,6 +254,7 @@ def test_installed_bundle_has_no_server_parts_and_a_private_config(installed: Pa
     text = config.read_text()
     assert 'mqtt_url = "mqtt://bundle-cam:s3cret%26%2F@broker.invalid:1883"' in text
     assert 'device_id = "bundle-cam"' in text and 'precision = "fp16"' in text
+    assert 'model_server_url = "https://shop-server.invalid"' in text
 
 
 def test_installed_device_loop_gets_a_match_into_redis(

@@ -3,7 +3,8 @@
 # onnxruntime, the model, a config and (as root, with systemd) the service.
 #
 #   sudo ./install.sh --device-id shelf-3 --broker mqtts://broker.example:8883 \
-#        --username shelf-3 --password-file /root/shelf-3.secret --source csi://0
+#        --username shelf-3 --password-file /root/shelf-3.secret --source csi://0 \
+#        --model-server https://shop-server.example
 #
 # --broker is required: the device must be told where the broker is (--broker 127.0.0.1
 # when it really runs on this machine).
@@ -21,6 +22,7 @@ BROKER=""
 USERNAME=""
 PASSWORD=""
 SOURCE=0
+MODEL_SERVER=""
 PYTHON=python3
 ORT_WHEEL=""
 ORT_INDEX=""
@@ -30,7 +32,7 @@ DETECT_ONLY=0
 TEGRA_RELEASE="${EDGELENS_TEGRA_RELEASE:-/etc/nv_tegra_release}"
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   cat <<USAGE
 
 options:
@@ -42,6 +44,8 @@ options:
   --password-file FILE  the MQTT password, read from FILE (- reads standard input);
                         never on the command line, where other users see it
   --source SRC          0, v4l2:///dev/video0, csi://0, rtsp://..., a video or a folder
+  --model-server URL    the dashboard's address (https://host): the device then follows
+                        the models the fleet is offered there; without it, it keeps its own
   --python PY           Python >= 3.10 to build the venv from (default python3)
   --ort-wheel FILE      install this onnxruntime(-gpu) wheel
   --ort-index URL       pip index for onnxruntime-gpu on a Jetson
@@ -56,7 +60,7 @@ say() { echo "==> $*"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --prefix|--device-id|--broker|--username|--password-file|--source|--python|--ort-wheel|--ort-index|--service-user)
+    --prefix|--device-id|--broker|--username|--password-file|--source|--model-server|--python|--ort-wheel|--ort-index|--service-user)
       [[ $# -ge 2 ]] || die "$1 needs a value (see --help)" ;;
   esac
   case "$1" in
@@ -68,6 +72,7 @@ while [[ $# -gt 0 ]]; do
       if [[ "$2" == - ]]; then IFS= read -r PASSWORD; else PASSWORD="$(<"$2")"; fi
       shift 2 ;;
     --source) SOURCE="$2"; shift 2 ;;
+    --model-server) MODEL_SERVER="$2"; shift 2 ;;
     --python) PYTHON="$2"; shift 2 ;;
     --ort-wheel) ORT_WHEEL="$2"; shift 2 ;;
     --ort-index) ORT_INDEX="$2"; shift 2 ;;
@@ -184,14 +189,17 @@ CONFIG="$PREFIX/etc/device.toml"
 (
   umask 077  # the config holds the MQTT password
   PREFIX="$PREFIX" MQTT_URL="$MQTT_URL" PRECISION="$PRECISION" DEVICE_ID="$DEVICE_ID" \
-  SOURCE="$SOURCE" "$PREFIX/venv/bin/python" - "$BUNDLE/config/device.toml.in" "$CONFIG" <<'PY'
+  SOURCE="$SOURCE" MODEL_SERVER="$MODEL_SERVER" \
+  "$PREFIX/venv/bin/python" - "$BUNDLE/config/device.toml.in" "$CONFIG" <<'PY'
 import json, os, sys
 
 # Each value goes in as an escaped TOML basic string (JSON's escapes are valid TOML).
 text = open(sys.argv[1]).read()
 for name in ("PREFIX", "MQTT_URL", "PRECISION", "DEVICE_ID", "SOURCE"):
     text = text.replace(f"@{name}@", json.dumps(os.environ[name])[1:-1])
-open(sys.argv[2], "w").write(text)
+server = os.environ["MODEL_SERVER"]
+line = f"model_server_url = {json.dumps(server)}" if server else "# model_server_url = (none)"
+open(sys.argv[2], "w").write(text.replace("@MODEL_SERVER_LINE@", line))
 PY
 )
 EDGELENS_CONFIG="$CONFIG" "$PREFIX/venv/bin/edgelens" config check
