@@ -131,9 +131,7 @@ def _answers(system: System, photos: Sequence[CatalogPhoto], queries: Sequence[Q
         system.featurizer,
         answerer,
         queries,
-        send_view=system.send_view,
-        device_focus=system.device_focus,
-        view_bytes=system.view_bytes,
+        sends=system.sends,
     )
     return ranked, answerer.index.vector_count
 

@@ -36,6 +36,7 @@ from edgelens.cloud.answer import AnswerPolicy
 from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     IN_VIEW_IGNORED,
+    VIEW_SENT,
     Ranked,
     System,
     clutter_queries,
@@ -173,7 +174,7 @@ def main() -> None:
         featurizer,
         DEFAULT_RECIPE,
         policy=AnswerPolicy(top_k=1, view_focus=True, verify=False),
-        send_view=True,
+        sends=VIEW_SENT,
     )
     for catalog, query_sets in ((photos, sample_sets), (real_photos, real_sets)):
         answerer = system_answerer(vectors_only, catalog, {})
@@ -181,7 +182,7 @@ def main() -> None:
             (
                 catalog,
                 {
-                    name: rank_queries(featurizer, answerer, queries, send_view=True)
+                    name: rank_queries(featurizer, answerer, queries, sends=VIEW_SENT)
                     for name, queries in query_sets.items()
                 },
             )

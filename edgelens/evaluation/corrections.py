@@ -17,7 +17,7 @@ import numpy as np
 
 from edgelens.catalog.isolate import item_region
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
-from edgelens.evaluation.runner import CatalogPhoto, Ranked, sent_queries
+from edgelens.evaluation.runner import VIEW_SENT, CatalogPhoto, Ranked, sent_queries
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.wire.records import Decision
 
@@ -46,7 +46,7 @@ def correction_photos(
     held = Counter(p.item.item_id for p in photos)
     added = []
     wrong = [r.query for r in answered_wrongly(rankings)]
-    for sent in sent_queries(featurizer, wrong, send_view=True):
+    for sent in sent_queries(featurizer, wrong, sends=VIEW_SENT):
         item_id = sent.query.item_id
         if sent.view is None or held[item_id] >= MAX_PHOTOS:
             continue

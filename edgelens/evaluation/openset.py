@@ -45,9 +45,7 @@ def staged_answers(system: System, answerer: Answerer, queries: Sequence[Query])
     for sent in sent_queries(
         system.featurizer,
         queries,
-        send_view=system.send_view,
-        device_focus=system.device_focus,
-        view_bytes=system.view_bytes,
+        sends=system.sends,
     ):
         first = answerer.first(sent.vectors, k=k)
         confirmed = None

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,8 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.views import camera_views
 from edgelens.search.exact import ExactIndex
 from edgelens.search.verify import PhotoKeypoints
-from edgelens.settings import VIEW_BYTES, Settings
+from edgelens.settings import VIEW_BYTES, DeviceSettings, Settings
+from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode
 from edgelens.wire.records import Decision
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,32 @@ VECTORS_ONLY = AnswerPolicy(top_k=1, view_focus=False, verify=False)
 
 
 @dataclass(frozen=True)
+class DeviceSends:
+    """What a device sends with each query, as its settings say: the frame's vector over
+    the wire in ``wire_dtype``, its focus box's vector too (``focus``), its focus view
+    coded within ``view_bytes`` (``view``: a query is a settled view)."""
+
+    view: bool = False
+    focus: bool = False
+    view_bytes: int = VIEW_BYTES
+    wire_dtype: WireDtype = field(
+        default_factory=lambda: WireDtype.parse(DeviceSettings().wire_dtype)
+    )
+
+    @classmethod
+    def of(cls, device: DeviceSettings) -> DeviceSends:
+        return cls(
+            view=device.send_view,
+            focus=device.focus,
+            view_bytes=device.view_bytes,
+            wire_dtype=WireDtype.parse(device.wire_dtype),
+        )
+
+
+VIEW_SENT = DeviceSends(view=True)
+
+
+@dataclass(frozen=True)
 class System:
     """A way of featurizing catalog and queries and answering them: a model, a catalog
     recipe, what the device sends and the worker's answer policy.
@@ -82,9 +109,7 @@ class System:
     recipe: CatalogRecipe
     catalog_featurizer: Featurizer | None = None
     policy: AnswerPolicy = VECTORS_ONLY
-    send_view: bool = False  # the device sends its focus view (as it does once settled)
-    device_focus: bool = False  # the device sends its focus box's vector too
-    view_bytes: int = VIEW_BYTES  # the device's budget for one focus view
+    sends: DeviceSends = DeviceSends()
 
     @classmethod
     def product(
@@ -96,20 +121,18 @@ class System:
             featurizer,
             CatalogRecipe(settings.catalog.views),
             policy=AnswerPolicy.from_settings(settings),
-            send_view=settings.device.send_view,
-            device_focus=settings.device.focus,
-            view_bytes=settings.device.view_bytes,
+            sends=DeviceSends.of(settings.device),
             **changes,  # type: ignore[arg-type]
         )
 
     @property
     def focus(self) -> bool:
         """Each item scores its best of the frame and its focus boxes."""
-        return self.device_focus or (self.send_view and self.policy.view_focus)
+        return self.sends.focus or (self.sends.view and self.policy.view_focus)
 
     @property
     def verify(self) -> bool:
-        return self.send_view and self.policy.verify
+        return self.sends.view and self.policy.verify
 
 
 @dataclass(frozen=True)
@@ -246,9 +269,7 @@ def evaluate_systems(
             system.featurizer,
             answerer,
             progress=progress,
-            send_view=system.send_view,
-            device_focus=system.device_focus,
-            view_bytes=system.view_bytes,
+            sends=system.sends,
         )
         no_match_rate = None
         if unknown:
@@ -434,26 +455,30 @@ def sent_queries(
     queries: Sequence[Query],
     progress: Progress | None = None,
     *,
-    send_view: bool = False,
-    device_focus: bool = False,
-    view_bytes: int = VIEW_BYTES,
+    sends: DeviceSends = DeviceSends(),
 ) -> Iterator[Sent]:
-    """Each query as a device sends it: the frame's vector from ``featurizer`` (the
-    device's model), with ``device_focus`` its focus box's too, with ``send_view`` its
-    focus view JPEG-coded to ``view_bytes`` and decoded as on the wire (a query is a
-    settled view)."""
+    """Each query as a device ``sends`` it, through the wire format: the frame's vector
+    from ``featurizer`` (the device's model), its focus box's too, its focus view
+    JPEG-coded; all decoded as the worker decodes them."""
     for start in range(0, len(queries), featurizer.batch_size):
         chunk = queries[start : start + featurizer.batch_size]
-        vectors = [featurizer.embed([q.image_bgr for q in chunk])]
-        if device_focus:
-            vectors.append(featurizer.embed([focus_crop(q.image_bgr) for q in chunk]))
+        frames = featurizer.embed([q.image_bgr for q in chunk])
+        boxes = featurizer.embed([focus_crop(q.image_bgr) for q in chunk]) if sends.focus else None
         for n, query in enumerate(chunk):
-            view = (
-                decode_focus_view(focus_view_jpeg(query.image_bgr, view_bytes))
-                if send_view
-                else None
+            sent = FeatureMessage(
+                device_id="eval",
+                seq=0,
+                captured_at=0.0,
+                model_id=featurizer.model_id,
+                embedding=frames[n],
+                focus_embedding=None if boxes is None else boxes[n],
+                view_jpeg=(
+                    focus_view_jpeg(query.image_bgr, sends.view_bytes) if sends.view else None
+                ),
             )
-            yield Sent(query, [v[n] for v in vectors], view)
+            received = decode(encode(sent, sends.wire_dtype))
+            view = None if received.view_jpeg is None else decode_focus_view(received.view_jpeg)
+            yield Sent(query, received.views, view)
         if progress:
             progress(len(chunk))
 
@@ -464,9 +489,7 @@ def rank_queries(
     queries: Iterable[Query],
     progress: Progress | None = None,
     *,
-    send_view: bool = False,
-    device_focus: bool = False,
-    view_bytes: int = VIEW_BYTES,
+    sends: DeviceSends = DeviceSends(),
     known: bool = True,
 ) -> list[Ranked]:
     """Each query as a device sends it (:func:`sent_queries`), answered by ``answerer``'s
@@ -478,14 +501,7 @@ def rank_queries(
     if missing:
         raise EdgelensError(f"queries name items missing from the catalog: {missing[:10]}")
     rankings = []
-    for sent in sent_queries(
-        featurizer,
-        queries,
-        progress,
-        send_view=send_view,
-        device_focus=device_focus,
-        view_bytes=view_bytes,
-    ):
+    for sent in sent_queries(featurizer, queries, progress, sends=sends):
         answer = answerer.answer(sent.vectors, sent.view, k=len(index))
         rankings.append(Ranked(sent.query, [m.item_id for m in answer.matches], answer.decision))
     return rankings

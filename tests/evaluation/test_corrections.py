@@ -8,6 +8,7 @@ import hashlib
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
 from edgelens.evaluation.corrections import answered_wrongly, correction_photos
 from edgelens.evaluation.runner import (
+    VIEW_SENT,
     CatalogPhoto,
     Query,
     System,
@@ -29,7 +30,7 @@ def _photo(item_id: str, image) -> CatalogPhoto:
 
 def _answer(system, photos, queries):
     answerer = system_answerer(system, photos, {})
-    return rank_queries(system.featurizer, answerer, queries, send_view=True), answerer
+    return rank_queries(system.featurizer, answerer, queries, sends=VIEW_SENT), answerer
 
 
 def test_the_views_of_wrong_answers_become_photos_and_are_answered_right(featurizer):

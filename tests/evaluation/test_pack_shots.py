@@ -10,6 +10,7 @@ import pytest
 
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.runner import (
+    VIEW_SENT,
     System,
     load_catalog,
     rank_queries,
@@ -41,7 +42,7 @@ def test_a_small_pack_shot_is_found_in_a_camera_view(featurizer, photos):
     assert min(len(held[item_id]) for item_id in textured) >= 10 * MIN_INLIERS
     full_size = {p.item.item_id: p.image_bgr for p in photos}
     ranked = rank_queries(
-        featurizer, answerer, synthetic_queries(full_size, 1, seed=11), send_view=True
+        featurizer, answerer, synthetic_queries(full_size, 1, seed=11), sends=VIEW_SENT
     )
     right = [r.ranked[0] == r.query.item_id and r.decision is Decision.MATCH for r in ranked]
     assert sum(right) >= 0.95 * len(ranked), [

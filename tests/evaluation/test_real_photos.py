@@ -9,6 +9,7 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.errors import EdgelensError
 from edgelens.evaluation.runner import (
+    DeviceSends,
     Query,
     System,
     catalog_index,
@@ -28,7 +29,7 @@ def _metrics(featurizer, index, queries, *, focus: bool = False):
     """Answered by the vectors alone, or with the worker's focus boxes of the sent view."""
     policy = AnswerPolicy(top_k=5, view_focus=focus, verify=False)
     answerer = Answerer(index=index, policy=policy, embed_view=featurizer.embed)
-    return metrics_of(rank_queries(featurizer, answerer, queries, send_view=focus))
+    return metrics_of(rank_queries(featurizer, answerer, queries, sends=DeviceSends(view=focus)))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from edgelens.evaluation.real_views import (
     fetch_real_views,
     real_view_query_sets,
 )
-from edgelens.evaluation.runner import System, evaluate_systems, load_catalog
+from edgelens.evaluation.runner import VIEW_SENT, System, evaluate_systems, load_catalog
 from edgelens.samples.photos import SAMPLE_PHOTOS
 from edgelens.testing.archives import sha256_of, write_sdist
 
@@ -201,8 +201,8 @@ def test_verification_finds_more_real_second_views_first(featurizer, real_views)
     photos = load_catalog(collect_sources([real_views.catalog_dir]))
     queries = real_view_query_sets(real_views)
     systems = [
-        System("vectors", featurizer, CatalogRecipe(), policy=VECTORS_AND_VIEW, send_view=True),
-        System("verified", featurizer, CatalogRecipe(), policy=VERIFIED, send_view=True),
+        System("vectors", featurizer, CatalogRecipe(), policy=VECTORS_AND_VIEW, sends=VIEW_SENT),
+        System("verified", featurizer, CatalogRecipe(), policy=VERIFIED, sends=VIEW_SENT),
     ]
     results = {
         (r.system, r.set_name): r.metrics for r in evaluate_systems(systems, photos, queries)

@@ -39,3 +39,24 @@ def test_a_known_item_answered_no_match_is_wrong_at_top1_and_listed():
     metrics = metrics_of(rankings)
     assert (metrics.top1, metrics.top1_ranked, metrics.no_match_known) == (0.5, 1.0, 0.5)
     assert misses_of(rankings) == (Miss("q/mug/1.jpg", "mug", 0, ("no match",)),)
+
+
+def test_eval_sends_each_query_as_the_device_settings_say(featurizer, chelsea):
+    """Vectors go through the wire in the device's dtype, the view within its byte budget:
+    what the worker decodes is what eval answers from."""
+    from edgelens.evaluation.runner import DeviceSends, sent_queries
+    from edgelens.settings import DeviceSettings
+    from edgelens.wire.features import WireDtype
+
+    query = Query("cat", chelsea, "chelsea")
+    raw = featurizer.embed([chelsea])[0]
+    assert DeviceSends().wire_dtype == WireDtype.parse(DeviceSettings().wire_dtype)
+    plain = DeviceSends.of(DeviceSettings(send_view=False, wire_dtype="float16"))
+    (fp16,) = sent_queries(featurizer, [query], sends=plain)
+    assert len(fp16.vectors) == 1 and fp16.view is None
+    assert fp16.vectors[0].dtype == np.float32 and np.abs(fp16.vectors[0] - raw).max() < 1e-3
+    int8 = DeviceSends(view=True, focus=True, view_bytes=4096, wire_dtype=WireDtype.INT8)
+    (sent,) = sent_queries(featurizer, [query], sends=int8)
+    assert len(sent.vectors) == 2 and max(sent.view.shape[:2]) <= 400
+    error = np.abs(sent.vectors[0] - raw).max()
+    assert 0 < error <= np.abs(raw).max() / 127, "quantised to int8 steps, no further"
