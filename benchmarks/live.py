@@ -240,7 +240,7 @@ def _play_device(
         device_id=DEVICE_ID,
         model_id=featurizer.model_id,
         provider=featurizer.provider,
-        wire_dtype=WireDtype.FLOAT16,
+        wire_dtype=WireDtype.parse(device.wire_dtype),
         reconnect_initial_s=0.5,
         reconnect_max_s=5,
     )
@@ -262,7 +262,7 @@ def _play_device(
             message = FeatureMessage(
                 DEVICE_ID, seq, captured_at, featurizer.model_id, vector, view_jpeg=view
             )
-            sizes.append(len(encode(message)))
+            sizes.append(len(encode(message, publisher.wire_dtype)))
             publisher.publish(message)
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))

@@ -180,7 +180,11 @@ class DeviceSettings(_Section):
     )
     fps_cap: float = Field(default=15.0, gt=0, le=240)
     loop: bool = False
-    wire_dtype: Literal["float16", "float32", "int8"] = "float16"
+    wire_dtype: Literal["float16", "float32", "int8"] = Field(
+        default="int8",
+        description="How a vector travels: int8 (one byte a dimension and a scale; answers "
+        "measured the same as float16's, docs/decisions.md), float16 or float32.",
+    )
     smoothing_window: int = Field(
         default=4, ge=1, le=64, description="Frames averaged while the view is stable; 1 = off."
     )
