@@ -76,7 +76,9 @@ def focus_view_jpeg(frame_bgr: np.ndarray, max_bytes: int) -> bytes:
     view, _ = at_most_side(focus_crop(frame_bgr), VIEW_MAX_SIDE)
     while True:
         for quality in VIEW_JPEG_QUALITIES:
-            ok, encoded = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            # optimised Huffman tables: the same pixels in about 5% fewer bytes
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_OPTIMIZE, 1]
+            ok, encoded = cv2.imencode(".jpg", view, params)
             if not ok:  # pragma: no cover - OpenCV always encodes a valid uint8 image
                 raise ImageDecodeError("JPEG encoding of the focus view failed")
             if len(encoded) <= max_bytes:
