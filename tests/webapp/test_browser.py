@@ -541,9 +541,11 @@ def test_the_catalog_is_searched_and_paged_and_a_refused_upload_keeps_what_was_t
     form.find_element(By.NAME, "item_id").send_keys("oat-new")
     form.find_element(By.NAME, "name").send_keys("Oat drink barista")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait(browser, lambda d: d.find_elements(By.ID, "error"))
-    assert "broken.png" in browser.find_element(By.ID, "error").text
+    _wait(browser, lambda d: d.find_elements(By.ID, "image-error"))
     form = browser.find_element(By.ID, "upload-form")
     assert form.is_displayed(), "the form comes back open"
+    said = form.find_element(By.ID, "image-error")  # beside the field, in the form
+    assert "broken.png" in said.text and said.is_displayed()
+    assert form.find_element(By.NAME, "image").get_attribute("aria-describedby") == "image-error"
     assert form.find_element(By.NAME, "item_id").get_attribute("value") == "oat-new"
     assert form.find_element(By.NAME, "name").get_attribute("value") == "Oat drink barista"

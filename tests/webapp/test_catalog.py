@@ -111,7 +111,7 @@ def test_corrupt_upload_is_422_with_the_reason_and_changes_nothing(
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 100)
     answer = _upload(http, corrupt, name="Broken")
     assert answer.status_code == 422
-    assert 'id="error"' in answer.text and "chelsea.png:" in answer.text
+    assert 'id="image-error"' in answer.text and "chelsea.png:" in answer.text
     assert "Traceback" not in answer.text
     assert (store.items(), _files(web_settings)) == before, "the old item and image are kept"
 
@@ -174,6 +174,14 @@ def test_an_item_page_adds_and_removes_photos(http, anonymous, store, featurizer
     last = http.post(f"/catalog/items/coffee/photos/{extra.image_sha256}/delete")
     assert last.status_code == 409 and "remove the item instead" in last.text
     assert len(store.photos("coffee")) == 1
+    broken = http.post(
+        "/catalog/items/coffee/photos",
+        files={"image": ("shelf.png", b"\x89PNG\r\n\x1a\n" + b"no png" * 50, "image/png")},
+    )
+    assert broken.status_code == 422 and len(store.photos("coffee")) == 1
+    said = broken.text.split('id="photo-error"', 1)[1].split("</p>", 1)[0]
+    assert "shelf.png" in said, "said beside the photo field"
+    assert 'aria-describedby="photo-error"' in broken.text
 
     refused = anonymous.post(
         "/catalog/items/coffee/photos",

@@ -152,10 +152,11 @@ def add_photo(
         catalog.add_photo(
             ingest=ingest, item_id=item_id, upload=image.file, filename=image.filename or ""
         )
-    except UploadTooLargeError as exc:
-        return _item_page(request, store, settings, item_id, error=str(exc), status_code=413)
-    except UploadRejectedError as exc:
-        return _item_page(request, store, settings, item_id, error=str(exc), status_code=422)
+    except (UploadTooLargeError, UploadRejectedError) as exc:
+        status = 413 if isinstance(exc, UploadTooLargeError) else 422
+        return _item_page(
+            request, store, settings, item_id, photo_error=str(exc), status_code=status
+        )
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _item_back(item_id, "photo added")
 
@@ -251,22 +252,40 @@ def _item_page(
     status_code: int = 200,
     notice: Notice | None = None,
     error: str | None = None,
+    photo_error: str | None = None,
 ) -> HTMLResponse:
+    """The item's page; ``error`` said at the top, ``photo_error`` beside the photo field
+    of the form that was refused."""
+    return _render(
+        request,
+        settings,
+        "item.html",
+        status_code,
+        it=store.get(item_id),
+        photos=[
+            (photo, catalog.photo_url(item_id, photo.image_sha256))
+            for photo in store.photos(item_id)
+        ],
+        max_photos=MAX_PHOTOS,
+        corrections=store.corrections(item_id=item_id),
+        notice=notice,
+        error=error,
+        photo_error=photo_error,
+    )
+
+
+def _render(
+    request: Request, settings: Settings, template: str, status_code: int, **context: object
+) -> HTMLResponse:
+    """A catalog page with what every one of them shows: whether the visitor may edit, and
+    the upload limit."""
     return templates.TemplateResponse(
         request,
-        "item.html",
+        template,
         {
-            "it": store.get(item_id),
-            "photos": [
-                (photo, catalog.photo_url(item_id, photo.image_sha256))
-                for photo in store.photos(item_id)
-            ],
-            "max_photos": MAX_PHOTOS,
-            "corrections": store.corrections(item_id=item_id),
+            **context,
             "signed_in": signed_in_user(request) is not None,
             "max_upload_bytes": settings.web.max_upload_bytes,
-            "notice": notice,
-            "error": error,
         },
         status_code=status_code,
     )
@@ -300,24 +319,21 @@ def _page(
     items = (found[1:] if browse.before else found[:PAGE_SIZE]) if more else found
     later = bool(items) and (bool(browse.before) or more)
     earlier = bool(items) and (bool(browse.after) or (bool(browse.before) and more))
-    return templates.TemplateResponse(
+    return _render(
         request,
+        settings,
         "catalog.html",
-        {
-            "items": items,
-            "total": len(store),
-            "q": browse.text,
-            "available": browse.available,
-            "next_url": browse.url(after=items[-1].item_id) if later else None,
-            "previous_url": browse.url(before=items[0].item_id) if earlier else None,
-            "signed_in": signed_in_user(request) is not None,
-            "max_upload_bytes": settings.web.max_upload_bytes,
-            "notice": notice,
-            "item": item,
-            "error": error,
-            "upload": upload,
-        },
-        status_code=status_code,
+        status_code,
+        items=items,
+        total=len(store),
+        q=browse.text,
+        available=browse.available,
+        next_url=browse.url(after=items[-1].item_id) if later else None,
+        previous_url=browse.url(before=items[0].item_id) if earlier else None,
+        notice=notice,
+        item=item,
+        error=error,
+        upload=upload,
     )
 
 
