@@ -8,18 +8,22 @@ holder stops renewing it (a crash, a lost network), and another worker takes ove
 
 The change the shared collection reflects is kept in Redis beside the lease, so a new
 holder continues where the last one stopped, including changes made while every worker
-was down.
+was down. The first fill of a new collection (minutes for a large catalog) is done under
+the same lease (:func:`filling_alone`), so two workers starting together fill it once.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from redis.exceptions import LockError
 
-from edgelens.errors import RedisUnavailableError
+from edgelens.errors import RedisUnavailableError, SearchError
 from edgelens.wire.names import index_seq_key, index_writer_key
 
 logger = logging.getLogger(__name__)
@@ -84,3 +88,37 @@ class IndexWriterLease:
             self._lock.release()
         except (LockError, redis.RedisError) as exc:  # lapsed already, or Redis is away
             logger.info("writer lease of %s not released: %s", self.shared_index, exc)
+
+
+@contextmanager
+def filling_alone(
+    client: redis.Redis, shared_index: str, seq: int, *, ttl_s: float, stop: threading.Event
+) -> Iterator[None]:
+    """Hold the writer lease of ``shared_index`` while filling it to reflect catalog change
+    ``seq``: wait while another worker holds it (it may be filling it), renew it every third
+    of its TTL meanwhile, record ``seq`` once filled, and release it. SearchError if ``stop``
+    is set while waiting."""
+    lease = IndexWriterLease(client, shared_index=shared_index, ttl_s=ttl_s)
+    if not lease.hold():
+        logger.info("waiting for the worker that writes %s", shared_index)
+        while not lease.hold():
+            if stop.wait(ttl_s / 3):
+                raise SearchError(f"stopped while waiting to fill {shared_index}")
+    filled = threading.Event()
+
+    def renew() -> None:
+        while not filled.wait(ttl_s / 3):
+            try:
+                lease.hold()
+            except RedisUnavailableError as exc:
+                logger.warning("writer lease of %s not renewed: %s", shared_index, exc)
+
+    renewer = threading.Thread(target=renew, name="index-fill-lease", daemon=True)
+    renewer.start()
+    try:
+        yield
+        lease.record(seq)
+    finally:
+        filled.set()
+        renewer.join()
+        lease.release()

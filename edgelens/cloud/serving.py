@@ -11,6 +11,7 @@ runs the new one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.answer import Answerer, AnswerPolicy
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.cloud.fairness import FairQueue
+from edgelens.cloud.index_writer import filling_alone
 from edgelens.cloud.keypoints import KeypointCache
 from edgelens.cloud.matcher import ConfirmJob, Matcher
 from edgelens.cloud.metrics import Counts
@@ -252,6 +254,12 @@ class Models(StageThreads):
             milvus_uri=self._settings.milvus_uri,
             milvus_index=search.milvus_index,
             milvus_staging_dir=search.milvus_staging_dir,
+            fill_alone=functools.partial(
+                filling_alone,
+                self._redis,
+                ttl_s=settings.worker.index_writer_ttl_s,
+                stop=self._stop,
+            ),
         )
         answerer = Answerer(
             index=opened.index,

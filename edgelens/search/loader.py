@@ -8,7 +8,10 @@ changes since, instead of rebuilding.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +30,9 @@ if TYPE_CHECKING:  # pymilvus is the [vectordb] extra
     from edgelens.search.milvus import MilvusIndex
 
 logger = logging.getLogger(__name__)
+
+# (shared index, catalog change it will reflect) -> held while one worker fills it.
+FillGuard = Callable[[str, int], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,26 @@ def open_index(
     milvus_uri: str = "",
     milvus_index: str = "HNSW",
     milvus_staging_dir: Path | None = None,
+    fill_alone: FillGuard | None = None,
 ) -> OpenedIndex:
-    """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size)."""
+    """The index for ``backend`` ("exact", "ann", "milvus" or "auto" by catalog size).
+    ``fill_alone(shared_index, seq)`` guards the first fill of a shared index (a new Milvus
+    collection), so that one worker fills it while the others wait, and says it reflects
+    change ``seq``."""
     seq = store.last_change  # read first: changes made meanwhile are re-applied, harmlessly
     if backend == "milvus":
-        milvus = _milvus(store, model_id, dim, recipe, milvus_uri, milvus_index, milvus_staging_dir)
-        return OpenedIndex(
-            milvus, seq, shared_index=f"{milvus.collection}@{redact_urls(milvus_uri)}"
+        milvus, shared = _milvus(
+            store,
+            model_id,
+            dim,
+            recipe,
+            uri=milvus_uri,
+            index_type=milvus_index,
+            staging_dir=milvus_staging_dir,
+            fill_alone=fill_alone,
+            seq=seq,
         )
+        return OpenedIndex(milvus, seq, shared_index=shared)
     if backend == "ann" and (saved := _load_saved(model_id, recipe, index_dir)) is not None:
         return saved
     items, vectors = store.vectors(model_id, recipe.recipe_id)
@@ -76,13 +94,17 @@ def _milvus(
     model_id: str,
     dim: int,
     recipe: CatalogRecipe,
+    *,
     uri: str,
     index_type: str,
     staging_dir: Path | None,
-) -> MilvusIndex:
-    """The model's Milvus collection, filled from the catalog the first time (a new
-    model's reindex, a first start) by :meth:`MilvusIndex.bulk_load`, the fastest way the
-    server takes rows, with its progress logged."""
+    fill_alone: FillGuard | None,
+    seq: int,
+) -> tuple[MilvusIndex, str]:
+    """The model's Milvus collection and its shared name, filled from the catalog the first
+    time (a new model's reindex, a first start) by :meth:`MilvusIndex.bulk_load`, the
+    fastest way the server takes rows, with its progress logged; by one worker only where
+    ``fill_alone`` guards it."""
     from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
 
     index_params, search_params = INDEX_SETTINGS[index_type]
@@ -95,12 +117,15 @@ def _milvus(
         index_params=index_params,
         search_params=search_params,
     )
+    shared = f"{index.collection}@{redact_urls(uri)}"
     if len(index) == 0:
-        items, vectors = store.vectors(model_id, recipe.recipe_id)
-        if items:
-            index.bulk_load(items, vectors, staging_dir=staging_dir)
+        with fill_alone(shared, seq) if fill_alone else contextlib.nullcontext():
+            if len(index) == 0:  # else another worker filled it while this one waited
+                items, vectors = store.vectors(model_id, recipe.recipe_id)
+                if items:
+                    index.bulk_load(items, vectors, staging_dir=staging_dir)
     logger.info("Milvus collection %s at %s: %d items", index.collection, uri, len(index))
-    return index
+    return index, shared
 
 
 def save_if_persistent(

@@ -5,6 +5,7 @@ from the change the collection was recorded at, including changes made while non
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 import pytest
@@ -13,7 +14,8 @@ import redis
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
-from edgelens.cloud.index_writer import IndexWriterLease
+from edgelens.cloud.index_writer import IndexWriterLease, filling_alone
+from edgelens.errors import SearchError
 from edgelens.testing.live import add_photo_item
 
 RECIPE = CatalogRecipe(1)
@@ -52,6 +54,41 @@ def test_leases_of_two_shared_indexes_are_independent(client):
     assert one.hold() and other.hold()
     one.record(7)
     assert one.applied_seq() == 7 and other.applied_seq() is None
+
+
+def test_a_first_fill_is_done_alone_and_outlasts_the_ttl(client):
+    """One worker fills a new shared index (longer than the lease's TTL: it is renewed);
+    another waits, then finds the lease free and the change the fill reflects recorded."""
+    ttl_s, stop = 0.3, threading.Event()
+    events: list[str] = []
+    first_in = threading.Event()
+
+    def first() -> None:
+        with filling_alone(client, SHARED, 41, ttl_s=ttl_s, stop=stop):
+            first_in.set()
+            events.append("first fills")
+            time.sleep(4 * ttl_s)
+            events.append("first filled")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(5)
+    with filling_alone(client, SHARED, 42, ttl_s=ttl_s, stop=stop):
+        events.append("second in")
+        assert IndexWriterLease(client, shared_index=SHARED, ttl_s=ttl_s).applied_seq() == 41
+    thread.join()
+    assert events == ["first fills", "first filled", "second in"]
+    assert IndexWriterLease(client, shared_index=SHARED, ttl_s=ttl_s).hold(), "released"
+
+
+def test_a_worker_stopped_while_waiting_to_fill_gives_up(client):
+    holder = IndexWriterLease(client, shared_index=SHARED, ttl_s=5.0)
+    assert holder.hold()
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    waiting = filling_alone(client, SHARED, 1, ttl_s=0.3, stop=stop)
+    with pytest.raises(SearchError, match="stopped while waiting"), waiting:
+        pytest.fail("filled while another worker held the lease")
 
 
 @pytest.fixture

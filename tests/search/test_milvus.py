@@ -288,13 +288,20 @@ def test_a_bulk_load_into_milvus_lite_and_an_upsert_of_many_requests(uri):
     milvus.close()
 
 
-def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_path, caplog):
-    """open_index on an empty collection loads the catalog's vectors the fast way, through
-    the staging folder it is given (search.milvus_staging_dir); a second open finds them
-    there and loads nothing."""
+def test_the_loader_fills_a_new_collection_by_bulk_insert(
+    milvus_server, redis_server, tmp_path, caplog
+):
+    """Two workers open an empty collection at once: one loads the catalog's vectors the
+    fast way, through the staging folder it is given (search.milvus_staging_dir), while the
+    other waits for its writer lease, then finds them there and loads nothing."""
+    import functools
     import logging
+    import threading
+
+    import redis
 
     from edgelens.catalog.augment import CatalogRecipe
+    from edgelens.cloud.index_writer import filling_alone
     from edgelens.search.loader import open_index
 
     items, sets, queries = _catalog(80, seed=8)
@@ -304,6 +311,9 @@ def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_pat
 
         def vectors(self, model_id, recipe_id):
             return items, sets
+
+    client = redis.Redis.from_url(redis_server.url)
+    guard = functools.partial(filling_alone, client, ttl_s=2.0, stop=threading.Event())
 
     def opened():
         return open_index(
@@ -316,25 +326,29 @@ def test_the_loader_fills_a_new_collection_by_bulk_insert(milvus_server, tmp_pat
             index_dir=tmp_path,
             milvus_uri=milvus_server.uri,
             milvus_staging_dir=tmp_path / "staging",
+            fill_alone=guard,
         )
 
     with caplog.at_level(logging.INFO, logger="edgelens.search"):
+        other: list = []
+        beside = threading.Thread(target=lambda: other.append(opened()))
+        beside.start()
         first = opened()
-    assert first.change_seq == 41 and len(first.index) == 80
-    assert any("by bulk insert" in r.getMessage() for r in caplog.records)
+        beside.join()
+    loads = [r for r in caplog.records if "loading" in r.getMessage()]
+    assert len(loads) == 1 and any("by bulk insert" in r.getMessage() for r in caplog.records)
+    assert first.change_seq == 41 and len(first.index) == len(other[0].index) == 80
+    assert first.shared_index == other[0].shared_index
+    assert client.get(f"edgelens:index-seq:{first.shared_index}") == b"41"
     assert (tmp_path / "staging").is_dir() and not any((tmp_path / "staging").iterdir())
     exact = ExactIndex("model-loader", DIM)
     exact.upsert(items, sets)
     for query in queries:
         ours = first.index.search(query, k=5)
         assert [m.item_id for m in ours] == [m.item_id for m in exact.search(query, k=5)]
+    other[0].index.close()
     first.index.close()
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="edgelens.search"):
-        again = opened()
-    assert len(again.index) == 80
-    assert not any("loading" in r.getMessage() for r in caplog.records)
-    again.index.close()
+    client.close()
 
 
 def test_an_hnsw_search_for_more_rows_than_ef(milvus_server):
