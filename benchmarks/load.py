@@ -1,9 +1,9 @@
 """Load test: N simulated devices at F fps for T s through mosquitto → worker(s) → Redis.
 
 Each device is its own MQTT client (paho, its own connection) sending real encoded
-float16 vectors of catalog views, stamped with the send time as the capture time, so
-the latency measured (capture stamp → match record written to Redis, taken from the
-records the worker publishes) is everything beyond featurizing. The workers are real
+vectors of catalog views (the device's wire dtype), stamped with the send time as the
+capture time, so the latency measured (capture stamp → match record written to Redis, taken
+from the records the worker publishes) is everything beyond featurizing. The workers are real
 `edgelens cloud run` processes on an ANN catalog grown from real embeddings; their
 /metrics give how many messages they received, matched, dropped (queue full) and
 refused, so every message is accounted for: sent = received + lost before the worker,
@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import common_arguments, write_section
 from benchmarks.workers import (
+    WIRE,
     prepare_catalog,
     resident_bytes,
     wait_healthy,
@@ -103,7 +104,7 @@ def main() -> None:
                 results[workers, share] = _run(
                     workers, env, devices, payloads, views, share, rds.url, broker.url, args
                 )
-    body = _report(results, args)
+    body = _report(results, args, view_kb=sum(map(len, views)) / len(views) / 1024)
     print(body)
     if not args.no_write:
         write_section("load", body)
@@ -247,16 +248,17 @@ class _RecordListener:
         self._client.close()
 
 
-def _report(results: dict, args) -> str:
+def _report(results: dict, args, *, view_kb: float) -> str:
     offered = args.devices * args.fps
     cores = ",".join(map(str, args.cores)) if args.cores else "any"
     lines = [
         "## Load: simulated devices through the whole live path",
         "",
         f"{args.devices} devices (one MQTT client each) x {args.fps:g} fps = {offered:g} "
-        f"messages/s for {args.seconds:g} s, float16 vectors of views of a {args.items:,}-item "
-        "ANN catalog whose items carry real keypoints; a share of the messages also carry a "
-        "focus view (a real JPEG, ~25 KB), as devices send one when a view settles (the "
+        f"messages/s for {args.seconds:g} s, {WIRE.name.lower()} vectors of views of a "
+        f"{args.items:,}-item ANN catalog whose items carry real keypoints; a share of the "
+        f"messages also carry a focus view (a real JPEG, {view_kb:.1f} KB on "
+        "average, as a device codes it), as devices send one when a view settles (the "
         "device bench measured 9% of messages on a panning video and 31% on a hand-held one, "
         "gate on). Workers are `edgelens cloud run` processes in one shared subscription, "
         f"held to core(s) {cores}. First answer: the device's send stamp (capture time of a "

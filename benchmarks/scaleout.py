@@ -3,7 +3,7 @@
 Real mosquitto and redis-server on loopback; workers are real `edgelens cloud run`
 processes serving the same saved faiss index (a catalog grown from real embeddings,
 default 100,000 items with 8 vectors each: search is the worker's main cost, as in
-production). One load process publishes pre-encoded float16 feature messages from
+production). One load process publishes pre-encoded feature messages (the device's wire dtype) from
 20 simulated devices faster than the workers can take them; the matched records are
 counted by Redis (its LPUSH calls), over a fixed window after a warm-up.
 """
@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import common_arguments, write_section
-from benchmarks.workers import CpuMeter, LpushCounter, prepare_catalog, worker_env, worker_processes
+from benchmarks.workers import (
+    WIRE,
+    CpuMeter,
+    LpushCounter,
+    prepare_catalog,
+    worker_env,
+    worker_processes,
+)
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.demo.servers import MosquittoServer, RedisServer
 from edgelens.featurizer.runtime import Featurizer
@@ -93,9 +100,9 @@ def main() -> None:
         [
             f"Catalog of {args.items:,} items x {views} vectors (faiss index, loaded from disk "
             f"by each worker), {DEVICES} simulated devices offering {args.rate} messages/s of "
-            f"float16 vectors for {args.seconds:.0f} s; workers are separate `edgelens cloud "
-            f"run` processes in one shared subscription; {cpus} cores shared with mosquitto, "
-            "redis-server and the load generator.",
+            f"{WIRE.name.lower()} vectors for {args.seconds:.0f} s; workers are separate "
+            "`edgelens cloud run` processes in one shared subscription; "
+            f"{cpus} cores shared with mosquitto, redis-server and the load generator.",
             "",
             f"| workers | matched messages/s, median of {args.repeat} (min-max) "
             "| x one worker, median (per round) |",

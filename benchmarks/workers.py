@@ -25,10 +25,14 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.ann import AnnIndex
 from edgelens.search.bench import VectorModel, real_embeddings, synthetic_catalog
 from edgelens.search.persist import save_index
-from edgelens.wire.features import FeatureMessage, encode
+from edgelens.settings import DeviceSettings
+from edgelens.wire.features import FeatureMessage, WireDtype, encode
 
 # ``python -m edgelens`` rather than the console script: runs from a checkout too.
 EDGELENS = [sys.executable, "-m", "edgelens"]
+
+# How a device's vectors travel by default: the benchmarks' messages go as devices send them.
+WIRE = WireDtype.parse(DeviceSettings().wire_dtype)
 
 
 def prepare_catalog(
@@ -42,7 +46,8 @@ def prepare_catalog(
 ) -> list[bytes]:
     """Save an ANN index of ``items`` catalog items (grown from real embeddings, with the
     recipe's vectors per item) where workers load it from ``data_dir``; return encoded
-    float16 query messages of fresh views of catalog products, one per device in turn.
+    query messages of fresh views of catalog products in the device's wire dtype (WIRE), one
+    per device in turn.
     With ``photos``, the items are also catalog rows whose photos' keypoints are those
     photos' in turn, so stage two verifies against real keypoints."""
     rng = np.random.default_rng(0)
@@ -64,7 +69,10 @@ def prepare_catalog(
     )
     views_of_products = model.views(products[rng.integers(0, len(products), queries)], rng)
     return [
-        encode(FeatureMessage(device_ids[i % len(device_ids)], i, 0.0, featurizer.model_id, query))
+        encode(
+            FeatureMessage(device_ids[i % len(device_ids)], i, 0.0, featurizer.model_id, query),
+            WIRE,
+        )
         for i, query in enumerate(views_of_products)
     ]
 
