@@ -144,7 +144,7 @@ class SearchSettings(_Section):
         "the catalog (docs/benchmarks.md, open set).",
     )
     match_lead: float = Field(
-        default=0.0,
+        default=0.18,
         ge=-2,
         le=2,
         description="How far above the catalog's background for the view (the mean cosine "
