@@ -10,8 +10,12 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgelens.search.bench import Latency
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
@@ -35,6 +39,14 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def filter_cells(filtered: Sequence[Latency]) -> str:
+    """One table cell per filter: its p50 / p99 and its recall@10, as the search tables
+    give them."""
+    return " | ".join(
+        f"{f.p50_ms:.2f} / {f.p99_ms:.2f} ms, R {f.recall_at_10:.3f}" for f in filtered
+    )
 
 
 def median_seconds(run: Callable[[], object], *, repeat: int, warmup: int = 2) -> float:

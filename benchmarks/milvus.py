@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, filter_cells, write_section
 from edgelens.catalog.models import CatalogItem
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.ann import AnnConfig, AnnIndex
@@ -445,13 +445,10 @@ def _section(
         "|" + " ---: |" * 2 + " --- |" * 2 + " ---: |" * 6,
     ]
     for q in queried:
-        filtered = [
-            f"{f.p50_ms:.2f} / {f.p99_ms:.2f} ms, R {f.recall_at_10:.3f}" for f in q.filtered
-        ]
         lines.append(
             f"| {q.items:,} | {q.engine} | {q.settings} | {q.consistency} "
             f"| {q.memory_mb:,.0f} MB | {q.plain.p50_ms:.2f} / {q.plain.p99_ms:.2f} ms "
-            f"| {q.plain.recall_at_10:.3f} | {' | '.join(filtered)} |"
+            f"| {q.plain.recall_at_10:.3f} | {filter_cells(q.filtered)} |"
         )
     if exact:
         lines += [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, filter_cells, write_section
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.bench import SearchBenchReport, run_search_bench
 
@@ -58,13 +58,10 @@ def _section(reports: list[SearchBenchReport]) -> str:
         "|" + " ---: |" * 13,
     ]
     for r in reports:
-        filtered = [
-            f"{f.p50_ms:.2f} / {f.p99_ms:.2f} ms, R {f.recall_at_10:.3f}" for f in r.ann_filtered
-        ]
         lines.append(
             f"| {r.items:,} | {r.config['nlist']} | {r.build_s:.0f} s | {r.memory_mb:,.0f} MB "
             f"| {r.ann.p50_ms:.2f} / {r.ann.p99_ms:.2f} ms | {r.ann.recall_at_10:.3f} "
-            f"| {' | '.join(filtered)} "
+            f"| {filter_cells(r.ann_filtered)} "
             f"| {r.exact.p50_ms:,.0f} / {r.exact.p99_ms:,.0f} ms ({r.exact_queries} q) "
             f"| {r.speedup:,.0f}x | {r.adds_per_s:,.0f} (removes {r.removes_per_s:,.0f}) "
             f"| {r.save_s:.1f} / {r.load_s:.1f} s |"
