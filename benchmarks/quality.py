@@ -52,6 +52,7 @@ from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.answer import AnswerPolicy
+from edgelens.evaluation.empty_views import KINDS, empty_views
 from edgelens.evaluation.openset import (
     OpenSetPoint,
     Staged,
@@ -97,6 +98,8 @@ from edgelens.search.verify import CANDIDATES, PLANES, verify_view
 from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.wire.records import Match
 
+# Frames of nothing (edgelens.evaluation.empty_views) of each kind.
+EMPTY_VIEWS = 4
 # The share of unknown views the "no match" thresholds are calibrated to refuse.
 NO_MATCH_TARGET = 0.92
 
@@ -177,6 +180,7 @@ def main() -> None:
             known_test=real_sets["real views"],
             unknown=unlabelled_queries(unknown_dir / "calibration"),
             unknown_test=unlabelled_queries(unknown_dir / "test"),
+            nothing=empty_views(EMPTY_VIEWS, args.seed + 5),
             plot=None if args.no_write else Path("docs/open-set.png"),
         )
         cache = _cache_counts(Path(tmp), systems[0].featurizer, sources)
@@ -288,21 +292,25 @@ def _open_set(
     known_test: list[Query],
     unknown: list[Query],
     unknown_test: list[Query],
+    nothing: list[Query],
     plot: Path | None,
 ) -> list[str]:
     """Calibrate the "no match" thresholds on ``known`` (queries of the first catalog) and
     ``unknown`` views against every catalog; report the defaults and the calibrated point
-    on the other half (``known_test`` of the last catalog, ``unknown_test``)."""
+    on the other half (``known_test`` of the last catalog, ``unknown_test``), and on frames
+    of ``nothing`` against every catalog (no threshold is calibrated on them)."""
     first_name, last_name = catalogs
     staged: dict[str, list[Staged]] = {}
     for name, photos in catalogs.items():
         answerer = system_answerer(system, photos, {})
         staged[f"unknown, {name}"] = staged_answers(system, answerer, unknown)
         staged[f"unknown test, {name}"] = staged_answers(system, answerer, unknown_test)
+        staged[f"nothing, {name}"] = staged_answers(system, answerer, nothing)
         queries = known if name == first_name else known_test
         staged[f"known, {name}"] = staged_answers(system, answerer, queries)
     calibration_unknown = staged[f"unknown, {first_name}"] + staged[f"unknown, {last_name}"]
     test_unknown = staged[f"unknown test, {first_name}"] + staged[f"unknown test, {last_name}"]
+    empty = staged[f"nothing, {first_name}"] + staged[f"nothing, {last_name}"]
     calibration = sweep(system.policy, staged[f"known, {first_name}"], calibration_unknown)
     chosen = calibrate(calibration, no_match_rate=NO_MATCH_TARGET)
     off = _before(system.policy)
@@ -322,9 +330,11 @@ def _open_set(
     ):
         cal = operating_point(policy, staged[f"known, {first_name}"], calibration_unknown)
         test = operating_point(policy, staged[f"known, {last_name}"], test_unknown)
+        refused = operating_point(policy, staged[f"known, {last_name}"], empty).no_match_rate
         rows.append(
             f"| {label} | {cal.known_top1:.3f} | {cal.no_match_rate:.3f} | "
-            f"{test.known_top1:.3f} | {test.no_match_rate:.3f} | {test.confirmed_share:.2f} |"
+            f"{test.known_top1:.3f} | {test.no_match_rate:.3f} | {refused:.3f} | "
+            f"{test.confirmed_share:.2f} |"
         )
     if plot is not None:
         test_curve = [
@@ -343,12 +353,17 @@ def _open_set(
         f'best known top-1 that answer at least {NO_MATCH_TARGET:.0%} of them "no match" '
         "(edgelens.evaluation.openset.calibrate). Test: the real views against their own "
         f"catalog ({len(known_test)}) and the other half of the unknown views. Known top-1 "
-        'counts a known item answered "no match" as wrong; confirmed: the share of all '
-        "test views whose answer took stage two.",
+        'counts a known item answered "no match" as wrong; confirmed: the share of all test '
+        f"views whose answer took stage two. Nothing in view: {len(nothing)} frames of "
+        f"nothing, {EMPTY_VIEWS} of each kind ({', '.join(KINDS)}: "
+        "edgelens.evaluation.empty_views), against both catalogs; stage two answers "
+        '"no match" to a view with less structure than search.min_view_structure '
+        f"({system.policy.min_view_structure}) under every threshold here.",
         "",
         '| thresholds | calibration: known top-1 | calibration: unknown "no match" | '
-        'test: known top-1 | test: unknown "no match" | test: confirmed |',
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        'test: known top-1 | test: unknown "no match" | nothing in view: "no match" | '
+        "test: confirmed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
         "![known top-1 against unknown views answered no match](open-set.png)",
@@ -357,7 +372,9 @@ def _open_set(
 
 def _before(policy: AnswerPolicy) -> AnswerPolicy:
     """The answer as it was before the two stages: every view confirmed, no "no match"."""
-    return dataclasses.replace(policy, match_score=-1.0, match_lead=-2.0, confirm_margin=2.0)
+    return dataclasses.replace(
+        policy, match_score=-1.0, match_lead=-2.0, confirm_margin=2.0, min_view_structure=0.0
+    )
 
 
 def _plot_open_set(calibration: list[OpenSetPoint], test: list[OpenSetPoint], path: Path) -> None:

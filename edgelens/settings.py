@@ -144,7 +144,7 @@ class SearchSettings(_Section):
         "the catalog (docs/benchmarks.md, open set).",
     )
     match_lead: float = Field(
-        default=0.18,
+        default=0.0,
         ge=-2,
         le=2,
         description="How far above the catalog's background for the view (the mean cosine "
@@ -156,6 +156,14 @@ class SearchSettings(_Section):
         le=2,
         description="A first answer that is a match and leads the next item by this much "
         "cosine is final: its view is not verified (stage two skipped).",
+    )
+    min_view_structure: float = Field(
+        default=1.5,
+        ge=0,
+        le=100,
+        description="A focus view that shows less structure than this (mean grey levels of "
+        "its coarse detail: a plain wall, a covered lens, a dark aisle) is a match only "
+        "when its keypoints verify it. 0 turns it off (docs/decisions.md).",
     )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)

@@ -14,7 +14,9 @@ Both stages end in a decision (:class:`Decision`): "no match" when the evidence 
 thing in view is not in the catalog: its best item is not verified, and its cosine is low
 or does not stand out from the rest of the catalog (:func:`lead`). Both thresholds are
 calibrated on views of items and views of things that are not in the catalog, against two
-catalogs (``python -m benchmarks.quality``; docs/benchmarks.md, open set).
+catalogs (``python -m benchmarks.quality``; docs/benchmarks.md, open set). In stage two a
+view that shows almost nothing (:func:`view_structure`: a plain wall, a covered lens, a
+dark aisle, whose vectors resemble any flat catalog photo) is a match only when verified.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from edgelens.featurizer.focus import focus_views
@@ -39,6 +42,10 @@ KeypointsOf = Callable[[Sequence[str]], Mapping[str, Sequence[PhotoKeypoints]]]
 # The ranks (0-based) whose mean cosine stands for "any item" of the catalog for a view:
 # past the few that may be the item or its near-duplicates.
 BACKGROUND = slice(5, 15)
+# The width (px) a view is shrunk to before its structure is measured, and the band of
+# detail measured there (Gaussian sigmas, px): blobs between 1/64 and 1/16 of the width.
+STRUCTURE_SIDE = 64
+STRUCTURE_BAND = (1.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class AnswerPolicy:
     # Stage one's answer is final when it is a match and leads the next item by this much:
     # nothing stage two could find would change it (default: never final).
     confirm_margin: float = 2.0
+    # A view whose structure (:func:`view_structure`) is below this is a match only when
+    # verified (the default: any view may be).
+    min_view_structure: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnswerPolicy:
@@ -78,6 +88,7 @@ class AnswerPolicy:
             match_score=search.match_score,
             match_lead=search.match_lead,
             confirm_margin=search.confirm_margin,
+            min_view_structure=search.min_view_structure,
         )
 
     @property
@@ -92,15 +103,18 @@ class AnswerPolicy:
             return True
         return matches[0].score - matches[1].score < self.confirm_margin
 
-    def decide(self, matches: Sequence[Match]) -> Decision:
-        """A match when the best item is verified, or scores ``match_score`` and leads the
+    def decide(self, matches: Sequence[Match], *, view_structure: float | None = None) -> Decision:
+        """A match when the best item is verified or, in a view that shows enough
+        (``view_structure``, None without a view), scores ``match_score`` and leads the
         background by ``match_lead``; "no match" otherwise (and for an empty answer)."""
         if not matches:
             return Decision.NO_MATCH
         best = matches[0]
-        if best.verified is True or (
-            best.score >= self.match_score and lead(matches) >= self.match_lead
-        ):
+        if best.verified is True:
+            return Decision.MATCH
+        if view_structure is not None and view_structure < self.min_view_structure:
+            return Decision.NO_MATCH
+        if best.score >= self.match_score and lead(matches) >= self.match_lead:
             return Decision.MATCH
         return Decision.NO_MATCH
 
@@ -114,14 +128,31 @@ def lead(matches: Sequence[Match]) -> float:
     return matches[0].score - (sum(background) / len(background) if background else 0.0)
 
 
+def view_structure(view: np.ndarray) -> float:
+    """How much a view (BGR or grey) shows: the mean magnitude, in grey levels, of its
+    detail in the :data:`STRUCTURE_BAND` once shrunk to :data:`STRUCTURE_SIDE` px wide.
+    The shrink averages sensor noise away and the band takes out smooth light (a falloff
+    to the corners, light from one side), so a plain wall, a covered lens, a dark frame or
+    a frame of noise measure about 1 or less and views of items several
+    (docs/decisions.md)."""
+    grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY) if view.ndim == 3 else view
+    height, width = grey.shape[:2]
+    side = (STRUCTURE_SIDE, max(1, round(STRUCTURE_SIDE * height / width)))
+    small = cv2.resize(grey, side, interpolation=cv2.INTER_AREA).astype(np.float32)
+    fine, coarse = (cv2.GaussianBlur(small, (0, 0), sigma) for sigma in STRUCTURE_BAND)
+    return float(np.mean(np.abs(fine - coarse)))
+
+
 @dataclass(frozen=True)
 class Answer:
-    """One stage's answer: the items best first, the decision, and what each step cost."""
+    """One stage's answer: the items best first, the decision, and what each step cost;
+    stage two's also how much its view shows (:func:`view_structure`)."""
 
     matches: list[Match]
     decision: Decision
     stage: Stage
     stages_ms: dict[str, float]
+    view_structure: float | None = None
 
 
 class Answerer:
@@ -206,7 +237,9 @@ class Answerer:
                 planes=policy.planes,
             )
             stages["verify"] = _ms_since(verified_at)
-        return Answer(matches[:wanted], policy.decide(matches), Stage.CONFIRMED, stages)
+        structure = view_structure(view)
+        decision = policy.decide(matches, view_structure=structure)
+        return Answer(matches[:wanted], decision, Stage.CONFIRMED, stages, structure)
 
     def answer(
         self, vectors: Sequence[np.ndarray], view: np.ndarray | None, *, k: int | None = None

@@ -35,7 +35,7 @@ class Staged:
         first_decision = policy.decide(answer.matches)
         if self.confirmed is not None and policy.unsettled(answer.matches, first_decision):
             answer = self.confirmed
-        return answer, policy.decide(answer.matches)
+        return answer, policy.decide(answer.matches, view_structure=answer.view_structure)
 
 
 def staged_answers(system: System, answerer: Answerer, queries: Sequence[Query]) -> list[Staged]:

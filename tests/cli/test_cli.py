@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from edgelens.catalog.sources import collect_sources
 from edgelens.cli.main import app
+from edgelens.evaluation.empty_views import empty_views
 from edgelens.evaluation.real_views import REAL_PAIRS
 from edgelens.evaluation.runner import load_catalog
 from edgelens.evaluation.variants import is_colour
@@ -153,25 +153,22 @@ def test_eval_reports_no_match_on_views_of_things_not_in_the_catalog(
     settings, sample_catalog, tmp_path
 ):
     """--unknown DIR (any layout): the share answered "no match", beside top-1 with the
-    decision applied, in the text and the JSON. The unknown views: a blank frame and a
-    smooth gradient, nothing of the catalog in either. (Frames of pure noise, a plain wall
-    with sensor noise and a dark frame are answered "match" by the product today: a known
-    gap of the decision, docs/decisions.md.)"""
+    decision applied, in the text and the JSON. The unknown views: frames of nothing (a
+    plain wall, a covered lens, a grey card, a ramp of light, noise), one folder deep or
+    not."""
     unknown = tmp_path / "unknown" / "deep"
     unknown.mkdir(parents=True)
-    gradient = np.tile(np.linspace(60, 200, 320, dtype=np.float32), (240, 1)).astype(np.uint8)
-    blank = np.full((240, 320, 3), 128, np.uint8)
-    cv2.imwrite(str(unknown / "gradient.png"), cv2.merge([gradient] * 3))
-    cv2.imwrite(str(unknown.parent / "blank.png"), blank)
+    for n, query in enumerate(empty_views(1, seed=3)):
+        cv2.imwrite(str((unknown if n % 2 else unknown.parent) / f"{n}.png"), query.image_bgr)
     common = ("eval", "--catalog", str(sample_catalog.parent), "--synthetic-views", "1")
     result = _run(*common, "--unknown", str(tmp_path / "unknown"), "--json")
     assert result.exit_code == 0, result.output
     row = json.loads(result.output.strip().splitlines()[-1])
     assert {"no_match_rate", "top1", "top5", "queries", "unknown_queries"} <= set(row)
-    assert row["unknown_queries"] == 2 and row["queries"] == 20
-    assert row["no_match_rate"] == 1.0, "noise is no catalog item"
+    assert row["unknown_queries"] == 5 and row["queries"] == 20
+    assert row["no_match_rate"] == 1.0, "nothing in view is no catalog item"
     text = _run(*common, "--unknown", str(tmp_path / "unknown"))
-    assert "no match on 2 unknown: 1.000" in text.output
+    assert "no match on 5 unknown: 1.000" in text.output
     missing = _run(*common, "--unknown", str(tmp_path / "nowhere"))
     assert missing.exit_code != 0 and "unknown-views folder not found" in missing.output
 

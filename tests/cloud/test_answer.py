@@ -1,10 +1,20 @@
 """The answer policy alone: the "no match" decision and when a first answer is final."""
 
+import numpy as np
 import pytest
 
-from edgelens.cloud.answer import AnswerPolicy, lead
-from edgelens.settings import Settings
-from edgelens.wire.records import Decision, Match
+from edgelens.catalog.models import CatalogItem
+from edgelens.cloud.answer import Answerer, AnswerPolicy, lead, view_structure
+from edgelens.evaluation.empty_views import empty_views
+from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
+from edgelens.samples.views import camera_views
+from edgelens.search.exact import ExactIndex
+from edgelens.settings import VIEW_BYTES, Settings
+from edgelens.wire.records import Decision, Match, Stage
+
+RNG = np.random.default_rng(7)
+NOTHING_IN_VIEW = empty_views(3, seed=7)
 
 
 def _matches(*scores: float, verified: bool | None = None) -> list[Match]:
@@ -65,3 +75,57 @@ def test_the_settings_map_onto_the_policy_in_one_place():
     assert (policy.match_score, policy.match_lead) == (0.6, 0.3)
     assert policy.filters.available_only
     assert policy.searched == 15, "the background's ranks are searched too"
+
+
+def _sent(frame: np.ndarray) -> np.ndarray:
+    """The focus view a device sends of ``frame``, as the worker decodes it."""
+    return decode_focus_view(focus_view_jpeg(frame, VIEW_BYTES))
+
+
+def test_views_of_nothing_show_less_structure_than_any_sample_items_camera_view():
+    policy = AnswerPolicy.from_settings(Settings())
+    nothing = {q.origin: view_structure(_sent(q.image_bgr)) for q in NOTHING_IN_VIEW}
+    assert max(nothing.values()) < policy.min_view_structure, nothing
+    items = [
+        view_structure(_sent(view))
+        for photo in SAMPLE_PHOTOS
+        for view in camera_views(load_photo(photo.loader), 2, seed=3)
+    ]
+    assert min(items) > policy.min_view_structure
+    grey_view = _sent(NOTHING_IN_VIEW[0].image_bgr)[..., 1]
+    assert view_structure(grey_view) < policy.min_view_structure, "grey views too"
+
+
+def test_a_view_of_nothing_is_a_match_only_when_verified():
+    policy = AnswerPolicy(top_k=5, match_score=0.5, match_lead=0.0, min_view_structure=1.5)
+    clear = _matches(0.9, 0.4)
+    assert policy.decide(clear) is Decision.MATCH, "stage one has no view to judge"
+    assert policy.decide(clear, view_structure=3.0) is Decision.MATCH
+    assert policy.decide(clear, view_structure=1.0) is Decision.NO_MATCH
+    assert policy.decide(_matches(0.9, 0.4, verified=True), view_structure=1.0) is Decision.MATCH
+
+
+def test_stage_two_measures_its_view_and_answers_a_view_of_nothing_no_match():
+    dim = 16
+    index = ExactIndex("model", dim)
+    vectors = RNG.normal(size=(4, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.upsert(
+        [CatalogItem(f"sku-{n}", f"Item {n}", 1.0, "EUR", True, "", "") for n in range(4)],
+        list(vectors[:, None, :]),
+    )
+    answerer = Answerer(
+        index=index,
+        policy=AnswerPolicy(top_k=3, match_score=0.5, match_lead=0.0, min_view_structure=1.5),
+        embed_view=lambda boxes: np.repeat(vectors[:1], len(boxes), axis=0),
+        keypoints_of=lambda item_ids: {},  # no keypoints: nothing is verified
+    )
+    query = [vectors[0]]
+    assert answerer.first(query).decision is Decision.MATCH, "the vector alone cannot tell"
+    blank = answerer.confirm(query, _sent(NOTHING_IN_VIEW[0].image_bgr))
+    assert blank.decision is Decision.NO_MATCH and blank.stage is Stage.CONFIRMED
+    assert blank.matches[0].item_id == "sku-0", "the nearest items are still ranked"
+    assert blank.view_structure is not None and blank.view_structure < 1.5
+    coffee = answerer.confirm(query, _sent(load_photo("coffee")))
+    assert coffee.decision is Decision.MATCH and coffee.matches[0].item_id == "sku-0"
+    assert coffee.view_structure > 1.5
