@@ -15,9 +15,10 @@ ordered by noise. An item whose photos have too few keypoints ever to verify kee
 
 The fit is USAC (:data:`ESTIMATOR`) rather than plain RANSAC because the stray matches of
 wrong candidates give RANSAC no early stop; its generator starts from a fixed state, so the
-same message always gets the same answer. The thresholds are textbook values fixed before
-measuring; CANDIDATES is a budget (each costs a keypoint match and a fit), large enough for a
-family of near-duplicates (docs/decisions.md).
+same message always gets the same answer. The ratio, the reprojection error and the
+significance are textbook values fixed before measuring; MIN_INLIERS was measured (the fewest
+that no view of an unknown thing reached); CANDIDATES is a budget (each costs a keypoint match
+and a fit), large enough for a family of near-duplicates (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from edgelens.featurizer.local_features import LocalFeatures, extract_local_feat
 from edgelens.wire.records import Match
 
 CANDIDATES = 15  # the default of settings.search.verify_candidates
-MIN_INLIERS = 15
+MIN_INLIERS = 10
 PLANES = 3
 RATIO = 0.8
 RANSAC_PX = 8.0
