@@ -12,6 +12,7 @@ runs the new one.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from edgelens.errors import EdgelensError, ModelError, RejectedMessage
 from edgelens.featurizer.manifest import (
     ModelManifest,
     all_manifests,
+    artefact_paths,
     load_manifest,
     searchable_against,
 )
@@ -109,8 +111,10 @@ class Models(StageThreads):
         self._redis = redis.Redis.from_url(
             str(settings.redis_url), socket_timeout=2.0, socket_connect_timeout=2.0
         )
-        self.current = self._serve(self._configured_model())
-        self.incoming: Serving | None = None
+        configured = self._configured_model()
+        previous = self._rolling_out_from(configured)
+        self.current = self._serve(previous or configured)
+        self.incoming = self._serve(configured) if previous is not None else None
         self._waiting_for: str | None = None
 
     @property
@@ -129,6 +133,8 @@ class Models(StageThreads):
 
     def start(self) -> None:
         self.current.follower.start()
+        if self.incoming is not None:
+            self.incoming.follower.start()
         super().start()
 
     def close(self) -> None:
@@ -176,7 +182,14 @@ class Models(StageThreads):
         serving = self._serve(manifest)
         serving.follower.start()
         self.incoming = serving
-        self._begin_rollout(Rollout(served, manifest.model_id, time.time()))
+        self._begin_rollout(
+            Rollout(
+                served,
+                manifest.model_id,
+                time.time(),
+                from_manifest=self.current.manifest.to_json(),
+            )
+        )
         if self._offer is not None:
             self._offer(ModelOffer(manifest.model_id, manifest.precision, manifest.pooling))
         logger.info(
@@ -225,6 +238,43 @@ class Models(StageThreads):
                 self._redis.hset(ROLLOUT_KEY, mapping=rollout.to_redis())
         except redis.RedisError as exc:
             logger.warning("rollout of %s not recorded (%s)", rollout.to_model, exc)
+
+    def _rolling_out_from(self, configured: ModelManifest) -> ModelManifest | None:
+        """The model a rollout to ``configured`` still moves the fleet from, when this
+        worker starts during it (a restart, another worker of the fleet) and the catalog
+        still holds that model's vectors: it is served again beside the configured one, so
+        no device still running it is refused."""
+        try:
+            rollout = Rollout.from_redis(self._redis.hgetall(ROLLOUT_KEY))
+        except redis.RedisError as exc:
+            logger.warning("rollout record unreadable (%s): serving %s", exc, configured.model_id)
+            return None
+        if (
+            rollout is None
+            or rollout.finished_at is not None
+            or rollout.to_model != configured.model_id
+            or not rollout.from_manifest
+        ):
+            return None
+        try:
+            previous = ModelManifest.from_json(rollout.from_manifest)
+        except ModelError as exc:
+            logger.warning("rollout to %s: %s; serving it alone", configured.model_id, exc)
+            return None
+        if (previous.model_id, self._recipe.recipe_id) not in self._store.models():
+            logger.warning(
+                "rollout to %s under way, but the catalog no longer holds the vectors of %s: "
+                "its devices are refused until they switch",
+                configured.model_id,
+                previous.model_id,
+            )
+            return None
+        logger.info(
+            "rollout to %s under way: serving %s beside it until the fleet runs it",
+            configured.model_id,
+            previous.model_id,
+        )
+        return previous
 
     @staticmethod
     def _retire(serving: Serving) -> None:
@@ -296,6 +346,24 @@ class Models(StageThreads):
     ) -> Callable[[Sequence[np.ndarray]], np.ndarray] | None:
         """``manifest``'s model on a focus view's boxes, one batch; None, and said, if the
         model cannot be loaded here (the frames' vectors still answer)."""
+        onnx_path, _ = artefact_paths(
+            self._settings.model_path, manifest.precision, manifest.pooling
+        )
+        try:
+            with onnx_path.open("rb") as onnx_file:
+                replaced = hashlib.file_digest(onnx_file, "sha256").hexdigest() != (
+                    manifest.onnx_sha256
+                )
+        except OSError as exc:
+            logger.error("focus views of %s will not be featurized: %s", manifest.model_id, exc)
+            return None
+        if replaced:  # a rollout's old model, once the new one took its file name
+            logger.error(
+                "focus views of %s will not be featurized: %s now holds another model",
+                manifest.model_id,
+                onnx_path,
+            )
+            return None
         try:
             # as many threads as the worker's other maths: one message at a time
             featurizer = load_featurizer(

@@ -74,30 +74,44 @@ class ModelManifest:
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelManifest:
+        """A manifest from its JSON; ModelError saying why if it is not one."""
+        try:
+            return cls._from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"invalid model manifest: {exc!r}") from exc
+
     @classmethod
     def load(cls, path: Path) -> ModelManifest:
         try:
-            data = json.loads(path.read_text())
-            return cls(
-                model_id=data["model_id"],
-                name=data["name"],
-                precision=data["precision"],
-                onnx_file=data["onnx_file"],
-                onnx_sha256=data["onnx_sha256"],
-                embedding_dim=int(data["embedding_dim"]),
-                num_classes=int(data["num_classes"]),
-                preprocess=PreprocessSpec.from_dict(data["preprocess"]),
-                pooling=data["pooling"],
-                embedding_space=data["embedding_space"],
-                fp32_cosine=float(data["fp32_cosine"]),
-                input_name=data["input_name"],
-                embedding_output=data["embedding_output"],
-                logits_output=data["logits_output"],
-            )
+            return cls._from_dict(json.loads(path.read_text()))
         except FileNotFoundError as exc:
             raise ModelNotFoundError(f"no model manifest at {path}") from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelError(f"invalid model manifest {path}: {exc!r}") from exc
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> ModelManifest:
+        return cls(
+            model_id=data["model_id"],
+            name=data["name"],
+            precision=data["precision"],
+            onnx_file=data["onnx_file"],
+            onnx_sha256=data["onnx_sha256"],
+            embedding_dim=int(data["embedding_dim"]),
+            num_classes=int(data["num_classes"]),
+            preprocess=PreprocessSpec.from_dict(data["preprocess"]),
+            pooling=data["pooling"],
+            embedding_space=data["embedding_space"],
+            fp32_cosine=float(data["fp32_cosine"]),
+            input_name=data["input_name"],
+            embedding_output=data["embedding_output"],
+            logits_output=data["logits_output"],
+        )
 
 
 def searchable_against(manifest: ModelManifest, catalog_model_id: str) -> tuple[bool, str]:

@@ -64,6 +64,9 @@ class Rollout:
     started_at: float
     finished_at: float | None = None
     finished_by: str = ""  # "fleet" (every device reported it) or the admin's name
+    # The model rolled out from, as its manifest's JSON: a worker that starts during the
+    # rollout serves it again beside the new one, even once its files are replaced.
+    from_manifest: str = ""
 
     def to_redis(self) -> dict[str, str]:
         return {k: "" if v is None else str(v) for k, v in asdict(self).items()}
@@ -82,4 +85,5 @@ class Rollout:
             started_at=float(text.get("started_at") or 0),
             finished_at=float(text["finished_at"]) if text.get("finished_at") else None,
             finished_by=text.get("finished_by", ""),
+            from_manifest=text.get("from_manifest", ""),
         )

@@ -119,3 +119,39 @@ def test_an_admin_finishes_a_rollout_a_device_holds_up(fleet, rdb):
     rdb.hset(ROLLOUT_KEY, mapping={"finished_at": str(time.time()), "finished_by": "ann"})
     assert worker.swap_model_if_changed() is True
     assert worker.model_id == new.model_id and worker.index.model_id == new.model_id
+
+
+def test_a_worker_started_during_a_rollout_serves_both_models_too(
+    fleet, publisher, rdb, live_settings, tmp_path, caplog
+):
+    """A worker (re)started mid-rollout, after the new model took the old one's file name:
+    it serves the old model's index again from the rollout record, so a device that has
+    not switched yet is still answered; the old model's view is not featurized with the
+    new model's file."""
+    worker, old, new = fleet
+    assert worker.swap_model_if_changed() is True
+    settings = live_settings.model_copy(
+        update={
+            "models_dir": tmp_path / "models",
+            "worker": live_settings.worker.model_copy(update={"model_poll_s": 3600.0}),
+        }
+    )
+    started = Worker(settings)
+    started.start()
+    try:
+        wait_for(started.subscribed.is_set)
+        assert started.model_id == old.model_id
+        assert started.health()[1]["rollout_to"] == new.model_id
+        assert f"{old.model_id} will not be featurized" in caplog.text
+        clock = load_photo("clock")
+        for seq in (5, 6, 7, 8):  # the two workers share the subscription: each gets some
+            send_features(publisher, old, clock, device="cam-a", seq=seq)
+            send_features(publisher, new, clock, device="cam-b", seq=seq)
+        wait_for(
+            lambda: rdb.llen(matches_key("cam-a")) == 4 and rdb.llen(matches_key("cam-b")) == 4
+        )
+        assert _answers(rdb, "cam-a") == ["clock"] * 4 and _answers(rdb, "cam-b") == ["clock"] * 4
+        for each in (worker, started):
+            assert not any(k.startswith("rejected") for k in each.stats.snapshot())
+    finally:
+        started.stop()
