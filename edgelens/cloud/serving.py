@@ -357,9 +357,10 @@ class Models(StageThreads):
         except OSError as exc:
             logger.error("focus views of %s will not be featurized: %s", manifest.model_id, exc)
             return None
-        if replaced:  # a rollout's old model, once the new one took its file name
+        if replaced:  # e.g. a rollout's old model, once the new one took its file name
             logger.error(
-                "focus views of %s will not be featurized: %s now holds another model",
+                "focus views of %s will not be featurized: %s is not its manifest's file "
+                "(another model took its name, or it is damaged)",
                 manifest.model_id,
                 onnx_path,
             )
@@ -370,7 +371,7 @@ class Models(StageThreads):
                 self._settings, manifest, threads=self._settings.worker.math_threads
             )
         except ModelError as exc:
-            logger.error("focus views will not be featurized: %s", exc)
+            logger.error("focus views of %s will not be featurized: %s", manifest.model_id, exc)
             return None
         return featurizer.embed
 
