@@ -79,6 +79,7 @@ class Serving:
     manifest: ModelManifest
     matcher: Matcher
     follower: CatalogFollower
+    opened_at_seq: int  # the catalog change the index reflected when opened (and saved)
 
 
 class Models(StageThreads):
@@ -138,17 +139,19 @@ class Models(StageThreads):
         super().start()
 
     def close(self) -> None:
-        """Stop following the catalog, close the index and save it where it persists."""
+        """Stop following the catalog and close the index; save it where it persists when
+        the catalog changed since it was opened (a large index takes a while to write)."""
         if self.incoming is not None:
             self._retire(self.incoming)
         follower, index = self.current.follower, self.current.matcher.index
         follower.stop()
-        save_if_persistent(
-            index,
-            recipe=self._recipe,
-            index_dir=self._settings.index_dir,
-            change_seq=follower.applied_seq,
-        )
+        if follower.applied_seq != self.current.opened_at_seq:  # else its file holds it
+            save_if_persistent(
+                index,
+                recipe=self._recipe,
+                index_dir=self._settings.index_dir,
+                change_seq=follower.applied_seq,
+            )
         index.close()
         self._redis.close()
 
@@ -339,7 +342,7 @@ class Models(StageThreads):
             shared_index=opened.shared_index,
             writer_ttl_s=settings.worker.index_writer_ttl_s,
         )
-        return Serving(manifest, matcher, follower)
+        return Serving(manifest, matcher, follower, opened.change_seq)
 
     def _view_featurizer(
         self, manifest: ModelManifest

@@ -28,8 +28,10 @@ def test_ann_worker_restarts_from_its_saved_index_and_catches_up(live_settings, 
     assert isinstance(first.index, AnnIndex) and len(first.index) == 20
     saved = list(settings.index_dir.glob("*.npz"))
     assert len(saved) == 1 and first.model_id in saved[0].name
+    written = saved[0].stat().st_mtime_ns
     first.start()
     first.stop()
+    assert saved[0].stat().st_mtime_ns == written, "unchanged: not written again at stop"
 
     store = CatalogStore(settings.catalog_url)  # a change while no worker runs
     store.remove(["coffee"])
@@ -43,6 +45,9 @@ def test_ann_worker_restarts_from_its_saved_index_and_catches_up(live_settings, 
     assert "coffee" not in second.index
     query = featurizer.embed([load_photo("clock")])[0]
     assert second.index.search(query, k=1)[0].item_id == "clock"
+    second.start()
+    second.stop()
+    assert saved[0].stat().st_mtime_ns != written, "caught up: saved at stop"
 
 
 def test_a_new_model_is_served_once_the_catalog_holds_its_vectors(
