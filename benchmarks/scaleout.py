@@ -3,9 +3,9 @@
 Real mosquitto and redis-server on loopback; workers are real `edgelens cloud run`
 processes serving the same saved faiss index (a catalog grown from real embeddings,
 default 100,000 items with 8 vectors each: search is the worker's main cost, as in
-production). One load process publishes pre-encoded feature messages (the device's wire dtype) from
-20 simulated devices faster than the workers can take them; the matched records are
-counted by Redis (its LPUSH calls), over a fixed window after a warm-up.
+production). One load process publishes pre-encoded feature messages (in the device's wire
+dtype) from 20 simulated devices faster than the workers can take them; the matched records
+are counted by Redis (its LPUSH calls), over a fixed window after a warm-up.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ runs the new one.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -41,7 +40,6 @@ from edgelens.errors import EdgelensError, ModelError, RejectedMessage
 from edgelens.featurizer.manifest import (
     ModelManifest,
     all_manifests,
-    artefact_paths,
     load_manifest,
     searchable_against,
 )
@@ -349,25 +347,6 @@ class Models(StageThreads):
     ) -> Callable[[Sequence[np.ndarray]], np.ndarray] | None:
         """``manifest``'s model on a focus view's boxes, one batch; None, and said, if the
         model cannot be loaded here (the frames' vectors still answer)."""
-        onnx_path, _ = artefact_paths(
-            self._settings.model_path, manifest.precision, manifest.pooling
-        )
-        try:
-            with onnx_path.open("rb") as onnx_file:
-                replaced = hashlib.file_digest(onnx_file, "sha256").hexdigest() != (
-                    manifest.onnx_sha256
-                )
-        except OSError as exc:
-            logger.error("focus views of %s will not be featurized: %s", manifest.model_id, exc)
-            return None
-        if replaced:  # e.g. a rollout's old model, once the new one took its file name
-            logger.error(
-                "focus views of %s will not be featurized: %s is not its manifest's file "
-                "(another model took its name, or it is damaged)",
-                manifest.model_id,
-                onnx_path,
-            )
-            return None
         try:
             # as many threads as the worker's other maths: one message at a time
             featurizer = load_featurizer(

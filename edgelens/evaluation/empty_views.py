@@ -17,7 +17,6 @@ import numpy as np
 from edgelens.evaluation.runner import Query
 
 HEIGHT, WIDTH = 480, 640
-ORIGIN = "nothing in view"  # how each frame's origin starts
 _ROWS, _COLUMNS = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
 
 
@@ -72,7 +71,7 @@ def empty_views(per_kind: int, seed: int) -> list[Query]:
     """``per_kind`` frames of each kind of nothing, as queries of no catalog item."""
     rng = np.random.default_rng(seed)
     return [
-        Query("", make(rng), f"{ORIGIN}: {kind} {n + 1}")
+        Query("", make(rng), f"nothing in view: {kind} {n + 1}")
         for kind, make in KINDS.items()
         for n in range(per_kind)
     ]

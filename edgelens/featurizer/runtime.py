@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,10 +143,19 @@ def load_featurizer(
 ) -> Featurizer:
     """Build the featurizer the settings describe (precision, providers, threads), or the
     one of ``manifest`` (a worker serving the model it has read) with the same settings;
-    ``threads`` overrides ``featurizer.threads``."""
+    ``threads`` overrides ``featurizer.threads``. ModelError when the file under the
+    manifest's name is not the manifest's (another model took the name, e.g. a rollout's
+    new model, or it is damaged)."""
     cfg = settings.featurizer
     manifest = manifest or load_manifest(settings.model_path, cfg.precision, cfg.pooling)
     onnx_path, _ = artefact_paths(settings.model_path, manifest.precision, manifest.pooling)
+    try:
+        with onnx_path.open("rb") as onnx_file:
+            digest = hashlib.file_digest(onnx_file, "sha256").hexdigest()
+    except OSError as exc:
+        raise ModelError(f"cannot read {onnx_path}: {exc.strerror or exc}") from exc
+    if digest != manifest.onnx_sha256:
+        raise ModelError(f"{onnx_path} is not the file of model {manifest.model_id}")
     return Featurizer(
         manifest,
         onnx_path,

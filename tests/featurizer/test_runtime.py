@@ -1,12 +1,15 @@
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgelens.errors import ModelNotFoundError
-from edgelens.featurizer.runtime import Featurizer
+from edgelens.errors import ModelError, ModelNotFoundError
+from edgelens.featurizer.manifest import artefact_paths, load_manifest
+from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.samples.photos import load_photo
+from edgelens.settings import Settings
 
 # ImageNet classes 281-285: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = set(range(281, 286))
@@ -69,3 +72,16 @@ def test_derived_models_agree_with_fp32_and_a_drifting_one_is_refused(models_dir
     assert not ok and "0.910" in why and "index the catalog in int8" in why
     ok, why = searchable_against(gap, fp32.model_id)
     assert not ok and "another embedding space" in why
+
+
+def test_a_manifest_is_loaded_only_with_its_own_file(models_dir, tmp_path: Path):
+    """A worker serving a model by its manifest must not load another model's file that
+    took the name (a rollout's new model), nor a damaged one."""
+    shutil.copytree(models_dir, tmp_path / "models")
+    settings = Settings(models_dir=tmp_path / "models", featurizer={"providers": ["cpu"]})
+    manifest = load_manifest(settings.model_path, "fp32")
+    assert load_featurizer(settings, manifest).model_id == manifest.model_id
+    onnx, _ = artefact_paths(settings.model_path, "fp32")
+    shutil.copyfile(artefact_paths(settings.model_path, "fp32", "gap")[0], onnx)
+    with pytest.raises(ModelError, match="is not the file of model"):
+        load_featurizer(settings, manifest)
