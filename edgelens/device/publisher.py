@@ -20,7 +20,9 @@ from edgelens.wire.status import MAX_CAMERA_CHARS, DeviceState, DeviceStatus
 logger = logging.getLogger(__name__)
 
 # How long a clean shutdown waits for the broker to take the "offline" status.
-OFFLINE_ACK_TIMEOUT_S = 2.0
+# How long a status waits for the broker's acknowledgement before the connection it went
+# out on is closed (a clean stop, a renewal after a model swap).
+STATUS_ACK_TIMEOUT_S = 2.0
 
 # What a listener gets for each message on the topics it listens to: the topic, the payload,
 # and whether the broker sent it as a retained message (at subscribe time).
@@ -73,6 +75,8 @@ class FeaturePublisher(Lifecycle):
         self._outage_logged = False
         self._held: bytes | None = None  # the newest vector offered while disconnected
         self._closing = False
+        self._renewing = False  # set_model's reconnect under way
+        self._status_sent: mqtt.MQTTMessageInfo | None = None  # the newest status published
         self._health: dict[str, float | int | str] = {}
         self._model_problem: str | None = None
         self._listen_topics: tuple[str, ...] = ()
@@ -127,14 +131,34 @@ class FeaturePublisher(Lifecycle):
             self._publish_online()
 
     def set_model(self, model_id: str, provider: str) -> None:
-        """The model the device runs from now on: its id goes into every status (and the
-        last will) from now on, and the retained status says so at once."""
+        """The model the device runs from now on: its id goes into every status and the
+        last will from now on, and the retained status says so at once.
+
+        The broker fixes a will when a connection opens, so a live connection is renewed:
+        a clean disconnect (the broker drops the old will unpublished), then a connect
+        that registers the new one and publishes "online" with the new model. Without it,
+        a device that vanished after a swap would be recorded offline on its old model.
+        """
         with self._lock:
             self.model_id = model_id
             self.provider = provider
-        # Registered for the next connection; the broker keeps this one's will as it was.
+            renew = self._connected.is_set() and not self._closing
+            if renew:
+                self._renewing = True
+                self._outage_logged = True  # a renewal is no outage: nothing to warn of
         self._client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
-        self._publish_online()
+        if not renew:
+            return  # the next connection registers the new will
+        # paho would resend an unacknowledged status on the new connection, after the new
+        # one: the retained status would name the old model again.
+        self._wait_status_acknowledged()
+        self._client.disconnect()
+        self._client.loop_stop()  # paho's thread ends after a disconnect asked for
+        with self._lock:
+            self._renewing = False
+            closing = self._closing
+        if not closing:
+            connect_async(self._client, self._mqtt_url)
 
     def set_model_problem(self, problem: str | None) -> None:
         """Why the device does not run the model it was offered (None: it does); carried
@@ -165,11 +189,8 @@ class FeaturePublisher(Lifecycle):
         with self._lock:
             self._closing = True
         if self._connected.is_set():
-            info = self._client.publish(
-                self._status_topic, self._status("offline"), qos=1, retain=True
-            )
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                info.wait_for_publish(OFFLINE_ACK_TIMEOUT_S)
+            self._send_status(self._client, "offline")
+            self._wait_status_acknowledged()
         self._client.disconnect()
         self._client.loop_stop()
         with self._lock:
@@ -210,7 +231,19 @@ class FeaturePublisher(Lifecycle):
         with self._lock:
             closing = self._closing
         if not closing and self._connected.is_set():
-            self._client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+            self._send_status(self._client, "online")
+
+    def _send_status(self, client: mqtt.Client, state: DeviceState) -> None:
+        """Publish the retained status (QoS 1), remembered until acknowledged."""
+        info = client.publish(self._status_topic, self._status(state), qos=1, retain=True)
+        with self._lock:
+            self._status_sent = info
+
+    def _wait_status_acknowledged(self) -> None:
+        with self._lock:
+            info = self._status_sent
+        if info is not None and info.rc == mqtt.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(STATUS_ACK_TIMEOUT_S)
 
     def _subscribe(self, client: mqtt.Client) -> None:
         with self._lock:
@@ -257,7 +290,7 @@ class FeaturePublisher(Lifecycle):
         if reason_code.is_failure:
             logger.warning("broker %s refused the connection: %s", self.broker, reason_code)
             return
-        client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        self._send_status(client, "online")
         self._subscribe(client)  # no session outlives a connection: subscribe each time
         with self._lock:
             dropped, self._unsent_this_outage = self._unsent_this_outage, 0
@@ -289,8 +322,8 @@ class FeaturePublisher(Lifecycle):
     ) -> None:
         self._connected.clear()
         with self._lock:
-            closing = self._closing
-        if not closing:
+            quiet = self._closing or self._renewing
+        if not quiet:
             logger.warning(
                 "lost broker %s (%s); reconnecting with backoff", self.broker, reason_code
             )

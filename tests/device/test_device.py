@@ -356,7 +356,8 @@ def test_publisher_holds_the_newest_vector_while_the_broker_is_away(
     _wait_until(lambda: subscriber.states("flaky")[-1] == "offline")
 
 
-def test_broker_publishes_the_offline_will_when_a_device_dies(mosquitto_server, subscribe):
+@pytest.mark.parametrize("swapped", [False, True], ids=["as-started", "after-a-model-swap"])
+def test_broker_publishes_the_offline_will_when_a_device_dies(mosquitto_server, subscribe, swapped):
     subscriber = subscribe(status_topic("doomed"))
     code = (
         "import time\n"
@@ -367,17 +368,28 @@ def test_broker_publishes_the_offline_will_when_a_device_dies(mosquitto_server, 
         "reconnect_initial_s=0.1, reconnect_max_s=1)\n"
         "p.start()\n"
         "assert p.wait_connected(10)\n"
-        "print('up', flush=True)\n"
+        + ("p.set_model('m2', 'cpu')\nassert p.wait_connected(10)\n" if swapped else "")
+        + "print('up', flush=True)\n"
         "time.sleep(60)\n"
     )
     device = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    topic = status_topic("doomed")
     try:
         assert device.stdout.readline().strip() == b"up"
-        _wait_until(lambda: subscriber.states("doomed") == ["online"])
+        _wait_until(
+            lambda: (
+                [json.loads(p)["model_id"] for p in subscriber.payloads(topic)][-1:]
+                == (["m2"] if swapped else ["m"])
+            )
+        )
     finally:
         device.kill()
         device.wait()
-    _wait_until(lambda: subscriber.states("doomed") == ["online", "offline"])
+    _wait_until(lambda: subscriber.states("doomed")[-1:] == ["offline"])
+    statuses = [json.loads(p) for p in subscriber.payloads(topic)]
+    # the swap renews the connection without a will published on the way
+    assert [s["state"] for s in statuses] == ["online"] * (len(statuses) - 1) + ["offline"]
+    assert statuses[-1]["model_id"] == ("m2" if swapped else "m"), "the will names the model run"
 
 
 def test_cli_device_run_on_a_video_exits_0(settings, mosquitto_server, monkeypatch, tmp_path):
