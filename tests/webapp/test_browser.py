@@ -13,7 +13,9 @@ from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.testing.browser import CHROMIUM, headless_chromium
 from edgelens.testing.catalog import index_from_catalog
+from edgelens.wire.names import ROLLOUT_KEY
 from edgelens.wire.records import Decision, Stage
+from edgelens.wire.rollout import Rollout
 
 from .conftest import ADMIN, ADMIN_PASSWORD
 
@@ -128,6 +130,38 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
         "No device called “ghost-cam” has reported yet"
         in browser.find_element(By.ID, "device-says").text
     )
+
+
+def test_the_rollout_panel_counts_devices_as_they_switch(
+    browser, live_url, redis_client, set_status
+):
+    from selenium.webdriver.common.by import By
+
+    set_status("cam-1", "online", model_id="model-a")
+    set_status("cam-2", "online", model_id="model-a")
+    redis_client.hset(ROLLOUT_KEY, mapping=Rollout("model-a", "model-b", time.time()).to_redis())
+    browser.get(f"{live_url}/")
+
+    def panel() -> tuple[str, str, list[str]]:
+        progress = browser.find_element(By.CSS_SELECTOR, "#rollout progress")
+        problems = browser.find_elements(By.CSS_SELECTOR, "#rollout [data-field=problems] li")
+        return (
+            browser.find_element(By.CSS_SELECTOR, "#rollout strong").text,
+            f"{progress.get_attribute('value')}/{progress.get_attribute('max')}",
+            [li.text for li in problems if li.is_displayed()],
+        )
+
+    assert panel() == ("0 of 2", "0/2", []), "rendered by the server"
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    set_status("cam-1", "online", model_id="model-b")
+    _wait(browser, lambda d: panel()[0] == "1 of 2")
+    set_status("cam-3", "online", model_id="model-a", model_problem="download failed: HTTP 401")
+    _wait(browser, lambda d: panel()[0] == "1 of 3")
+    assert panel() == ("1 of 3", "1/3", ["cam-3 could not switch: download failed: HTTP 401"])
+    set_status("cam-3", "online", model_id="model-b")
+    set_status("cam-2", "online", model_id="model-b")
+    _wait(browser, lambda d: panel()[0] == "3 of 3")
+    assert panel() == ("3 of 3", "3/3", []), "the problem went with the switch"
 
 
 def _confidences(browser) -> list[str]:

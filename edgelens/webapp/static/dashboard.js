@@ -1,9 +1,11 @@
-// The device table: each "status" event updates (or adds) the device's row.
+// The device table: each "status" event updates (or adds) the device's row, and the
+// rollout panel (when one is shown) counts the devices that run its new model.
 "use strict";
 
 (() => {
   const { clone, connect, fill, format, showBadge } = window.edgelens;
   const rows = document.querySelector("#devices [data-field=rows]");
+  const rollout = document.getElementById("rollout");
 
   function rowOf(deviceId) {
     for (const row of rows.children) {
@@ -19,10 +21,40 @@
     return row;
   }
 
+  // The counts and the devices that could not switch, as the server renders them.
+  function showRollout() {
+    const devices = [...rows.children];
+    const switched = devices.filter((row) => row.dataset.modelId === rollout.dataset.toModel);
+    fill(rollout, { switched: String(switched.length), devices: String(devices.length) });
+    const progress = rollout.querySelector("progress");
+    if (progress) {
+      progress.max = devices.length || 1;
+      progress.value = switched.length;
+      progress.textContent = `${switched.length} of ${devices.length}`;
+    }
+    const problems = rollout.querySelector("[data-field=problems]");
+    problems.replaceChildren(
+      ...devices
+        .filter((row) => row.dataset.modelProblem)
+        .map((row) => {
+          const item = clone("problem-template");
+          item.dataset.deviceId = row.dataset.deviceId;
+          const link = item.querySelector("[data-field=link]");
+          link.href = `/devices/${encodeURIComponent(row.dataset.deviceId)}`;
+          link.textContent = row.dataset.deviceId;
+          fill(item, { why: row.dataset.modelProblem });
+          return item;
+        }),
+    );
+    problems.hidden = problems.children.length === 0;
+  }
+
   connect({
     status: (device) => {
       const row = rowOf(device.device_id);
       row.dataset.state = device.state;
+      row.dataset.modelId = device.model_id || "";
+      row.dataset.modelProblem = device.model_problem || "";
       showBadge(row.querySelector("[data-field=state]"), device.state);
       fill(row, {
         model_id: device.model_id || "",
@@ -34,6 +66,7 @@
         ts: format.clock(device.ts),
       });
       document.getElementById("no-devices").hidden = true;
+      if (rollout) showRollout();
     },
   });
 })();
