@@ -32,7 +32,7 @@ from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo, write_sample_catalog
 from edgelens.settings import VIEW_BYTES, Settings
-from edgelens.testing.browser import headless_chromium
+from edgelens.testing.browser import headless_chromium, sign_in
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key, view_key
@@ -68,7 +68,7 @@ def main() -> None:
         accounts.set_admin(username=ADMIN, password=PASSWORD)
         accounts.close()
         with _serve(settings, featurizer) as url, _chromium(Path(tmp) / "chromium") as driver:
-            _sign_in(driver, url)
+            sign_in(driver, url, username=ADMIN, password=PASSWORD)
             pages = {
                 "device": f"/devices/{DEVICE}",
                 "catalog": "/catalog",
@@ -180,18 +180,6 @@ def _chromium(user_data_dir: Path):
         yield driver
     finally:
         driver.quit()
-
-
-def _sign_in(driver, url: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(f"{url}/login")
-    form = driver.find_element(By.ID, "login-form")
-    form.find_element(By.NAME, "username").send_keys(ADMIN)
-    form.find_element(By.NAME, "password").send_keys(PASSWORD)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.ID, "signed-in"))
 
 
 def _screenshot(driver, url: str, width: int, target: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SIGN_IN_WAIT_S = 20
 
 
 def headless_chromium(user_data_dir: Path, *, extra_arguments: Iterable[str] = ()):
@@ -32,3 +33,17 @@ def headless_chromium(user_data_dir: Path, *, extra_arguments: Iterable[str] = (
     ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def sign_in(driver, base_url: str, *, username: str, password: str, then: str = "") -> None:
+    """Sign in through the login form (to ``then``, a path, afterwards) and wait until
+    the page says who is signed in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base_url}/login" + (f"?next={then}" if then else ""))
+    form = driver.find_element(By.ID, "login-form")
+    form.find_element(By.NAME, "username").send_keys(username)
+    form.find_element(By.NAME, "password").send_keys(password)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, SIGN_IN_WAIT_S).until(lambda d: d.find_elements(By.ID, "signed-in"))

@@ -17,11 +17,13 @@ import uvicorn
 from edgelens.demo.servers import free_port
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
+from edgelens.testing.browser import headless_chromium
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import Match, MatchRecord
 
+BROWSER_PAGE_LOAD_S = 20
 UPLOAD_LIMIT = 1_000_000  # above every sample photo but hubble and retina
 
 
@@ -166,3 +168,12 @@ def set_status(redis_client) -> Callable[..., dict]:
         return status
 
     return set_
+
+
+@pytest.fixture
+def browser(live_url, tmp_path):
+    """Headless Chromium; it depends on the server so it is closed before the server stops."""
+    driver = headless_chromium(tmp_path / "chromium")
+    driver.set_page_load_timeout(BROWSER_PAGE_LOAD_S)
+    yield driver
+    driver.quit()

@@ -15,7 +15,7 @@ import pytest
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
-from edgelens.testing.browser import CHROMIUM, headless_chromium
+from edgelens.testing.browser import CHROMIUM, sign_in
 from edgelens.wire.names import view_key
 
 from .conftest import ADMIN, ADMIN_PASSWORD
@@ -24,21 +24,11 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="no /usr/bin/chromium (`make setup` installs it)"
 )
 
-WAIT_S = 10
 WIDTHS = (1400, 400)  # a desk, a phone
 HEIGHT = 900
 SERIOUS = {"serious", "critical"}
 FIELD_CONTRAST = 3.0
 ITEMS = ("coffee", "rocket", "astronaut", "chelsea")
-
-
-@pytest.fixture
-def browser(live_url, tmp_path):
-    """Headless Chromium; it depends on the server so it is closed before the server stops."""
-    driver = headless_chromium(tmp_path / "chromium")
-    driver.set_page_load_timeout(WAIT_S * 2)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -132,25 +122,13 @@ def _check(driver, url: str, found: list[str]) -> None:
             found.append(f"{url}: field {name!r} border {border} on {background}: {ratio:.2f}:1")
 
 
-def _sign_in(driver, live_url: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(f"{live_url}/login")
-    form = driver.find_element(By.ID, "login-form")
-    form.find_element(By.NAME, "username").send_keys(ADMIN)
-    form.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: d.find_elements(By.ID, "signed-in"))
-
-
 def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
     browser, live_url, pages_with_content
 ):
     found: list[str] = []
     for path in ("/login", "/catalog", "/nope"):
         _check(browser, f"{live_url}{path}", found)
-    _sign_in(browser, live_url)
+    sign_in(browser, live_url, username=ADMIN, password=ADMIN_PASSWORD)
     for path in ("/", "/devices/cam", "/catalog", "/catalog/items/coffee", "/nope", "/docs"):
         _check(browser, f"{live_url}{path}", found)
     assert not found, "\n".join(found)

@@ -11,7 +11,7 @@ from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.preprocess import decode_image
-from edgelens.testing.browser import CHROMIUM, headless_chromium
+from edgelens.testing.browser import CHROMIUM, sign_in
 from edgelens.testing.catalog import index_from_catalog
 from edgelens.wire.names import ROLLOUT_KEY
 from edgelens.wire.records import Decision, Stage
@@ -24,15 +24,6 @@ WAIT_S = 10
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="no /usr/bin/chromium (`make setup` installs it)"
 )
-
-
-@pytest.fixture
-def browser(live_url, tmp_path):
-    """Headless Chromium; it depends on the server so it is closed before the server stops."""
-    driver = headless_chromium(tmp_path / "chromium")
-    driver.set_page_load_timeout(WAIT_S * 2)
-    yield driver
-    driver.quit()
 
 
 def _wait(driver, condition):
@@ -336,12 +327,7 @@ def test_pages_work_under_the_content_security_policy(
 
     set_status("cam", "online")
     push_record(make_record("cam", 1, "clock"))
-    browser.get(f"{live_url}/login")
-    login = browser.find_element(By.ID, "login-form")
-    login.find_element(By.NAME, "username").send_keys(ADMIN)
-    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    sign_in(browser, live_url, username=ADMIN, password=ADMIN_PASSWORD)
     for path in ("/", "/devices/cam"):
         browser.get(f"{live_url}{path}")
         _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
@@ -438,11 +424,9 @@ def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
         def show(seq: int) -> None:
             send_features(device, featurizer, frame, device="shelf-cam", seq=seq, view_jpeg=view)
 
-        browser.get(f"{live_url}/login?next=/devices/shelf-cam")
-        login = browser.find_element(By.ID, "login-form")
-        login.find_element(By.NAME, "username").send_keys(ADMIN)
-        login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-        login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        sign_in(
+            browser, live_url, username=ADMIN, password=ADMIN_PASSWORD, then="/devices/shelf-cam"
+        )
         _wait(browser, lambda d: d.find_elements(By.ID, "latest"))
         _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
         show(1)
@@ -516,12 +500,7 @@ def test_errors_are_pages_of_the_app(browser, live_url, tmp_path):
     assert browser.find_element(By.CSS_SELECTOR, "#error-page h1").text == "Not found"
     assert browser.find_element(By.CSS_SELECTOR, "header.topbar")
 
-    browser.get(f"{live_url}/login?next=/catalog")
-    login = browser.find_element(By.ID, "login-form")
-    login.find_element(By.NAME, "username").send_keys(ADMIN)
-    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    sign_in(browser, live_url, username=ADMIN, password=ADMIN_PASSWORD, then="/catalog")
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\x89PNG" + b"\0" * (4 * 1024 * 1024))
     browser.find_element(By.CSS_SELECTOR, ".upload-box summary").click()
@@ -561,12 +540,7 @@ def test_the_catalog_is_searched_and_paged_and_a_refused_upload_keeps_what_was_t
         "Green tea" in i.text for i in browser.find_elements(By.CSS_SELECTOR, "#catalog .item")
     )
 
-    browser.get(f"{live_url}/login?next=/catalog")
-    login = browser.find_element(By.ID, "login-form")
-    login.find_element(By.NAME, "username").send_keys(ADMIN)
-    login.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-    login.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait(browser, lambda d: d.find_elements(By.ID, "signed-in"))
+    sign_in(browser, live_url, username=ADMIN, password=ADMIN_PASSWORD, then="/catalog")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png" * 50)
     browser.find_element(By.CSS_SELECTOR, ".upload-box summary").click()
