@@ -22,6 +22,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import AnyUrl
 
+from edgelens.broker.accounts import BrokerAccounts
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items
 from edgelens.catalog.models import IngestReport
@@ -31,6 +32,7 @@ from edgelens.cloud.worker import Worker
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.demo.video import render_camera_video
 from edgelens.device.loop import DeviceLoop
+from edgelens.device.model_updates import ModelUpdates
 from edgelens.errors import ServerError
 from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo, write_sample_catalog
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 DEMO_ITEMS = ("coffee", "chelsea", "rocket", "motorcycle", "astronaut", "clock", "coins")
 DEMO_ADMIN = "demo"
+DEMO_WORKER = "demo-worker"  # the worker's broker account
 # How long start-up waits for the device's first frame before it says it is ready anyway
 # (a camera given with --source may be slow to open, or absent and being retried).
 FIRST_FRAME_WAIT_S = 20.0
@@ -85,9 +88,25 @@ def run_demo(
         return
     with ExitStack() as running:  # each part stopped in reverse order, whatever happens
         redis_server = running.enter_context(RedisServer(workdir=workdir / "redis"))
-        broker = running.enter_context(MosquittoServer(workdir=workdir / "mosquitto"))
+        # Broker accounts as in production: the device downloads rolled-out models from
+        # the web app with its own, and the ACL keeps it to its own topics.
+        accounts = BrokerAccounts(
+            password_file=settings.broker_password_file, acl_file=settings.broker_acl_file
+        )
+        worker_account = accounts.enroll_worker(DEMO_WORKER)
+        device_account = accounts.enroll_device(settings.device.device_id)
+        broker = running.enter_context(
+            MosquittoServer(
+                workdir=workdir / "mosquitto",
+                password_file=settings.broker_password_file,
+                acl_file=settings.broker_acl_file,
+            )
+        )
         settings = settings.model_copy(
-            update={"redis_url": AnyUrl(redis_server.url), "mqtt_url": AnyUrl(broker.url)}
+            update={
+                "redis_url": AnyUrl(redis_server.url),
+                "mqtt_url": AnyUrl(worker_account.url(broker.url)),
+            }
         )
         featurizer = load_featurizer(settings)
         if stop.is_set():
@@ -104,21 +123,28 @@ def run_demo(
         video = source or str(camera_video(workdir))
         if stop.is_set():
             return
-        device = settings.device.model_copy(update={"source": video, "loop": source is None})
+        web = WebServer(settings, featurizer, port=web_port)
+        device = settings.device.model_copy(
+            update={"source": video, "loop": source is None, "model_server_url": web.url}
+        )
+        device_settings = settings.model_copy(
+            update={"device": device, "mqtt_url": AnyUrl(device_account.url(broker.url))}
+        )
         device_loop = DeviceLoop(  # a missing or broken --source file fails here
             device=device,
             featurizer=featurizer,
-            mqtt_url=str(settings.mqtt_url),
+            mqtt_url=str(device_settings.mqtt_url),
             mqtt_tls=settings.mqtt_tls,
             stop=stop,
         )
         worker = Worker(settings)
         worker.start()
         running.callback(worker.stop)
-        web = WebServer(settings, featurizer, port=web_port)
         web.start()
         running.callback(web.stop)
-        device_thread = DeviceThread(device_loop, stop)
+        device_thread = DeviceThread(
+            device_loop, ModelUpdates.for_loop(device_loop, device_settings), stop
+        )
         device_thread.start()
         running.callback(device_thread.join)
         running.callback(stop.set)  # first of the stops: the device leaves, then the rest
@@ -141,11 +167,13 @@ def run_demo(
 
 
 class DeviceThread:
-    """The demo's device loop in a thread; an error it ends with stops the whole demo and
-    is kept, to be raised once everything has stopped."""
+    """The demo's device loop in a thread, following model rollouts as a device does; an
+    error it ends with stops the whole demo and is kept, to be raised once everything has
+    stopped."""
 
-    def __init__(self, loop: DeviceLoop, stop: threading.Event) -> None:
+    def __init__(self, loop: DeviceLoop, updates: ModelUpdates, stop: threading.Event) -> None:
         self._loop = loop
+        self._updates = updates
         self._stop = stop
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="demo-device", daemon=True)
@@ -167,7 +195,8 @@ class DeviceThread:
 
     def _run(self) -> None:
         try:
-            self._loop.run()
+            with self._updates:
+                self._loop.run()
         except Exception as exc:  # raised by run_demo once everything has stopped
             self.error = exc
         finally:

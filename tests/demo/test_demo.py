@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 
 import httpx
 
-from edgelens.demo.runner import DemoReady, run_demo
+from edgelens.catalog.ingest import reindex
+from edgelens.catalog.store import CatalogStore
+from edgelens.demo.runner import DemoReady, demo_settings, run_demo
+from edgelens.featurizer.manifest import artefact_paths
+from edgelens.featurizer.runtime import Featurizer
 
 
-def test_demo_runs_the_whole_path_and_stops_cleanly(settings, demo_data_dir):
+def test_demo_runs_the_whole_path_follows_a_rollout_and_stops_cleanly(
+    settings, demo_data_dir, tmp_path
+):
+    # The demo's models in a folder of the test's own: a model is rolled out into it.
+    models = tmp_path / "models"
+    models.mkdir()
+    for pooling in ("rgem", "gap"):
+        for path in artefact_paths(settings.model_path, "fp32", pooling):
+            shutil.copyfile(path, models / path.name)
     settings = settings.model_copy(
-        update={"data_dir": demo_data_dir, "web": settings.web.model_copy(update={"port": 0})}
+        update={
+            "data_dir": demo_data_dir,
+            "models_dir": models,
+            "featurizer": settings.featurizer.model_copy(update={"precision": "fp32"}),
+            "worker": settings.worker.model_copy(update={"model_poll_s": 0.3}),
+            "web": settings.web.model_copy(update={"port": 0}),
+        }
     )
     stop = threading.Event()
     ready: list[DemoReady] = []
@@ -57,6 +76,27 @@ def test_demo_runs_the_whole_path_and_stops_cleanly(settings, demo_data_dir):
             },
         )
         assert signed_in.status_code == 303
+
+        # A new model exported while the demo runs: the device hears the offer, downloads
+        # the model from the web app with its broker account and answers with it.
+        new = Featurizer.from_models_dir(models, "fp32", "gap", providers=["cpu"])
+        store = CatalogStore(demo_settings(settings).catalog_url)
+        reindex(store=store, featurizer=new, images_dir=demo_settings(settings).images_dir)
+        store.close()
+        for exported, configured in zip(
+            artefact_paths(models, "fp32", "gap"), artefact_paths(models, "fp32"), strict=True
+        ):
+            shutil.copyfile(exported, configured)
+        deadline = time.monotonic() + 90
+        newest = None
+        while newest != new.model_id and time.monotonic() < deadline:
+            time.sleep(0.2)
+            answers = client.get(f"{base}/api/devices/demo-cam/matches?limit=1").json()
+            newest = answers[0]["model_id"] if answers else None
+        assert newest == new.model_id, "the demo's device answers with the rolled-out model"
+        (device,) = client.get(f"{base}/api/devices").json()
+        assert device["model_id"] == new.model_id
+        assert (demo_data_dir / "demo" / "models" / "offered" / new.model_id).is_dir()
     finally:
         stop.set()
         thread.join(timeout=30)
