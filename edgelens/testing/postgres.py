@@ -17,9 +17,10 @@ from edgelens.errors import ServerError
 _ROLE = "edgelens"
 _UNPRIVILEGED = "nobody"
 _INITDB = ("--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
-# A test server: no durability, room for every worker and pool a test starts.
-_SETTINGS = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-_SETTINGS += ("-c", "max_connections=300")
+# Room for every worker and pool a test starts; a test server also goes without
+# durability (a durable one keeps PostgreSQL's defaults: a flush to disk per commit).
+_SETTINGS = ("-c", "max_connections=300")
+_NOT_DURABLE = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 
 
 def postgres_bin_dir() -> Path:
@@ -39,13 +40,16 @@ def _major(path: Path) -> int:
 
 
 class PostgresServer(ManagedServer):
-    """postgres in the foreground; trust authentication on loopback only, without
-    durability (fsync off): a test server."""
+    """postgres in the foreground; trust authentication on loopback only; without
+    durability (fsync off: a test server) unless ``durable``, as a production one runs."""
 
     name = "postgresql"
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, workdir: Path | None = None, *, durable: bool = False
+    ) -> None:
         super().__init__(port, workdir)
+        self.durable = durable
         self._bin = postgres_bin_dir()
         self.executable = str(self._bin / "postgres")
         self.user = _UNPRIVILEGED if os.getuid() == 0 else None
@@ -73,7 +77,8 @@ class PostgresServer(ManagedServer):
 
     def command(self) -> list[str]:
         where = ["-D", str(self._data), "-p", str(self.port), "-h", "127.0.0.1"]
-        return [*where, "-k", str(self.workdir), *_SETTINGS]
+        durability = () if self.durable else _NOT_DURABLE
+        return [*where, "-k", str(self.workdir), *_SETTINGS, *durability]
 
     def new_database(self, prefix: str = "catalog") -> str:
         """A new empty database; returns its URL."""
