@@ -123,6 +123,52 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
     )
 
 
+def test_the_device_page_keeps_the_newest_view_and_says_when_it_is_of_an_earlier_frame(
+    browser, live_url, redis_client, push_record, make_record, set_status
+):
+    """A device sends its view once a view settles: the frames after it come without one,
+    and the page keeps the picture, captioned with the frame it is of."""
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    from edgelens.samples.photos import load_photo
+    from edgelens.wire.names import view_key
+
+    def viewed(seq: int) -> None:
+        jpeg = cv2.imencode(".jpg", load_photo("rocket"))[1].tobytes()
+        redis_client.set(view_key("cam", seq), jpeg)
+        push_record(dataclasses.replace(make_record("cam", seq, "rocket"), view=True))
+
+    def figure() -> tuple[bool, str | None, str | None, str]:
+        element = browser.find_element(By.CSS_SELECTOR, "#latest [data-field=view]")
+        return (
+            element.is_displayed(),
+            element.get_attribute("data-seq"),
+            element.get_attribute("data-earlier"),
+            element.find_element(By.TAG_NAME, "figcaption").text,
+        )
+
+    set_status("cam", "online")
+    viewed(1)
+    browser.get(f"{live_url}/devices/cam")
+    assert figure() == (True, "1", "false", "What the camera saw")
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    push_record(make_record("cam", 2, "rocket"))  # a keep-alive: the vector alone
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
+    shown, seq, earlier, caption = figure()
+    assert (shown, seq, earlier) == (True, "1", "true"), "the picture stays"
+    assert caption.startswith("What the camera saw in frame #1 at ")
+    assert caption.endswith(", before this answer")
+    loaded = "return document.querySelector('[data-field=view-image]').naturalWidth > 0"
+    _wait(browser, lambda d: d.execute_script(loaded))
+    browser.refresh()
+    assert figure() == (shown, seq, earlier, caption), "as the server renders it"
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    viewed(3)
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "3")
+    assert figure() == (True, "3", "false", "What the camera saw")
+
+
 def test_the_rollout_panel_counts_devices_as_they_switch(
     browser, live_url, redis_client, set_status
 ):

@@ -152,6 +152,9 @@ async def _device_page(
             "device_id": device_id,
             "device": device,
             "latest": records[0] if records else None,
+            # A device sends its view once a view settles, not with every frame: the page
+            # shows the newest view it has, saying so when an answer came after it.
+            "viewed": next((record for record in records if record.view), None),
             "history": _runs(records),
             "history_length": HISTORY_LENGTH,
             "redis_error": redis_error,

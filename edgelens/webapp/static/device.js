@@ -52,21 +52,39 @@
     noMatch.hidden = !none;
   }
 
-  // The camera's view of the shown frame, when it came with one; the correction form is
-  // for that frame, unless someone is already typing a correction of an earlier one.
+  // The newest view the device sent: of the shown frame, or of an earlier one (a device
+  // sends its view once a view settles), said in the caption as the server renders it
+  // (view_caption, _macros.html). The correction form is for the frame of that view,
+  // unless someone is already typing a correction of another one.
+  let viewed = view.dataset.seq
+    ? {
+        device_id: view.dataset.deviceId,
+        seq: Number(view.dataset.seq),
+        captured_at: Number(view.dataset.capturedAt),
+      }
+    : null;
+
   function showView(record) {
-    const url = record.view
-      ? `/devices/${encodeURIComponent(record.device_id)}/views/${record.seq}`
-      : "";
+    if (record.view) viewed = record;
+    if (!viewed) return;
+    const url = `/devices/${encodeURIComponent(viewed.device_id)}/views/${viewed.seq}`;
     const image = view.querySelector("[data-field=view-image]");
-    if (url && image.getAttribute("src") !== url) image.src = url;
-    view.hidden = !url;
+    if (image.getAttribute("src") !== url) image.src = url;
+    const earlier = viewed.seq !== record.seq;
+    view.dataset.seq = viewed.seq;
+    view.dataset.earlier = String(earlier);
+    fill(view, {
+      "view-caption": earlier
+        ? `What the camera saw in frame #${viewed.seq} at ${format.clock(viewed.captured_at)}, before this answer`
+        : "What the camera saw",
+    });
+    view.hidden = false;
     if (!correction) return;
     const typing = correction.elements.item_id.value !== "" || correction.contains(document.activeElement);
     if (typing && !correction.hidden) return;
-    correction.hidden = !url;
-    correction.elements.seq.value = record.seq;
-    fill(correction, { correcting: `frame #${record.seq}` });
+    correction.hidden = false;
+    correction.elements.seq.value = viewed.seq;
+    fill(correction, { correcting: `frame #${viewed.seq}` });
   }
 
   // The item field offers the catalog items whose name or id matches what is typed.
