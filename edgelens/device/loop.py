@@ -152,6 +152,7 @@ class DeviceLoop:
             reconnect_initial_s=device.reconnect_initial_s,
             reconnect_max_s=device.reconnect_max_s,
             tls=mqtt_tls,
+            sends_views=device.send_view,
         )
         self._smoother, self._gate, self._settle = self._view_state()
         self._times = StageTimes()

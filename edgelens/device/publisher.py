@@ -58,11 +58,13 @@ class FeaturePublisher(Lifecycle):
         reconnect_initial_s: float,
         reconnect_max_s: float,
         tls: MqttTlsSettings | None = None,
+        sends_views: bool = True,
     ) -> None:
         self.device_id = device_id
         self.model_id = model_id
         self.provider = provider
         self.wire_dtype = wire_dtype
+        self.sends_views = sends_views
         self.published = 0
         self.unsent = 0  # frames dropped because the broker was unreachable
         self._mqtt_url = mqtt_url
@@ -274,6 +276,7 @@ class FeaturePublisher(Lifecycle):
                 "model_problem": problem,
                 "provider": provider,
                 "wire_dtype": self.wire_dtype.name.lower(),
+                "sends_views": self.sends_views,
                 "ts": time.time(),
             }
         )

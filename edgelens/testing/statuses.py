@@ -29,6 +29,7 @@ HOSTILE = {
     "state missing": {k: v for k, v in GOOD.items() if k != "state"},
     "bad device id": {**GOOD, "device_id": "cam/../x"},
     "wire dtype unknown": {**GOOD, "wire_dtype": "float64"},
+    "number as a yes or no": {**GOOD, "sends_views": 1},
 }
 
 

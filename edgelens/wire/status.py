@@ -64,6 +64,12 @@ class DeviceStatus(BaseModel):
     )
     provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
     wire_dtype: Literal["float16", "float32", "int8"] | None = None
+    sends_views: bool | None = Field(
+        default=None,
+        description="Whether the device sends its focus view once a view settles "
+        "(device.send_view); false: its answers come from vectors alone, are never "
+        "confirmed, and its page has no picture to show.",
+    )
     camera: str | None = Field(
         default=None,
         max_length=MAX_CAMERA_CHARS,

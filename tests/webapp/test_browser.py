@@ -167,6 +167,17 @@ def test_the_device_page_keeps_the_newest_view_and_says_when_it_is_of_an_earlier
     viewed(3)
     _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "3")
     assert figure() == (True, "3", "false", "What the camera saw")
+    no_view = "#latest [data-field=no-view]"
+
+    # A camera set to send no pictures: said so, live and as the server renders it.
+    set_status("lens-cap", "online", sends_views=False)
+    push_record(make_record("lens-cap", 1, "rocket"))
+    browser.get(f"{live_url}/devices/lens-cap")
+    assert browser.find_element(By.CSS_SELECTOR, no_view).is_displayed()
+    assert "sends no pictures" in browser.find_element(By.CSS_SELECTOR, no_view).text
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    set_status("lens-cap", "online", sends_views=True)
+    _wait(browser, lambda d: not d.find_element(By.CSS_SELECTOR, no_view).is_displayed())
 
 
 def test_the_rollout_panel_counts_devices_as_they_switch(

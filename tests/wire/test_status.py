@@ -36,6 +36,7 @@ def test_what_a_real_device_publishes_is_a_status(state):
     raw = publisher._status(state)
     status = DeviceStatus.model_validate_json(raw)
     assert status.views_sent == 12_345 and status.fps == 14.93 and status.wire_dtype == "float16"
+    assert status.sends_views is True
     assert set(json.loads(raw)) <= set(DeviceStatus.model_fields), "every key is a known one"
     publisher.update_health(device_stats(fps=0.0).health(), publish=False)  # before any frame
     DeviceStatus.model_validate_json(publisher._status(state))

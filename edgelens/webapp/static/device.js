@@ -79,6 +79,7 @@
         : "What the camera saw",
     });
     view.hidden = false;
+    latest.querySelector("[data-field=no-view]").hidden = true;
     if (!correction) return;
     const typing = correction.elements.item_id.value !== "" || correction.contains(document.activeElement);
     if (typing && !correction.hidden) return;
@@ -192,6 +193,7 @@
     else if (device.state === "offline") text = "The camera is offline: what you see is its last answer.";
     says.textContent = text;
     latest.dataset.stale = String(device.state === "offline");
+    latest.querySelector("[data-field=no-view]").hidden = device.sends_views !== false || !view.hidden;
   }
 
   if (correction) searchItems();
