@@ -4,8 +4,9 @@ Calibration sees the sample photos and seeded camera-like views of them
 (:func:`edgelens.models.calibration.calibration_batches`), none of them a test view.
 
 The recipe was chosen by measurement (docs/decisions.md):
-- ``quant_pre_process`` first: it folds the static-padding subgraphs so Pad fuses
-  into Conv; without it INT8 runs slower than FP32.
+- ``quant_pre_process`` first, symbolic shape inference included: it folds the
+  static-padding subgraphs so Pad fuses into Conv (onnxruntime 1.25 folds them only
+  with the symbolic shapes); without it INT8 runs slower than FP32.
 - per-channel int8 weights (per-tensor ones lose too much agreement with FP32), uint8
   activations (int8 activations are slower on x86), no reduce_range.
 - the stem conv and the first MBConv block stay in float: they lift the worst-case
@@ -63,7 +64,7 @@ def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> Non
     )
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
         excluded = _float_nodes(onnx.load(str(prepared)))
         staged = Path(tmp) / "int8.onnx"
         with _quiet_root_logger():  # the quantiser logs every rescaled bias at INFO on root
