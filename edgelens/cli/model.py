@@ -24,7 +24,9 @@ def export(
     ] = ["all"],  # noqa: B006 - typer reads the default, never mutates it
     force: Annotated[bool, typer.Option(help="Re-export even if the artefact exists.")] = False,
 ) -> None:
-    """Export EfficientNet-Lite0 to ONNX (needs the [export] extra); skips existing artefacts."""
+    # The backslash keeps the help (rich markup) from reading [export] as a style tag.
+    """Export EfficientNet-Lite0 to ONNX; skips existing artefacts. Needs the export extra:
+    pip install "edgelens\\[export]"."""
     try:
         from edgelens.models.export import PRECISIONS, export_models
     except ImportError as exc:
