@@ -436,7 +436,8 @@ def _section(
         "search parameters, the server's segment size and how many segments hold the rows. "
         "Consistency: the level searches ask for (the collection's is Session), compared "
         "at a worker's search setting (`INDEX_SETTINGS`: "
-        f"{', '.join(f'{k} {v}' for k, v in INDEX_SETTINGS['HNSW'][1].items())}); memory = "
+        f"{_params(INDEX_SETTINGS['HNSW'][1])}; under a filter a worker searches with "
+        f"{_params(INDEX_SETTINGS['HNSW'][2])}, whose row gives its filtered figures); memory = "
         "growth of the server's RSS over the idle server with the collection loaded and "
         "searched (for faiss: this process's RSS while building).",
         "",
@@ -479,6 +480,10 @@ def _resident_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _params(params: dict[str, object]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items())
 
 
 if __name__ == "__main__":

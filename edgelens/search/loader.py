@@ -107,7 +107,7 @@ def _milvus(
     ``fill_alone`` guards it."""
     from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
 
-    index_params, search_params = INDEX_SETTINGS[index_type]
+    index_params, search_params, filtered_search_params = INDEX_SETTINGS[index_type]
     index = MilvusIndex(
         uri=uri,
         model_id=model_id,
@@ -116,6 +116,7 @@ def _milvus(
         index_type=index_type,
         index_params=index_params,
         search_params=search_params,
+        filtered_search_params=filtered_search_params,
     )
     shared = f"{index.collection}@{redact_urls(uri)}"
     if len(index) == 0:

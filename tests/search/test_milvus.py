@@ -15,7 +15,7 @@ from edgelens.search.exact import ExactIndex
 from edgelens.testing.processes import kill_starter
 
 pytest.importorskip("pymilvus", reason="the [vectordb] extra")
-from edgelens.search.milvus import MilvusIndex
+from edgelens.search.milvus import MilvusIndex, search_params
 
 DIM = 32
 
@@ -183,6 +183,32 @@ def test_an_item_with_many_photos_does_not_crowd_out_the_others(uri):
     assert [m.item_id for m in ours] == [m.item_id for m in exact.search(query, k=4)]
     assert len(ours) == 4 and {"sku-0", "sku-1"} <= {m.item_id for m in ours[:2]}
     milvus.close()
+
+
+def test_a_search_under_a_filter_uses_the_filtered_search_params(milvus_server):
+    """Only a filtered search gets them: here a range search that keeps near-copies only."""
+    items, sets, _ = _catalog(30)
+    near_copies = {"ef": 64, "radius": 0.99, "range_filter": 1.01}
+    milvus = _server_index(milvus_server, "model-filtered", filtered_search_params=near_copies)
+    milvus.upsert(items, sets)
+    milvus.flush()
+    query = sets[1][0]  # a row of sku-1, an available item
+    assert len(milvus.search(query, k=5)) == 5
+    narrowed = milvus.search(query, k=5, filters=SearchFilter(available_only=True))
+    assert [m.item_id for m in narrowed] == ["sku-1"]
+    milvus.close()
+
+
+@pytest.mark.parametrize(
+    ("params", "limit", "sent"),
+    [
+        ({"ef": 256}, 120, {"ef": 256}),
+        ({"ef": 64}, 120, {"ef": 120}),  # the server refuses fewer than the rows asked for
+        ({"nprobe": 32}, 120, {"nprobe": 32}),
+    ],
+)
+def test_hnsw_ef_is_never_below_the_rows_asked_for(params, limit, sent):
+    assert search_params(params, limit=limit) == sent
 
 
 def _server_index(server, model_id: str, **kwargs) -> MilvusIndex:
