@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,3 +166,54 @@ def load_featurizer(
         batch_size=cfg.batch_size,
         cache_dir=settings.data_dir / "trt-cache",
     )
+
+
+class ConfiguredFeaturizer:
+    """The featurizer of the model the settings configure, loaded again when a newly
+    exported model takes its name (a rollout), looked for at most every
+    ``worker.model_poll_s``: what the web app featurizes uploads and corrections with, so
+    an item added after a rollout has the vectors the workers' index now reads. Until the
+    new file is whole (its sha256 the manifest's), the model loaded before stays."""
+
+    def __init__(self, settings: Settings, loaded: Featurizer | None = None) -> None:
+        """``loaded``: the featurizer to start with (the caller's), else the configured."""
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._featurizer = loaded or load_featurizer(settings)
+        self._exported = self._configured_id()  # the export under the name, as last seen
+        self._checked_at = time.monotonic()
+        self._refused: str | None = None  # the model id that did not load, said once
+
+    def _configured_id(self) -> str | None:
+        cfg = self._settings.featurizer
+        try:
+            return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling).model_id
+        except ModelError:  # no export under the name at this moment
+            return None
+
+    def get(self) -> Featurizer:
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self._settings.worker.model_poll_s:
+                self._checked_at = time.monotonic()
+                self._reload_if_exported()
+            return self._featurizer
+
+    def _reload_if_exported(self) -> None:
+        exported = self._configured_id()
+        if exported is None or exported == self._exported:
+            return
+        cfg = self._settings.featurizer
+        try:
+            manifest = load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
+            featurizer = load_featurizer(self._settings, manifest)
+        except ModelError as exc:  # still being copied, or damaged: tried again next time
+            if exported != self._refused:
+                logger.warning("model %s not loaded (yet): %s", exported, exc)
+            self._refused = exported
+            return
+        logger.info(
+            "featurizing with model %s from now on (was %s)",
+            featurizer.model_id,
+            self._featurizer.model_id,
+        )
+        self._featurizer, self._exported, self._refused = featurizer, exported, None

@@ -16,7 +16,7 @@ from edgelens import __version__
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
-from edgelens.featurizer.runtime import Featurizer, load_featurizer
+from edgelens.featurizer.runtime import ConfiguredFeaturizer, Featurizer
 from edgelens.settings import Settings, redact_urls, require_secrets
 from edgelens.webapp import errors
 from edgelens.webapp.deps import AppState, guard
@@ -53,16 +53,18 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     """The dashboard configured by ``settings``.
 
     The featurizer is loaded once at startup unless the caller already holds one (the
-    tests and an in-process demo share theirs). Redis is connected lazily, so the app
-    starts, and its pages render, while Redis is down. In production mode it refuses
-    to start without a session key and a Redis password.
+    tests and an in-process demo share theirs), and again when a newly exported model
+    takes the configured one's name (a rollout: uploads then get the new model's vectors).
+    Redis is connected lazily, so the app starts, and its pages render, while Redis is
+    down. In production mode it refuses to start without a session key and a Redis
+    password.
     """
     require_secrets(settings, redis=True, web=True)
     secret = session_secret(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        model = featurizer or await run_in_threadpool(load_featurizer, settings)
+        model = await run_in_threadpool(ConfiguredFeaturizer, settings, featurizer)
         store = CatalogStore(settings.catalog_url)
         redis = connect(str(settings.redis_url))
         live = LiveHub(
@@ -77,12 +79,12 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             "dashboard ready: catalog %s (%d items), model %s, redis %s",
             redact_urls(settings.catalog_url),
             len(store),
-            model.model_id,
+            model.get().model_id,
             redact_urls(str(settings.redis_url)),
         )
         catalog_imports = CatalogImports(
             store=store,
-            featurizer=model,
+            featurizer=model.get,
             images_dir=settings.images_dir,
             recipe=CatalogRecipe(settings.catalog.views),
             staging_dir=settings.data_dir / "uploads",

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from edgelens.catalog.models import ITEM_ID_PATTERN, PHOTO_ID_PATTERN
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import CsrfError, NotSignedInError
-from edgelens.featurizer.runtime import Featurizer
+from edgelens.featurizer.runtime import ConfiguredFeaturizer
 from edgelens.settings import Settings
 from edgelens.webapp.security import new_csrf_token, tokens_match
 from edgelens.webapp.services.accounts import AccountStore
@@ -35,7 +35,7 @@ class AppState(TypedDict):
 
     settings: Settings
     store: CatalogStore
-    featurizer: Featurizer
+    featurizer: ConfiguredFeaturizer
     redis: Redis
     accounts: AccountStore
     live: LiveHub
@@ -54,7 +54,7 @@ def get_ingest(request: Request) -> Ingest:
     """What an uploaded photo is imported with, as the settings say."""
     state = request.state
     return Ingest.from_settings(
-        store=state.store, featurizer=state.featurizer, settings=state.settings
+        store=state.store, featurizer=state.featurizer.get(), settings=state.settings
     )
 
 

@@ -1,5 +1,6 @@
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from edgelens.errors import ModelError, ModelNotFoundError
 from edgelens.featurizer.manifest import artefact_paths, load_manifest
-from edgelens.featurizer.runtime import Featurizer, load_featurizer
+from edgelens.featurizer.runtime import ConfiguredFeaturizer, Featurizer, load_featurizer
 from edgelens.samples.photos import load_photo
 from edgelens.settings import Settings
 
@@ -85,3 +86,30 @@ def test_a_manifest_is_loaded_only_with_its_own_file(models_dir, tmp_path: Path)
     shutil.copyfile(artefact_paths(settings.model_path, "fp32", "gap")[0], onnx)
     with pytest.raises(ModelError, match="is not the file of model"):
         load_featurizer(settings, manifest)
+
+
+def test_the_configured_featurizer_follows_a_newly_exported_model_once_it_is_whole(
+    models_dir, tmp_path: Path, caplog
+):
+    """What the web app featurizes uploads with during a rollout: the new model's manifest
+    under the configured name first (its file not there yet: the model loaded stays, said
+    once), then its file."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for path in artefact_paths(models_dir, "fp32", "rgem"):
+        shutil.copyfile(path, models / path.name)
+    settings = Settings(
+        models_dir=models, featurizer={"providers": ["cpu"]}, worker={"model_poll_s": 0.01}
+    )
+    old, new = (load_manifest(models_dir, "fp32", pooling) for pooling in ("rgem", "gap"))
+    configured = ConfiguredFeaturizer(settings)
+    assert configured.get().model_id == old.model_id
+    new_onnx, new_json = artefact_paths(models_dir, "fp32", "gap")
+    shutil.copyfile(new_json, artefact_paths(models, "fp32", "rgem")[1])
+    for _ in range(3):
+        time.sleep(0.02)
+        assert configured.get().model_id == old.model_id, "its file is not there yet"
+    assert len([r for r in caplog.records if "not loaded (yet)" in r.getMessage()]) == 1
+    shutil.copyfile(new_onnx, models / new_onnx.name)
+    time.sleep(0.02)
+    assert configured.get().model_id == new.model_id

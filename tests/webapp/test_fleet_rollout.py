@@ -16,6 +16,7 @@ import redis
 from pydantic import AnyUrl
 
 from edgelens.broker.accounts import BrokerAccounts
+from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.ingest import reindex
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
@@ -26,6 +27,8 @@ from edgelens.samples.photos import load_photo
 from edgelens.testing.live import records, wait_for
 from edgelens.wire.names import DEVICES_KEY, ROLLOUT_KEY
 from edgelens.wire.rollout import Rollout
+
+from .conftest import ADMIN, ADMIN_PASSWORD, AdminClient, csrf_in, sign_in
 
 EDGELENS = Path(sys.executable).with_name("edgelens")
 ITEMS = ("coffee", "rocket", "clock")
@@ -103,6 +106,23 @@ def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
             stats = worker.stats.snapshot()
             assert stats.get("matched", 0) > 0
             assert "rejected_wrong_model" not in stats, "both models answered meanwhile"
+
+            # An item added through the web app after the rollout: featurized by the new
+            # model, so the workers' index has it (the old model's vectors would not count).
+            with AdminClient(base_url=web_url, timeout=30, trust_env=False) as admin:
+                assert sign_in(admin, ADMIN, ADMIN_PASSWORD).status_code == 303
+                admin.csrf = csrf_in(admin.get("/catalog").text)
+                _, png = cv2.imencode(".png", load_photo("astronaut"))  # a photo new here
+                added = admin.post(
+                    "/catalog/items",
+                    data={"item_id": "astronaut", "name": "Astronaut print"},
+                    files={"image": ("astronaut.png", png.tobytes(), "image/png")},
+                )
+                assert added.status_code == 303, added.text
+            store = CatalogStore(settings.catalog_url)
+            indexed, _ = store.vectors(new.model_id, DEFAULT_RECIPE.recipe_id, ["astronaut"])
+            store.close()
+            assert [item.item_id for item in indexed] == ["astronaut"]
         finally:
             for process in devices:
                 process.terminate()

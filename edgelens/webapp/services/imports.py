@@ -74,12 +74,14 @@ class CatalogImports:
         self,
         *,
         store: CatalogStore,
-        featurizer: Featurizer,
+        featurizer: Callable[[], Featurizer],
         images_dir: Path,
         recipe: CatalogRecipe,
         staging_dir: Path,
         on_change: Callable[[], None],
     ) -> None:
+        """``featurizer`` gives the featurizer of the model the catalog is indexed with
+        now, asked at each job (a rollout may change it)."""
         self._store, self._featurizer = store, featurizer
         self._images_dir, self._recipe = images_dir, recipe
         self._staging = staging_dir
@@ -167,7 +169,7 @@ class CatalogImports:
 
         job.report = add_items(
             store=self._store,
-            featurizer=self._featurizer,
+            featurizer=self._featurizer(),
             sources=sources,
             images_dir=self._images_dir,
             recipe=self._recipe,
