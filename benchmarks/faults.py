@@ -4,8 +4,10 @@ A device loop plays the demo camera video (15 fps, gating off) through real mosq
 worker(s) into a real Redis. Each fault is injected while frames flow; the recovery time
 is from the moment the failed part is back (or, for a killed worker, from the kill) to
 the first new match record in Redis. Faults: the broker restarts, Redis restarts, one of
-two worker processes is killed (SIGKILL), the only worker is killed and restarted, and
-the camera (a folder of the video's frames) disappears for 3 s and comes back.
+two worker processes is killed (SIGKILL), and the only worker is killed and restarted. A
+camera that is unplugged or a stream that drops is retried with backoff (tests/device) but
+not timed here: this machine has no camera or stream server, and a recorded source (the
+folder of frames the device plays) that vanishes ends the device by design.
 
 The hostile run (section "hostile"): a quiet device sends frames at 2 fps to a fresh
 worker, alone, then while a hostile device (a process of its own) floods 4 KB statuses and
@@ -111,11 +113,6 @@ def main() -> None:
                     "from the restart: process start and index load",
                 )
             )
-            hidden = camera.with_name("unplugged")
-            camera.rename(hidden)
-            time.sleep(OUTAGE_S)
-            hidden.rename(camera)
-            rows.append(("camera gone 3 s, then back", watch.next_record(), "from its return"))
         finally:
             device.stop()
             for worker in workers:
@@ -129,8 +126,7 @@ def main() -> None:
 
 
 def _frames_folder(video: Path, folder: Path, count: int = 150) -> Path:
-    """The video as a folder of JPEG frames: a camera that can be unplugged (renamed away)
-    while it plays, which an open video file cannot."""
+    """The video as a folder of JPEG frames, the devices' source."""
     folder.mkdir()
     capture = cv2.VideoCapture(str(video))
     for i in range(count):
@@ -487,8 +483,10 @@ def _report(rows, stats) -> str:
             "",
             f"Device over the run: {stats.captured} frames captured, {stats.published} "
             f"published, {stats.unsent} dropped while the broker was away (the newest was "
-            f"held and sent on reconnect), {stats.source_failures} failed opens/reads of the "
-            "camera, each retried with backoff.",
+            "held and sent on reconnect). A camera unplugged or a stream dropped is retried "
+            "with backoff (tested in tests/device), not timed here: this machine has no camera "
+            "or stream server, and the recorded source played here ends the device if it "
+            "vanishes, by design.",
         ]
     return "\n".join(lines)
 
