@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
     Table,
@@ -149,9 +150,7 @@ class CatalogStore:
                 cursor = before or after
                 statement = self._dialect.name_search(conn, text.split(), cursor, bool(before))
             else:
-                statement = select(*items.c).where(key < before if before else key > after)
-                if text:
-                    statement = statement.where(key >= text, key < text + "\uffff")
+                statement = select(*items.c).where(*_id_range(text, after, before))
                 statement = statement.order_by(key.desc() if before else key)
             if available is not None:
                 statement = statement.where(items.c.available == available)
@@ -778,3 +777,17 @@ def _photos_from_items(conn: Connection, dialect: Dialect) -> None:
 def _item(row: Sequence) -> CatalogItem:
     item_id, name, price, currency, available, sha, image_file = row[:7]
     return CatalogItem(item_id, name, price, currency, bool(available), sha, image_file)
+
+
+def _id_range(prefix: str, after: str, before: str) -> list[ColumnElement[bool]]:
+    """One lower and one upper bound on the item id: the page after ``after`` (or before
+    ``before``) among the ids starting with ``prefix`` ("": all). One bound each way, as
+    an engine seeks its index by one: given both ``> after`` and ``>= prefix``, SQLite
+    sought by the first and walked every id before the prefix (41 ms at a million)."""
+    key = items.c.item_id
+    end = prefix + "\uffff"
+    if before:
+        upper = key < (min(before, end) if prefix else before)
+        return [key >= prefix, upper] if prefix else [upper]
+    lower = key > after if after >= prefix else key >= prefix
+    return [lower, key < end] if prefix else [lower]

@@ -62,7 +62,8 @@ def export_models(
         fp32_path, _ = artefact_paths(models_dir, "fp32", pooling)
         for precision in ("fp32", *[p for p in wanted if p != "fp32"]):
             onnx_path, manifest_path = artefact_paths(models_dir, precision, pooling)
-            if onnx_path.is_file() and manifest_path.is_file() and not force:
+            exists = onnx_path.is_file() and manifest_path.is_file()
+            if exists and not force and not (precision == "int8" and _slow_int8(onnx_path)):
                 logger.info("model %s exists, skipping export", onnx_path.name)
                 manifest = ModelManifest.load(manifest_path)
             else:
@@ -81,6 +82,17 @@ def export_models(
             if precision in wanted:
                 manifests.append(manifest)
     return manifests
+
+
+def _slow_int8(onnx_path: Path) -> bool:
+    from edgelens.models.quantize import padding_left
+
+    if not padding_left(onnx_path):
+        return False
+    logger.warning(
+        "%s keeps its padding subgraphs (runs slower than FP32): exporting it again", onnx_path.name
+    )
+    return True
 
 
 def _export_fp32(onnx_path: Path, pooling: str) -> None:

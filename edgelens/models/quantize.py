@@ -85,6 +85,14 @@ def quantize_int8(fp32_path: Path, onnx_path: Path, spec: PreprocessSpec) -> Non
         staged.replace(onnx_path)
 
 
+def padding_left(onnx_path: Path) -> bool:
+    """Whether the graph still holds static-padding subgraphs (Pad nodes) that the
+    pre-processing folds into the convolutions: an INT8 export with them runs slower than
+    FP32 (one made with onnxruntime 1.25 before the pre-processing kept its symbolic shape
+    inference)."""
+    return any(node.op_type == "Pad" for node in onnx.load(str(onnx_path)).graph.node)
+
+
 def _float_nodes(model: onnx.ModelProto) -> list[str]:
     """The stem, the first block, and every node after the head conv: the pooling and
     normalisation, whose cube and cube root would lose most of their range in 8 bits."""

@@ -55,6 +55,21 @@ def test_names_are_found_by_the_start_of_each_word_and_ids_by_their_start(store)
     assert "sku-00006" not in _ids(store.browse(text="rye", limit=100))
 
 
+def test_ids_found_by_their_start_are_paged_both_ways(store):
+    _fill(store, 400)
+    first = store.browse(text="sku-001", limit=40)
+    assert _ids(first) == [f"sku-{n:05d}" for n in range(100, 141)]
+    rest = store.browse(text="sku-001", after=first[39].item_id, limit=80)
+    assert _ids(rest) == [f"sku-{n:05d}" for n in range(140, 200)], "the prefix's end"
+    back = store.browse(text="sku-001", before="sku-00110", limit=40)
+    assert _ids(back) == [f"sku-{n:05d}" for n in range(100, 110)], "the prefix's start"
+    assert _ids(store.browse(text="sku-001", after="sku-00050", limit=2)) == [
+        "sku-00100",
+        "sku-00101",
+        "sku-00102",
+    ], "a cursor before the prefix pages from its start"
+
+
 def test_a_word_in_many_names_is_paged_like_the_rest(store):
     _fill(store, 6_000)  # more names match "oat" than are listed: the id order finds them
     page = store.browse(text="oat", after="sku-05000", limit=4)

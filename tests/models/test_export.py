@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,30 @@ def test_manifests_describe_each_precision(models_dir: Path):
 @pytest.mark.parametrize("pooling", ["rgem", "gap"])
 def test_int8_folds_the_padding_into_its_convolutions(models_dir: Path, pooling: str):
     """What makes INT8 faster than FP32 on a CPU: without it (onnxruntime 1.25's
-    pre-processing left every static-padding subgraph in place) INT8 ran slower than FP32."""
-    import onnx
+    pre-processing left every static-padding subgraph in place) INT8 ran slower than FP32,
+    and an export that finds such a file makes it again."""
+    from edgelens.models.quantize import padding_left
 
-    onnx_path, _ = artefact_paths(models_dir, "int8", pooling)
-    ops = {node.op_type for node in onnx.load(str(onnx_path)).graph.node}
-    assert "Pad" not in ops and "ConstantOfShape" not in ops
-    assert "QLinearConv" in ops or "DequantizeLinear" in ops, "quantised"
+    assert padding_left(artefact_paths(models_dir, "fp32", pooling)[0]), "FP32 has them"
+    assert not padding_left(artefact_paths(models_dir, "int8", pooling)[0])
+
+
+def test_an_int8_file_with_its_padding_left_is_exported_again(
+    tmp_path: Path, models_dir: Path, caplog
+):
+    """A slow INT8 file (here stood in for by FP32's graph, whose Pads are all there) is
+    not skipped as present: the export makes it again."""
+    from edgelens.models.quantize import padding_left
+
+    for precision in ("fp32", "int8"):
+        for path in artefact_paths(models_dir, precision):
+            shutil.copyfile(path, tmp_path / path.name)
+    slow, _ = artefact_paths(tmp_path, "int8")
+    shutil.copyfile(artefact_paths(models_dir, "fp32")[0], slow)
+    (manifest,) = export_models(tmp_path, ["int8"], poolings=["rgem"])
+    assert "keeps its padding subgraphs" in caplog.text
+    assert not padding_left(slow)
+    assert manifest.onnx_sha256 == hashlib.sha256(slow.read_bytes()).hexdigest()
 
 
 def test_export_is_deterministic_and_skipped_when_present(tmp_path: Path, models_dir: Path):
