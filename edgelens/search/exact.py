@@ -61,15 +61,23 @@ class ExactIndex(ModelIndex):
     def upsert(self, items: Sequence[CatalogItem], vectors: Sequence[np.ndarray]) -> None:
         entries = item_vectors(items, vectors, self._dim)
         with self._lock:
+            held = dict(self._vectors)
             for item, matrix in entries:
-                self._vectors[item.item_id] = (item, matrix)
-            self._snapshot = _build(list(self._vectors.values()), self._dim)
+                held[item.item_id] = (item, matrix)
+            self._publish(held)
 
     def remove(self, item_ids: Sequence[str]) -> None:
         with self._lock:
+            held = dict(self._vectors)
             for item_id in item_ids:
-                self._vectors.pop(item_id, None)
-            self._snapshot = _build(list(self._vectors.values()), self._dim)
+                held.pop(item_id, None)
+            self._publish(held)
+
+    def _publish(self, held: dict[str, tuple[CatalogItem, np.ndarray]]) -> None:
+        """The searched snapshot first, then what ``in`` answers from: an item ``in`` the
+        index is already searched, and one gone from it no longer is."""
+        self._snapshot = _build(list(held.values()), self._dim)
+        self._vectors = held
 
     def search(
         self, query: np.ndarray, *, k: int, filters: SearchFilter | None = None
