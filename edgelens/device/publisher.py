@@ -19,7 +19,6 @@ from edgelens.wire.status import MAX_CAMERA_CHARS, DeviceState, DeviceStatus
 
 logger = logging.getLogger(__name__)
 
-# How long a clean shutdown waits for the broker to take the "offline" status.
 # How long a status waits for the broker's acknowledgement before the connection it went
 # out on is closed (a clean stop, a renewal after a model swap).
 STATUS_ACK_TIMEOUT_S = 2.0

@@ -180,14 +180,16 @@ class ConfiguredFeaturizer:
         self._settings = settings
         self._lock = threading.Lock()
         self._featurizer = loaded or load_featurizer(settings)
-        self._exported = self._configured_id()  # the export under the name, as last seen
+        configured = self._configured()
+        # the export under the configured name, as last seen
+        self._exported = configured.model_id if configured else None
         self._checked_at = time.monotonic()
         self._refused: str | None = None  # the model id that did not load, said once
 
-    def _configured_id(self) -> str | None:
+    def _configured(self) -> ModelManifest | None:
         cfg = self._settings.featurizer
         try:
-            return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling).model_id
+            return load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
         except ModelError:  # no export under the name at this moment
             return None
 
@@ -199,21 +201,19 @@ class ConfiguredFeaturizer:
             return self._featurizer
 
     def _reload_if_exported(self) -> None:
-        exported = self._configured_id()
-        if exported is None or exported == self._exported:
+        manifest = self._configured()
+        if manifest is None or manifest.model_id == self._exported:
             return
-        cfg = self._settings.featurizer
         try:
-            manifest = load_manifest(self._settings.model_path, cfg.precision, cfg.pooling)
             featurizer = load_featurizer(self._settings, manifest)
         except ModelError as exc:  # still being copied, or damaged: tried again next time
-            if exported != self._refused:
-                logger.warning("model %s not loaded (yet): %s", exported, exc)
-            self._refused = exported
+            if manifest.model_id != self._refused:
+                logger.warning("model %s not loaded (yet): %s", manifest.model_id, exc)
+            self._refused = manifest.model_id
             return
         logger.info(
             "featurizing with model %s from now on (was %s)",
             featurizer.model_id,
             self._featurizer.model_id,
         )
-        self._featurizer, self._exported, self._refused = featurizer, exported, None
+        self._featurizer, self._exported, self._refused = featurizer, manifest.model_id, None

@@ -7,15 +7,21 @@
   const rows = document.querySelector("#devices [data-field=rows]");
   const rollout = document.getElementById("rollout");
 
+  // A clone of a template for one device: its id, and a link to its page.
+  function cloneFor(templateId, deviceId) {
+    const element = clone(templateId);
+    element.dataset.deviceId = deviceId;
+    const link = element.querySelector("[data-field=link]");
+    link.href = `/devices/${encodeURIComponent(deviceId)}`;
+    link.textContent = deviceId;
+    return element;
+  }
+
   function rowOf(deviceId) {
     for (const row of rows.children) {
       if (row.dataset.deviceId === deviceId) return row;
     }
-    const row = clone("device-template");
-    row.dataset.deviceId = deviceId;
-    const link = row.querySelector("[data-field=link]");
-    link.href = `/devices/${encodeURIComponent(deviceId)}`;
-    link.textContent = deviceId;
+    const row = cloneFor("device-template", deviceId);
     const later = [...rows.children].find((other) => other.dataset.deviceId > deviceId);
     rows.insertBefore(row, later || null);
     return row;
@@ -37,11 +43,7 @@
       ...devices
         .filter((row) => row.dataset.modelProblem)
         .map((row) => {
-          const item = clone("problem-template");
-          item.dataset.deviceId = row.dataset.deviceId;
-          const link = item.querySelector("[data-field=link]");
-          link.href = `/devices/${encodeURIComponent(row.dataset.deviceId)}`;
-          link.textContent = row.dataset.deviceId;
+          const item = cloneFor("problem-template", row.dataset.deviceId);
           fill(item, { why: row.dataset.modelProblem });
           return item;
         }),
