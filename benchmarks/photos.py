@@ -2,10 +2,11 @@
 
 Every figure comes from the worker's own answer path (edgelens.cloud.answer through
 edgelens.evaluation.runner), the product as its settings describe it (FP32):
-- corrections: each query answered wrongly (another item first, or "no match") gives its
-  view, as the device sent it, to its own item as a photo (what a correction on the device
-  page does; edgelens.evaluation.corrections); then the same queries are answered again,
-  and, where the set can make them, new views of the same items (another seed);
+- corrections: each query answered wrongly (another item first, or "no match") is
+  corrected to its own item as the device page does (edgelens.evaluation.corrections): its
+  view, as the device sent it, becomes a photo of the item and a view the workers
+  remember; each of the two alone is measured beside it; then the same queries are answered
+  again, and, where the set can make them, new views of the same items (another seed);
 - several photos: half the sample items (every other id) get a second photo, one view of
   the item in clutter under another light (a stand-in for a photo taken on the shelf),
   never one of the queries; the item-in-clutter queries are answered with and without it;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,8 +28,15 @@ import numpy as np
 from benchmarks.common import common_arguments, write_section
 from edgelens.catalog.models import PhotoOrigin
 from edgelens.catalog.sources import collect_sources
+from edgelens.cloud.answer import Answerer
+from edgelens.cloud.recall import view_rows
 from edgelens.evaluation.clutter import clutter_view
-from edgelens.evaluation.corrections import added_photo, answered_wrongly, correction_photos
+from edgelens.evaluation.corrections import (
+    added_photo,
+    answered_wrongly,
+    corrected_views,
+    correction_photos,
+)
 from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
     CatalogPhoto,
@@ -38,11 +47,13 @@ from edgelens.evaluation.runner import (
     cover_images,
     load_catalog,
     rank_queries,
+    sent_queries,
     system_answerer,
 )
 from edgelens.evaluation.variants import variant_suite
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import write_sample_catalog
+from edgelens.search.recall import RecalledViews
 from edgelens.settings import Settings
 
 
@@ -83,26 +94,40 @@ def main() -> None:
             system, "variants", variant_photos, variant_sets["variants"], fresh_variants["variants"]
         ),
     ]
+    cost, per_view_ms = _recall_cost(system, photos, clutter(args.seed + 2))
     shop = _shop_photos(photos, backgrounds, args.seed + 50)
     several = _with_photos(system, photos, shop, clutter(args.seed + 2))
     real_second, real_rest = _real_second_photos(real_photos, real_queries)
     real_several = _with_photos(system, real_photos, real_second, real_rest)
 
     lines = [
-        "Corrections: each query answered wrongly gives its view, as the device sent it, to "
-        "its own item (a correction on the device page), at most "
-        "8 photos an item: cropped to the item by the saliency model as the product does "
-        "(edgelens.catalog.isolate), and, as the baseline, whole; then the same queries "
-        "again, and new views of the same items where the set makes them (another seed). "
-        "A correction serves stage two only (verification; it gives the index no rows, "
-        "`edgelens.catalog.models.indexed_photos`). "
+        "Corrections: each query answered wrongly is corrected to its own item (a "
+        "correction on the device page): its view, as the device sent it, becomes a photo "
+        "of the item for stage two (at most 8 photos an item; cropped to the item by the "
+        "saliency model as the product does, edgelens.catalog.isolate, or whole; a "
+        "correction gives the index no rows, `edgelens.catalog.models.indexed_photos`) "
+        "and a view the workers remember (edgelens.cloud.recall: the same view again, "
+        "cosine 0.95 or more, gets the corrected answer); then the same queries again, and "
+        "new views of the same items where the set makes them (another seed). "
         "'Others' are the queries that were right before: the share still right after.",
         "",
-        "| set | photo added | queries | wrong before | corrected (photos added) | the same "
-        "views right after | others still right | set top-1 before → after | new views top-1 "
-        "before → after | index rows before → after |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | :---: | :---: | :---: |",
+        "| set | how a correction acts | queries | wrong before | photos added | vectors "
+        "remembered | the same views right after | others still right | set top-1 before → "
+        "after | new views top-1 before → after | index rows before → after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: | :---: |",
         *corrections,
+        "",
+        "What remembering corrections costs the worker: stage one's CPU time per message "
+        "(the sample catalog's index, the clutter queries as the device sends them, each "
+        "answered three times) with corrections remembered, two vectors each (random ones, "
+        "below the bar for every query: each is compared, none recalled), and the memory "
+        "they hold (`search.corrected_views`: the newest 1,000 by default). Nothing changes "
+        "on the wire. A worker featurizes each correction's view once, when it first sees "
+        f"it: {per_view_ms:.1f} ms a view here (in its catalog follower's thread).",
+        "",
+        "| corrections remembered | vectors | stage one CPU p50 (ms) | p99 (ms) | memory (MB) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        cost,
         "",
         "Several photos: a second photo for half the sample items (every other id: the item "
         "at 15-40% of a frame among photos that are not in the catalog, one seeded view under "
@@ -125,8 +150,13 @@ def main() -> None:
         write_section("photos-and-corrections", "## Several photos and corrections\n\n" + body)
 
 
-def _answers(system: System, photos: Sequence[CatalogPhoto], queries: Sequence[Query]):
-    answerer = system_answerer(system, photos, {})
+def _answers(
+    system: System,
+    photos: Sequence[CatalogPhoto],
+    queries: Sequence[Query],
+    corrected: RecalledViews | None = None,
+):
+    answerer = system_answerer(system, photos, {}, corrected=corrected)
     ranked = rank_queries(
         system.featurizer,
         answerer,
@@ -145,6 +175,16 @@ def _share(flags: Sequence[bool]) -> str:
     return f"{sum(flags) / len(flags):.3f}" if flags else "-"
 
 
+# How a correction acts: its view as a photo of the item (cropped to the item, as the
+# product does, or whole) for stage two, and its view remembered by the workers.
+CORRECTION_KINDS = (
+    ("photo cropped to the item, view remembered (the product)", True, True),
+    ("photo cropped to the item (before)", True, False),
+    ("view remembered only", None, True),
+    ("whole view as the photo", False, False),
+)
+
+
 def _corrected(
     system: System,
     name: str,
@@ -152,28 +192,68 @@ def _corrected(
     queries: list[Query],
     fresh: list[Query] | None,
 ) -> str:
-    """Two rows: the corrections as the product makes them (the view cropped to the item),
-    and with the whole view (the crop's baseline)."""
+    """One row per way a correction may act (:data:`CORRECTION_KINDS`)."""
     before, rows_before = _answers(system, photos, queries)
     fresh_before = _right(_answers(system, photos, fresh)[0]) if fresh else []
     was = _right(before)
+    remembered = corrected_views(system.featurizer, photos, before)
     rows = []
-    for kind, isolate in (("cropped to the item", True), ("whole view", False)):
-        added = correction_photos(system.featurizer, photos, before, isolate=isolate)
-        after, rows_after = _answers(system, photos + added, queries)
+    for kind, isolate, remember in CORRECTION_KINDS:
+        added = (
+            []
+            if isolate is None
+            else correction_photos(system.featurizer, photos, before, isolate=isolate)
+        )
+        recalled = remembered if remember else None
+        after, rows_after = _answers(system, photos + added, queries, recalled)
         now = _right(after)
         fixed = [n for w, n in zip(was, now, strict=True) if not w]
         kept = [n for w, n in zip(was, now, strict=True) if w]
         fresh_cell = "-"
         if fresh:
-            fresh_after = _right(_answers(system, photos + added, fresh)[0])
+            fresh_after = _right(_answers(system, photos + added, fresh, recalled)[0])
             fresh_cell = f"{_share(fresh_before)} → {_share(fresh_after)}"
         rows.append(
             f"| {name} | {kind} | {len(queries)} | {len(fixed)} | {len(added)} | "
-            f"{_share(fixed)} | {_share(kept)} | {_share(was)} → {_share(now)} | {fresh_cell} | "
-            f"{rows_before:,} → {rows_after:,} |"
+            f"{len(remembered) if remember else 0} | {_share(fixed)} | {_share(kept)} | "
+            f"{_share(was)} → {_share(now)} | {fresh_cell} | {rows_before:,} → {rows_after:,} |"
         )
     return "\n".join(rows)
+
+
+def _recall_cost(system: System, photos: list[CatalogPhoto], queries: list[Query]) -> str:
+    """Rows of a table: stage one's CPU per message (the worker's answer path, the sample
+    catalog) with 0 to 10,000 corrections remembered, and what they hold in memory; and
+    the once-per-correction cost of featurizing its view."""
+    answerer = system_answerer(system, photos, {})
+    sent = list(sent_queries(system.featurizer, queries, sends=system.sends))
+    views = [s.view for s in sent if s.view is not None]
+    started = time.perf_counter()
+    for view in views:
+        view_rows(system.featurizer.embed, view)
+    per_view_ms = (time.perf_counter() - started) * 1000 / len(views)
+    rng = np.random.default_rng(0)
+    dim = system.featurizer.dim
+    rows = []
+    for corrections in (0, 100, 1_000, 10_000):
+        matrix = rng.normal(size=(2 * corrections, dim)).astype(np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
+        remembered = RecalledViews(matrix, (None,) * len(matrix))  # far from every query
+        answerer = Answerer(
+            index=answerer.index, policy=answerer.policy, recall=lambda r=remembered: r
+        )
+        cpu = []
+        for _ in range(3):
+            for one in sent:
+                started = time.process_time()
+                answerer.first(one.vectors)
+                cpu.append((time.process_time() - started) * 1000)
+        p50, p99 = np.percentile(cpu, [50, 99])
+        rows.append(
+            f"| {corrections:,} | {len(matrix):,} | {p50:.2f} | {p99:.2f} | "
+            f"{matrix.nbytes / 1e6:.1f} |"
+        )
+    return "\n".join(rows), per_view_ms
 
 
 def _shop_photos(

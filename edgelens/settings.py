@@ -165,6 +165,15 @@ class SearchSettings(_Section):
         "its coarse detail: a plain wall, a covered lens, a dark aisle) is a match only "
         "when its keypoints verify it. 0 turns it off (docs/decisions.md).",
     )
+    corrected_views: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="How many corrections (the newest) the worker remembers the view of: "
+        "that view seen again (cosine 0.95 or more) gets the answer a person gave it. Each "
+        "adds two vectors to search per message; 0: corrections act through verification "
+        "only (docs/benchmarks.md, several photos and corrections).",
+    )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)

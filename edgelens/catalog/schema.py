@@ -110,6 +110,17 @@ corrections = Table(
     sqlite_autoincrement=True,
 )
 
+# The view a device sent with a corrected frame, as it came (a JPEG), and the frame's
+# vectors (a feature message without the view, when the worker kept them), for the workers
+# to remember (edgelens.cloud.recall). Kept when the correction is undone, as the log is.
+correction_views = Table(
+    "correction_views",
+    metadata,
+    Column("correction_id", Integer, primary_key=True, autoincrement=False),
+    Column("view", LargeBinary, nullable=False),
+    Column("vectors", LargeBinary),
+)
+
 meta = Table(
     "meta",
     metadata,
@@ -118,4 +129,14 @@ meta = Table(
 )
 
 # Copied in this order by a migration between databases.
-TABLES = (items, photos, vectors, local_features, changes, removed_items, corrections, meta)
+TABLES = (
+    items,
+    photos,
+    vectors,
+    local_features,
+    changes,
+    removed_items,
+    corrections,
+    correction_views,
+    meta,
+)

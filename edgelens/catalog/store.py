@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -49,12 +50,21 @@ from edgelens.catalog.models import (
     PhotoOrigin,
     indexed_photos,
 )
-from edgelens.catalog.schema import changes, corrections, items, local_features, meta, photos
+from edgelens.catalog.schema import (
+    changes,
+    correction_views,
+    corrections,
+    items,
+    local_features,
+    meta,
+    photos,
+)
 from edgelens.errors import CatalogError, ItemNotFoundError, LastPhotoError
 from edgelens.featurizer.local_features import LocalFeatures
 
 _CHUNK = 500  # values bound in one IN (...) list; SQLite allows 999 on older builds
 _ITEM = tuple(items.c)[:7]  # the CatalogItem fields, in its order
+_V = TypeVar("_V")
 
 
 class CatalogStore:
@@ -233,6 +243,43 @@ class CatalogStore:
                 statement.order_by(corrections.c.correction_id.desc()).limit(limit)
             ).all()
         return [Correction(*row) for row in rows]
+
+    def corrected_views(self, limit: int) -> list[tuple[int, CatalogItem | None]]:
+        """The newest ``limit`` corrections still standing whose view is kept, each with
+        the item it names (None: something not in the catalog); corrections of items since
+        removed are left out."""
+        c = corrections.c
+        statement = (
+            select(c.correction_id, *_ITEM)
+            .join_from(
+                corrections,
+                correction_views,
+                correction_views.c.correction_id == c.correction_id,
+            )
+            .outerjoin(items, items.c.item_id == c.item_id)
+            .where(c.undone_at.is_(None), c.item_id.is_(None) | items.c.item_id.is_not(None))
+            .order_by(c.correction_id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(statement).all()
+        return [(row[0], None if row[1] is None else _item(row[1:])) for row in rows]
+
+    def correction_views(
+        self, correction_ids: Sequence[int]
+    ) -> dict[int, tuple[bytes, bytes | None]]:
+        """The kept view (JPEG) and frame vectors (a message, or None) of these
+        corrections, by correction id."""
+        v = correction_views.c
+        found: dict[int, tuple[bytes, bytes | None]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(list(correction_ids)):
+                rows = conn.execute(
+                    select(v.correction_id, v.view, v.vectors).where(v.correction_id.in_(chunk))
+                )
+                for cid, view, vectors in rows:
+                    found[cid] = (bytes(view), None if vectors is None else bytes(vectors))
+        return found
 
     # -- vector cache ------------------------------------------------------------------------
 
@@ -602,12 +649,23 @@ class CatalogWrite:
         self._log([item_id], "upsert")
         return cover
 
-    def log_correction(self, correction: Correction) -> Correction:
-        """The correction recorded; returns it with its id."""
+    def log_correction(
+        self, correction: Correction, *, view: bytes | None = None, vectors: bytes | None = None
+    ) -> Correction:
+        """The correction recorded, with the view its frame came with (a JPEG, when kept)
+        and the frame's vectors (a feature message without the view); returns it with its
+        id."""
         row = asdict(correction)
         del row["correction_id"]
         result = self._conn.execute(insert(corrections).values(row))
-        return replace(correction, correction_id=int(result.inserted_primary_key[0]))
+        logged = replace(correction, correction_id=int(result.inserted_primary_key[0]))
+        if view is not None:
+            self._conn.execute(
+                insert(correction_views).values(
+                    correction_id=logged.correction_id, view=view, vectors=vectors
+                )
+            )
+        return logged
 
     def mark_undone(self, correction_id: int, *, user: str, at: float) -> None:
         self._conn.execute(
@@ -732,7 +790,7 @@ def _errors(message: str) -> Iterator[None]:
         raise CatalogError(f"{message}: {cause.__class__.__name__}: {cause}") from exc
 
 
-def _chunks(values: list[str]) -> Iterator[list[str]]:
+def _chunks(values: list[_V]) -> Iterator[list[_V]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 

@@ -17,20 +17,25 @@ calibrated on views of items and views of things that are not in the catalog, ag
 catalogs (``python -m benchmarks.quality``; docs/benchmarks.md, open set). In stage two a
 view that shows almost nothing (:func:`view_structure`: a plain wall, a covered lens, a
 dark aisle, whose vectors resemble any flat catalog photo) is a match only when verified.
+
+In either stage a view a person corrected, seen again (:mod:`edgelens.search.recall`),
+gets the answer the person gave it, and needs no stage two.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from edgelens.catalog.models import CatalogItem
 from edgelens.featurizer.focus import focus_views
 from edgelens.featurizer.local_features import extract_local_features
-from edgelens.search.base import SearchFilter, VectorIndex, search_views
+from edgelens.search.base import SearchFilter, VectorIndex, filter_mask, search_views
+from edgelens.search.recall import Recalled, RecalledViews
 from edgelens.search.verify import PLANES, PhotoKeypoints, best_photos, verify
 from edgelens.settings import Settings
 from edgelens.wire.records import Decision, Match, Stage
@@ -39,6 +44,8 @@ from edgelens.wire.records import Decision, Match, Stage
 EmbedImages = Callable[[Sequence[np.ndarray]], np.ndarray]
 # Catalog keypoints of several items at once, each item's photos' (items without any absent).
 KeypointsOf = Callable[[Sequence[str]], Mapping[str, Sequence[PhotoKeypoints]]]
+# The views people corrected, as remembered now.
+RecallOf = Callable[[], RecalledViews]
 # The ranks (0-based) whose mean cosine stands for "any item" of the catalog for a view:
 # past the few that may be the item or its near-duplicates.
 BACKGROUND = slice(5, 15)
@@ -153,13 +160,15 @@ class Answer:
     stage: Stage
     stages_ms: dict[str, float]
     view_structure: float | None = None
+    recalled: Recalled | None = None  # a corrected view this one is again
 
 
 class Answerer:
     """Answers vectors (and views) of one model against one index, as the policy says.
 
     ``embed_view`` is the index's model on images (None: views are not featurized);
-    ``keypoints_of`` gives catalog keypoints (None: nothing is verified).
+    ``keypoints_of`` gives catalog keypoints (None: nothing is verified); ``recall`` the
+    views people corrected (None: none are remembered).
     """
 
     def __init__(
@@ -169,11 +178,13 @@ class Answerer:
         policy: AnswerPolicy,
         embed_view: EmbedImages | None = None,
         keypoints_of: KeypointsOf | None = None,
+        recall: RecallOf | None = None,
     ) -> None:
         self.index = index
         self.policy = policy
         self._embed_view = embed_view if policy.view_focus else None
         self._keypoints_of = keypoints_of if policy.verify else None
+        self._recall = recall
 
     @property
     def can_confirm(self) -> bool:
@@ -190,11 +201,17 @@ class Answerer:
             filters=self.policy.filters,
         )
         searched = {"search": _ms_since(started)}
-        return Answer(matches[:wanted], self.policy.decide(matches), Stage.FIRST, searched)
+        answer = Answer(matches[:wanted], self.policy.decide(matches), Stage.FIRST, searched)
+        return self._as_corrected(answer, vectors)
 
     def wants_confirmation(self, first: Answer) -> bool:
-        """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`)."""
-        return self.can_confirm and self.policy.unsettled(first.matches, first.decision)
+        """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`): not
+        when it is a corrected view again."""
+        return (
+            self.can_confirm
+            and first.recalled is None
+            and self.policy.unsettled(first.matches, first.decision)
+        )
 
     def confirm(
         self, vectors: Sequence[np.ndarray], view: np.ndarray, *, k: int | None = None
@@ -239,7 +256,8 @@ class Answerer:
             stages["verify"] = _ms_since(verified_at)
         structure = view_structure(view)
         decision = policy.decide(matches, view_structure=structure)
-        return Answer(matches[:wanted], decision, Stage.CONFIRMED, stages, structure)
+        answer = Answer(matches[:wanted], decision, Stage.CONFIRMED, stages, structure)
+        return self._as_corrected(answer, vectors)
 
     def answer(
         self, vectors: Sequence[np.ndarray], view: np.ndarray | None, *, k: int | None = None
@@ -250,6 +268,43 @@ class Answerer:
         if view is None or not self.wants_confirmation(first):
             return first
         return self.confirm(vectors, view, k=k)
+
+    def _as_corrected(self, answer: Answer, vectors: Sequence[np.ndarray]) -> Answer:
+        """``answer``, or, for a view a person corrected seen again, the answer they gave:
+        its item first (at the better of its scores), or "no match" for something not in
+        the catalog or an item the filters leave out."""
+        remembered = self._recall() if self._recall is not None else None
+        if not remembered:
+            return answer
+        started = time.perf_counter()
+        recalled = remembered.nearest(vectors)
+        stages = {**answer.stages_ms, "recall": _ms_since(started)}
+        if recalled is None:
+            return replace(answer, stages_ms=stages)
+        item = recalled.item
+        if item is None or not _passes(self.policy.filters, item):
+            return replace(answer, decision=Decision.NO_MATCH, stages_ms=stages, recalled=recalled)
+        held = next((m for m in answer.matches if m.item_id == item.item_id), None)
+        score = max(recalled.score, held.score if held else -1.0)
+        first = (
+            replace(held, score=score)
+            if held
+            else Match(item.item_id, item.name, item.price, item.currency, item.available, score)
+        )
+        others = [m for m in answer.matches if m.item_id != item.item_id]
+        return replace(
+            answer,
+            matches=[first, *others][: len(answer.matches) or 1],
+            decision=Decision.MATCH,
+            stages_ms=stages,
+            recalled=recalled,
+        )
+
+
+def _passes(filters: SearchFilter, item: CatalogItem) -> bool:
+    price = np.array([np.nan if item.price is None else item.price])
+    mask = filter_mask(filters, price=price, available=np.array([item.available]))
+    return mask is None or bool(mask[0])
 
 
 def _ms_since(started: float) -> float:

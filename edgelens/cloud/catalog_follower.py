@@ -1,4 +1,5 @@
-"""Keeps a worker's index equal to the catalog, change by change, without a rebuild.
+"""Keeps a worker's index equal to the catalog, change by change, without a rebuild, and
+its corrected views (:mod:`edgelens.cloud.recall`) equal to the catalog's corrections.
 
 The catalog's change log (item id, upsert/remove, in commit order) is the source of
 truth; a notification wakes the follower at once (PostgreSQL's own NOTIFY for a catalog
@@ -20,6 +21,7 @@ import redis
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.index_writer import IndexWriterLease
+from edgelens.cloud.recall import CorrectedViews
 from edgelens.errors import EdgelensError
 from edgelens.search.base import VectorIndex
 from edgelens.wire.names import CATALOG_CHANNEL
@@ -39,10 +41,12 @@ class CatalogFollower:
         redis_url: str,
         shared_index: str | None = None,
         writer_ttl_s: float = 10.0,
+        corrected: CorrectedViews | None = None,
     ) -> None:
         self._store = store
         self._index = index
         self._recipe = recipe
+        self._corrected = corrected
         self.applied_seq = after_seq
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -147,14 +151,14 @@ class CatalogFollower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._poll_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
             try:
                 self.apply_pending()
+                if self._corrected is not None:
+                    self._corrected.refresh()
             except EdgelensError:  # survive a bad moment of the database
                 logger.exception("catalog changes not applied yet; retrying")
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
 
     def _on_notification(self, _message: object = None) -> None:
         if self._notifications_down:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from edgelens.cloud.answer import Answer, Answerer
 from edgelens.errors import ImageDecodeError, RejectedMessage, WireFormatError
 from edgelens.featurizer.focus import decode_focus_view
 from edgelens.search.base import VectorIndex
-from edgelens.wire.features import FeatureMessage, decode
+from edgelens.wire.features import FeatureMessage, decode, encode
 from edgelens.wire.names import device_of_topic
 from edgelens.wire.records import MatchRecord
 
@@ -39,6 +39,7 @@ class FirstAnswer:
     record: MatchRecord
     confirm: ConfirmJob | None  # None: no view, or nothing it could change
     view_jpeg: bytes | None = None  # the frame's view, to keep while record.view says so
+    view_vectors: bytes | None = None  # its vectors, as a message without the view, kept beside
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ class Matcher:
         job = None
         if message.view_jpeg is not None and self.answerer.wants_confirmation(answer):
             job = ConfirmJob(message, received_at, time.time())
-        return FirstAnswer(record, job, message.view_jpeg if record.view else None)
+        if not record.view:
+            return FirstAnswer(record, job)
+        vectors = encode(replace(message, view_jpeg=None))
+        return FirstAnswer(record, job, message.view_jpeg, vectors)
 
     def confirm(self, job: ConfirmJob) -> MatchRecord | None:
         """Stage two for ``job``; None, and said, when its view is unusable (the first
@@ -158,5 +162,6 @@ def _record(
         stages_ms={**stages_ms, **answer.stages_ms},
         stage=answer.stage,
         decision=answer.decision,
+        corrected=answer.recalled is not None,
         view=view,
     )

@@ -33,6 +33,7 @@ from edgelens.cloud.index_writer import filling_alone
 from edgelens.cloud.keypoints import KeypointCache
 from edgelens.cloud.matcher import ConfirmJob, Matcher
 from edgelens.cloud.metrics import Counts
+from edgelens.cloud.recall import CorrectedViews
 from edgelens.cloud.reject_log import RejectLog
 from edgelens.cloud.sequence_guard import SequenceGuard
 from edgelens.cloud.stages import POLL_S, Inbound, NewestPerKey, Outcomes, Outgoing, StageThreads
@@ -45,6 +46,7 @@ from edgelens.featurizer.manifest import (
 )
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.search.loader import open_index, save_if_persistent
+from edgelens.search.recall import SAME_VIEW_COSINE
 from edgelens.settings import Settings
 from edgelens.wire.features import model_id_of
 from edgelens.wire.names import DEVICES_KEY, ROLLOUT_KEY
@@ -55,9 +57,6 @@ logger = logging.getLogger(__name__)
 # Stage two's backlog: devices with a view waiting (one each); the oldest goes when full.
 CONFIRM_BACKLOG = 64
 CONFIRM_OUTCOMES = Outcomes("confirm_queued", "confirm_superseded", "confirm_dropped")
-# A view whose frame vector is this close to the device's last confirmed view's is that
-# view again (a device sends each settled view once; older devices sent one per frame).
-SAME_VIEW_COSINE = 0.95
 # Devices whose last confirmed view is remembered.
 VIEWS_REMEMBERED = 10_000
 # How much lower stage two's thread runs than the first answers (a nice increment).
@@ -294,6 +293,7 @@ class Models(StageThreads):
             for other in all_manifests(settings.model_path)
         }
         search = settings.search
+        compatible = frozenset(m for m, (ok, _) in verdicts.items() if ok)
         opened = open_index(
             self._store,
             model_id=manifest.model_id,
@@ -312,10 +312,23 @@ class Models(StageThreads):
                 stop=self._stop,
             ),
         )
+        embed_view = self._view_featurizer(manifest) if self._policy.view_focus else None
+        corrected = (
+            CorrectedViews(
+                self._store,
+                embed=embed_view,
+                models=compatible | {manifest.model_id},
+                dim=manifest.embedding_dim,
+                capacity=search.corrected_views,
+            )
+            if embed_view is not None and search.corrected_views
+            else None
+        )
         answerer = Answerer(
             index=opened.index,
             policy=self._policy,
-            embed_view=self._view_featurizer(manifest) if self._policy.view_focus else None,
+            embed_view=embed_view,
+            recall=corrected,
             keypoints_of=KeypointCache(
                 self._store,
                 model_id=manifest.model_id,
@@ -325,7 +338,7 @@ class Models(StageThreads):
         )
         matcher = Matcher(
             answerer=answerer,
-            compatible_models=frozenset(m for m, (ok, _) in verdicts.items() if ok),
+            compatible_models=compatible,
             refusals={m: why for m, (ok, why) in verdicts.items() if not ok},
             admit=self._sequence.check,
             keep_views=settings.worker.views_kept_s > 0,
@@ -339,6 +352,7 @@ class Models(StageThreads):
             redis_url=str(settings.redis_url),
             shared_index=opened.shared_index,
             writer_ttl_s=settings.worker.index_writer_ttl_s,
+            corrected=corrected,
         )
         return Serving(manifest, matcher, follower, opened.change_seq)
 
@@ -452,7 +466,7 @@ class Answering(StageThreads):
             self._stats.add("errors_unexpected")
             logger.exception("unexpected error on a message of %s", inbound.topic)
             return None
-        push(Outgoing(first.record, first.view_jpeg))
+        push(Outgoing(first.record, first.view_jpeg, first.view_vectors))
         return first.confirm
 
     def confirm(self, job: ConfirmJob, push: Push) -> None:

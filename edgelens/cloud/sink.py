@@ -15,6 +15,7 @@ from edgelens.wire.names import (
     matches_channel,
     matches_key,
     view_key,
+    view_vectors_key,
 )
 from edgelens.wire.records import MatchRecord, Stage, record_prefix
 from edgelens.wire.status import DeviceStatus, RecordedStatus
@@ -52,18 +53,25 @@ class RedisSink:
         self._replace = self._redis.register_script(_REPLACE_IN_PLACE)
 
     def push(
-        self, records: Sequence[MatchRecord], views: Mapping[tuple[str, int], bytes] | None = None
+        self,
+        records: Sequence[MatchRecord],
+        views: Mapping[tuple[str, int], bytes] | None = None,
+        vectors: Mapping[tuple[str, int], bytes] | None = None,
     ) -> list[MatchRecord]:
         """Each first record LPUSHed, trimmed and announced; each confirmed one put in its
         first record's place and announced; each of ``views`` (JPEG by (device id, seq))
-        kept for ``views_kept_s``; all in one round trip. Returns the records with their
-        final latency, and only the confirmed ones that found their place."""
+        and of their frames' ``vectors`` (a message without the view) kept for
+        ``views_kept_s``; all in one round trip. Returns the records with their final
+        latency, and only the confirmed ones that found their place."""
         now = time.time()
         finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
-        kept = list((views or {}).items()) if self._views_kept_s else []
-        for (device_id, seq), jpeg in kept:
-            pipe.set(view_key(device_id, seq), jpeg, ex=self._views_kept_s)
+        kept = []
+        if self._views_kept_s:
+            kept += [(view_key(*frame), jpeg) for frame, jpeg in (views or {}).items()]
+            kept += [(view_vectors_key(*frame), data) for frame, data in (vectors or {}).items()]
+        for key, value in kept:
+            pipe.set(key, value, ex=self._views_kept_s)
         for final in finals:
             payload, key = final.to_json(), matches_key(final.device_id)
             channel = matches_channel(final.device_id)

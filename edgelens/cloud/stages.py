@@ -34,10 +34,12 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A record to push, with the view its frame came with when that is to be kept."""
+    """A record to push, with the view its frame came with, and the frame's vectors as a
+    message without it, when they are to be kept."""
 
     record: MatchRecord
     view_jpeg: bytes | None = None
+    view_vectors: bytes | None = None
 
 
 class StageThreads:

@@ -331,8 +331,11 @@ class Pusher(StageThreads):
         started = time.perf_counter()
         records = [o.record for o in outgoing]
         views = {(o.record.device_id, o.record.seq): o.view_jpeg for o in outgoing if o.view_jpeg}
+        vectors = {
+            (o.record.device_id, o.record.seq): o.view_vectors for o in outgoing if o.view_vectors
+        }
         try:
-            stored = self._sink.push(records, views)
+            stored = self._sink.push(records, views, vectors)
         except RedisUnavailableError as exc:
             self._stats.add("redis_errors", len(records))
             if not self.redis_down:

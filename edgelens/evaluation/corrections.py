@@ -2,9 +2,10 @@
 and an item's added photos do, without a browser.
 
 A correction makes the view a device sent with a wrongly answered frame a photo of the
-right item, cropped to the item (:mod:`edgelens.webapp.services.corrections`); here each
-wrongly answered query does so, its view coded and decoded as on the wire, so re-answering
-the same queries (or new ones) measures what the product then does.
+right item, cropped to the item (:mod:`edgelens.webapp.services.corrections`), and a view
+the workers remember (:mod:`edgelens.cloud.recall`); here each wrongly answered query does
+so, its view coded and decoded as on the wire, so re-answering the same queries (or new
+ones) measures what the product then does.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 
 from edgelens.catalog.isolate import item_region
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
+from edgelens.cloud.recall import view_rows
 from edgelens.evaluation.runner import VIEW_SENT, CatalogPhoto, Ranked, sent_queries
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.search.recall import RecalledViews
 from edgelens.wire.records import Decision
 
 
@@ -55,6 +58,28 @@ def correction_photos(
             added_photo(items[item_id], sent.view, origin=PhotoOrigin.CORRECTION, isolate=isolate)
         )
     return added
+
+
+def corrected_views(
+    featurizer: Featurizer,
+    photos: Sequence[CatalogPhoto],
+    rankings: Sequence[Ranked],
+    *,
+    worker_model: Featurizer | None = None,
+) -> RecalledViews:
+    """What the workers remember of the corrections of the wrongly answered queries: each
+    one's vectors as the device sent them, and its view featurized by the worker's model
+    (default: the device's) as :class:`edgelens.cloud.recall.CorrectedViews` does; with
+    its own item."""
+    items = {p.item.item_id: p.item for p in photos}
+    embed = (worker_model or featurizer).embed
+    wrong = [r.query for r in answered_wrongly(rankings)]
+    views = [
+        (np.concatenate([view_rows(embed, sent.view), sent.vectors]), items[sent.query.item_id])
+        for sent in sent_queries(featurizer, wrong, sends=VIEW_SENT)
+        if sent.view is not None
+    ]
+    return RecalledViews.of(views, featurizer.dim)
 
 
 def added_photo(

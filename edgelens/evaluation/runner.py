@@ -29,6 +29,7 @@ from edgelens.featurizer.preprocess import IMAGE_SUFFIXES, decode_image
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.views import camera_views
 from edgelens.search.exact import ExactIndex
+from edgelens.search.recall import RecalledViews
 from edgelens.search.verify import PhotoKeypoints
 from edgelens.settings import VIEW_BYTES, DeviceSettings, Settings
 from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode
@@ -301,11 +302,16 @@ def evaluate_systems(
 
 
 def system_answerer(
-    system: System, photos: Sequence[CatalogPhoto], keypoints: dict[str, LocalFeatures]
+    system: System,
+    photos: Sequence[CatalogPhoto],
+    keypoints: dict[str, LocalFeatures],
+    *,
+    corrected: RecalledViews | None = None,
 ) -> Answerer:
     """``system``'s worker over the catalog ``photos``: their index and, when it verifies,
     their keypoints (extracted into ``keypoints``, by photo sha256, once for all systems),
-    each photo's with its vector rows, as the worker's keypoint cache holds them."""
+    each photo's with its vector rows, as the worker's keypoint cache holds them; and the
+    views people ``corrected``, as the worker remembers them."""
     worker_model = system.catalog_featurizer or system.featurizer
     matrices = photo_matrices(worker_model, photos, system.recipe)
     index = catalog_index(worker_model, photos, recipe=system.recipe, matrices=matrices)
@@ -322,6 +328,7 @@ def system_answerer(
         policy=system.policy,
         embed_view=worker_model.embed,
         keypoints_of=functools.partial(_held, held),
+        recall=None if corrected is None else lambda: corrected,
     )
 
 

@@ -70,6 +70,14 @@ def view_key(device_id: str, seq: int) -> str:
     return f"edgelens:view:{device_id}:{seq}"
 
 
+def view_vectors_key(device_id: str, seq: int) -> str:
+    """Redis string: the vectors frame ``seq`` of the device came with, as a feature
+    message without its view (the wire format, float16), kept beside its view
+    (:func:`view_key`) for as long: a correction of the frame keeps both for the workers
+    to remember."""
+    return f"edgelens:view-vectors:{device_id}:{seq}"
+
+
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
 CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)

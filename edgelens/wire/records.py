@@ -81,6 +81,9 @@ class MatchRecord:
     decision: Decision = Decision.MATCH
     """no_match: the thing in view is not in the catalog, as far as the evidence goes; the
     matches are then only the nearest items, not an answer."""
+    corrected: bool = False
+    """The view is one a person corrected on a device page, seen again: answered as they
+    said (its item first, or "no match" for something not in the catalog)."""
     view: bool = False  # the view is kept a while at names.view_key
     """The frame came with its focus view, served at /devices/{device_id}/views/{seq} while
     the worker keeps it."""

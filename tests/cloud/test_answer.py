@@ -9,7 +9,9 @@ from edgelens.evaluation.empty_views import empty_views
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
+from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
+from edgelens.search.recall import RecalledViews
 from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.wire.records import Decision, Match, Stage
 
@@ -129,3 +131,65 @@ def test_stage_two_measures_its_view_and_answers_a_view_of_nothing_no_match():
     coffee = answerer.confirm(query, _sent(load_photo("coffee")))
     assert coffee.decision is Decision.MATCH and coffee.matches[0].item_id == "sku-0"
     assert coffee.view_structure > 1.5
+
+
+def _catalog(dim: int = 16, items: int = 4) -> tuple[ExactIndex, np.ndarray, list[CatalogItem]]:
+    vectors = RNG.normal(size=(items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    catalog = [
+        CatalogItem(f"sku-{n}", f"Item {n}", float(n), "EUR", n != 3, "", "") for n in range(items)
+    ]
+    index = ExactIndex("model", dim)
+    index.upsert(catalog, list(vectors[:, None, :]))
+    return index, vectors, catalog
+
+
+def _near(vector: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at ``cosine`` to the unit ``vector``."""
+    other = RNG.normal(size=vector.shape).astype(np.float32)
+    other -= (other @ vector) * vector
+    other /= np.linalg.norm(other)
+    return (cosine * vector + np.sqrt(1 - cosine**2) * other).astype(np.float32)
+
+
+def test_a_corrected_view_seen_again_gets_the_corrected_answer_in_either_stage():
+    index, vectors, catalog = _catalog()
+    view = _near(vectors[0], 0.3)  # answered sku-0 by its vectors, corrected to sku-2
+    corrected = RecalledViews.of([(view[None, :], catalog[2])], 16)
+    answerer = Answerer(
+        index=index,
+        policy=AnswerPolicy(top_k=2, match_score=0.0, confirm_margin=0.0),
+        embed_view=lambda boxes: np.repeat(view[None, :], len(boxes), axis=0),
+        keypoints_of=lambda item_ids: {},
+        recall=lambda: corrected,
+    )
+    again = answerer.first([_near(view, 0.97)])
+    assert again.matches[0].item_id == "sku-2"
+    assert again.decision is Decision.MATCH and again.recalled is not None
+    assert again.matches[0].score == pytest.approx(0.97, abs=1e-4)
+    assert len(again.matches) == 2
+    assert not answerer.wants_confirmation(again), "a person already answered this view"
+    confirmed = answerer.confirm([vectors[1]], _sent(load_photo("coffee")))
+    assert confirmed.matches[0].item_id == "sku-2", "the view's own vectors recall it"
+    other = answerer.first([_near(view, 0.9)])
+    assert other.recalled is None and other.matches[0].item_id != "sku-2", (
+        "a view less alike is not the corrected one"
+    )
+
+
+def test_a_view_corrected_as_not_in_the_catalog_or_to_a_filtered_item_is_no_match():
+    index, vectors, catalog = _catalog()
+    seen, hidden = _near(vectors[0], 0.5), _near(vectors[1], 0.5)
+    corrected = RecalledViews.of([(seen[None, :], None), (hidden[None, :], catalog[3])], 16)
+    answerer = Answerer(
+        index=index,
+        policy=AnswerPolicy(top_k=3, filters=SearchFilter(available_only=True)),
+        recall=lambda: corrected,
+    )
+    assert answerer.first([vectors[0]]).decision is Decision.MATCH
+    nothing = answerer.first([seen])
+    assert nothing.decision is Decision.NO_MATCH and nothing.recalled is not None
+    assert nothing.matches[0].item_id == "sku-0", "the nearest items are still ranked"
+    unavailable = answerer.first([hidden])
+    assert unavailable.decision is Decision.NO_MATCH, "sku-3 is not available"
+    assert "sku-3" not in [m.item_id for m in unavailable.matches]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from edgelens.catalog.ingest import add_items
-from edgelens.catalog.models import ItemSource
+from edgelens.catalog.models import Correction, ItemSource
+from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
 from edgelens.featurizer.focus import focus_view_jpeg
@@ -24,6 +25,7 @@ from edgelens.wire.features import (
     MAX_MESSAGE_BYTES,
     FeatureMessage,
     WireDtype,
+    decode,
     encode,
 )
 from edgelens.wire.mqtt import connect_async, make_client
@@ -34,6 +36,7 @@ from edgelens.wire.names import (
     matches_key,
     status_topic,
     view_key,
+    view_vectors_key,
 )
 from edgelens.wire.records import Decision, MatchRecord, Stage
 
@@ -232,6 +235,42 @@ def test_the_same_view_is_confirmed_once_per_catalog(
     send_features(publisher, featurizer, view, seq=11, view_jpeg=jpeg)
     wait_for(lambda: confirming_worker.stats.snapshot()["confirmed"] == 2)
     assert confirming_worker.stats.snapshot()["confirm_same_view"] == 9
+
+
+def test_a_view_corrected_as_not_in_the_catalog_is_answered_so_from_the_next_frame(
+    worker, publisher, rdb, featurizer, live_settings
+):
+    """The worker remembers a corrected view (the catalog keeps it with the correction):
+    the same view again is "no match" at once, other views are answered as before."""
+    view = camera_views(load_photo("coffee"), 1, seed=5)[0]
+    jpeg = focus_view_jpeg(view, MAX_JPEG_BYTES)
+    send_features(publisher, featurizer, view, seq=1, view_jpeg=jpeg)
+    (first,) = wait_for(lambda: records(rdb))
+    assert first.decision is Decision.MATCH and not first.corrected
+
+    kept = rdb.get(view_vectors_key("cam-1", 1))
+    assert decode(kept).model_id == featurizer.model_id, "the frame's vectors kept beside its view"
+    store = CatalogStore(live_settings.catalog_url)
+    with store.transaction() as write:
+        correction = Correction(0, time.time(), "admin", "cam-1", 1, None, None)
+        write.log_correction(correction, view=rdb.get(view_key("cam-1", 1)), vectors=kept)
+    notify_catalog_changed(store=store, redis_url=str(live_settings.redis_url))
+    store.close()
+
+    def answered(seq: int, image: np.ndarray) -> MatchRecord:
+        send_features(
+            publisher, featurizer, image, seq=seq, view_jpeg=focus_view_jpeg(image, MAX_JPEG_BYTES)
+        )
+        return wait_for(lambda: next((r for r in records(rdb) if r.seq == seq), None))
+
+    seq = 1
+    while not (again := answered(seq := seq + 1, view)).corrected:
+        assert seq < 40, "the correction never reached the worker"
+        time.sleep(0.1)
+    assert again.decision is Decision.NO_MATCH and again.stage is Stage.FIRST
+    assert again.matches[0].item_id == "coffee", "the nearest items are still ranked"
+    other = answered(seq + 1, camera_views(load_photo("rocket"), 1, seed=5)[0])
+    assert not other.corrected and other.matches[0].item_id == "rocket"
 
 
 def test_the_list_is_trimmed(live_settings, publisher, rdb, featurizer):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
-from edgelens.evaluation.corrections import answered_wrongly, correction_photos
+from edgelens.evaluation.corrections import answered_wrongly, corrected_views, correction_photos
 from edgelens.evaluation.runner import (
     VIEW_SENT,
     CatalogPhoto,
@@ -67,3 +67,22 @@ def test_an_item_takes_no_more_photos_than_the_catalog_allows(featurizer):
     before, _ = _answer(system, photos, queries)
     assert len(answered_wrongly(before)) == MAX_PHOTOS + 2
     assert len(correction_photos(featurizer, photos, before)) == MAX_PHOTOS - 1
+
+
+def test_remembered_views_alone_answer_the_same_views_as_corrected(featurizer):
+    """Without any photo added, the views the workers remember answer the corrected views
+    right, and the other items' views as before."""
+    system = System.product("edgelens", featurizer, Settings())
+    photos = [_photo(name, load_photo(name)) for name in NAMES]
+    photos.append(_photo("print", load_photo("moon")))
+    views = camera_views(load_photo("astronaut"), 3, seed=4)
+    prints = [Query("print", view, f"print:{n}") for n, view in enumerate(views)]
+    others = synthetic_queries({name: load_photo(name) for name in NAMES}, 1, seed=5)
+    before, _ = _answer(system, photos, prints + others)
+    assert len(answered_wrongly(before)) == 3
+    remembered = corrected_views(featurizer, photos, before)
+    assert len(remembered) == 3 * 3, "the frame's vector, and the view's two (stage two's)"
+    assert {item.item_id for item in remembered.items} == {"print"}
+    answerer = system_answerer(system, photos, {}, corrected=remembered)
+    after = rank_queries(featurizer, answerer, prints + others, sends=VIEW_SENT)
+    assert answered_wrongly(after) == []

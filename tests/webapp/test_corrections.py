@@ -3,6 +3,7 @@ item, the log says who and when, the item's page undoes it."""
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from edgelens.catalog.ingest import add_items
@@ -12,8 +13,8 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.samples.photos import load_photo
-from edgelens.wire.features import MAX_JPEG_BYTES
-from edgelens.wire.names import view_key
+from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode
+from edgelens.wire.names import view_key, view_vectors_key
 
 from .conftest import ADMIN
 
@@ -45,8 +46,10 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     http, anonymous, store, sink, make_record, view_jpeg, redis_client
 ):
     record = dataclasses.replace(make_record("cam", 7, "rocket", "coffee"), view=True)
-    sink.push([record], {("cam", 7): view_jpeg})
+    vectors = encode(FeatureMessage("cam", 7, 0.0, "model", np.full(16, 0.25, np.float32)))
+    sink.push([record], {("cam", 7): view_jpeg}, {("cam", 7): vectors})
     assert 0 < redis_client.ttl(view_key("cam", 7)) <= 60
+    assert 0 < redis_client.ttl(view_vectors_key("cam", 7)) <= 60
     page = http.get("/devices/cam")
     assert 'src="/devices/cam/views/7"' in page.text and 'id="correction-form"' in page.text
     assert 'id="correction-form"' not in anonymous.get("/devices/cam").text, "admins only"
@@ -69,6 +72,10 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     (correction,) = store.corrections(item_id="coffee")
     assert (correction.user, correction.device_id, correction.seq) == (ADMIN, "cam", 7)
     assert correction.photo_sha256 == added.image_sha256 and correction.undone_at is None
+    assert store.correction_views([correction.correction_id]) == {
+        correction.correction_id: (view_jpeg, vectors)
+    }, "the view and the frame's vectors are kept for the workers to remember"
+    assert [c for c, _ in store.corrected_views(10)] == [correction.correction_id]
     thanks = http.get(done.headers["location"])
     assert "frame #7 is now a photo of" in thanks.text and "Coffee cup" in thanks.text
 
@@ -84,6 +91,7 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     (undone,) = store.corrections(item_id="coffee")
     assert undone.undone_by == ADMIN and undone.undone_at >= correction.at
     assert "undone by" in http.get("/catalog/items/coffee").text
+    assert store.corrected_views(10) == [], "the workers forget the view"
     assert http.post(undo).status_code == 303, "undoing twice changes nothing"
     assert len(store.photos("coffee")) == 1
 
@@ -98,7 +106,18 @@ def test_not_in_the_catalog_is_logged_and_a_lost_view_is_said(
     assert none.status_code == 303
     (logged,) = store.corrections()
     assert logged.item_id is None and logged.photo_sha256 is None
-    assert "shows something that is not in the catalog" in http.get(none.headers["location"]).text
+    assert store.corrected_views(10) == [(logged.correction_id, None)]
+    noted = http.get(none.headers["location"]).text
+    assert "shows something that is not in the catalog" in noted
+    undo = f"/devices/cam/corrections/{logged.correction_id}/undo"
+    assert f'action="{undo}"' in noted, "no item page to undo it from: the notice does"
+    assert http.post(f"/devices/other/corrections/{logged.correction_id}/undo").status_code == 404
+    undone = http.post(undo)
+    assert (
+        undone.status_code == 303
+        and "Undone: frame #3" in http.get(undone.headers["location"]).text
+    )
+    assert store.corrected_views(10) == [] and store.corrections()[0].undone_by == ADMIN
 
     gone = http.post(
         "/devices/cam/corrections", data={"seq": "4", "verdict": "item", "item_id": "coffee"}

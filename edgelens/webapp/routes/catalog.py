@@ -18,7 +18,6 @@ from edgelens.catalog.models import MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import (
-    ItemNotFoundError,
     LastPhotoError,
     UploadRejectedError,
     UploadTooLargeError,
@@ -182,9 +181,7 @@ def undo_correction(
     user: SignedInUser,
 ) -> RedirectResponse:
     """Undo a correction of this item: the photo it gave the item goes again."""
-    if store.correction(correction_id).item_id != item_id:
-        raise ItemNotFoundError(f"item {item_id!r} has no correction {correction_id}")
-    corrections.undo(store=store, correction_id=correction_id, user=user)
+    corrections.undo(store=store, correction_id=correction_id, user=user, item_id=item_id)
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _item_back(item_id, "correction undone")
 

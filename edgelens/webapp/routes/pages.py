@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from redis.asyncio import Redis
 
@@ -121,11 +121,24 @@ async def correct_frame(
         return await _device_page(
             request, device_id, redis, store, error=str(exc), status_code=status
         )
-    if chosen is not None:
-        notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return RedirectResponse(
         f"/devices/{device_id}?corrected={correction.correction_id}", status_code=303
     )
+
+
+@router.post("/devices/{device_id}/corrections/{correction_id}/undo")
+def undo_correction(
+    device_id: DeviceId,
+    correction_id: Annotated[int, Path(ge=1)],
+    store: StoreDep,
+    settings: SettingsDep,
+    user: SignedInUser,
+) -> RedirectResponse:
+    """Undo a correction of this device's frame ("not in the catalog" has no item page)."""
+    corrections.undo(store=store, correction_id=correction_id, user=user, device_id=device_id)
+    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    return RedirectResponse(f"/devices/{device_id}?corrected={correction_id}", status_code=303)
 
 
 async def _device_page(

@@ -2,8 +2,9 @@
 
 The frame's focus view (kept in Redis by the worker for ``worker.views_kept_s``) becomes a
 new photo of X, cropped to the item it shows as every photo added one by one is
-(:func:`edgelens.webapp.services.catalog.add_photo`), so the worker's index takes it while
-serving.
+(:func:`edgelens.webapp.services.catalog.add_photo`), so stage two verifies against it while
+serving; and the view itself is kept with the correction, so the workers answer that view,
+seen again, as corrected (:mod:`edgelens.cloud.recall`), "not in the catalog" included.
 Every correction is logged in the catalog (who, when, which frame, which item) and can be
 undone from the item's page: its photo goes again, the log keeps both.
 """
@@ -21,18 +22,22 @@ from starlette.concurrency import run_in_threadpool
 
 from edgelens.catalog.models import Correction, PhotoOrigin
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import ViewGoneError
+from edgelens.errors import ItemNotFoundError, ViewGoneError
 from edgelens.webapp.services import catalog
 from edgelens.webapp.services.live import reachable
-from edgelens.wire.names import view_key
+from edgelens.wire.names import view_key, view_vectors_key
 
 logger = logging.getLogger(__name__)
 
 
 async def frame_view(*, redis: Redis, device_id: str, seq: int) -> bytes | None:
     """The focus view JPEG frame ``seq`` of the device came with, while the worker keeps it."""
+    return await _kept(redis, view_key(device_id, seq))
+
+
+async def _kept(redis: Redis, key: str) -> bytes | None:
     with reachable(redis):
-        return await redis.execute_command("GET", view_key(device_id, seq), **{NEVER_DECODE: []})
+        return await redis.execute_command("GET", key, **{NEVER_DECODE: []})
 
 
 async def correct(
@@ -45,12 +50,15 @@ async def correct(
     user: str,
 ) -> Correction:
     """Record that frame ``seq`` of the device shows ``item_id`` (None: something the
-    catalog does not hold); for an item, its view becomes a photo of the item first."""
+    catalog does not hold), with its view for the workers to remember; for an item, the
+    view becomes a photo of the item first."""
     store = ingest.store
     photo = None
     if item_id is not None:
         store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
-        jpeg = await frame_view(redis=redis, device_id=device_id, seq=seq)
+    jpeg = await frame_view(redis=redis, device_id=device_id, seq=seq)
+    vectors = await _kept(redis, view_vectors_key(device_id, seq)) if jpeg else None
+    if item_id is not None:
         if jpeg is None:
             raise ViewGoneError(
                 f"the view of frame #{seq} is no longer kept: point the camera at the item "
@@ -68,7 +76,9 @@ async def correct(
         photo = next((p.image_sha256 for p in photos if p.image_sha256 not in before), None)
     with store.transaction() as write:
         logged = write.log_correction(
-            Correction(0, time.time(), user, device_id, seq, item_id, photo)
+            Correction(0, time.time(), user, device_id, seq, item_id, photo),
+            view=jpeg,
+            vectors=vectors,
         )
     logger.info(
         "correction %d by %s: %s #%d is %s",
@@ -81,10 +91,22 @@ async def correct(
     return logged
 
 
-def undo(*, store: CatalogStore, correction_id: int, user: str) -> Correction:
-    """Undo a correction: the photo it gave its item is removed (when the item still has
-    it), and the log says who undid it when. Undoing twice changes nothing."""
+def undo(
+    *,
+    store: CatalogStore,
+    correction_id: int,
+    user: str,
+    item_id: str | None = None,
+    device_id: str | None = None,
+) -> Correction:
+    """Undo a correction (of ``item_id`` or of a frame of ``device_id`` when given: an
+    ItemNotFoundError otherwise): the photo it gave its item is removed (when the item
+    still has it), and the log says who undid it when. Undoing twice changes nothing."""
     correction = store.correction(correction_id)
+    if item_id is not None and correction.item_id != item_id:
+        raise ItemNotFoundError(f"item {item_id!r} has no correction {correction_id}")
+    if device_id is not None and correction.device_id != device_id:
+        raise ItemNotFoundError(f"device {device_id!r} has no correction {correction_id}")
     if correction.undone_at is not None:
         return correction
     with store.transaction() as write:

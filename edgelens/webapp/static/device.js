@@ -13,11 +13,12 @@
   const view = latest.querySelector("[data-field=view]");
   const correction = document.getElementById("correction-form"); // signed-in admins only
   // As the server's stage_label macro (_macros.html).
-  const stageLabel = (record) => (record.stage === "confirmed" ? "confirmed" : "first answer");
+  const stageLabel = (record) =>
+    record.corrected ? "as corrected" : record.stage === "confirmed" ? "confirmed" : "first answer";
 
   // A card per match; a card already showing the item is reused (its image stays loaded),
   // so a confirmed answer reorders and re-marks the cards without a flicker.
-  function updateCard(card, match, index) {
+  function updateCard(card, match, index, corrected) {
     if (card.dataset.itemId !== match.item_id) {
       card.dataset.itemId = match.item_id;
       const image = card.querySelector("[data-field=image]");
@@ -28,7 +29,7 @@
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
     // In words, as the confidence macro (_macros.html): only the answer can be a match.
     let word = "Similar";
-    if (index === 0) word = match.verified === true ? "Match" : "Likely";
+    if (index === 0) word = match.verified === true || corrected ? "Match" : "Likely";
     const confidence = card.querySelector("[data-field=confidence]");
     confidence.dataset.confidence = word.toLowerCase();
     confidence.title = `similarity ${format.percent(match.score)}`;
@@ -44,7 +45,12 @@
   function showMatches(record) {
     const shown = new Map([...matchList.children].map((card) => [card.dataset.itemId, card]));
     const cards = record.matches.map((match, index) =>
-      updateCard(shown.get(match.item_id) || clone("match-template"), match, index),
+      updateCard(
+        shown.get(match.item_id) || clone("match-template"),
+        match,
+        index,
+        record.corrected,
+      ),
     );
     matchList.replaceChildren(...cards);
     const none = record.decision === "no_match";
@@ -116,7 +122,8 @@
   function historyAnswer(record) {
     const top = record.matches[0];
     if (record.decision === "no_match") return "No match";
-    return top ? `${top.name} · ${top.verified === true ? "match" : "likely"}` : "";
+    const sure = top && (top.verified === true || record.corrected);
+    return top ? `${top.name} · ${sure ? "match" : "likely"}` : "";
   }
 
   function historyRow(record, count = 1) {
