@@ -17,6 +17,7 @@ edgelens.evaluation.runner), the product as its settings describe it (FP32):
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import tempfile
 import time
@@ -102,13 +103,15 @@ def main() -> None:
 
     lines = [
         "Corrections: each query answered wrongly is corrected to its own item (a "
-        "correction on the device page): its view, as the device sent it, becomes a photo "
-        "of the item for stage two (at most 8 photos an item; cropped to the item by the "
-        "saliency model as the product does, edgelens.catalog.isolate, or whole; a "
-        "correction gives the index no rows, `edgelens.catalog.models.indexed_photos`) "
-        "and a view the workers remember (edgelens.cloud.recall: the same view again, "
-        "cosine 0.95 or more, gets the corrected answer); then the same queries again, and "
-        "new views of the same items where the set makes them (another seed). "
+        "correction on the device page), and the same queries are answered again, and new "
+        "views of the same items where the set makes them (another seed). The product "
+        "remembers the corrected view (edgelens.cloud.recall: the frame's vectors as the "
+        "device sent them and its view featurized as stage two does; a query within 0.95 "
+        "cosine of them gets the corrected answer); the view also becomes a photo of the "
+        "item, cropped to it by the saliency model (edgelens.catalog.isolate), which the "
+        "answer does not search (`edgelens.catalog.models.indexed_photos`). Before, that "
+        "photo was verified in stage two: measured here beside it, cropped and whole (at "
+        "most 8 photos an item; a correction gave the index no rows either way). "
         "'Others' are the queries that were right before: the share still right after.",
         "",
         "| set | how a correction acts | queries | wrong before | photos added | vectors "
@@ -119,7 +122,7 @@ def main() -> None:
         "",
         "What remembering corrections costs the worker: stage one's CPU time per message "
         "(the sample catalog's index, the clutter queries as the device sends them, each "
-        "answered three times) with corrections remembered, two vectors each (random ones, "
+        "answered three times) with corrections remembered, three vectors each (random ones, "
         "below the bar for every query: each is compared, none recalled), and the memory "
         "they hold (`search.corrected_views`: the newest 1,000 by default). Nothing changes "
         "on the wire. A worker featurizes each correction's view once, when it first sees "
@@ -154,9 +157,13 @@ def _answers(
     system: System,
     photos: Sequence[CatalogPhoto],
     queries: Sequence[Query],
+    *,
     corrected: RecalledViews | None = None,
+    corrections_verified: bool = False,
 ):
-    answerer = system_answerer(system, photos, {}, corrected=corrected)
+    answerer = system_answerer(
+        system, photos, {}, corrected=corrected, corrections_verified=corrections_verified
+    )
     ranked = rank_queries(
         system.featurizer,
         answerer,
@@ -175,13 +182,13 @@ def _share(flags: Sequence[bool]) -> str:
     return f"{sum(flags) / len(flags):.3f}" if flags else "-"
 
 
-# How a correction acts: its view as a photo of the item (cropped to the item, as the
-# product does, or whole) for stage two, and its view remembered by the workers.
+# How a correction acts: its view remembered by the workers (the product; the photo it
+# also gives the item serves neither stage), or, as the product did before, its photo
+# verified in stage two: cropped to the item, or whole.
 CORRECTION_KINDS = (
-    ("photo cropped to the item, view remembered (the product)", True, True),
-    ("photo cropped to the item (before)", True, False),
-    ("view remembered only", None, True),
-    ("whole view as the photo", False, False),
+    ("view remembered (the product)", True, True),
+    ("photo cropped to the item, verified (before)", True, False),
+    ("whole view as the photo, verified", False, False),
 )
 
 
@@ -199,19 +206,21 @@ def _corrected(
     remembered = corrected_views(system.featurizer, photos, before)
     rows = []
     for kind, isolate, remember in CORRECTION_KINDS:
-        added = (
-            []
-            if isolate is None
-            else correction_photos(system.featurizer, photos, before, isolate=isolate)
+        added = correction_photos(system.featurizer, photos, before, isolate=isolate)
+        answer = functools.partial(
+            _answers,
+            system,
+            photos + added,
+            corrected=remembered if remember else None,
+            corrections_verified=not remember,
         )
-        recalled = remembered if remember else None
-        after, rows_after = _answers(system, photos + added, queries, recalled)
+        after, rows_after = answer(queries)
         now = _right(after)
         fixed = [n for w, n in zip(was, now, strict=True) if not w]
         kept = [n for w, n in zip(was, now, strict=True) if w]
         fresh_cell = "-"
         if fresh:
-            fresh_after = _right(_answers(system, photos + added, fresh, recalled)[0])
+            fresh_after = _right(answer(fresh)[0])
             fresh_cell = f"{_share(fresh_before)} → {_share(fresh_after)}"
         rows.append(
             f"| {name} | {kind} | {len(queries)} | {len(fixed)} | {len(added)} | "
@@ -236,7 +245,7 @@ def _recall_cost(system: System, photos: list[CatalogPhoto], queries: list[Query
     dim = system.featurizer.dim
     rows = []
     for corrections in (0, 100, 1_000, 10_000):
-        matrix = rng.normal(size=(2 * corrections, dim)).astype(np.float32)
+        matrix = rng.normal(size=(3 * corrections, dim)).astype(np.float32)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
         remembered = RecalledViews(matrix, (None,) * len(matrix))  # far from every query
         answerer = Answerer(

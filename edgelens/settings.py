@@ -171,8 +171,9 @@ class SearchSettings(_Section):
         le=100_000,
         description="How many corrections (the newest) the worker remembers the view of: "
         "that view seen again (cosine 0.95 or more) gets the answer a person gave it. Each "
-        "adds two vectors to search per message; 0: corrections act through verification "
-        "only (docs/benchmarks.md, several photos and corrections).",
+        "adds three vectors (the frame's, the view's two) to compare with every message; 0: "
+        "corrections are logged and change no answer (docs/benchmarks.md, several photos "
+        "and corrections).",
     )
     ann_min_vectors: int = Field(default=50_000, ge=1)
     min_price: float | None = Field(default=None, ge=0)

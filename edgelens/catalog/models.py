@@ -35,11 +35,13 @@ class PhotoOrigin(StrEnum):
 
 def indexed_photos(photos: Sequence[tuple[PhotoOrigin, _Held]]) -> list[_Held]:
     """Of one item's photos (origin and whatever the caller holds of each, in order), what
-    of those that give rows to the vector index.
+    of those that the answer searches: the vector index's rows, and stage two's keypoints.
 
-    Corrections serve stage two only: a correction is one camera's view of one shelf, and
-    among the index's rows it drew other items' views to its item, where verification only
-    confirms its own item. An item with nothing but corrections keeps them all.
+    A correction's photo is kept with its item, but the answer uses the corrected view
+    itself (:mod:`edgelens.cloud.recall`): a correction is one camera's view of one shelf,
+    and as index rows it drew other items' views to its item, and as a photo to verify it
+    confirmed its item in other items' views (docs/benchmarks.md, several photos and
+    corrections). An item with nothing but corrections keeps them all.
     """
     if all(origin is PhotoOrigin.CORRECTION for origin, _ in photos):
         return [held for _, held in photos]

@@ -9,6 +9,7 @@ catalog version and logs the items it touched in the change log workers follow.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -22,7 +23,6 @@ import numpy as np
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Row,
     Table,
     delete,
     func,
@@ -364,21 +364,26 @@ class CatalogStore:
     def photos_local_features(
         self, item_ids: Sequence[str], method: str
     ) -> dict[str, list[tuple[str, LocalFeatures]]]:
-        """The keypoints of each item's photos, by item id: (photo sha256, keypoints), first
-        photo first; items unknown or without keypoints of ``method`` are left out. Two queries
-        per 500 items, each stored photo decoded once however many of the items show it."""
+        """The keypoints of each item's photos that the answer searches
+        (:func:`indexed_photos`), by item id: (photo sha256, keypoints), first photo first;
+        items unknown or without keypoints of ``method`` are left out. Two queries per 500
+        items, each stored photo decoded once however many of the items show it."""
         f = local_features.c
-        shown: list[Row] = []  # (item id, photo sha256), first photo first
+        shown: list[tuple[str, str]] = []  # (item id, photo sha256), first photo first
         blobs: dict[str, tuple[bytes, bytes]] = {}
         with self._read() as conn:
             # Two key lookups, not a join: a planner that hashes the keypoint table reads
             # every photo's blobs to find ten.
             for chunk in _chunks(list(dict.fromkeys(item_ids))):
-                shown += conn.execute(
-                    select(photos.c.item_id, photos.c.image_sha256)
+                rows = conn.execute(
+                    select(photos.c.item_id, photos.c.origin, photos.c.image_sha256)
                     .where(photos.c.item_id.in_(chunk))
                     .order_by(photos.c.item_id, photos.c.position)
                 ).all()
+                for _, held in itertools.groupby(rows, key=lambda row: row[0]):
+                    shown += indexed_photos(
+                        [(PhotoOrigin(origin), (item_id, sha)) for item_id, origin, sha in held]
+                    )
             for chunk in _chunks(list(dict.fromkeys(sha for _, sha in shown))):
                 rows = conn.execute(
                     select(f.image_sha256, f.xy, f.descriptors).where(

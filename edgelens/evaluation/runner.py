@@ -307,22 +307,28 @@ def system_answerer(
     keypoints: dict[str, LocalFeatures],
     *,
     corrected: RecalledViews | None = None,
+    corrections_verified: bool = False,
 ) -> Answerer:
     """``system``'s worker over the catalog ``photos``: their index and, when it verifies,
     their keypoints (extracted into ``keypoints``, by photo sha256, once for all systems),
     each photo's with its vector rows, as the worker's keypoint cache holds them; and the
-    views people ``corrected``, as the worker remembers them."""
+    views people ``corrected``, as the worker remembers them. ``corrections_verified``: the
+    photos corrections gave are verified too (the product before it remembered views: a
+    baseline)."""
     worker_model = system.catalog_featurizer or system.featurizer
     matrices = photo_matrices(worker_model, photos, system.recipe)
     index = catalog_index(worker_model, photos, recipe=system.recipe, matrices=matrices)
     held: dict[str, list[PhotoKeypoints]] = {}
     if system.verify:
+        searched: dict[str, list[tuple[PhotoOrigin, tuple[CatalogPhoto, np.ndarray]]]] = {}
         for photo, matrix in zip(photos, matrices, strict=True):
-            if photo.sha256 not in keypoints:
-                keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
-            held.setdefault(photo.item.item_id, []).append(
-                PhotoKeypoints(keypoints[photo.sha256], matrix)
-            )
+            origin = PhotoOrigin.ADDED if corrections_verified else photo.origin
+            searched.setdefault(photo.item.item_id, []).append((origin, (photo, matrix)))
+        for item_id, item_photos in searched.items():
+            for photo, matrix in indexed_photos(item_photos):
+                if photo.sha256 not in keypoints:
+                    keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
+                held.setdefault(item_id, []).append(PhotoKeypoints(keypoints[photo.sha256], matrix))
     return Answerer(
         index=index,
         policy=system.policy,

@@ -13,6 +13,7 @@ from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, ItemSource, PhotoOr
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError, LastPhotoError
+from edgelens.featurizer import local_features
 from edgelens.samples.photos import load_photo
 from edgelens.search.exact import ExactIndex
 
@@ -99,23 +100,27 @@ def test_an_import_replaces_imported_photos_and_keeps_added_ones(
     }
 
 
-def test_corrections_give_no_index_rows_while_the_item_has_other_photos(
+def test_corrections_give_no_index_rows_nor_keypoints_while_the_item_has_other_photos(
     store, featurizer, tmp_path, photo_files
 ):
-    """A correction serves stage two (its vectors stay cached for the keypoint cache); the
-    index holds the item's other photos, or the corrections when nothing else is left."""
+    """The answer searches a correction's view, not its photo: the index holds the item's
+    other photos' rows and stage two their keypoints, or the corrections' when nothing
+    else is left."""
     _add(store, featurizer, tmp_path, "mug", photo_files["coffee"])
     alone = store.vectors(featurizer.model_id, RECIPE)[1][0]
     _add(store, featurizer, tmp_path, "mug", photo_files["chelsea"], origin=PhotoOrigin.CORRECTION)
     np.testing.assert_array_equal(store.vectors(featurizer.model_id, RECIPE)[1][0], alone)
-    correction = store.photos("mug")[1]
-    assert store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
+    cover, correction = store.photos("mug")
+    verified = store.photos_local_features(["mug"], local_features.METHOD_ID)["mug"]
+    assert [sha for sha, _ in verified] == [cover.image_sha256]
 
     with store.transaction() as write:
-        write.remove_photo("mug", store.photos("mug")[0].image_sha256)
+        write.remove_photo("mug", cover.image_sha256)
     (rows,) = store.vectors(featurizer.model_id, RECIPE)[1]
     cached = store.photo_vectors(featurizer.model_id, RECIPE, [correction.image_sha256])
     np.testing.assert_array_equal(rows, cached[correction.image_sha256])
+    verified = store.photos_local_features(["mug"], local_features.METHOD_ID)["mug"]
+    assert [sha for sha, _ in verified] == [correction.image_sha256]
 
 
 def test_an_item_holds_at_most_max_photos(store, featurizer, tmp_path, photo_files):

@@ -33,10 +33,11 @@ def _answer(system, photos, queries):
     return rank_queries(system.featurizer, answerer, queries, sends=VIEW_SENT), answerer
 
 
-def test_the_views_of_wrong_answers_become_photos_and_are_answered_right(featurizer):
+def test_the_views_of_wrong_answers_become_photos_the_answer_does_not_search(featurizer):
     """The print item's catalog photo is a stand-in (another picture): views of the print are
-    answered wrongly; corrected once each, the same views are answered right, the other
-    items' still are, and the new photos serve stage two only: the index's rows stay."""
+    answered wrongly; corrected once each, their views become photos of the print that
+    neither the index nor verification searches (the remembered view does the work): the
+    answers stay as they were, and the index's rows too."""
     system = System.product("edgelens", featurizer, Settings())
     photos = [_photo(name, load_photo(name)) for name in NAMES]
     photos.append(_photo("print", load_photo("moon")))  # a stand-in: another picture
@@ -51,11 +52,13 @@ def test_the_views_of_wrong_answers_become_photos_and_are_answered_right(featuri
 
     added = correction_photos(featurizer, photos, before)
     assert [p.item.item_id for p in added] == ["print"] * 3
-    after, corrected = _answer(system, photos + added, prints + others)
-    assert answered_wrongly(after) == []
     assert all(p.origin is PhotoOrigin.CORRECTION for p in added)
+    after, corrected = _answer(system, photos + added, prints + others)
+    assert [r.ranked for r in after] == [r.ranked for r in before]
     assert corrected.index.vector_count == answerer.index.vector_count
-    assert len(corrected.index) == len(answerer.index)
+    verified = system_answerer(system, photos + added, {}, corrections_verified=True)
+    baseline = rank_queries(featurizer, verified, prints, sends=VIEW_SENT)
+    assert answered_wrongly(baseline) == [], "verified, as before, they confirm the print"
 
 
 def test_an_item_takes_no_more_photos_than_the_catalog_allows(featurizer):

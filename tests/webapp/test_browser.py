@@ -506,7 +506,7 @@ def test_a_wrong_answer_corrected_on_the_device_page_is_answered_right_after(
         form.find_element(By.CSS_SELECTOR, "button[value=item]").click()
         _wait(browser, lambda d: d.find_elements(By.ID, "notice"))
         assert (
-            "frame #1 is now a photo of Astronaut portrait print"
+            "frame #1 shows Astronaut portrait print; this view, seen again, is answered so"
             in browser.find_element(By.ID, "notice").text
         )
         assert len(store.photos("astronaut")) == 2

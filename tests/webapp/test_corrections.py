@@ -77,7 +77,8 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     }, "the view and the frame's vectors are kept for the workers to remember"
     assert [c for c, _ in store.corrected_views(10)] == [correction.correction_id]
     thanks = http.get(done.headers["location"])
-    assert "frame #7 is now a photo of" in thanks.text and "Coffee cup" in thanks.text
+    assert "frame #7 shows" in thanks.text and "Coffee cup" in thanks.text
+    assert "kept as a photo of the item" in thanks.text
 
     item_page = http.get("/catalog/items/coffee")
     assert "said frame #7 of" in item_page.text and ">Undo</button>" in item_page.text

@@ -1,10 +1,12 @@
 """Corrections from the device page: "this frame is item X" or "this is not in the catalog".
 
-The frame's focus view (kept in Redis by the worker for ``worker.views_kept_s``) becomes a
-new photo of X, cropped to the item it shows as every photo added one by one is
-(:func:`edgelens.webapp.services.catalog.add_photo`), so stage two verifies against it while
-serving; and the view itself is kept with the correction, so the workers answer that view,
-seen again, as corrected (:mod:`edgelens.cloud.recall`), "not in the catalog" included.
+The frame's focus view (kept in Redis by the worker for ``worker.views_kept_s``) and its
+vectors are kept with the correction, so the workers answer that view, seen again, as
+corrected (:mod:`edgelens.cloud.recall`), "not in the catalog" included. The view also
+becomes a photo of X (while X has room), cropped to the item it shows as every photo
+added one by one is (:func:`edgelens.webapp.services.catalog.add_photo`): the item's page
+shows it, but the answer searches the corrected view, not that photo
+(:func:`edgelens.catalog.models.indexed_photos`).
 Every correction is logged in the catalog (who, when, which frame, which item) and can be
 undone from the item's page: its photo goes again, the log keeps both.
 """
@@ -20,7 +22,7 @@ from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 from starlette.concurrency import run_in_threadpool
 
-from edgelens.catalog.models import Correction, PhotoOrigin
+from edgelens.catalog.models import MAX_PHOTOS, Correction, PhotoOrigin
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError, ViewGoneError
 from edgelens.webapp.services import catalog
@@ -58,13 +60,13 @@ async def correct(
         store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
     jpeg = await frame_view(redis=redis, device_id=device_id, seq=seq)
     vectors = await _kept(redis, view_vectors_key(device_id, seq)) if jpeg else None
-    if item_id is not None:
-        if jpeg is None:
-            raise ViewGoneError(
-                f"the view of frame #{seq} is no longer kept: point the camera at the item "
-                "again and correct the new answer"
-            )
-        before = {p.image_sha256 for p in store.photos(item_id)}
+    if item_id is not None and jpeg is None:
+        raise ViewGoneError(
+            f"the view of frame #{seq} is no longer kept: point the camera at the item "
+            "again and correct the new answer"
+        )
+    if item_id is not None and len(held := store.photos(item_id)) < MAX_PHOTOS:
+        before = {p.image_sha256 for p in held}
         photos = await run_in_threadpool(
             catalog.add_photo,
             ingest=ingest,
