@@ -180,6 +180,7 @@ class ConfiguredFeaturizer:
         self._settings = settings
         self._lock = threading.Lock()
         self._featurizer = loaded or load_featurizer(settings)
+        self._previous: Featurizer | None = None  # the one the last reload replaced
         configured = self._configured()
         # the export under the configured name, as last seen
         self._exported = configured.model_id if configured else None
@@ -216,4 +217,13 @@ class ConfiguredFeaturizer:
             featurizer.model_id,
             self._featurizer.model_id,
         )
+        self._previous = self._featurizer
         self._featurizer, self._exported, self._refused = featurizer, manifest.model_id, None
+
+    def previous(self, model_id: str) -> Featurizer | None:
+        """The featurizer a reload replaced, when it is of ``model_id``: the model a rollout
+        moves the fleet from, which uploads are featurized with too until the fleet
+        switched, so its devices find new items meanwhile (still loaded: its file may
+        already be replaced)."""
+        previous = self._previous
+        return previous if previous is not None and previous.model_id == model_id else None

@@ -6,6 +6,7 @@ test or another app can provide different objects through the lifespan.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Path, Request
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from edgelens.catalog.models import ITEM_ID_PATTERN, PHOTO_ID_PATTERN
 from edgelens.catalog.store import CatalogStore
-from edgelens.errors import CsrfError, NotSignedInError
+from edgelens.errors import CsrfError, NotSignedInError, RedisUnavailableError
 from edgelens.featurizer.runtime import ConfiguredFeaturizer
 from edgelens.settings import Settings
 from edgelens.webapp.security import new_csrf_token, tokens_match
@@ -21,7 +22,10 @@ from edgelens.webapp.services.accounts import AccountStore
 from edgelens.webapp.services.catalog import Ingest
 from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub
+from edgelens.webapp.services.rollout import rollout_under_way
 from edgelens.wire.names import DEVICE_ID_PATTERN
+
+logger = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without signing in even when the dashboard is private: the sign-in page
@@ -50,11 +54,22 @@ def get_store(request: Request) -> CatalogStore:
     return request.state.store
 
 
-def get_ingest(request: Request) -> Ingest:
-    """What an uploaded photo is imported with, as the settings say."""
+async def get_ingest(request: Request) -> Ingest:
+    """What an uploaded photo is imported with, as the settings say; during a rollout also
+    the model it moves the fleet from, so the devices still running it find the photo."""
     state = request.state
+    featurizer = state.featurizer.get()
+    try:
+        rollout = await rollout_under_way(redis=state.redis)
+    except RedisUnavailableError as exc:
+        logger.warning("rollout unknown (%s): featurizing with %s only", exc, featurizer.model_id)
+        rollout = None
+    previous = state.featurizer.previous(rollout.from_model) if rollout is not None else None
     return Ingest.from_settings(
-        store=state.store, featurizer=state.featurizer.get(), settings=state.settings
+        store=state.store,
+        featurizer=featurizer,
+        settings=state.settings,
+        also=(previous,) if previous is not None else (),
     )
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -129,3 +130,62 @@ def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
                 process.wait(timeout=30)
             worker.stop()
             rdb.close()
+
+
+def test_photos_added_during_a_rollout_are_featurized_by_both_models(web_settings, serve, tmp_path):
+    """Until the fleet runs the new model, the devices still on the old one search the old
+    model's index: an item added meanwhile gets vectors of both, and of the new one only
+    once the rollout is finished."""
+    models = tmp_path / "models"
+    shutil.copytree(web_settings.model_path, models)
+    settings = web_settings.model_copy(
+        update={
+            "models_dir": models,
+            "worker": web_settings.worker.model_copy(update={"model_poll_s": 0.01}),
+        }
+    )
+    old = Featurizer.from_models_dir(models, "fp32", "rgem", providers=["cpu"])
+    new = Featurizer.from_models_dir(models, "fp32", "gap", providers=["cpu"])
+    build_sample_catalog(settings, old, item_ids=ITEMS)
+    rdb = redis.Redis.from_url(str(settings.redis_url))
+    store = CatalogStore(settings.catalog_url)
+
+    def models_of(item_id: str) -> set[str]:
+        return {
+            model
+            for model in (old.model_id, new.model_id)
+            if store.vectors(model, DEFAULT_RECIPE.recipe_id, [item_id])[0]
+        }
+
+    with serve(settings) as web_url, AdminClient(base_url=web_url, timeout=30) as admin:
+        assert sign_in(admin, ADMIN, ADMIN_PASSWORD).status_code == 303
+        admin.csrf = csrf_in(admin.get("/catalog").text)
+
+        def add(item_id: str, photo: str) -> None:
+            _, png = cv2.imencode(".png", load_photo(photo))
+            added = admin.post(
+                "/catalog/items",
+                data={"item_id": item_id, "name": item_id},
+                files={"image": (f"{item_id}.png", png.tobytes(), "image/png")},
+            )
+            assert added.status_code == 303, added.text
+
+        for exported, configured in zip(
+            artefact_paths(models, "fp32", "gap"), artefact_paths(models, "fp32"), strict=True
+        ):
+            shutil.copyfile(exported, configured)
+        rollout = Rollout(old.model_id, new.model_id, time.time())
+        rdb.hset(ROLLOUT_KEY, mapping=rollout.to_redis())
+        time.sleep(0.05)  # the web app looks for a new export at most every model_poll_s
+        add("print", "astronaut")
+        assert models_of("print") == {old.model_id, new.model_id}
+
+        rdb.hset(ROLLOUT_KEY, mapping={"finished_at": str(time.time()), "finished_by": "fleet"})
+        add("moon", "moon")
+        assert models_of("moon") == {new.model_id}
+        logged = [item_id for _, item_id, _ in store.changes_since(0)]
+        assert logged.count("print") == logged.count("moon") + 1, (
+            "the old model's vectors are a change of their own, for its followers"
+        )
+    store.close()
+    rdb.close()

@@ -47,17 +47,24 @@ _CHUNK = 1 << 16
 @dataclass(frozen=True)
 class Ingest:
     """What an uploaded photo is imported with: the catalog, the featurizer, where images
-    are stored, the catalog's recipe, and the largest upload taken."""
+    are stored, the catalog's recipe, and the largest upload taken; ``also``, other models
+    it is featurized with too (the one a rollout under way moves the fleet from)."""
 
     store: CatalogStore
     featurizer: Featurizer
     images_dir: Path
     recipe: CatalogRecipe
     max_bytes: int
+    also: tuple[Featurizer, ...] = ()
 
     @classmethod
     def from_settings(
-        cls, *, store: CatalogStore, featurizer: Featurizer, settings: Settings
+        cls,
+        *,
+        store: CatalogStore,
+        featurizer: Featurizer,
+        settings: Settings,
+        also: tuple[Featurizer, ...] = (),
     ) -> Ingest:
         return cls(
             store=store,
@@ -65,6 +72,7 @@ class Ingest:
             images_dir=settings.images_dir,
             recipe=CatalogRecipe(settings.catalog.views),
             max_bytes=settings.web.max_upload_bytes,
+            also=also,
         )
 
 
@@ -136,13 +144,16 @@ def _import_upload(
         copy_at_most(upload, staged, ingest.max_bytes)
         if isolate:
             staged = _cropped_to_item(staged, filename)
-        report = add_items(
-            store=ingest.store,
-            featurizer=ingest.featurizer,
-            sources=[replace(source, images=(staged,))],
-            images_dir=ingest.images_dir,
-            recipe=ingest.recipe,
-        )
+        for featurizer in (ingest.featurizer, *ingest.also):
+            report = add_items(
+                store=ingest.store,
+                featurizer=featurizer,
+                sources=[replace(source, images=(staged,))],
+                images_dir=ingest.images_dir,
+                recipe=ingest.recipe,
+            )
+            if report.failed:
+                break
     if report.failed:
         _, reason = report.failed[0]
         raise UploadRejectedError(f"{filename}: {reason}")

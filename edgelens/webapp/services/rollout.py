@@ -43,6 +43,13 @@ async def rollout_progress(
     )
 
 
+async def rollout_under_way(*, redis: Redis) -> Rollout | None:
+    """The rollout under way, if one is (not finished by the fleet or an admin)."""
+    with reachable(redis):
+        rollout = Rollout.from_redis(await redis.hgetall(ROLLOUT_KEY))
+    return rollout if rollout is not None and rollout.finished_at is None else None
+
+
 async def finish_rollout(*, redis: Redis, user: str) -> Rollout:
     """The rollout under way marked finished by ``user``: the workers stop answering the
     old model (its devices' vectors are refused from then on, saying why)."""
