@@ -22,8 +22,10 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -113,12 +115,14 @@ def main() -> None:
         "answer does not search (`edgelens.catalog.models.indexed_photos`). Before, that "
         "photo was verified in stage two: measured here beside it, cropped and whole (at "
         "most 8 photos an item; a correction gave the index no rows either way). "
-        "'Others' are the queries that were right before: the share still right after.",
+        "'A moment later': the corrected views again with the camera moved by up to 1% of "
+        "the frame, the light by up to 5% and new sensor noise. 'Others' are the queries "
+        "that were right before: the share still right after.",
         "",
         "| set | how a correction acts | queries | wrong before | photos added | vectors "
-        "remembered | the same views right after | others still right | set top-1 before → "
-        "after | new views top-1 before → after | index rows before → after |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: | :---: |",
+        "remembered | the same views right after | a moment later | others still right | set "
+        "top-1 before → after | new views top-1 before → after | index rows before → after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | :---: | :---: |",
         *corrections,
         "",
         "What remembering corrections costs the worker: stage one's CPU time per message "
@@ -205,6 +209,11 @@ def _corrected(
     fresh_before = _right(_answers(system, photos, fresh)[0]) if fresh else []
     was = _right(before)
     remembered = corrected_views(system.featurizer, photos, before)
+    rng = np.random.default_rng(len(queries))
+    later = [
+        replace(r.query, image_bgr=_moment_later(r.query.image_bgr, rng))
+        for r in answered_wrongly(before)
+    ]
     rows = []
     for kind, isolate, remember in CORRECTION_KINDS:
         added = correction_photos(system.featurizer, photos, before, isolate=isolate)
@@ -219,16 +228,29 @@ def _corrected(
         now = _right(after)
         fixed = [n for w, n in zip(was, now, strict=True) if not w]
         kept = [n for w, n in zip(was, now, strict=True) if w]
+        moved = _right(answer(later)[0]) if later else []
         fresh_cell = "-"
         if fresh:
             fresh_after = _right(answer(fresh)[0])
             fresh_cell = f"{_share(fresh_before)} → {_share(fresh_after)}"
         rows.append(
             f"| {name} | {kind} | {len(queries)} | {len(fixed)} | {len(added)} | "
-            f"{len(remembered) if remember else 0} | {_share(fixed)} | {_share(kept)} | "
+            f"{len(remembered) if remember else 0} | {_share(fixed)} | {_share(moved)} | "
+            f"{_share(kept)} | "
             f"{_share(was)} → {_share(now)} | {fresh_cell} | {rows_before:,} → {rows_after:,} |"
         )
     return "\n".join(rows)
+
+
+def _moment_later(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same view a moment later: the camera moved by up to 1% of the frame, the light
+    by up to 5%, and new sensor noise."""
+    height, width = image.shape[:2]
+    dx, dy = rng.uniform(-0.01, 0.01, 2) * (width, height)
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    moved = cv2.warpAffine(image, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+    lit = moved.astype(np.float32) * rng.uniform(0.95, 1.05)
+    return np.clip(lit + rng.normal(0, 2.0, image.shape), 0, 255).astype(np.uint8)
 
 
 def _recall_cost(system: System, photos: list[CatalogPhoto], queries: list[Query]) -> str:
