@@ -112,7 +112,8 @@ corrections = Table(
 
 # The view a device sent with a corrected frame, as it came (a JPEG), and the frame's
 # vectors (a feature message without the view, when the worker kept them), for the workers
-# to remember (edgelens.cloud.recall). Kept when the correction is undone, as the log is.
+# to remember (edgelens.cloud.recall). Deleted when the correction is undone (the log
+# keeps the correction).
 correction_views = Table(
     "correction_views",
     metadata,

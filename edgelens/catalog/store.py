@@ -673,6 +673,11 @@ class CatalogWrite:
         return logged
 
     def mark_undone(self, correction_id: int, *, user: str, at: float) -> None:
+        """The correction undone by ``user`` at ``at``: the log keeps it, its kept view and
+        vectors go."""
+        self._conn.execute(
+            delete(correction_views).where(correction_views.c.correction_id == correction_id)
+        )
         self._conn.execute(
             update(corrections)
             .where(corrections.c.correction_id == correction_id)

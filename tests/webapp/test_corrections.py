@@ -93,6 +93,7 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     assert undone.undone_by == ADMIN and undone.undone_at >= correction.at
     assert "undone by" in http.get("/catalog/items/coffee").text
     assert store.corrected_views(10) == [], "the workers forget the view"
+    assert store.correction_views([correction.correction_id]) == {}, "and it is not kept"
     assert http.post(undo).status_code == 303, "undoing twice changes nothing"
     assert len(store.photos("coffee")) == 1
 
