@@ -202,7 +202,7 @@ class Answerer:
         )
         searched = {"search": _ms_since(started)}
         answer = Answer(matches[:wanted], self.policy.decide(matches), Stage.FIRST, searched)
-        return self._as_corrected(answer, vectors)
+        return self._as_corrected(answer, vectors, stage_two=False)
 
     def wants_confirmation(self, first: Answer) -> bool:
         """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`): not
@@ -257,7 +257,7 @@ class Answerer:
         structure = view_structure(view)
         decision = policy.decide(matches, view_structure=structure)
         answer = Answer(matches[:wanted], decision, Stage.CONFIRMED, stages, structure)
-        return self._as_corrected(answer, vectors)
+        return self._as_corrected(answer, vectors, stage_two=True)
 
     def answer(
         self, vectors: Sequence[np.ndarray], view: np.ndarray | None, *, k: int | None = None
@@ -269,7 +269,9 @@ class Answerer:
             return first
         return self.confirm(vectors, view, k=k)
 
-    def _as_corrected(self, answer: Answer, vectors: Sequence[np.ndarray]) -> Answer:
+    def _as_corrected(
+        self, answer: Answer, vectors: Sequence[np.ndarray], *, stage_two: bool
+    ) -> Answer:
         """``answer``, or, for a view a person corrected seen again, the answer they gave:
         its item first (at the better of its scores), or "no match" for something not in
         the catalog or an item the filters leave out."""
@@ -277,7 +279,7 @@ class Answerer:
         if not remembered:
             return answer
         started = time.perf_counter()
-        recalled = remembered.nearest(vectors)
+        recalled = remembered.nearest(vectors, stage_two=stage_two)
         stages = {**answer.stages_ms, "recall": _ms_since(started)}
         if recalled is None:
             return replace(answer, stages_ms=stages)

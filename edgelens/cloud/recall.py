@@ -47,7 +47,8 @@ class CorrectedViews:
         self._capacity = capacity
         self._dim = dim
         self._views = RecalledViews.empty(dim)
-        self._rows: dict[int, np.ndarray] = {}  # correction id → its view's vector rows
+        # correction id → its rows: as the device sent them, and its view's in stage two
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._version: int | None = None
         self._lock = threading.Lock()  # one refresh at a time
 
@@ -69,28 +70,30 @@ class CorrectedViews:
                 self._rows[cid] = self._remembered(cid, jpeg, vectors)
             self._rows = {cid: self._rows[cid] for cid, _ in standing if cid in self._rows}
             self._views = RecalledViews.of(
-                [(self._rows[cid], item) for cid, item in standing if cid in self._rows],
+                [(*self._rows[cid], item) for cid, item in standing if cid in self._rows],
                 self._dim,
             )
             self._version = version
             if new:
                 logger.info("%d corrected views remembered (%d new)", len(self._rows), len(new))
 
-    def _remembered(self, correction_id: int, jpeg: bytes, vectors: bytes | None) -> np.ndarray:
-        rows = [np.zeros((0, self._dim), np.float32)]
+    def _remembered(
+        self, correction_id: int, jpeg: bytes, vectors: bytes | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        sent = seen = np.zeros((0, self._dim), np.float32)
         try:
-            rows.append(view_rows(self._embed, decode_focus_view(jpeg)))
+            seen = view_rows(self._embed, decode_focus_view(jpeg))
         except ImageDecodeError as exc:
             logger.warning("correction %d: its view is not remembered: %s", correction_id, exc)
         if vectors is not None:
             try:
-                sent = decode(vectors)
+                message = decode(vectors)
             except WireFormatError as exc:
                 logger.warning("correction %d: its vectors are unreadable: %s", correction_id, exc)
             else:
-                if sent.model_id in self._models and sent.dim == self._dim:
-                    rows.append(np.stack(sent.views))
-        return np.concatenate(rows)
+                if message.model_id in self._models and message.dim == self._dim:
+                    sent = np.stack(message.views)
+        return sent, seen
 
 
 def view_rows(embed: EmbedImages, view: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ def corrected_views(
     embed = (worker_model or featurizer).embed
     wrong = [r.query for r in answered_wrongly(rankings)]
     views = [
-        (np.concatenate([view_rows(embed, sent.view), sent.vectors]), items[sent.query.item_id])
+        (np.stack(sent.vectors), view_rows(embed, sent.view), items[sent.query.item_id])
         for sent in sent_queries(featurizer, wrong, sends=VIEW_SENT)
         if sent.view is not None
     ]

@@ -35,33 +35,13 @@ class Recalled:
 
 
 @dataclass(frozen=True)
-class RecalledViews:
-    """Remembered views: unit vector rows (several a view), each with what its view was
-    corrected to. Immutable: a worker replaces the whole when corrections change."""
+class _Rows:
+    """Unit vector rows, each with what its view was corrected to."""
 
     rows: np.ndarray  # (n, dim) float32
     items: tuple[CatalogItem | None, ...]  # one per row
 
-    @classmethod
-    def empty(cls, dim: int) -> RecalledViews:
-        return cls(np.zeros((0, dim), np.float32), ())
-
-    @classmethod
-    def of(cls, views: Sequence[tuple[np.ndarray, CatalogItem | None]], dim: int) -> RecalledViews:
-        """From each view's (n, dim) rows and what it was corrected to."""
-        if not views:
-            return cls.empty(dim)
-        return cls(
-            np.concatenate([rows for rows, _ in views]).astype(np.float32, copy=False),
-            tuple(item for rows, item in views for _ in range(len(rows))),
-        )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
     def nearest(self, queries: Sequence[np.ndarray]) -> Recalled | None:
-        """The remembered view nearest any of ``queries`` (unit vectors), when it is the
-        same view (:data:`SAME_VIEW_COSINE`); None otherwise."""
         if not self.items or not len(queries):
             return None
         scores = (np.stack(queries).astype(np.float32, copy=False) @ self.rows.T).max(axis=0)
@@ -69,3 +49,47 @@ class RecalledViews:
         if scores[best] < SAME_VIEW_COSINE:
             return None
         return Recalled(self.items[best], float(scores[best]))
+
+
+@dataclass(frozen=True)
+class RecalledViews:
+    """Remembered views, each by two kinds of rows: the vectors its frame came with, as
+    the device sent them (what stage one has of the next frames), and the view's own, as
+    stage two makes them. Stage one compares only the first kind (the second hardly ever
+    meets a frame's vectors, and each row read costs every message), stage two both.
+    Immutable: a worker replaces the whole when corrections change."""
+
+    sent: _Rows
+    every: _Rows
+
+    @classmethod
+    def empty(cls, dim: int) -> RecalledViews:
+        return cls.of([], dim)
+
+    @classmethod
+    def of(
+        cls, views: Sequence[tuple[np.ndarray, np.ndarray, CatalogItem | None]], dim: int
+    ) -> RecalledViews:
+        """From each view's rows as sent (k, dim) and as seen in stage two (m, dim), and
+        what it was corrected to."""
+
+        def rows(kinds: tuple[int, ...]) -> _Rows:
+            matrices = [view[kind] for view in views for kind in kinds]
+            return _Rows(
+                np.concatenate([np.zeros((0, dim), np.float32), *matrices]).astype(
+                    np.float32, copy=False
+                ),
+                tuple(view[2] for view in views for kind in kinds for _ in range(len(view[kind]))),
+            )
+
+        return cls(rows((0,)), rows((0, 1)))
+
+    def __len__(self) -> int:
+        """Rows held, of both kinds."""
+        return len(self.every.items)
+
+    def nearest(self, queries: Sequence[np.ndarray], *, stage_two: bool) -> Recalled | None:
+        """The remembered view nearest any of ``queries`` (unit vectors: a message's, and in
+        ``stage_two`` its view's too), when it is the same view (:data:`SAME_VIEW_COSINE`);
+        None otherwise."""
+        return (self.every if stage_two else self.sent).nearest(queries)

@@ -154,8 +154,10 @@ def _near(vector: np.ndarray, cosine: float) -> np.ndarray:
 
 def test_a_corrected_view_seen_again_gets_the_corrected_answer_in_either_stage():
     index, vectors, catalog = _catalog()
-    view = _near(vectors[0], 0.3)  # answered sku-0 by its vectors, corrected to sku-2
-    corrected = RecalledViews.of([(view[None, :], catalog[2])], 16)
+    # a frame answered sku-0 by its vectors, corrected to sku-2: the vectors it was sent
+    # with, and its view's as stage two makes them
+    sent, view = _near(vectors[0], 0.3), _near(vectors[0], 0.35)
+    corrected = RecalledViews.of([(sent[None, :], view[None, :], catalog[2])], 16)
     answerer = Answerer(
         index=index,
         policy=AnswerPolicy(top_k=2, match_score=0.0, confirm_margin=0.0),
@@ -163,7 +165,8 @@ def test_a_corrected_view_seen_again_gets_the_corrected_answer_in_either_stage()
         keypoints_of=lambda item_ids: {},
         recall=lambda: corrected,
     )
-    again = answerer.first([_near(view, 0.97)])
+    assert answerer.first([view]).recalled is None, "stage one compares the sent vectors"
+    again = answerer.first([_near(sent, 0.97)])
     assert again.matches[0].item_id == "sku-2"
     assert again.decision is Decision.MATCH and again.recalled is not None
     assert again.matches[0].score == pytest.approx(0.97, abs=1e-4)
@@ -171,7 +174,7 @@ def test_a_corrected_view_seen_again_gets_the_corrected_answer_in_either_stage()
     assert not answerer.wants_confirmation(again), "a person already answered this view"
     confirmed = answerer.confirm([vectors[1]], _sent(load_photo("coffee")))
     assert confirmed.matches[0].item_id == "sku-2", "the view's own vectors recall it"
-    other = answerer.first([_near(view, 0.9)])
+    other = answerer.first([_near(sent, 0.9)])
     assert other.recalled is None and other.matches[0].item_id != "sku-2", (
         "a view less alike is not the corrected one"
     )
@@ -180,7 +183,10 @@ def test_a_corrected_view_seen_again_gets_the_corrected_answer_in_either_stage()
 def test_a_view_corrected_as_not_in_the_catalog_or_to_a_filtered_item_is_no_match():
     index, vectors, catalog = _catalog()
     seen, hidden = _near(vectors[0], 0.5), _near(vectors[1], 0.5)
-    corrected = RecalledViews.of([(seen[None, :], None), (hidden[None, :], catalog[3])], 16)
+    nothing = np.zeros((0, 16), np.float32)
+    corrected = RecalledViews.of(
+        [(seen[None, :], nothing, None), (hidden[None, :], nothing, catalog[3])], 16
+    )
     answerer = Answerer(
         index=index,
         policy=AnswerPolicy(top_k=3, filters=SearchFilter(available_only=True)),

@@ -55,10 +55,10 @@ def test_the_worker_remembers_standing_corrections_with_a_view(featurizer, catal
     _correct(store, "toy", None, seq=3)  # no view kept: nothing to remember
     corrected.refresh()
     coffee = view_rows(featurizer.embed, decode_focus_view(views["coffee"]))
-    recalled = corrected().nearest(list(coffee))
+    recalled = corrected().nearest(list(coffee), stage_two=True)
     assert recalled is not None and recalled.item == store.get("cup")
     rocket = view_rows(featurizer.embed, decode_focus_view(views["rocket"]))
-    recalled = corrected().nearest(list(rocket))
+    recalled = corrected().nearest(list(rocket), stage_two=True)
     assert recalled is not None and recalled.item is None, "not in the catalog"
     assert len(embedded) == 2, "each view featurized once"
     corrected.refresh()
@@ -67,19 +67,23 @@ def test_the_worker_remembers_standing_corrections_with_a_view(featurizer, catal
     with store.transaction() as write:
         write.mark_undone(cup.correction_id, user="admin", at=time.time())
     corrected.refresh()
-    assert corrected().nearest(list(coffee)) is None, "an undone correction is forgotten"
-    assert corrected().nearest(list(rocket)) is not None and len(embedded) == 2
+    assert corrected().nearest(list(coffee), stage_two=True) is None, (
+        "an undone correction is forgotten"
+    )
+    assert corrected().nearest(list(rocket), stage_two=True) is not None and len(embedded) == 2
 
     _correct(store, "toy", views["coffee"], seq=4)
     _correct(store, "cup", views["rocket"], seq=5)
     corrected.refresh()
-    assert corrected().nearest(list(coffee)).item == store.get("toy")
-    assert corrected().nearest(list(rocket)).item == store.get("cup"), "the newest two only"
+    assert corrected().nearest(list(coffee), stage_two=True).item == store.get("toy")
+    assert corrected().nearest(list(rocket), stage_two=True).item == store.get("cup"), (
+        "the newest two only"
+    )
     assert nothing.correction_id not in [c for c, _ in store.corrected_views(2)]
     store.remove(["cup"])
     corrected.refresh()
-    assert corrected().nearest(list(coffee)).item == store.get("toy")
-    assert corrected().nearest(list(rocket)).item is None, (
+    assert corrected().nearest(list(coffee), stage_two=True).item == store.get("toy")
+    assert corrected().nearest(list(rocket), stage_two=True).item is None, (
         "a removed item's correction goes: the older one of that view is among the newest two"
     )
     store.close()
@@ -105,5 +109,7 @@ def test_a_corrected_frame_is_remembered_by_its_vectors_too_when_its_model_is_se
     )
     corrected.refresh()
     assert len(corrected()) == 2 + 1 + 2, "the other model's vectors are left out"
-    assert corrected().nearest(list(featurizer.embed([frame]))).score > 0.99
+    frames = list(featurizer.embed([frame]))
+    assert corrected().nearest(frames, stage_two=False).score > 0.99, "stage one recalls it"
+    assert len(corrected().sent.items) == 1, "stage one compares the frame's own vectors"
     store.close()

@@ -85,7 +85,7 @@ def test_remembered_views_alone_answer_the_same_views_as_corrected(featurizer):
     assert len(answered_wrongly(before)) == 3
     remembered = corrected_views(featurizer, photos, before)
     assert len(remembered) == 3 * 3, "the frame's vector, and the view's two (stage two's)"
-    assert {item.item_id for item in remembered.items} == {"print"}
+    assert {item.item_id for item in remembered.every.items} == {"print"}
     answerer = system_answerer(system, photos, {}, corrected=remembered)
     after = rank_queries(featurizer, answerer, prints + others, sends=VIEW_SENT)
     assert answered_wrongly(after) == []
