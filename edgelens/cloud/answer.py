@@ -34,7 +34,13 @@ import numpy as np
 from edgelens.catalog.models import CatalogItem
 from edgelens.featurizer.focus import focus_views
 from edgelens.featurizer.local_features import extract_local_features
-from edgelens.search.base import SearchFilter, VectorIndex, filter_mask, search_views
+from edgelens.search.base import (
+    SearchFilter,
+    VectorIndex,
+    filter_mask,
+    match_of,
+    search_views,
+)
 from edgelens.search.recall import Recalled, RecalledViews
 from edgelens.search.verify import PLANES, PhotoKeypoints, best_photos, verify
 from edgelens.settings import Settings
@@ -288,11 +294,7 @@ class Answerer:
             return replace(answer, decision=Decision.NO_MATCH, stages_ms=stages, recalled=recalled)
         held = next((m for m in answer.matches if m.item_id == item.item_id), None)
         score = max(recalled.score, held.score if held else -1.0)
-        first = (
-            replace(held, score=score)
-            if held
-            else Match(item.item_id, item.name, item.price, item.currency, item.available, score)
-        )
+        first = replace(held, score=score) if held else match_of(item, score)
         others = [m for m in answer.matches if m.item_id != item.item_id]
         return replace(
             answer,

@@ -58,8 +58,6 @@ class CorrectedViews:
     def refresh(self) -> None:
         """Remember the corrections standing now, when the catalog changed since the last
         look; a view is featurized once, when first seen."""
-        if self._capacity == 0:
-            return
         with self._lock:
             version = self._store.version  # before the read: a change during it is seen next
             if version == self._version:

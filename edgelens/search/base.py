@@ -63,6 +63,11 @@ class Listed(Protocol):
     def available(self) -> bool: ...
 
 
+def match_of(item: Listed, score: float) -> Match:
+    """``item`` as a match at ``score`` (not looked for by verification)."""
+    return Match(item.item_id, item.name, item.price, item.currency, item.available, score)
+
+
 def best_items(rows: Iterable[tuple[Listed | None, float]], k: int) -> list[Match]:
     """The first ``k`` distinct items of ``rows`` (one per vector, best first), each at its
     best vector's score; a row without an item (a freed slot) is skipped."""
@@ -72,9 +77,7 @@ def best_items(rows: Iterable[tuple[Listed | None, float]], k: int) -> list[Matc
         if item is None or item.item_id in seen:
             continue
         seen.add(item.item_id)
-        matches.append(
-            Match(item.item_id, item.name, item.price, item.currency, item.available, score)
-        )
+        matches.append(match_of(item, score))
         if len(matches) == k:
             break
     return matches

@@ -71,18 +71,14 @@ class RecalledViews:
         cls, views: Sequence[tuple[np.ndarray, np.ndarray, CatalogItem | None]], dim: int
     ) -> RecalledViews:
         """From each view's rows as sent (k, dim) and as seen in stage two (m, dim), and
-        what it was corrected to."""
-
-        def rows(kinds: tuple[int, ...]) -> _Rows:
-            matrices = [view[kind] for view in views for kind in kinds]
-            return _Rows(
-                np.concatenate([np.zeros((0, dim), np.float32), *matrices]).astype(
-                    np.float32, copy=False
-                ),
-                tuple(view[2] for view in views for kind in kinds for _ in range(len(view[kind]))),
-            )
-
-        return cls(rows((0,)), rows((0, 1)))
+        what it was corrected to. All the sent rows come first in one matrix, so stage
+        one's are a slice of it, held once."""
+        blocks = [(view[kind], view[2]) for kind in (0, 1) for view in views]
+        rows = np.concatenate([np.zeros((0, dim), np.float32), *(m for m, _ in blocks)])
+        items = tuple(item for matrix, item in blocks for _ in range(len(matrix)))
+        every = _Rows(rows.astype(np.float32, copy=False), items)
+        sent = sum(len(view[0]) for view in views)
+        return cls(_Rows(every.rows[:sent], items[:sent]), every)
 
     def __len__(self) -> int:
         """Rows held, of both kinds."""

@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from edgelens.catalog.models import CatalogItem, Correction
@@ -112,4 +113,5 @@ def test_a_corrected_frame_is_remembered_by_its_vectors_too_when_its_model_is_se
     frames = list(featurizer.embed([frame]))
     assert corrected().nearest(frames, stage_two=False).score > 0.99, "stage one recalls it"
     assert len(corrected().sent.items) == 1, "stage one compares the frame's own vectors"
+    assert np.shares_memory(corrected().sent.rows, corrected().every.rows), "held once"
     store.close()
