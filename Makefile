@@ -38,8 +38,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist), a test file per process at a time.
+PYTEST_WORKERS ?= 2
+
 test: setup lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(EDGELENS) demo

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
 
+# anyio's pytest plugin makes pytest rewrite anyio's modules as they are imported, and
+# CPython 3.11's parser can fail ("AST constructor recursion depth mismatch") when that
+# happens in a web server's thread while another thread parses: Starlette's first file
+# response imports anyio's file module lazily, so it is imported here, before any thread.
+import anyio._core._fileio  # noqa: F401
 import numpy as np
 import pytest
 from pydantic import AnyUrl
@@ -126,13 +132,46 @@ def mosquitto_server():
         yield server
 
 
-@pytest.fixture
-def live_settings(settings, featurizer, redis_server, mosquitto_server):
-    """Settings for a worker: the sample photos in the catalog, real Redis and mosquitto."""
+@pytest.fixture(scope="session")
+def sample_catalog_template(tmp_path_factory: pytest.TempPathFactory, featurizer) -> Settings:
+    """The sample photos added once (as `edgelens catalog add` would) to a SQLite catalog
+    whose data dir the live tests copy: featurizing them is most of a worker test's set-up."""
     from edgelens.demo.runner import build_sample_catalog
 
-    build_sample_catalog(settings, featurizer)
-    return settings.model_copy(
+    data_dir = tmp_path_factory.mktemp("sample-catalog")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.startswith("EDGELENS_"):
+                patch.delenv(key)
+        patch.setenv("EDGELENS_DATA_DIR", str(data_dir))
+        template = Settings()
+    build_sample_catalog(template, featurizer)
+    return template
+
+
+@pytest.fixture
+def sample_settings(settings: Settings, sample_catalog_template: Settings) -> Settings:
+    """``settings`` with the sample photos in its catalog (of either engine): the
+    template's rows through the product's own copy, its images and sample photos beside."""
+    from edgelens.catalog.migrate import copy_catalog
+    from edgelens.catalog.store import CatalogStore
+
+    template = sample_catalog_template
+    source, target = CatalogStore(template.catalog_url), CatalogStore(settings.catalog_url)
+    try:
+        copy_catalog(source=source, target=target)
+    finally:
+        source.close()
+        target.close()
+    for folder in (template.images_dir, template.data_dir / "samples"):
+        shutil.copytree(folder, settings.data_dir / folder.relative_to(template.data_dir))
+    return settings
+
+
+@pytest.fixture
+def live_settings(sample_settings, redis_server, mosquitto_server):
+    """Settings for a worker: the sample photos in the catalog, real Redis and mosquitto."""
+    return sample_settings.model_copy(
         update={"redis_url": AnyUrl(redis_server.url), "mqtt_url": AnyUrl(mosquitto_server.url)}
     )
 

@@ -71,14 +71,14 @@ def test_ids_found_by_their_start_are_paged_both_ways(store):
 
 
 def test_a_word_in_many_names_is_paged_like_the_rest(store):
-    _fill(store, 6_000)  # more names match "oat" than are listed: the id order finds them
-    page = store.browse(text="oat", after="sku-05000", limit=4)
+    _fill(store, 1_200)  # more names match "oat" than are listed: the id order finds them
+    page = store.browse(text="oat", after="sku-01000", limit=4)
     assert _ids(page) == [
-        "sku-05000"[:-1] + "1",
-        "sku-05004",
-        "sku-05005",
-        "sku-05008",
-        "sku-05009",
+        "sku-01001",
+        "sku-01004",
+        "sku-01005",
+        "sku-01008",
+        "sku-01009",
     ]
 
 

@@ -11,7 +11,6 @@ import redis
 from pydantic import AnyUrl
 
 from edgelens.cloud.worker import Worker
-from edgelens.demo.runner import build_sample_catalog
 from edgelens.demo.servers import RedisServer
 from edgelens.samples.photos import load_photo
 from edgelens.testing.live import send_features, wait_for
@@ -28,9 +27,9 @@ def protected_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def start_worker(settings, featurizer, mosquitto_server):
+def start_worker(sample_settings, featurizer, mosquitto_server):
     """``start_worker(redis_url)``: a running worker on the sample catalog, and a device."""
-    build_sample_catalog(settings, featurizer)
+    settings = sample_settings
     device = make_client(mosquitto_server.url, client_id="auth-device")
     connected = threading.Event()
     device.on_connect = lambda *args: connected.set()
