@@ -47,8 +47,8 @@ class CorrectedViews:
         self._capacity = capacity
         self._dim = dim
         self._views = RecalledViews.empty(dim)
-        # correction id → its rows: as the device sent them, and its view's in stage two
-        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # correction id → its place in the views: their matrix is the only copy of its rows
+        self._held: dict[int, int] = {}
         self._version: int | None = None
         self._lock = threading.Lock()  # one refresh at a time
 
@@ -63,17 +63,16 @@ class CorrectedViews:
             if version == self._version:
                 return
             standing = self._store.corrected_views(self._capacity)
-            new = [cid for cid, _ in standing if cid not in self._rows]
+            rows = {cid: self._views.rows_of(n) for cid, n in self._held.items()}
+            new = [cid for cid, _ in standing if cid not in rows]
             for cid, (jpeg, vectors) in self._store.correction_views(new).items():
-                self._rows[cid] = self._remembered(cid, jpeg, vectors)
-            self._rows = {cid: self._rows[cid] for cid, _ in standing if cid in self._rows}
-            self._views = RecalledViews.of(
-                [(*self._rows[cid], item) for cid, item in standing if cid in self._rows],
-                self._dim,
-            )
+                rows[cid] = self._remembered(cid, jpeg, vectors)
+            kept = [(cid, item) for cid, item in standing if cid in rows]
+            self._views = RecalledViews.of([(*rows[cid], item) for cid, item in kept], self._dim)
+            self._held = {cid: n for n, (cid, _) in enumerate(kept)}
             self._version = version
             if new:
-                logger.info("%d corrected views remembered (%d new)", len(self._rows), len(new))
+                logger.info("%d corrected views remembered (%d new)", len(kept), len(new))
 
     def _remembered(
         self, correction_id: int, jpeg: bytes, vectors: bytes | None

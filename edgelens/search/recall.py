@@ -61,6 +61,7 @@ class RecalledViews:
 
     sent: _Rows
     every: _Rows
+    spans: tuple[tuple[slice, slice], ...]  # each view's rows in ``every``: sent, seen
 
     @classmethod
     def empty(cls, dim: int) -> RecalledViews:
@@ -77,12 +78,24 @@ class RecalledViews:
         rows = np.concatenate([np.zeros((0, dim), np.float32), *(m for m, _ in blocks)])
         items = tuple(item for matrix, item in blocks for _ in range(len(matrix)))
         every = _Rows(rows.astype(np.float32, copy=False), items)
-        sent = sum(len(view[0]) for view in views)
-        return cls(_Rows(every.rows[:sent], items[:sent]), every)
+        sent = at_seen = sum(len(view[0]) for view in views)
+        spans, at_sent = [], 0
+        for view in views:
+            spans.append(
+                (slice(at_sent, at_sent + len(view[0])), slice(at_seen, at_seen + len(view[1])))
+            )
+            at_sent, at_seen = spans[-1][0].stop, spans[-1][1].stop
+        return cls(_Rows(every.rows[:sent], items[:sent]), every, tuple(spans))
 
     def __len__(self) -> int:
         """Rows held, of both kinds."""
         return len(self.every.items)
+
+    def rows_of(self, view: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``view``-th view's rows, as sent and as seen: slices of the one matrix (the
+        next :meth:`of` takes them without a second copy kept meanwhile)."""
+        sent, seen = self.spans[view]
+        return self.every.rows[sent], self.every.rows[seen]
 
     def nearest(self, queries: Sequence[np.ndarray], *, stage_two: bool) -> Recalled | None:
         """The remembered view nearest any of ``queries`` (unit vectors: a message's, and in

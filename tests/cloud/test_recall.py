@@ -1,6 +1,7 @@
 """The worker's corrected views against a real catalog: what it remembers, and when."""
 
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from edgelens.catalog.models import CatalogItem, Correction
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.recall import CorrectedViews, view_rows
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
-from edgelens.samples.photos import load_photo
+from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.settings import VIEW_BYTES
 from edgelens.wire.features import FeatureMessage, encode
 
@@ -31,6 +32,19 @@ def _sent(featurizer, image, model_id=None) -> bytes:
     """A frame's vectors as the worker keeps them: a message without its view."""
     vector = featurizer.embed([image])[0]
     return encode(FeatureMessage("cam-1", 1, 0.0, model_id or featurizer.model_id, vector))
+
+
+def _remembering(store: CatalogStore, featurizer) -> CorrectedViews:
+    """A worker's corrected views of ``featurizer``'s model, refreshed once."""
+    corrected = CorrectedViews(
+        store,
+        embed=featurizer.embed,
+        models=frozenset({featurizer.model_id}),
+        dim=featurizer.dim,
+        capacity=100,
+    )
+    corrected.refresh()
+    return corrected
 
 
 @pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
@@ -101,17 +115,40 @@ def test_a_corrected_frame_is_remembered_by_its_vectors_too_when_its_model_is_se
     view = focus_view_jpeg(frame, VIEW_BYTES)
     _correct(store, None, view, vectors=_sent(featurizer, frame))
     _correct(store, None, view, seq=2, vectors=_sent(featurizer, frame, "another-model-0000"))
-    corrected = CorrectedViews(
-        store,
-        embed=featurizer.embed,
-        models=frozenset({featurizer.model_id}),
-        dim=featurizer.dim,
-        capacity=10,
-    )
-    corrected.refresh()
+    corrected = _remembering(store, featurizer)
     assert len(corrected()) == 2 + 1 + 2, "the other model's vectors are left out"
     frames = list(featurizer.embed([frame]))
     assert corrected().nearest(frames, stage_two=False).score > 0.99, "stage one recalls it"
     assert len(corrected().sent.items) == 1, "stage one compares the frame's own vectors"
     assert np.shares_memory(corrected().sent.rows, corrected().every.rows), "held once"
+    store.close()
+
+
+@pytest.mark.parametrize("catalog_backend", ["sqlite"])
+def test_remembered_rows_are_held_once_across_refreshes(featurizer, catalog_location):
+    """A refresh takes the rows it already holds from its one matrix: a worker keeps the
+    rows of its corrections once, not again beside them, and they stay what they were."""
+    store = CatalogStore(catalog_location)
+    frames = [load_photo(photo.loader) for photo in SAMPLE_PHOTOS[:13]]
+    for seq, frame in enumerate(frames[:12], start=1):
+        view = focus_view_jpeg(frame, VIEW_BYTES)
+        _correct(store, None, view, seq=seq, vectors=_sent(featurizer, frame))
+
+    _remembering(store, featurizer)  # the store's and model's first-use allocations, uncounted
+    tracemalloc.start()
+    try:
+        corrected = _remembering(store, featurizer)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    matrix = corrected().every.rows
+    assert len(corrected().spans) == 12 and held < 1.25 * matrix.nbytes, (held, matrix.nbytes)
+    before = [np.concatenate(corrected().rows_of(n)) for n in range(12)]
+    view = focus_view_jpeg(frames[12], VIEW_BYTES)
+    _correct(store, None, view, seq=13, vectors=_sent(featurizer, frames[12]))
+    corrected.refresh()
+    after = [np.concatenate(corrected().rows_of(n)) for n in range(13)]
+    assert len(after) == 13 and not np.allclose(after[0], before[0]), "the newest first"
+    for old, kept in zip(before, after[1:], strict=True):
+        np.testing.assert_array_equal(kept, old)
     store.close()
