@@ -19,9 +19,13 @@ from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.cli.context import progress_bar, reports_errors, settings_of
+from edgelens.errors import ModelError
 from edgelens.featurizer import local_features
-from edgelens.featurizer.runtime import load_featurizer
+from edgelens.featurizer.manifest import ModelManifest
+from edgelens.featurizer.runtime import Featurizer, load_featurizer
 from edgelens.settings import Settings
+from edgelens.wire.names import ROLLOUT_KEY
+from edgelens.wire.rollout import Rollout
 
 app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 
@@ -57,6 +61,7 @@ def add(
         description="importing",
         total=lambda _: len(sources),
         ingest=partial(add_items, sources=sources),
+        during_rollout=True,
     )
     items, photos = store.photo_counts()
     typer.echo(f"catalog: {items} item(s), {photos} photo(s)")
@@ -184,22 +189,63 @@ def _featurize(
     description: str,
     total: Callable[[CatalogStore], int],
     ingest: Callable[..., IngestReport],
+    during_rollout: bool = False,
 ) -> tuple[CatalogStore, IngestReport]:
     """Run ``ingest`` (:func:`add_items` given its sources, or :func:`reindex`) with the
     configured model and recipe, under a progress bar of ``total(store)`` steps, and print
-    its report."""
+    its report; ``during_rollout``, also with the model a rollout moves the fleet from.
+    Returns the configured model's report."""
     featurizer = load_featurizer(settings)
+    featurizers = [featurizer]
+    if during_rollout and (previous := _rolled_out_from(settings, featurizer)) is not None:
+        featurizers.append(previous)
     store = CatalogStore(settings.catalog_url)
-    with progress_bar(description, total(store)) as advance:
-        report = ingest(
-            store=store,
-            featurizer=featurizer,
-            images_dir=settings.images_dir,
-            recipe=CatalogRecipe(settings.catalog.views),
-            progress=advance,
+    reports = []
+    for model in featurizers:
+        with progress_bar(description, total(store)) as advance:
+            reports.append(
+                ingest(
+                    store=store,
+                    featurizer=model,
+                    images_dir=settings.images_dir,
+                    recipe=CatalogRecipe(settings.catalog.views),
+                    progress=advance,
+                )
+            )
+        _print_report(reports[-1], model.model_id)
+    return store, reports[0]
+
+
+def _rolled_out_from(settings: Settings, configured: Featurizer) -> Featurizer | None:
+    """During a rollout to the configured model, the model the fleet moves from: what is
+    added meanwhile is featurized by it too (as the web app's uploads are), so the devices
+    still running it find it. None when no rollout is under way, or (said) when Redis
+    cannot tell or that model's file is no longer here."""
+    import redis  # the [cloud]/[web] extra, as notify_catalog_changed
+
+    client = redis.Redis.from_url(
+        str(settings.redis_url), socket_timeout=1.0, socket_connect_timeout=1.0
+    )
+    try:
+        rollout = Rollout.from_redis(client.hgetall(ROLLOUT_KEY))
+    except redis.RedisError as exc:
+        typer.echo(
+            f"rollout unknown ({exc}): featurizing with {configured.model_id} only", err=True
         )
-    _print_report(report, featurizer.model_id)
-    return store, report
+        return None
+    finally:
+        client.close()
+    if rollout is None or not rollout.moves_to(configured.model_id):
+        return None
+    try:
+        return load_featurizer(settings, ModelManifest.from_json(rollout.from_manifest))
+    except ModelError as exc:
+        typer.echo(
+            f"a rollout from model {rollout.from_model} is under way, but that model cannot be "
+            f"loaded here ({exc}): devices still running it find these photos once they switch",
+            err=True,
+        )
+        return None
 
 
 def _print_report(report: IngestReport, model_id: str) -> None:

@@ -249,12 +249,7 @@ class Models(StageThreads):
         except redis.RedisError as exc:
             logger.warning("rollout record unreadable (%s): serving %s", exc, configured.model_id)
             return None
-        if (
-            rollout is None
-            or rollout.finished_at is not None
-            or rollout.to_model != configured.model_id
-            or not rollout.from_manifest
-        ):
+        if rollout is None or not rollout.moves_to(configured.model_id):
             return None
         try:
             previous = ModelManifest.from_json(rollout.from_manifest)

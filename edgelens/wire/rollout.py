@@ -68,6 +68,11 @@ class Rollout:
     # rollout serves it again beside the new one, even once its files are replaced.
     from_manifest: str = ""
 
+    def moves_to(self, model_id: str) -> bool:
+        """Under way to ``model_id``, with the manifest of the model it moves the fleet from
+        (what a worker serves beside it, and what is added meanwhile is featurized by)."""
+        return self.finished_at is None and self.to_model == model_id and bool(self.from_manifest)
+
     def to_redis(self) -> dict[str, str]:
         return {k: "" if v is None else str(v) for k, v in asdict(self).items()}
 

@@ -4,20 +4,32 @@ import json
 import re
 import subprocess
 import sys
+import time
+from dataclasses import replace
 
 import cv2
 import pytest
+import redis
 from typer.testing import CliRunner
 
+from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
+from edgelens.catalog.store import CatalogStore
 from edgelens.cli.main import app
 from edgelens.evaluation.empty_views import empty_views
 from edgelens.evaluation.real_views import REAL_PAIRS
 from edgelens.evaluation.runner import load_catalog
 from edgelens.evaluation.variants import is_colour
+from edgelens.featurizer.manifest import load_manifest
 from edgelens.samples.photos import SAMPLE_PHOTOS
+from edgelens.wire.names import ROLLOUT_KEY
+from edgelens.wire.rollout import Rollout
 
 runner = CliRunner()
+
+
+def _ids(items) -> set[str]:
+    return {item.item_id for item in items}
 
 
 def _run(*args: str):
@@ -89,6 +101,38 @@ def test_catalog_add_list_remove_and_cache(settings, sample_catalog):
     removed = _run("catalog", "remove", "coffee", "ghost")
     assert removed.exit_code == 1 and "ghost" in removed.output
     assert len(_run("catalog", "list").output.splitlines()) == 19
+
+
+def test_catalog_add_during_a_rollout_featurizes_with_both_models(
+    settings, sample_catalog, models_dir, redis_server, monkeypatch
+):
+    """A precision rolled out (FP32 to INT8): the FP32 file is still here, so a photo added
+    meanwhile gets the vectors of both, as a web upload would; when the old model's file
+    is gone, the command says so and the configured model still takes the photo."""
+    old, new = load_manifest(models_dir, "fp32"), load_manifest(models_dir, "int8")
+    monkeypatch.setenv("EDGELENS_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("EDGELENS_FEATURIZER__PRECISION", "int8")
+    rdb = redis.Redis.from_url(redis_server.url)
+    rollout = Rollout(old.model_id, new.model_id, time.time(), from_manifest=old.to_json())
+    rdb.hset(ROLLOUT_KEY, mapping=rollout.to_redis())
+
+    added = _run("catalog", "add", str(sample_catalog.parent / "coffee.png"))
+    assert added.exit_code == 0, added.output
+    for model in (new, old):
+        assert f"model {model.model_id}: added " in added.output
+    gone = replace(old, onnx_sha256="0" * 64)  # another file under the old model's name
+    rdb.hset(ROLLOUT_KEY, mapping={"from_manifest": gone.to_json()})
+    told = _run("catalog", "add", str(sample_catalog.parent / "rocket.png"))
+    assert told.exit_code == 0, told.output
+    assert f"a rollout from model {old.model_id} is under way" in told.output
+    assert "devices still running it find these photos once they switch" in told.output
+    rdb.close()
+
+    store = CatalogStore(settings.catalog_url)
+    recipe = CatalogRecipe(settings.catalog.views).recipe_id
+    held = {m.model_id: _ids(store.vectors(m.model_id, recipe)[0]) for m in (old, new)}
+    store.close()
+    assert held == {old.model_id: {"coffee"}, new.model_id: {"coffee", "rocket"}}
 
 
 def test_a_folder_of_item_folders_through_add_list_and_eval(settings, sample_catalog, tmp_path):
