@@ -91,6 +91,13 @@ def catalog_location(
     return tmp_path / "catalog.sqlite3"
 
 
+def _without_edgelens_env(patch: pytest.MonkeyPatch) -> None:
+    """No EDGELENS_* variable of the caller's shell reaches the settings under test."""
+    for key in list(os.environ):
+        if key.startswith("EDGELENS_"):
+            patch.delenv(key)
+
+
 @pytest.fixture
 def settings(
     tmp_path: Path,
@@ -101,9 +108,7 @@ def settings(
 ) -> Settings:
     """Settings with a private data dir, catalog and the shared models; also exported as
     env vars."""
-    for key in list(os.environ):
-        if key.startswith("EDGELENS_"):
-            monkeypatch.delenv(key)
+    _without_edgelens_env(monkeypatch)
     monkeypatch.setenv("EDGELENS_DATA_DIR", str(tmp_path / "data"))
     if catalog_backend == "postgresql":
         url = request.getfixturevalue("postgres_server").new_database()
@@ -140,9 +145,7 @@ def sample_catalog_template(tmp_path_factory: pytest.TempPathFactory, featurizer
 
     data_dir = tmp_path_factory.mktemp("sample-catalog")
     with pytest.MonkeyPatch.context() as patch:
-        for key in list(os.environ):
-            if key.startswith("EDGELENS_"):
-                patch.delenv(key)
+        _without_edgelens_env(patch)
         patch.setenv("EDGELENS_DATA_DIR", str(data_dir))
         template = Settings()
     build_sample_catalog(template, featurizer)

@@ -13,6 +13,7 @@ to a sibling variant's view.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,14 +79,11 @@ class RecalledViews:
         rows = np.concatenate([np.zeros((0, dim), np.float32), *(m for m, _ in blocks)])
         items = tuple(item for matrix, item in blocks for _ in range(len(matrix)))
         every = _Rows(rows.astype(np.float32, copy=False), items)
-        sent = at_seen = sum(len(view[0]) for view in views)
-        spans, at_sent = [], 0
-        for view in views:
-            spans.append(
-                (slice(at_sent, at_sent + len(view[0])), slice(at_seen, at_seen + len(view[1])))
-            )
-            at_sent, at_seen = spans[-1][0].stop, spans[-1][1].stop
-        return cls(_Rows(every.rows[:sent], items[:sent]), every, tuple(spans))
+        bounds = list(itertools.accumulate((len(m) for m, _ in blocks), initial=0))
+        cuts = [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+        n, sent = len(views), bounds[len(views)]
+        spans = tuple(zip(cuts[:n], cuts[n:], strict=True))
+        return cls(_Rows(every.rows[:sent], items[:sent]), every, spans)
 
     def __len__(self) -> int:
         """Rows held, of both kinds."""
