@@ -30,7 +30,7 @@ from edgelens.cloud.stages import POLL_S, Inbound, NewestPerKey, Outcomes, Outgo
 from edgelens.errors import RedisUnavailableError
 from edgelens.settings import Settings
 from edgelens.wire.features import MAX_MESSAGE_BYTES
-from edgelens.wire.mqtt import connect_async, make_client
+from edgelens.wire.mqtt import WORKER_PROTOCOL, connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
     FLEET_MODEL_TOPIC,
@@ -122,6 +122,7 @@ class Ingress:
             reconnect_min_s=min(0.5, settings.worker.reconnect_max_s),
             reconnect_max_s=settings.worker.reconnect_max_s,
             username_suffix=username_suffix,
+            protocol=WORKER_PROTOCOL,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -43,7 +43,7 @@ STATUS_ACCOUNT_SUFFIX = ".status"
 
 
 def shared_subscription(group: str, topic: str) -> str:
-    """MQTT 5 shared subscription: the broker gives each message to one worker of the group."""
+    """A shared subscription: the broker gives each message to one worker of the group."""
     return f"$share/{group}/{topic}"
 
 
