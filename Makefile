@@ -48,7 +48,7 @@ demo: setup
 	$(EDGELENS) demo
 
 # Every benchmark that runs on this machine, each writing its section of docs/benchmarks.md.
-BENCHMARKS = featurizer quality photos verify search live device faults load scaleout \
+BENCHMARKS = featurizer quality photos verify search live device faults ingress load scaleout \
 	memory streams catalog_page catalog_store rollout fuzz_messages
 
 bench: setup unknown-views
