@@ -111,9 +111,9 @@ def main() -> None:
         "remembers the corrected view (edgelens.cloud.recall: the frame's vectors as the "
         "device sent them and its view featurized as stage two does; a query within 0.95 "
         "cosine of them gets the corrected answer); the view also becomes a photo of the "
-        "item, cropped to it by the saliency model (edgelens.catalog.isolate), which the "
+        "item, cut out on white by the saliency model (edgelens.catalog.isolate), which the "
         "answer does not search (`edgelens.catalog.models.indexed_photos`). Before, that "
-        "photo was verified in stage two: measured here beside it, cropped and whole (at "
+        "photo was verified in stage two: measured here beside it, cut out and whole (at "
         "most 8 photos an item; a correction gave the index no rows either way). "
         "'A moment later': the corrected views again with the camera moved by up to 1% of "
         "the frame, the light by up to 5% and new sensor noise. 'Others' are the queries "
@@ -143,7 +143,7 @@ def main() -> None:
         "at 15-40% of a frame among photos that are not in the catalog, one seeded view under "
         "another light, never a query), and, in the real-view set, the first of the real "
         "second photos of the items that have several (the others are the queries); each "
-        "cropped to the item as a photo added on the item's page is. Stage "
+        "cut out to the item as a photo added on the item's page is. Stage "
         "two verifies the one photo of each candidate nearest the view by vector "
         "(`search.verify_photos` = 1), so the worker's keypoint matching per message is "
         "what it is with one photo; the index holds 8 more rows per photo.",
@@ -191,10 +191,10 @@ def _share(flags: Sequence[bool]) -> str:
 
 # How a correction acts: its view remembered by the workers (the product; the photo it
 # also gives the item serves neither stage), or, as the product did before, its photo
-# verified in stage two: cropped to the item, or whole.
+# verified in stage two: cut out to the item, or whole.
 CORRECTION_KINDS = (
     ("view remembered (the product)", True, True),
-    ("photo cropped to the item, verified (before)", True, False),
+    ("photo cut out to the item, verified (before)", True, False),
     ("whole view as the photo, verified", False, False),
 )
 

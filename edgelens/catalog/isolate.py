@@ -121,6 +121,6 @@ def shipped_isolator() -> Isolator | None:
 
 
 def item_region(image_bgr: np.ndarray) -> np.ndarray:
-    """The photo cropped to its item (:class:`Isolator`); whole without the model."""
+    """The photo cut down to its item (:class:`Isolator`); whole without the model."""
     isolator = shipped_isolator()
     return image_bgr if isolator is None else isolator(image_bgr)

@@ -105,7 +105,7 @@ def add_photo(
     filename: str,
     origin: PhotoOrigin = PhotoOrigin.ADDED,
 ) -> list[ItemPhoto]:
-    """Give an existing item one more photo (front, back, a photo taken in the shop), cropped
+    """Give an existing item one more photo (front, back, a photo taken in the shop), cut
     to the item where it stands among other things (:mod:`edgelens.catalog.isolate`); the
     index takes it as soon as the worker reads the change. Returns the item's photos."""
     ingest.store.get(item_id)  # an unknown item is an ItemNotFoundError, before any work
@@ -132,7 +132,7 @@ def _import_upload(
     source: ItemSource,
     isolate: bool = False,
 ) -> None:
-    """Stage the upload (counted, refused past ``ingest.max_bytes``; with ``isolate`` cropped
+    """Stage the upload (counted, refused past ``ingest.max_bytes``; with ``isolate`` cut
     to its item) and import it as ``source``'s photo; any failure is an UploadRejectedError
     naming the file."""
     if not ITEM_ID_PATTERN.match(source.item_id):
@@ -143,7 +143,7 @@ def _import_upload(
         staged = Path(tmp) / f"upload{suffix if suffix in IMAGE_SUFFIXES else ''}"
         copy_at_most(upload, staged, ingest.max_bytes)
         if isolate:
-            staged = _cropped_to_item(staged, filename)
+            staged = _cut_to_item(staged, filename)
         for featurizer in (ingest.featurizer, *ingest.also):
             report = add_items(
                 store=ingest.store,
@@ -211,8 +211,8 @@ def photo_url(item_id: str, image_sha256: str) -> str:
     return f"/catalog/images/{quote(item_id, safe='')}/{image_sha256}"
 
 
-def _cropped_to_item(staged: Path, filename: str) -> Path:
-    """The staged photo cropped to its item, as a PNG beside it."""
+def _cut_to_item(staged: Path, filename: str) -> Path:
+    """The staged photo cut down to its item, as a PNG beside it."""
     try:
         image = decode_image(staged.read_bytes())
     except ImageDecodeError as exc:
