@@ -39,6 +39,8 @@ from edgelens.errors import ConfigError
 from edgelens.wire.names import DEVICE_ID_PATTERN
 
 Precision = Literal["fp32", "fp16", "int8"]
+# How a vector travels (edgelens.wire.features.WireDtype, by name).
+WireDtypeName = Literal["float16", "float32", "int8", "int8_deflate"]
 ProviderName = Literal["tensorrt", "cuda", "cpu"]
 
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss"], default_port=6379)]
@@ -198,10 +200,11 @@ class DeviceSettings(_Section):
     )
     fps_cap: float = Field(default=15.0, gt=0, le=240)
     loop: bool = False
-    wire_dtype: Literal["float16", "float32", "int8"] = Field(
-        default="int8",
-        description="How a vector travels: int8 (one byte a dimension and a scale; answers "
-        "measured the same as float16's, docs/decisions.md), float16 or float32.",
+    wire_dtype: WireDtypeName = Field(
+        default="int8_deflate",
+        description="How a vector travels: int8_deflate (int8's codes, losslessly deflated: "
+        "about half its bytes, the same answers), int8 (one byte a dimension and a scale; "
+        "answers measured the same as float16's, docs/decisions.md), float16 or float32.",
     )
     smoothing_window: int = Field(
         default=4, ge=1, le=64, description="Frames averaged while the view is stable; 1 = off."

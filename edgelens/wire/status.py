@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from edgelens.settings import WireDtypeName
 from edgelens.wire.features import MAX_CAPTURED_AT
 from edgelens.wire.names import valid_device_id
 
@@ -63,7 +64,7 @@ class DeviceStatus(BaseModel):
         "when it runs what it was offered.",
     )
     provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
-    wire_dtype: Literal["float16", "float32", "int8"] | None = None
+    wire_dtype: WireDtypeName | None = None
     sends_views: bool | None = Field(
         default=None,
         description="Whether the device sends its focus view once a view settles "

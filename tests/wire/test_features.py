@@ -2,6 +2,7 @@
 
 import dataclasses
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -34,7 +35,12 @@ def _message(dim: int = 1280, seed: int = 0) -> FeatureMessage:
 
 @pytest.mark.parametrize(
     ("dtype", "max_error"),
-    [(WireDtype.FLOAT32, 0.0), (WireDtype.FLOAT16, 1e-3), (WireDtype.INT8, 5e-3)],
+    [
+        (WireDtype.FLOAT32, 0.0),
+        (WireDtype.FLOAT16, 1e-3),
+        (WireDtype.INT8, 5e-3),
+        (WireDtype.INT8_DEFLATE, 5e-3),
+    ],
 )
 def test_round_trip_keeps_every_field(dtype, max_error):
     original = _message()
@@ -85,6 +91,52 @@ def test_messages_are_compact_against_text():
     assert sizes[WireDtype.FLOAT16] < 1280 * 2 + 100
     assert sizes[WireDtype.INT8] < 1280 + 100
     assert sizes[WireDtype.FLOAT16] * 4 < len(text)
+
+
+def _pooled(dim: int = 1280) -> FeatureMessage:
+    """A message whose vector looks pooled: never negative, mostly small."""
+    vector = np.random.default_rng(5).normal(size=dim).astype(np.float32) ** 4
+    return dataclasses.replace(_message(dim), embedding=vector / np.linalg.norm(vector))
+
+
+def test_deflated_int8_decodes_exactly_as_int8_in_about_half_the_bytes():
+    message = _pooled()
+    deflated, plain = encode(message, WireDtype.INT8_DEFLATE), encode(message, WireDtype.INT8)
+    assert np.array_equal(decode(deflated).embedding, decode(plain).embedding)
+    assert len(deflated) < 0.6 * len(plain), (len(deflated), len(plain))
+
+
+def _deflated(stream: bytes, dim: int = 8) -> bytes:
+    """A one-vector message of ``dim`` whose deflated vector is ``stream``."""
+    message = _pooled(dim)
+    strings = 2 + len(message.model_id.encode()) + len(message.device_id.encode())
+    fixed = struct.calcsize("<2sBBHQd")  # magic, version, dtype, dim, seq, capture time
+    head = encode(message, WireDtype.INT8_DEFLATE)[: fixed + strings + 4]  # to the scale
+    return head + struct.pack("<H", len(stream)) + stream
+
+
+def _deflate(codes: bytes) -> bytes:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return deflate.compress(codes) + deflate.flush()
+
+
+@pytest.mark.parametrize(
+    ("stream", "reason"),
+    [
+        (_deflate(bytes(1_000_000)), "exactly 8 codes"),  # a bomb: 1 MB of zeros in 1 KB
+        (_deflate(bytes(4)), "exactly 8 codes"),
+        (_deflate(bytes(8)) + b"tail", "exactly 8 codes"),
+        (_deflate(bytes(8))[:-1], "exactly 8 codes"),
+        (b"\xff" * 12, "corrupt"),
+    ],
+)
+def test_a_hostile_deflated_vector_is_refused_without_inflating_it(stream, reason):
+    assert decode(_deflated(_deflate(bytes(8)))).dim == 8, "the splice itself is well formed"
+    with pytest.raises(WireFormatError, match=reason):
+        decode(_deflated(stream))
+    too_long = _deflated(stream)[:-1]  # the length says more than the message carries
+    with pytest.raises(WireFormatError, match="deflated vector"):
+        decode(too_long)
 
 
 def test_default_dtype_is_float16():
