@@ -40,7 +40,7 @@ from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import FRAME_SIZE
 from edgelens.settings import DeviceSettings
-from edgelens.wire.features import decode
+from edgelens.wire.features import WireDtype, decode, encode
 from edgelens.wire.names import features_topic
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ class Played:
 
     stats: DeviceStats
     sizes: list[int]  # payload bytes of each message received
+    int8_sizes: list[int]  # the same messages coded as int8 (the default before deflate)
     views: int  # received messages that carried a focus view
     seconds: float  # the video's length
 
@@ -148,6 +149,10 @@ class Played:
     @property
     def bytes_per_s(self) -> float:
         return sum(self.sizes) / self.seconds
+
+    @property
+    def int8_mean_bytes(self) -> float:
+        return statistics.fmean(self.int8_sizes) if self.int8_sizes else 0.0
 
 
 def _played(
@@ -179,8 +184,10 @@ def _played(
     reader = cv2.VideoCapture(str(video))
     seconds = reader.get(cv2.CAP_PROP_FRAME_COUNT) / reader.get(cv2.CAP_PROP_FPS)
     reader.release()
-    views = sum(decode(payload).view_jpeg is not None for payload in received)
-    return Played(stats, [len(payload) for payload in received], views, seconds)
+    messages = [decode(payload) for payload in received]
+    views = sum(message.view_jpeg is not None for message in messages)
+    int8_sizes = [len(encode(message, WireDtype.INT8)) for message in messages]
+    return Played(stats, [len(payload) for payload in received], int8_sizes, views, seconds)
 
 
 def _still_video(path: Path, photo: np.ndarray, seconds: float) -> Path:
@@ -277,22 +284,24 @@ def _report(runs, gating, args) -> str:
         "",
         "Held as blur: frames the smoother held back as blurred glitches (not published, so "
         "no view of them can settle). Bytes: every message's payload as a subscriber received "
-        f"it (float16 vectors: {vector_only:,} bytes for the vector alone; the focus view is "
-        "the box's colour JPEG). Views on settle = the default: the focus view once per "
-        "view, when it has settled, every other message the vector alone; a view with every "
-        "publish = the behaviour before (settle_frames=0), in the same run. Views = messages "
-        "that carried one.",
+        f"it ({DeviceSettings().wire_dtype} vectors, the default: {vector_only:,} bytes for "
+        "the vector alone; the focus view is the box's colour JPEG); as int8 = the same "
+        "messages with their vectors coded as int8, the default before. Views on settle = "
+        "the default: the focus view once per view, when it has settled, every other message "
+        "the vector alone; a view with every publish = the behaviour before (settle_frames=0), "
+        "in the same run. Views = messages that carried one.",
         "",
-        "| video | gating | messages | views | mean bytes per message | bytes/s "
+        "| video | gating | messages | views | mean bytes per message | as int8 | bytes/s "
         "| a view with every publish: views | mean bytes per message | bytes/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, runs_of in gating.items():
         for gate in (True, False):
             new, old = runs_of["settle", gate], runs_of["every", gate]
             lines.append(
                 f"| {name} | {'on' if gate else 'off'} | {len(new.sizes)} | {new.views} "
-                f"| {new.mean_bytes:,.0f} | {new.bytes_per_s:,.0f} | {old.views} "
+                f"| {new.mean_bytes:,.0f} | {new.int8_mean_bytes:,.0f} | {new.bytes_per_s:,.0f} "
+                f"| {old.views} "
                 f"| {old.mean_bytes:,.0f} | {old.bytes_per_s:,.0f} |"
             )
     return "\n".join(lines)
