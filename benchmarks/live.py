@@ -91,18 +91,20 @@ def main() -> None:
 
 BEFORE = "before: verified answer, a view with every frame"
 CONFIRM_ALL = "two stages, every settled view confirmed"
-# How the device sends and the worker answers, per run: (views, search settings).
-MODES = {
-    "two stages (default)": ("on settle", {}),
-    CONFIRM_ALL: ("on settle", {"confirm_margin": 2.0}),
-    BEFORE: ("every frame", {"confirm_margin": 2.0}),
-    "vector alone": ("never", {"verify": False, "view_focus": False}),
+# How the device sends and the worker answers, per run: (views, search settings, the
+# wire dtype when not the device's default).
+MODES: dict[str, tuple[str, dict, WireDtype | None]] = {
+    "two stages (default)": ("on settle", {}, None),
+    "two stages, int8 vectors (the default before deflate)": ("on settle", {}, WireDtype.INT8),
+    CONFIRM_ALL: ("on settle", {"confirm_margin": 2.0}, None),
+    BEFORE: ("every frame", {"confirm_margin": 2.0}, None),
+    "vector alone": ("never", {"verify": False, "view_focus": False}, None),
 }
 
 
 def _run(args: argparse.Namespace, *, mode: str) -> tuple:
     """One pass of the video through the whole path, as ``mode`` sends and answers it."""
-    views, search = MODES[mode]
+    views, search, wire = MODES[mode]
     count = args.confirm_frames if mode == CONFIRM_ALL else args.frames
     # The worker before the two stages verified every message's view, the same view again
     # included: its same-view guard off.
@@ -131,7 +133,7 @@ def _run(args: argparse.Namespace, *, mode: str) -> tuple:
         announced = _Listener(redis_server.url)
         try:
             frames = _read_video(camera_video(Path(tmp) / "demo"), count)
-            featurize_ms, sizes = _play_device(settings, featurizer, frames, worker, views)
+            featurize_ms, sizes = _play_device(settings, featurizer, frames, worker, views, wire)
             seen = browser.execute_script("return window.__seen;") if browser else {}
         finally:
             announced.stop()
@@ -160,7 +162,8 @@ def _comparison(runs: dict[str, tuple]) -> str:
         "Each row one run of the same video: the default (the view once settled; the first "
         "answer from the vector at once, confirmed when the view could change it: not when it "
         "is a match leading the next item by search.confirm_margin, which every settled view "
-        "of this video is); the same with every settled view confirmed (confirm_margin = 2), "
+        "of this video is); the same with the vectors coded as int8 (the default before they "
+        "were deflated); the same with every settled view confirmed (confirm_margin = 2), "
         "over the video looped for more settled views, to time stage two; the answer as it "
         "was before (every frame with its view, every "
         "view verified, answered once verified: its confirmed record); and the vector alone "
@@ -220,11 +223,12 @@ def _read_video(path: Path, limit: int) -> list[np.ndarray]:
 
 
 def _play_device(
-    settings: Settings, featurizer, frames, worker: Worker, views: str
+    settings: Settings, featurizer, frames, worker: Worker, views: str, wire: WireDtype | None
 ) -> tuple[dict[int, float], list[int]]:
     """Capture-time stamp → featurize → publish, at 15 fps like the demo camera; the focus
-    view "on settle" (the device's rule), "every frame" or "never". Returns each frame's
-    featurize time and each message's size."""
+    view "on settle" (the device's rule), "every frame" or "never"; the vectors in ``wire``
+    (None: the device's default). Returns each frame's featurize time and each message's
+    size."""
     deadline = time.monotonic() + 10
     while not worker.subscribed.is_set() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -241,7 +245,7 @@ def _play_device(
         device_id=DEVICE_ID,
         model_id=featurizer.model_id,
         provider=featurizer.provider,
-        wire_dtype=WireDtype.parse(device.wire_dtype),
+        wire_dtype=wire or WireDtype.parse(device.wire_dtype),
         reconnect_initial_s=0.5,
         reconnect_max_s=5,
     )
