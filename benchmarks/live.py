@@ -32,7 +32,7 @@ import numpy as np
 import redis
 from pydantic import AnyUrl
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, median_seconds, write_section
 from edgelens.cloud import serving
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
@@ -43,7 +43,7 @@ from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.featurizer.runtime import load_featurizer
 from edgelens.settings import VIEW_BYTES, DeviceSettings, Settings
 from edgelens.testing.browser import headless_chromium
-from edgelens.wire.features import FeatureMessage, WireDtype, encode
+from edgelens.wire.features import FeatureMessage, WireDtype, decode, encode
 from edgelens.wire.names import matches_channel, matches_key
 from edgelens.wire.records import MatchRecord, Stage
 
@@ -363,6 +363,16 @@ def _report(
     )
     text = ",".join(f"{v:.6f}" for v in vector).encode()
     sizes = {d.name.lower(): len(encode(message, d)) for d in WireDtype}
+    # Microseconds to code the vector on the device and to read it back on the worker.
+    coded = {d.name.lower(): encode(message, d) for d in WireDtype}
+    encode_us = {
+        d.name.lower(): median_seconds(lambda d=d: encode(message, d), repeat=500) * 1e6
+        for d in WireDtype
+    }
+    decode_us = {
+        name: median_seconds(lambda p=payload: decode(p), repeat=500) * 1e6
+        for name, payload in coded.items()
+    }
     with_focus = len(encode(dataclasses.replace(message, focus_embedding=vector)))
     with_view = len(
         encode(dataclasses.replace(message, view_jpeg=focus_view_jpeg(frame, VIEW_BYTES)))
@@ -395,17 +405,19 @@ def _report(
         f"confirmed: {len(confirmed_total)} (the page shows the newest record; frames "
         "overtaken between two paints are not stamped).",
         "",
-        "| message for one 1280-d vector (the video's first frame) | bytes | vs text |",
-        "| --- | ---: | ---: |",
-        f"| seed systems' comma-separated text | {len(text)} | 1.00x |",
+        "| message for one 1280-d vector (the video's first frame) | bytes | vs text "
+        "| encode us | decode us |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| seed systems' comma-separated text | {len(text)} | 1.00x | - | - |",
         *(
-            f"| edgelens wire v1, {name} | {size} | {len(text) / size:.1f}x smaller |"
+            f"| edgelens wire v1, {name} | {size} | {len(text) / size:.1f}x smaller "
+            f"| {encode_us[name]:.1f} | {decode_us[name]:.1f} |"
             for name, size in sizes.items()
         ),
         f"| edgelens wire v2 (frame + focus box), float16 | {with_focus} "
-        f"| {len(text) / with_focus:.1f}x smaller |",
+        f"| {len(text) / with_focus:.1f}x smaller | - | - |",
         f"| edgelens wire v3 (frame + colour focus view, sent once the view settles), "
-        f"float16 | {with_view} | {with_view / len(text):.1f}x larger |",
+        f"float16 | {with_view} | {with_view / len(text):.1f}x larger | - | - |",
     ]
     return "\n".join(lines)
 
