@@ -75,6 +75,10 @@ _BULK_TASK_BYTES = 8 << 30
 _INSERT_REQUEST_BYTES = 32 << 20  # one insert request, half the proxy's 64 MB gRPC limit
 _INSERT_CONNECTIONS = 3  # concurrent insert requests: the client encodes while the server stores
 _LOG_EVERY_S = 10.0
+# A collection another process has just created may not have its index yet (a fleet's
+# workers starting at once against an empty server): opening it waits this long for it.
+_INDEX_WAIT_S = 60.0
+_INDEX_NOT_FOUND = 700  # Milvus's error code for a collection without its index
 
 Entries = Sequence[tuple[CatalogItem, np.ndarray]]  # items, each with its (n, dim) vectors
 
@@ -178,7 +182,7 @@ class MilvusIndex(ModelIndex):
         with _milvus_errors(f"cannot open Milvus at {uri}"):
             self._client = MilvusClient(uri)
             if self._client.has_collection(self.collection):
-                self._client.load_collection(self.collection)  # into memory, for search
+                self._load_when_indexed()
             else:
                 self._create()
 
@@ -486,6 +490,22 @@ class MilvusIndex(ModelIndex):
     def _index_state(self) -> dict:
         (name,) = self._client.list_indexes(self.collection, field_name="vector")
         return self._client.describe_index(self.collection, name)
+
+    def _load_when_indexed(self) -> None:
+        """Load the collection into memory, for search; when another process created it a
+        moment ago and is still creating its index, wait for the index (at most
+        :data:`_INDEX_WAIT_S`)."""
+        from pymilvus.exceptions import MilvusException
+
+        deadline = time.monotonic() + _INDEX_WAIT_S
+        while True:
+            try:
+                self._client.load_collection(self.collection)
+                return
+            except MilvusException as exc:
+                if exc.code != _INDEX_NOT_FOUND or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def _create(self) -> None:
         from pymilvus import DataType

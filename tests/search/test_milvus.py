@@ -4,6 +4,7 @@ exact reference, filters inside the search, multi-vector items, removal, model s
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -222,6 +223,42 @@ def _server_index(server, model_id: str, **kwargs) -> MilvusIndex:
         search_params={"ef": 64},
         **kwargs,
     )
+
+
+def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(milvus_server):
+    """Two workers start at once against an empty server: the second finds the collection
+    the first has just created, before its index exists, and waits for it."""
+    from pymilvus import DataType, MilvusClient
+
+    first = _server_index(milvus_server, "racing-model")
+    collection = first.collection
+    first.close()
+    client = MilvusClient(milvus_server.uri)
+    client.drop_collection(collection)
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    for name in ("item_id", "name", "currency"):
+        schema.add_field(name, DataType.VARCHAR, max_length=128)
+    schema.add_field("price", DataType.DOUBLE)
+    for name in ("has_price", "available"):
+        schema.add_field(name, DataType.BOOL)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    client.create_collection(collection, schema=schema)  # no index yet: as the first left it
+    index = client.prepare_index_params()
+    params = {"M": 16, "efConstruction": 64}
+    index.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params=params)
+    indexer = threading.Timer(2.0, lambda: client.create_index(collection, index))
+    indexer.start()
+    try:
+        second = _server_index(milvus_server, "racing-model")
+    finally:
+        indexer.join()
+        client.close()
+    items, sets, _ = _catalog(5)
+    second.upsert(items, sets)
+    second.flush()
+    assert len(second) == 5 and second.search(sets[2][0], k=1)[0].item_id == "sku-2"
+    second.close()
 
 
 def _same_answers(milvus: MilvusIndex, exact: ExactIndex, queries: np.ndarray) -> None:

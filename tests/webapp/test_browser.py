@@ -27,9 +27,14 @@ pytestmark = pytest.mark.skipif(
 
 
 def _wait(driver, condition):
+    """``condition`` polled until true; an element the page replaced between finding it and
+    reading it (a live update) is polled again, not a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(condition)
+    return WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def _attribute(driver, selector: str, name: str) -> str | None:
