@@ -267,8 +267,8 @@ def _play_device(
             message = FeatureMessage(
                 DEVICE_ID, seq, captured_at, featurizer.model_id, vector, view_jpeg=view
             )
-            sizes.append(len(encode(message, publisher.wire_dtype)))
             publisher.publish(message)
+            sizes.append(len(encode(message, publisher.wire_dtype)))  # after: not on its path
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
         time.sleep(1.5)  # the last records reach Redis and the page
@@ -362,9 +362,9 @@ def _report(
         DEVICE_ID, 1, time.time(), "efficientnet-lite0-fp32-be060c22de2f", vector
     )
     text = ",".join(f"{v:.6f}" for v in vector).encode()
-    sizes = {d.name.lower(): len(encode(message, d)) for d in WireDtype}
-    # Microseconds to code the vector on the device and to read it back on the worker.
     coded = {d.name.lower(): encode(message, d) for d in WireDtype}
+    sizes = {name: len(payload) for name, payload in coded.items()}
+    # Microseconds to code the vector on the device and to read it back on the worker.
     encode_us = {
         d.name.lower(): median_seconds(lambda d=d: encode(message, d), repeat=500) * 1e6
         for d in WireDtype

@@ -71,8 +71,9 @@ class Isolator:
         found = self._object(image_bgr)
         if found is None:
             return image_bgr
-        outline, (_, _, w, h) = found
-        x0, y0, x1, y1 = _with_margin(found[1], image_bgr.shape)
+        outline, xywh = found
+        x0, y0, x1, y1 = _with_margin(xywh, image_bgr.shape)
+        _, _, w, h = xywh
         grow = max(1, round(MARGIN * min(w, h)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         kept = cv2.dilate(outline[y0:y1, x0:x1], kernel).astype(np.float32)

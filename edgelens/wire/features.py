@@ -88,12 +88,7 @@ class WireDtype(IntEnum):
             raise WireFormatError(f"unknown wire dtype {name!r}") from exc
 
 
-_NUMPY = {
-    WireDtype.FLOAT16: "<f2",
-    WireDtype.FLOAT32: "<f4",
-    WireDtype.INT8: "i1",
-    WireDtype.INT8_DEFLATE: "i1",
-}
+_NUMPY = {WireDtype.FLOAT16: "<f2", WireDtype.FLOAT32: "<f4", WireDtype.INT8: "i1"}
 _SCALED = (WireDtype.INT8, WireDtype.INT8_DEFLATE)
 
 
@@ -172,7 +167,7 @@ def _vector_bytes(embedding: np.ndarray, dtype: WireDtype) -> bytes:
     if dtype not in _SCALED:
         return vector.astype(_NUMPY[dtype]).tobytes()
     scale = float(np.abs(vector).max()) / 127.0 or 1.0
-    codes = np.clip(np.rint(vector / scale), -127, 127).astype("i1").tobytes()
+    codes = np.clip(np.rint(vector / scale), -127, 127).astype(_NUMPY[WireDtype.INT8]).tobytes()
     if dtype is WireDtype.INT8:
         return _SCALE.pack(scale) + codes
     deflate = zlib.compressobj(9, zlib.DEFLATED, _DEFLATE_WBITS)
@@ -252,7 +247,7 @@ def _read_vector(payload: bytes, offset: int, dtype: WireDtype, dim: int) -> tup
             raise WireFormatError(f"invalid int8 scale {scale}")
     if dtype is WireDtype.INT8_DEFLATE:
         codes, end = _inflated(payload, offset, dim)
-        return _scaled(np.frombuffer(codes, dtype="i1"), scale), end
+        return _scaled(np.frombuffer(codes, dtype=_NUMPY[WireDtype.INT8]), scale), end
     size = dim * np.dtype(_NUMPY[dtype]).itemsize
     if len(payload) - offset < size:
         raise WireFormatError(
