@@ -94,7 +94,7 @@ class Isolator:
 
     def _object(self, image_bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
         """The most salient object (the largest connected region of salient pixels) on
-        the photo shrunk to at most :data:`WORK_SIDE`: its mask (uint8 0/1, that size)
+        the photo shrunk to at most :data:`WORK_SIDE`: its filled outline (uint8 0/1, that size)
         and its (x, y, width, height) there; None when nothing stands out or it is the
         whole photo."""
         height, width = image_bgr.shape[:2]
@@ -108,7 +108,13 @@ class Isolator:
         x, y, w, h = (int(v) for v in stats[largest, :4])
         if not MIN_SHARE <= (w * h) / (size[0] * size[1]) <= MAX_SHARE:
             return None
-        return (labels == largest).astype(np.uint8), (x, y, w, h)
+        # Its outline filled: a less salient part inside the item (a plain label) is the item.
+        outline = np.zeros_like(mask)
+        contours, _ = cv2.findContours(
+            (labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
+        cv2.drawContours(outline, contours, -1, 1, thickness=cv2.FILLED)
+        return outline, (x, y, w, h)
 
 
 def _with_margin(

@@ -49,3 +49,22 @@ def test_a_large_photo_is_cut_out_as_its_smaller_self_is():
     item = large[6 * 260 : 6 * 400, 6 * 390 : 6 * 570]
     assert np.abs(cut[inner].astype(int) - item).max() <= 1, "the item's pixels are kept"
     assert cut[[0, 0, -1, -1], [0, -1, 0, -1]].min() > 235, "the shelf around it is white"
+
+
+def test_a_less_salient_part_inside_the_item_is_kept_not_whitened(monkeypatch):
+    isolator = shipped_isolator()
+    assert isolator is not None
+    photo = np.full((600, 800, 3), 90, np.uint8)
+
+    def label_in_the_middle(image, size):  # the item, with a plain label less salient
+        salient = np.zeros(size[::-1], np.float32)
+        salient[100:500, 200:600] = 1
+        salient[200:400, 300:500] = 0.2
+        return salient
+
+    monkeypatch.setattr(isolator, "saliency", label_in_the_middle)
+    cut = isolator(photo)
+    x0, y0, _, _ = isolator.box(photo)
+    label = cut[200 - y0 : 400 - y0, 300 - x0 : 500 - x0]
+    assert (label == 90).all(), "the label is the item's, not background"
+    assert cut[0, 0].min() > 90 + 50, "beyond the item's outline it fades to white"
