@@ -273,7 +273,11 @@ def _inflated(payload: bytes, offset: int, dim: int) -> tuple[bytes, int]:
         raise WireFormatError("truncated before the deflated vector's length")
     (length,) = _DEFLATED.unpack_from(payload, offset)
     offset += _DEFLATED.size
-    if length > _MAX_DEFLATED or len(payload) - offset < length:
+    if length > _MAX_DEFLATED:
+        raise WireFormatError(
+            f"deflated vector of {length} bytes: at most {_MAX_DEFLATED} for any dimension"
+        )
+    if len(payload) - offset < length:
         raise WireFormatError(
             f"deflated vector of {length} bytes, message carries {len(payload) - offset}"
         )

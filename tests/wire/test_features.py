@@ -135,8 +135,11 @@ def test_a_hostile_deflated_vector_is_refused_without_inflating_it(stream, reaso
     with pytest.raises(WireFormatError, match=reason):
         decode(_deflated(stream))
     too_long = _deflated(stream)[:-1]  # the length says more than the message carries
-    with pytest.raises(WireFormatError, match="deflated vector"):
+    with pytest.raises(WireFormatError, match="message carries"):
         decode(too_long)
+    huge = _deflated(bytes(9000))  # longer than any dimension's codes can deflate to
+    with pytest.raises(WireFormatError, match="at most"):
+        decode(huge)
 
 
 def test_default_dtype_is_float16():
