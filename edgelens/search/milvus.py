@@ -25,6 +25,7 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import math
 import re
 import shutil
 import tempfile
@@ -494,7 +495,7 @@ class MilvusIndex(ModelIndex):
     def _load_when_indexed(self) -> None:
         """Load the collection into memory, for search; when another process created it a
         moment ago and is still creating its index, wait for the index (at most
-        :data:`_INDEX_WAIT_S`)."""
+        :data:`_INDEX_WAIT_S`), then create it: that process may have died in between."""
         from pymilvus.exceptions import MilvusException
 
         deadline = time.monotonic() + _INDEX_WAIT_S
@@ -503,9 +504,27 @@ class MilvusIndex(ModelIndex):
                 self._client.load_collection(self.collection)
                 return
             except MilvusException as exc:
-                if exc.code != _INDEX_NOT_FOUND or time.monotonic() > deadline:
+                if exc.code != _INDEX_NOT_FOUND:
                     raise
+                if time.monotonic() > deadline:
+                    logger.warning(
+                        "Milvus %s has no vector index %.0f s after it was found: creating it",
+                        self.collection,
+                        _INDEX_WAIT_S,
+                    )
+                    self._client.create_index(self.collection, self._vector_index())
+                    deadline = math.inf
             time.sleep(0.2)
+
+    def _vector_index(self) -> object:
+        index = self._client.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type=self._index_type,
+            metric_type="IP",
+            params=self._index_params,
+        )
+        return index
 
     def _create(self) -> None:
         from pymilvus import DataType
@@ -519,17 +538,13 @@ class MilvusIndex(ModelIndex):
         schema.add_field("currency", DataType.VARCHAR, max_length=16)
         schema.add_field("available", DataType.BOOL)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
-        index = self._client.prepare_index_params()
-        index.add_index(
-            field_name="vector",
-            index_type=self._index_type,
-            metric_type="IP",
-            params=self._index_params,
-        )
         # Session: this client reads its own writes (an upsert is searchable at once) without
         # Strong's wait for every node to catch up; other clients see them within Bounded's lag.
         self._client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level="Session"
+            self.collection,
+            schema=schema,
+            index_params=self._vector_index(),
+            consistency_level="Session",
         )
 
     def _delete(self, item_ids: list[str]) -> None:

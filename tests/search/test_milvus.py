@@ -16,6 +16,7 @@ from edgelens.search.exact import ExactIndex
 from edgelens.testing.processes import kill_starter
 
 pytest.importorskip("pymilvus", reason="the [vectordb] extra")
+from edgelens.search import milvus
 from edgelens.search.milvus import MilvusIndex, search_params
 
 DIM = 32
@@ -225,15 +226,15 @@ def _server_index(server, model_id: str, **kwargs) -> MilvusIndex:
     )
 
 
-def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(milvus_server):
-    """Two workers start at once against an empty server: the second finds the collection
-    the first has just created, before its index exists, and waits for it."""
+def _unindexed_collection(server, model_id: str):
+    """A client, and the collection of ``model_id`` as a worker leaves it between creating
+    it and creating its index."""
     from pymilvus import DataType, MilvusClient
 
-    first = _server_index(milvus_server, "racing-model")
+    first = _server_index(server, model_id)
     collection = first.collection
     first.close()
-    client = MilvusClient(milvus_server.uri)
+    client = MilvusClient(server.uri)
     client.drop_collection(collection)
     schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
     schema.add_field("pk", DataType.INT64, is_primary=True)
@@ -243,7 +244,21 @@ def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(mi
     for name in ("has_price", "available"):
         schema.add_field(name, DataType.BOOL)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
-    client.create_collection(collection, schema=schema)  # no index yet: as the first left it
+    client.create_collection(collection, schema=schema)
+    return client, collection
+
+
+def _serves(index: MilvusIndex) -> None:
+    items, sets, _ = _catalog(5)
+    index.upsert(items, sets)
+    index.flush()
+    assert len(index) == 5 and index.search(sets[2][0], k=1)[0].item_id == "sku-2"
+
+
+def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(milvus_server):
+    """Two workers start at once against an empty server: the second finds the collection
+    the first has just created, before its index exists, and waits for it."""
+    client, collection = _unindexed_collection(milvus_server, "racing-model")
     index = client.prepare_index_params()
     params = {"M": 16, "efConstruction": 64}
     index.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params=params)
@@ -254,11 +269,19 @@ def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(mi
     finally:
         indexer.join()
         client.close()
-    items, sets, _ = _catalog(5)
-    second.upsert(items, sets)
-    second.flush()
-    assert len(second) == 5 and second.search(sets[2][0], k=1)[0].item_id == "sku-2"
+    _serves(second)
     second.close()
+
+
+def test_a_collection_whose_creator_died_before_indexing_it_is_indexed_by_the_next(
+    milvus_server, monkeypatch
+):
+    client, _ = _unindexed_collection(milvus_server, "orphaned-model")
+    client.close()
+    monkeypatch.setattr(milvus, "_INDEX_WAIT_S", 1.0)
+    opened = _server_index(milvus_server, "orphaned-model")
+    _serves(opened)
+    opened.close()
 
 
 def _same_answers(milvus: MilvusIndex, exact: ExactIndex, queries: np.ndarray) -> None:
