@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     UrlConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -78,6 +79,17 @@ class CatalogSettings(_Section):
         "catalog.sqlite3; one machine) or postgresql://user:password@host:5432/db for "
         "workers and web apps on several machines (docs/architecture.md).",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _a_catalog_engine(cls, url: str) -> str:
+        scheme = url.partition("://")[0] if "://" in url else ""
+        if scheme and not re.fullmatch(r"sqlite|postgresql(\+\w+)?", scheme):
+            raise ValueError(
+                f"{scheme}:// is not a catalog: use a file path, sqlite:///… or postgresql://…"
+            )
+        return url
+
     views: int = Field(
         default=8,
         ge=1,
@@ -613,9 +625,24 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         _config_file.reset(token)
 
 
+# What a value that does not match a setting's pattern must look like, in words.
+_PATTERN_WORDS = {
+    "device.model_server_url": "a URL http(s)://host[:port][/path], without a user or "
+    "password (the device signs in with its broker account)",
+    "device.device_id": "a letter or digit, then letters, digits, '.', '_' or '-' (at "
+    "most 64 in all)",
+    "worker.share_group": "letters, digits, '_' and '-'",
+}
+
+
 def format_validation_error(exc: ValidationError) -> str:
+    """One line a setting, in words, with every URL's password hidden (a mistyped URL is
+    shown back as it was given)."""
     lines = [f"{exc.error_count()} invalid setting(s):"]
     for err in exc.errors():
         where = ".".join(str(part) for part in err["loc"]) or "(root)"
-        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":
+            message = f"should be {_PATTERN_WORDS.get(where, 'in the form this setting takes')}"
+        lines.append(redact_urls(f"  {where}: {message} (got {err.get('input')!r})"))
     return "\n".join(lines)

@@ -62,6 +62,22 @@ def test_unknown_keys_and_bad_values_are_readable_errors(tmp_path: Path):
     assert "mqtt_url" in text and "featurizer.threads" in text
 
 
+def test_a_bad_setting_is_shown_back_without_its_password_and_in_words(monkeypatch):
+    monkeypatch.setenv("EDGELENS_REDIS_URL", "http://:LeakMe1@cache:6379/0")
+    monkeypatch.setenv("EDGELENS_MQTT_URL", "mqtt://cam:Secret9@broker:99999")
+    monkeypatch.setenv("EDGELENS_DEVICE__MODEL_SERVER_URL", "https://cam:Pw12@web")
+    monkeypatch.setenv("EDGELENS_CATALOG__URL", "mysql://shop:Pw34@db/catalog")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "4 invalid setting(s)" in text
+    for password in ("LeakMe1", "Secret9", "Pw12", "Pw34"):
+        assert password not in text
+    assert "'http://:***@cache:6379/0'" in text, "the mistyped URL is still shown"
+    assert "without a user or password" in text and "^https?" not in text, "words, no regex"
+    assert "mysql:// is not a catalog" in text and "Value error" not in text
+
+
 def test_missing_or_broken_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.toml")

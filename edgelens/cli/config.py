@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgelens.cli.context import err_console, settings_of
+from edgelens.cli.context import err_console, print_error, settings_of
 from edgelens.settings import production_problems
 
 app = typer.Typer(help="Check and show settings.", no_args_is_help=True)
@@ -33,11 +33,9 @@ def check(
     """Validate the settings file and EDGELENS_* variables; exit 2 with readable errors."""
     settings = settings_of(ctx)
     if production and (problems := production_problems(settings)):
-        err_console.print(
-            f"[bold red]not ready for production[/] ({len(problems)}):", highlight=False
-        )
+        print_error("not ready for production", f"{len(problems)} problem(s)")
         for problem in problems:
-            err_console.print(f"  {problem}", highlight=False, markup=False)
+            err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2)
     ready = " and ready for production" if production else ""
     typer.echo(f"configuration OK{ready} (data dir: {settings.data_dir.resolve()})")

@@ -15,6 +15,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from edgelens.errors import EdgelensError
 from edgelens.settings import Settings, redact_urls
@@ -29,6 +30,14 @@ logger = logging.getLogger(__name__)
 QUIET_LOGGERS = ("faiss",)
 
 err_console = Console(stderr=True)
+
+
+def print_error(heading: str, message: object) -> None:
+    """``heading: message`` on stderr, the message as it is: never read as markup, and
+    never wrapped at 80 columns when stderr is a file or a pipe."""
+    text = Text.assemble((f"{heading}:", "bold red"), " ", str(message))
+    err_console.print(text, highlight=False, soft_wrap=True)
+
 
 # The option of every command that changes MQTT accounts (device enroll/revoke, cloud enroll).
 ReloadPid = Annotated[
@@ -68,7 +77,7 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except EdgelensError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            print_error("error", exc)
             raise typer.Exit(1) from exc
 
     return wrapper

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgelens.cli.context import configure_logging, err_console
+from edgelens.cli.context import configure_logging, print_error
 from edgelens.errors import ConfigError
 from edgelens.settings import load_settings
 
@@ -69,7 +69,7 @@ def main(
     try:
         settings = load_settings(config_file)
     except ConfigError as exc:
-        err_console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        print_error("configuration error", exc)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level)
     ctx.obj = settings
