@@ -33,7 +33,7 @@ import redis
 from pydantic import AnyUrl
 
 from benchmarks.common import common_arguments, median_seconds, write_section
-from edgelens.cloud import answer, serving
+from edgelens.cloud import serving
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer
@@ -91,14 +91,12 @@ def main() -> None:
 
 BEFORE = "before: verified answer, a view with every frame"
 CONFIRM_ALL = "two stages, every settled view confirmed"
-CONFIRM_IN_TURN = "two stages, every settled view confirmed, keypoints after the focus (before)"
 # How the device sends and the worker answers, per run: (views, search settings, the
 # wire dtype when not the device's default).
 MODES: dict[str, tuple[str, dict, WireDtype | None]] = {
     "two stages (default)": ("on settle", {}, None),
     "two stages, int8 vectors (the default before deflate)": ("on settle", {}, WireDtype.INT8),
     CONFIRM_ALL: ("on settle", {"confirm_margin": 2.0}, None),
-    CONFIRM_IN_TURN: ("on settle", {"confirm_margin": 2.0}, None),
     BEFORE: ("every frame", {"confirm_margin": 2.0}, None),
     "vector alone": ("never", {"verify": False, "view_focus": False}, None),
 }
@@ -107,13 +105,12 @@ MODES: dict[str, tuple[str, dict, WireDtype | None]] = {
 def _run(args: argparse.Namespace, *, mode: str) -> tuple:
     """One pass of the video through the whole path, as ``mode`` sends and answers it."""
     views, search, wire = MODES[mode]
-    count = args.confirm_frames if mode in (CONFIRM_ALL, CONFIRM_IN_TURN) else args.frames
+    count = args.confirm_frames if mode == CONFIRM_ALL else args.frames
     # The worker before the two stages verified every message's view, the same view again
     # included: its same-view guard off.
     same_view = 1.01 if mode == BEFORE else serving.SAME_VIEW_COSINE
     with (
         mock.patch.object(serving, "SAME_VIEW_COSINE", same_view),
-        mock.patch.object(answer, "KEYPOINTS_BESIDE_FOCUS", mode != CONFIRM_IN_TURN),
         tempfile.TemporaryDirectory() as tmp,
         RedisServer() as redis_server,
         MosquittoServer() as broker,
@@ -167,20 +164,16 @@ def _comparison(runs: dict[str, tuple]) -> str:
         "is a match leading the next item by search.confirm_margin, which every settled view "
         "of this video is); the same with the vectors coded as int8 (the default before they "
         "were deflated); the same with every settled view confirmed (confirm_margin = 2), "
-        "over the video looped for more settled views, to time stage two, and the same "
-        "with the view's keypoints extracted after its boxes are featurized instead of beside "
-        "them (as before); the answer as it "
+        "over the video looped for more settled views, to time stage two; the answer as it "
         "was before (every frame with its view, every "
         "view verified, answered once verified: its confirmed record); and the vector alone "
         "(no view, no verification). Beyond featurize: capture → DOM less the device's "
         "featurize time. Confirmed announced: capture until a Redis subscriber has the "
-        "confirmed record. Stage two's worker time is the sum of its stages' wall times "
-        "(keypoints beside the focus: the focus and the rest of the verification). The stage "
-        "table above is the every-view-confirmed run.",
+        "confirmed record. The stage table above is the every-view-confirmed run.",
         "",
         "| run | bytes / message (mean) | first answer in the DOM p50 / p99 ms (beyond "
         "featurize) | confirmed in the DOM p50 / p99 ms | confirmed announced p50 / p99 ms | "
-        "records confirmed | worker time per message, ms (stage one / two) |",
+        "records confirmed | worker CPU per message, ms (stage one / two) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for mode, (records, featurize_ms, seen, arrivals, _, _, sizes, stats) in runs.items():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -34,7 +33,7 @@ import numpy as np
 
 from edgelens.catalog.models import CatalogItem
 from edgelens.featurizer.focus import focus_views
-from edgelens.featurizer.local_features import LocalFeatures, extract_local_features
+from edgelens.featurizer.local_features import extract_local_features
 from edgelens.search.base import (
     SearchFilter,
     VectorIndex,
@@ -53,10 +52,6 @@ EmbedImages = Callable[[Sequence[np.ndarray]], np.ndarray]
 KeypointsOf = Callable[[Sequence[str]], Mapping[str, Sequence[PhotoKeypoints]]]
 # The views people corrected, as remembered now.
 RecallOf = Callable[[], RecalledViews]
-# Stage two extracts the view's keypoints in a thread of its own while the view's boxes
-# are featurized (both release the GIL), so on a machine with a core to spare it waits for
-# the longer of the two, not their sum; False: one after the other, as before.
-KEYPOINTS_BESIDE_FOCUS = True
 # The ranks (0-based) whose mean cosine stands for "any item" of the catalog for a view:
 # past the few that may be the item or its near-duplicates.
 BACKGROUND = slice(5, 15)
@@ -229,18 +224,6 @@ class Answerer:
     ) -> Answer:
         """Stage two from the decoded focus view (BGR, or grey from the first devices that
         sent one: verified, not featurized): the ``k`` best, verified ones first."""
-        if self._keypoints_of is None or not KEYPOINTS_BESIDE_FOCUS:
-            return self._confirm(vectors, view, k, None)
-        with ThreadPoolExecutor(1, thread_name_prefix="view-keypoints") as beside:
-            return self._confirm(vectors, view, k, beside.submit(extract_local_features, view))
-
-    def _confirm(
-        self,
-        vectors: Sequence[np.ndarray],
-        view: np.ndarray,
-        k: int | None,
-        keypoints: Future[LocalFeatures] | None,
-    ) -> Answer:
         policy = self.policy
         stages: dict[str, float] = {}
         started = time.perf_counter()
@@ -271,7 +254,7 @@ class Answerer:
             }
             matches, _ = verify(
                 matches,
-                extract_local_features(view) if keypoints is None else keypoints.result(),
+                extract_local_features(view),
                 lambda item_id: chosen.get(item_id, ()),
                 candidates=policy.verify_candidates,
                 planes=policy.planes,

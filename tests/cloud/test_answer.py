@@ -4,17 +4,14 @@ import numpy as np
 import pytest
 
 from edgelens.catalog.models import CatalogItem
-from edgelens.cloud import answer
 from edgelens.cloud.answer import Answerer, AnswerPolicy, lead, view_structure
 from edgelens.evaluation.empty_views import empty_views
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
-from edgelens.featurizer.local_features import catalog_local_features
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
 from edgelens.search.base import SearchFilter
 from edgelens.search.exact import ExactIndex
 from edgelens.search.recall import RecalledViews
-from edgelens.search.verify import PhotoKeypoints
 from edgelens.settings import VIEW_BYTES, Settings
 from edgelens.wire.records import Decision, Match, Stage
 
@@ -202,36 +199,3 @@ def test_a_view_corrected_as_not_in_the_catalog_or_to_a_filtered_item_is_no_matc
     unavailable = answerer.first([hidden])
     assert unavailable.decision is Decision.NO_MATCH, "sku-3 is not available"
     assert "sku-3" not in [m.item_id for m in unavailable.matches]
-
-
-def test_stage_two_extracts_the_views_keypoints_beside_its_focus_with_the_same_answer(
-    monkeypatch,
-):
-    index, vectors, _ = _catalog()
-    photos = {"sku-0": "chelsea", "sku-1": "coffee", "sku-2": "rocket", "sku-3": "astronaut"}
-    keypoints = {
-        item_id: [PhotoKeypoints(catalog_local_features(load_photo(name)), vectors[:0])]
-        for item_id, name in photos.items()
-    }
-    answerer = Answerer(
-        index=index,
-        policy=AnswerPolicy(top_k=4, verify_candidates=4),
-        embed_view=lambda boxes: np.repeat(vectors[:1], len(boxes), axis=0),
-        keypoints_of=lambda item_ids: {i: keypoints[i] for i in item_ids if i in keypoints},
-    )
-    view = _sent(load_photo("rocket"))
-    beside = answerer.confirm([vectors[0]], view)
-    # the vectors say sku-0; the view's keypoints say sku-2 (the rocket), either way
-    assert [m.item_id for m in beside.matches][:1] == ["sku-2"]
-    assert beside.matches[0].verified is True
-    monkeypatch.setattr(answer, "KEYPOINTS_BESIDE_FOCUS", False)
-    in_turn = answerer.confirm([vectors[0]], view)
-    assert in_turn.matches == beside.matches and in_turn.decision is beside.decision
-
-    def broken(image):
-        raise MemoryError("no room for keypoints")
-
-    monkeypatch.setattr(answer, "KEYPOINTS_BESIDE_FOCUS", True)
-    monkeypatch.setattr(answer, "extract_local_features", broken)
-    with pytest.raises(MemoryError, match="no room"):
-        answerer.confirm([vectors[0]], view)
