@@ -117,7 +117,7 @@ def test_not_in_the_catalog_is_logged_and_a_lost_view_is_said(
     undone = http.post(undo)
     assert (
         undone.status_code == 303
-        and "Undone: frame #3" in http.get(undone.headers["location"]).text
+        and "Undone: the correction of frame #3" in http.get(undone.headers["location"]).text
     )
     assert store.corrected_views(10) == [] and store.corrections()[0].undone_by == ADMIN
 
@@ -128,5 +128,27 @@ def test_not_in_the_catalog_is_logged_and_a_lost_view_is_said(
     unknown = http.post(
         "/devices/cam/corrections", data={"seq": "3", "verdict": "item", "item_id": "nope"}
     )
-    assert unknown.status_code == 404 and "no catalog item &#39;nope&#39;" in unknown.text
+    assert unknown.status_code == 404 and "no item called “nope” in the catalog" in unknown.text
     assert len(store.photos("coffee")) == 1 and len(store.corrections()) == 1
+
+
+def test_the_item_may_be_typed_by_its_name_and_a_wrong_one_says_what_to_do(
+    http, store, sink, make_record, view_jpeg
+):
+    record = dataclasses.replace(make_record("cam", 9, "rocket"), view=True)
+    sink.push([record], {("cam", 9): view_jpeg}, {})
+
+    def correct(typed: str):
+        return http.post(
+            "/devices/cam/corrections", data={"seq": "9", "verdict": "item", "item_id": typed}
+        )
+
+    empty = correct("  ")
+    assert empty.status_code == 404 and "type or pick the item this frame shows" in empty.text
+    unknown = correct("Coffee mug")
+    assert unknown.status_code == 404
+    assert "no item called “Coffee mug” in the catalog" in unknown.text
+    by_name = correct("coffee CUP")  # the name, as a person types it
+    assert by_name.status_code == 303
+    (correction,) = store.corrections(item_id="coffee")
+    assert correction.seq == 9

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from redis.asyncio import Redis
+from starlette.concurrency import run_in_threadpool
 
-from edgelens.catalog.models import ITEM_ID_PATTERN, CatalogItem, Correction
+from edgelens.catalog.models import CatalogItem, Correction
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import (
@@ -104,10 +105,10 @@ async def correct_frame(
 ) -> Response:
     """ "Frame ``seq`` shows item ``item_id``" (its view becomes a photo of the item), or
     "it shows something the catalog does not hold"."""
-    chosen = item_id.strip() if verdict == "item" else None
     try:
-        if chosen is not None and not ITEM_ID_PATTERN.match(chosen):
-            raise ItemNotFoundError(f"no catalog item {chosen!r}: pick one from the list")
+        chosen = None
+        if verdict == "item":
+            chosen = await run_in_threadpool(corrections.typed_item, store=store, typed=item_id)
         correction = await corrections.correct(
             ingest=ingest,
             redis=redis,

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 from starlette.concurrency import run_in_threadpool
 
-from edgelens.catalog.models import MAX_PHOTOS, Correction, PhotoOrigin
+from edgelens.catalog.models import ITEM_ID_PATTERN, MAX_PHOTOS, Correction, PhotoOrigin
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError, ViewGoneError
 from edgelens.webapp.services import catalog
@@ -40,6 +40,34 @@ async def frame_view(*, redis: Redis, device_id: str, seq: int) -> bytes | None:
 async def _kept(redis: Redis, key: str) -> bytes | None:
     with reachable(redis):
         return await redis.execute_command("GET", key, **{NEVER_DECODE: []})
+
+
+# How many items of one name a correction's field tells apart: more, and it asks for a pick.
+_SAME_NAME = 20
+
+
+def typed_item(*, store: CatalogStore, typed: str) -> str:
+    """The item a person typed into a correction's field: its id, or its name (matched
+    whole, whatever the case, when one item has it); ItemNotFoundError says what to do
+    otherwise."""
+    typed = typed.strip()
+    if not typed:
+        raise ItemNotFoundError("type or pick the item this frame shows")
+    if ITEM_ID_PATTERN.match(typed):
+        try:
+            return store.get(typed).item_id
+        except ItemNotFoundError:
+            pass
+    named = [
+        item
+        for item in store.browse(text=typed, limit=_SAME_NAME)
+        if item.name.casefold() == typed.casefold()
+    ]
+    if len(named) == 1:
+        return named[0].item_id
+    if named:
+        raise ItemNotFoundError(f"several items are called “{typed}”: pick one from the list")
+    raise ItemNotFoundError(f"no item called “{typed}” in the catalog: pick one from the list")
 
 
 async def correct(
