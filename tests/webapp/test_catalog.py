@@ -247,6 +247,7 @@ def test_the_catalog_is_browsed_a_page_at_a_time_and_searched(anonymous, http, s
 
     tea = anonymous.get("/catalog", params={"q": "green"})
     assert tea.text.count('class="card item"') == 40 and "Oat drink" not in tea.text
+    assert "40 of 120 items match" in tea.text, "the count says what the search found"
     both = anonymous.get("/catalog", params={"q": "gree 11"})  # every word, as a prefix
     assert [m for m in ("Green tea 11", "Green tea 110") if m in both.text] == [
         "Green tea 11",
@@ -255,9 +256,12 @@ def test_the_catalog_is_browsed_a_page_at_a_time_and_searched(anonymous, http, s
     by_id = anonymous.get("/catalog", params={"q": "sku-11"})
     assert by_id.text.count('class="card item"') == 10
     gone = anonymous.get("/catalog", params={"q": "nothing", "available": "no"})
-    assert "No item matches this search." in gone.text
+    assert "No item matches this search." in gone.text and "0 of 120 items match" in gone.text
+    beyond = anonymous.get("/catalog", params={"after": "zzzz"})
+    assert "No more items this way" in beyond.text and "catalog is empty" not in beyond.text
     unavailable = anonymous.get("/catalog", params={"available": "no"})
     assert unavailable.text.count('class="card item"') == 30
+    assert "30 of 120 items match" in unavailable.text
     assert 'data-available="true"' not in unavailable.text
 
     page = anonymous.get("/catalog/items/sku-001")

@@ -323,6 +323,8 @@ def _page(
         status_code,
         items=items,
         total=len(store),
+        one_page=not (later or earlier),
+        paged=bool(browse.after or browse.before),
         q=browse.text,
         available=browse.available,
         next_url=browse.url(after=items[-1].item_id) if later else None,
