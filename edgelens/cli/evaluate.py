@@ -119,6 +119,8 @@ def eval_command(
             )
         if not catalog.exists():
             raise EdgelensError(f"catalog not found: {catalog}")
+        if queries is not None and not queries.is_dir():
+            raise EdgelensError(f"--queries: no folder {queries}")
         photos = load_catalog(collect_sources([catalog]))
     if catalog_sets:
         backgrounds = _background_photos(clutter_backgrounds)

@@ -161,12 +161,16 @@ def test_a_folder_of_item_folders_through_add_list_and_eval(settings, sample_cat
     assert "2 items, 3 photos" in text
 
 
-def test_catalog_add_reports_corrupt_files(settings, tmp_path):
+def test_catalog_add_reports_corrupt_files(settings, tmp_path, sample_catalog):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"nope")
     result = _run("catalog", "add", str(bad))
     assert result.exit_code == 1
     assert "bad.png" in result.output and "failed 1" in result.output
+    good = sample_catalog.parent / "coffee.png"
+    partly = _run("catalog", "add", str(good), str(bad))
+    assert partly.exit_code == 1, "some files failed: said in the exit status too"
+    assert "catalog: 1 item(s)" in partly.output, "the good one is in"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -282,6 +286,8 @@ def test_eval_scores_variants_against_their_own_catalog(settings, sample_catalog
 def test_eval_needs_a_query_source(settings, sample_catalog):
     result = _run("eval", "--catalog", str(sample_catalog.parent))
     assert result.exit_code != 0
+    missing = _run("eval", "--catalog", str(sample_catalog.parent), "--queries", "/nope")
+    assert missing.exit_code == 1 and "--queries: no folder /nope" in missing.output
 
 
 def test_eval_takes_a_manifest_as_catalog_add_does(settings, sample_catalog):
