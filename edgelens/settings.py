@@ -436,6 +436,13 @@ class WebSettings(_Section):
         description="Failed sign-ins from one client address (an IPv6 /64), whatever the names.",
     )
     login_window_s: float = Field(default=300.0, gt=0)
+    device_silent_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A device whose newest status is older than this is shown as silent "
+        "('no word since …'), not online: its camera, its network or the broker may be down. "
+        "Keep it several times device.status_interval_s (5 s), how often devices refresh it.",
+    )
 
 
 class Settings(BaseSettings):

@@ -167,6 +167,7 @@ class Answer:
     stages_ms: dict[str, float]
     view_structure: float | None = None
     recalled: Recalled | None = None  # a corrected view this one is again
+    clear: bool = False  # a first answer stage two could not change (AnswerPolicy.unsettled)
 
 
 class Answerer:
@@ -207,17 +208,15 @@ class Answerer:
             filters=self.policy.filters,
         )
         searched = {"search": _ms_since(started)}
-        answer = Answer(matches[:wanted], self.policy.decide(matches), Stage.FIRST, searched)
+        decision = self.policy.decide(matches)
+        clear = not self.policy.unsettled(matches, decision)
+        answer = Answer(matches[:wanted], decision, Stage.FIRST, searched, clear=clear)
         return self._as_corrected(answer, vectors, stage_two=False)
 
     def wants_confirmation(self, first: Answer) -> bool:
         """Whether stage two could change ``first`` (:meth:`AnswerPolicy.unsettled`): not
         when it is a corrected view again."""
-        return (
-            self.can_confirm
-            and first.recalled is None
-            and self.policy.unsettled(first.matches, first.decision)
-        )
+        return self.can_confirm and first.recalled is None and not first.clear
 
     def confirm(
         self, vectors: Sequence[np.ndarray], view: np.ndarray, *, k: int | None = None
@@ -291,7 +290,9 @@ class Answerer:
             return replace(answer, stages_ms=stages)
         item = recalled.item
         if item is None or not _passes(self.policy.filters, item):
-            return replace(answer, decision=Decision.NO_MATCH, stages_ms=stages, recalled=recalled)
+            return replace(
+                answer, decision=Decision.NO_MATCH, stages_ms=stages, recalled=recalled, clear=False
+            )
         held = next((m for m in answer.matches if m.item_id == item.item_id), None)
         score = max(recalled.score, held.score if held else -1.0)
         first = replace(held, score=score) if held else match_of(item, score)
@@ -302,6 +303,7 @@ class Answerer:
             decision=Decision.MATCH,
             stages_ms=stages,
             recalled=recalled,
+            clear=False,  # a person's answer, not the vectors' margin
         )
 
 

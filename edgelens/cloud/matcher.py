@@ -162,6 +162,7 @@ def _record(
         stages_ms={**stages_ms, **answer.stages_ms},
         stage=answer.stage,
         decision=answer.decision,
+        clear=answer.clear,
         corrected=answer.recalled is not None,
         view=view,
     )

@@ -78,7 +78,9 @@ def decode_image(source: bytes | Path) -> np.ndarray:
     except cv2.error as exc:
         raise ImageDecodeError(f"cannot decode image {name}: {exc}") from exc
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-        raise ImageDecodeError(f"not a decodable image: {name}")
+        raise ImageDecodeError(
+            f"not an image it can read (a JPEG, PNG, WebP, BMP or TIFF file): {name}"
+        )
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
         raise ImageDecodeError(f"image too large ({image.shape[1]}x{image.shape[0]}): {name}")
     return image

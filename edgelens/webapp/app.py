@@ -36,6 +36,7 @@ from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, s
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub, connect
+from edgelens.webapp.templating import SILENT_AFTER_S, templates
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     """
     require_secrets(settings, redis=True, web=True)
     secret = session_secret(settings)
+    templates.env.globals[SILENT_AFTER_S] = settings.web.device_silent_s
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:

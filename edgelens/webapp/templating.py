@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi.templating import Jinja2Templates
 
 from edgelens.webapp.deps import csrf_token
+from edgelens.wire.status import DeviceStatus
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -31,12 +32,31 @@ def figure(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
+# A device whose newest status is older than this (s) is shown as silent; the app sets it
+# from web.device_silent_s.
+SILENT_AFTER_S = "device_silent_s"
+
+
+def shown_state(device: DeviceStatus | None) -> str:
+    """A device's state as the pages show it: "unknown" before any status, "silent" when
+    an online device's newest status is older than web.device_silent_s (no word from it:
+    the camera, its network or the broker may be down), else the state it said."""
+    if device is None:
+        return "unknown"
+    silent_s = templates.env.globals[SILENT_AFTER_S]
+    if device.state == "online" and device.ts is not None and time.time() - device.ts > silent_s:
+        return "silent"
+    return device.state
+
+
 def clock(epoch_s: float | None) -> str:
     """Local wall-clock time; the dashboard runs next to the devices it shows."""
     return "" if epoch_s is None else time.strftime("%H:%M:%S", time.localtime(epoch_s))
 
 
-templates.env.globals["csrf_token"] = csrf_token
+templates.env.globals.update(
+    {"csrf_token": csrf_token, "shown_state": shown_state, SILENT_AFTER_S: 30.0}
+)
 templates.env.filters.update(
     price=price, percent=percent, ms=milliseconds, clock=clock, figure=figure
 )

@@ -81,6 +81,9 @@ class MatchRecord:
     decision: Decision = Decision.MATCH
     """no_match: the thing in view is not in the catalog, as far as the evidence goes; the
     matches are then only the nearest items, not an answer."""
+    clear: bool = False
+    """A first answer that is a match leading the next item by search.confirm_margin:
+    nothing stage two could find would change it, so it is final (and called a match)."""
     corrected: bool = False
     """The view is one a person corrected on a device page, seen again: answered as they
     said (its item first, or "no match" for something not in the catalog)."""

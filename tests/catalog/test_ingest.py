@@ -93,7 +93,7 @@ def test_corrupt_images_are_reported_and_the_rest_goes_on(store, featurizer, tmp
     assert report.added == 1 and [i.item_id for i in store.items()] == ["coffee"]
     failed = dict(report.failed)
     assert set(failed) == {str(corrupt), str(missing)}
-    assert "not a decodable image" in failed[str(corrupt)]
+    assert "not an image it can read" in failed[str(corrupt)]
 
 
 @SQLITE_ONLY

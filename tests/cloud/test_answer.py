@@ -199,3 +199,21 @@ def test_a_view_corrected_as_not_in_the_catalog_or_to_a_filtered_item_is_no_matc
     unavailable = answerer.first([hidden])
     assert unavailable.decision is Decision.NO_MATCH, "sku-3 is not available"
     assert "sku-3" not in [m.item_id for m in unavailable.matches]
+
+
+def test_a_clear_first_answer_says_so_and_wants_no_stage_two():
+    index, vectors, _ = _catalog()
+    answerer = Answerer(
+        index=index,
+        policy=AnswerPolicy(top_k=3, match_score=0.5, confirm_margin=0.2),
+        embed_view=lambda boxes: np.repeat(vectors[:1], len(boxes), axis=0),
+    )
+    clear = answerer.first([vectors[0]])  # 1.0 against random others
+    assert clear.clear and clear.decision is Decision.MATCH
+    assert not answerer.wants_confirmation(clear)
+    between = answerer.first(
+        [_near((vectors[0] + vectors[1]) / np.linalg.norm(vectors[0] + vectors[1]), 0.99)]
+    )
+    assert not between.clear and answerer.wants_confirmation(between), "two items alike"
+    nothing = answerer.first([_near(vectors[0], 0.3)])
+    assert nothing.decision is Decision.NO_MATCH and not nothing.clear

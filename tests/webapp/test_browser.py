@@ -217,6 +217,64 @@ def test_the_rollout_panel_counts_devices_as_they_switch(
     assert panel() == ("3 of 3", "3/3", []), "the problem went with the switch"
 
 
+def test_a_first_answer_is_a_match_when_clear_and_likely_when_not(
+    browser, live_url, push_record, make_record, set_status
+):
+    """Unverified first answers: "Likely", unless clear of every other item (the worker
+    then runs no stage two, so nothing else would ever call it a match)."""
+    from selenium.webdriver.common.by import By
+
+    def unchecked(seq: int, *, clear: bool):
+        record = make_record("sure-cam", seq, "clock", "moon")
+        matches = [dataclasses.replace(m, verified=None) for m in record.matches]
+        return dataclasses.replace(record, matches=matches, clear=clear)
+
+    set_status("sure-cam", "online")
+    push_record(unchecked(1, clear=False))
+    browser.get(f"{live_url}/devices/sure-cam")
+    assert _confidences(browser) == ["Likely", "Similar"]
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    push_record(unchecked(2, clear=True))
+    _wait(browser, lambda d: _attribute(d, "#latest", "data-seq") == "2")
+    assert _confidences(browser) == ["Match", "Similar"], "pushed: device.js"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history .record")
+    assert [r.get_attribute("data-answer") for r in rows] == [
+        "clock name · match",
+        "clock name · likely",
+    ]
+    browser.refresh()
+    assert _confidences(browser) == ["Match", "Similar"], "rendered: the macro"
+
+
+def test_a_device_that_stopped_saying_anything_is_shown_silent_not_online(
+    browser, live_url, push_record, make_record, set_status
+):
+    """Its broker or network gone, a device sends no "offline" either: its last status
+    only grows old. Past web.device_silent_s (30 s) the pages say so and dim its answer."""
+    from selenium.webdriver.common.by import By
+
+    set_status("quiet-cam", "online", ts=time.time() - 120)
+    push_record(make_record("quiet-cam", 1, "clock"))
+    browser.get(f"{live_url}/devices/quiet-cam")
+    assert _attribute(browser, "#device-status", "data-state") == "silent"
+    assert browser.find_element(By.ID, "device-status").text == "no word"
+    assert "No word from the camera since" in browser.find_element(By.ID, "device-says").text
+    assert _attribute(browser, "#latest", "data-stale") == "true"
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    set_status("quiet-cam", "online")  # it speaks again
+    _wait(browser, lambda d: _attribute(d, "#device-status", "data-state") == "online")
+    assert _attribute(browser, "#latest", "data-stale") == "false"
+    assert browser.find_element(By.ID, "device-says").text == "The camera is on."
+
+    browser.get(f"{live_url}/")
+    row = 'tr[data-device-id="quiet-cam"]'
+    assert _attribute(browser, row, "data-state") == "online"
+    _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
+    set_status("quiet-cam", "online", ts=time.time() - 29)  # silent by the next check
+    _wait(browser, lambda d: _attribute(d, row, "data-state") == "silent")
+    assert browser.find_element(By.CSS_SELECTOR, f"{row} .badge").text == "no word"
+
+
 def _confidences(browser) -> list[str]:
     from selenium.webdriver.common.by import By
 

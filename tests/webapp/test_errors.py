@@ -10,7 +10,7 @@ HTML = {"Accept": "text/html,application/xhtml+xml"}
     ("path", "status", "title", "says"),
     [
         ("/nope", 404, "Not found", "There is no page at this address."),
-        ("/catalog/items/ghost", 404, "Not found", "no catalog item"),
+        ("/catalog/items/ghost", 404, "Not found", "no item “ghost” in the catalog"),
         ("/devices/bad%20id!", 422, "Something in that request is not valid", "device id"),
         ("/devices/cam/views/12", 404, "Not found", "is not kept"),
     ],

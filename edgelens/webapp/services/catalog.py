@@ -173,7 +173,7 @@ def update_item(
         # Read inside the transaction so an item deleted meanwhile is not brought back.
         held = write.get(item_id)
         if held is None:
-            raise ItemNotFoundError(f"no catalog item {item_id!r}")
+            raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
         item = replace(held, name=name, price=price, currency=currency, available=available)
         write.upsert(item)
     return item
@@ -182,7 +182,7 @@ def update_item(
 def remove_item(*, store: CatalogStore, item_id: str) -> None:
     """Delete an item; its image file stays (another item may share it, a re-add reuses it)."""
     if not store.remove([item_id]):
-        raise ItemNotFoundError(f"no catalog item {item_id!r}")
+        raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
 
 
 def image_file(
@@ -215,8 +215,9 @@ def _cut_to_item(staged: Path, filename: str) -> Path:
     """The staged photo cut down to its item, as a PNG beside it."""
     try:
         image = decode_image(staged.read_bytes())
-    except ImageDecodeError as exc:
-        raise UploadRejectedError(f"{filename}: {exc}") from exc
+    except ImageDecodeError as exc:  # its name here is the buffer's size: the file's instead
+        reason = str(exc).rpartition(": <")[0] or str(exc)
+        raise UploadRejectedError(f"{filename}: {reason}") from exc
     ok, png = cv2.imencode(".png", item_region(image))
     if not ok:  # pragma: no cover - OpenCV encodes any decoded image
         raise UploadRejectedError(f"{filename}: cannot be stored")

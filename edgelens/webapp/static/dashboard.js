@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { clone, connect, fill, format, showBadge } = window.edgelens;
+  const { clone, connect, fill, format, shownState, showBadge } = window.edgelens;
   const rows = document.querySelector("#devices [data-field=rows]");
   const rollout = document.getElementById("rollout");
 
@@ -51,13 +51,25 @@
     problems.hidden = problems.children.length === 0;
   }
 
+  // A row whose device has sent nothing for a while turns silent without an event.
+  setInterval(() => {
+    for (const row of rows.children) {
+      const state = shownState({ state: row.dataset.said, ts: Number(row.dataset.ts) });
+      if (state === row.dataset.state) continue;
+      row.dataset.state = state;
+      showBadge(row.querySelector("[data-field=state]"), state);
+    }
+  }, 5000);
+
   connect({
     status: (device) => {
       const row = rowOf(device.device_id);
-      row.dataset.state = device.state;
+      row.dataset.said = device.state;
+      row.dataset.ts = device.ts || "";
+      row.dataset.state = shownState(device);
       row.dataset.modelId = device.model_id || "";
       row.dataset.modelProblem = device.model_problem || "";
-      showBadge(row.querySelector("[data-field=state]"), device.state);
+      showBadge(row.querySelector("[data-field=state]"), row.dataset.state);
       fill(row, {
         model_id: device.model_id || "",
         provider: device.provider || "",

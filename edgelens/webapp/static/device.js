@@ -5,7 +5,7 @@
 "use strict";
 
 (() => {
-  const { clone, connect, fill, format, showBadge } = window.edgelens;
+  const { clone, connect, fill, format, shownState, showBadge } = window.edgelens;
   const latest = document.getElementById("latest");
   const history = document.getElementById("history");
   const matchList = latest.querySelector("[data-field=matches]");
@@ -18,7 +18,7 @@
 
   // A card per match; a card already showing the item is reused (its image stays loaded),
   // so a confirmed answer reorders and re-marks the cards without a flicker.
-  function updateCard(card, match, index, corrected) {
+  function updateCard(card, match, index, sure) {
     if (card.dataset.itemId !== match.item_id) {
       card.dataset.itemId = match.item_id;
       const image = card.querySelector("[data-field=image]");
@@ -29,14 +29,14 @@
     card.querySelector("[data-field=availability]").dataset.available = String(match.available);
     // In words, as the confidence macro (_macros.html): only the answer can be a match.
     let word = "Similar";
-    if (index === 0) word = match.verified === true || corrected ? "Match" : "Likely";
+    if (index === 0) word = match.verified === true || sure ? "Match" : "Likely";
     const confidence = card.querySelector("[data-field=confidence]");
     confidence.dataset.confidence = word.toLowerCase();
     confidence.title = `similarity ${format.percent(match.score)}`;
     fill(card, {
       name: match.name,
       price: format.price(match.price, match.currency),
-      availability: match.available ? "available" : "unavailable",
+      availability: match.available ? "available" : "not available",
       confidence: word,
     });
     return card;
@@ -49,7 +49,7 @@
         shown.get(match.item_id) || clone("match-template"),
         match,
         index,
-        record.corrected,
+        record.corrected || record.clear,
       ),
     );
     matchList.replaceChildren(...cards);
@@ -122,7 +122,7 @@
   function historyAnswer(record) {
     const top = record.matches[0];
     if (record.decision === "no_match") return "No match";
-    const sure = top && (top.verified === true || record.corrected);
+    const sure = top && (top.verified === true || record.corrected || record.clear);
     return top ? `${top.name} · ${sure ? "match" : "likely"}` : "";
   }
 
@@ -191,23 +191,35 @@
   }
 
   // The device's state in shop terms (as device.html renders it); its last answer is
-  // dimmed while it is offline.
+  // dimmed while it is offline or silent.
+  const says = document.getElementById("device-says");
+  // What it said last: as the server rendered it, until a status arrives.
+  let said = says.dataset.said ? { state: says.dataset.said, ts: Number(says.dataset.ts) } : null;
+
   function showState(device) {
-    const says = document.getElementById("device-says");
-    says.dataset.state = device.state;
+    const state = shownState(device);
+    showBadge(document.getElementById("device-status"), state);
+    says.dataset.state = state;
+    latest.dataset.stale = String(state === "offline" || state === "silent");
+    if (state === "silent") {
+      says.textContent = `No word from the camera since ${format.clock(device.ts)}: the camera, its network or the server's broker may be down. What you see is its last answer.`;
+      return;
+    }
+    if (!("sends_views" in device)) return; // as rendered; nothing newer to say
     let text = "The camera is on.";
     if (device.camera) text = `${device.camera.charAt(0).toUpperCase()}${device.camera.slice(1)}.`;
     else if (device.state === "offline") text = "The camera is offline: what you see is its last answer.";
     says.textContent = text;
-    latest.dataset.stale = String(device.state === "offline");
     latest.querySelector("[data-field=no-view]").hidden = device.sends_views !== false || !view.hidden;
   }
 
   if (correction) searchItems();
+  // No status for a while is news too: the page checks how old the last one is.
+  setInterval(() => said && showState(said), 5000);
   connect({
     message: showRecord,
     status: (device) => {
-      showBadge(document.getElementById("device-status"), device.state);
+      said = device;
       const provider = device.provider ? ` on ${device.provider}` : "";
       document.getElementById("device-model").textContent = `${device.model_id || ""}${provider}`;
       showState(device);

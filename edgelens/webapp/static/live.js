@@ -32,9 +32,17 @@ window.edgelens = (() => {
     return document.getElementById(templateId).content.firstElementChild.cloneNode(true);
   }
 
+  // As the server's shown_state (templating.py): an online device that has sent no status
+  // for web.device_silent_s is "silent". ``device`` needs only its state and ts.
+  const silentS = Number(document.body.dataset.silentS || 30);
+  function shownState(device) {
+    const age = Date.now() / 1000 - (device.ts || 0);
+    return device.state === "online" && device.ts && age > silentS ? "silent" : device.state;
+  }
+
   function showBadge(el, state) {
     el.dataset.state = state;
-    el.textContent = state;
+    el.textContent = state === "silent" ? "no word" : state;
   }
 
   // Why a stream request was refused, in plain words, and how long to wait before the
@@ -125,5 +133,5 @@ window.edgelens = (() => {
     open();
   }
 
-  return { format, fill, clone, showBadge, connect };
+  return { format, fill, clone, shownState, showBadge, connect };
 })();
