@@ -106,6 +106,9 @@ def run_demo(
             update={
                 "redis_url": AnyUrl(redis_server.url),
                 "mqtt_url": AnyUrl(worker_account.url(broker.url)),
+                # its own servers, so its worker's /metrics too: a free port, never one a
+                # real worker (or another demo) holds
+                "worker": settings.worker.model_copy(update={"metrics_port": 0}),
             }
         )
         featurizer = load_featurizer(settings)

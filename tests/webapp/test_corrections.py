@@ -52,6 +52,7 @@ def test_a_correction_adds_the_view_as_a_photo_and_undo_takes_it_back(
     assert 0 < redis_client.ttl(view_vectors_key("cam", 7)) <= 60
     page = http.get("/devices/cam")
     assert 'src="/devices/cam/views/7"' in page.text and 'id="correction-form"' in page.text
+    assert page.text.count('src="/devices/cam/views/7"') == 2, "the form shows its frame's view"
     assert 'id="correction-form"' not in anonymous.get("/devices/cam").text, "admins only"
     served = anonymous.get("/devices/cam/views/7")
     assert served.content == view_jpeg and served.headers["content-type"] == "image/jpeg"

@@ -54,6 +54,7 @@
   // A row whose device has sent nothing for a while turns silent without an event.
   setInterval(() => {
     for (const row of rows.children) {
+      if (!row.dataset.said) continue;
       const state = shownState({ state: row.dataset.said, ts: Number(row.dataset.ts) });
       if (state === row.dataset.state) continue;
       row.dataset.state = state;

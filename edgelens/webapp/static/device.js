@@ -92,6 +92,9 @@
     correction.hidden = false;
     correction.elements.seq.value = viewed.seq;
     fill(correction, { correcting: `frame #${viewed.seq}` });
+    // The form keeps its frame while someone types: its own copy of that frame's view
+    // says which one, however the answer above moves on.
+    correction.querySelector("[data-field=correcting-view]").src = url;
   }
 
   // The item field offers the catalog items whose name or id matches what is typed.
