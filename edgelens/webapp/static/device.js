@@ -197,7 +197,9 @@
   // dimmed while it is offline or silent.
   const says = document.getElementById("device-says");
   // What it said last: as the server rendered it, until a status arrives.
-  let said = says.dataset.said ? { state: says.dataset.said, ts: Number(says.dataset.ts) } : null;
+  let said = says.dataset.said
+    ? { state: says.dataset.said, ts: Number(says.dataset.ts), rendered: true }
+    : null;
 
   function showState(device) {
     const state = shownState(device);
@@ -208,7 +210,7 @@
       says.textContent = `No word from the camera since ${format.clock(device.ts)}: the camera, its network or the server's broker may be down. What you see is its last answer.`;
       return;
     }
-    if (!("sends_views" in device)) return; // as rendered; nothing newer to say
+    if (device.rendered) return; // the server's words stand: nothing newer to say
     let text = "The camera is on.";
     if (device.camera) text = `${device.camera.charAt(0).toUpperCase()}${device.camera.slice(1)}.`;
     else if (device.state === "offline") text = "The camera is offline: what you see is its last answer.";
