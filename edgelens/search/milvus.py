@@ -80,6 +80,7 @@ _LOG_EVERY_S = 10.0
 # workers starting at once against an empty server): opening it waits this long for it.
 _INDEX_WAIT_S = 60.0
 _INDEX_NOT_FOUND = 700  # Milvus's error code for a collection without its index
+_RELEASED_WHILE_LOADING = 101  # "collection not loaded": released while a load waited
 
 Entries = Sequence[tuple[CatalogItem, np.ndarray]]  # items, each with its (n, dim) vectors
 
@@ -495,7 +496,9 @@ class MilvusIndex(ModelIndex):
     def _load_when_indexed(self) -> None:
         """Load the collection into memory, for search; when another process created it a
         moment ago and is still creating its index, wait for the index (at most
-        :data:`_INDEX_WAIT_S`), then create it: that process may have died in between."""
+        :data:`_INDEX_WAIT_S`), then create it: that process may have died in between. A
+        load that another process's bulk load released under it (:meth:`bulk_load`) is
+        tried again, within the same time."""
         from pymilvus.exceptions import MilvusException
 
         deadline = time.monotonic() + _INDEX_WAIT_S
@@ -504,6 +507,9 @@ class MilvusIndex(ModelIndex):
                 self._client.load_collection(self.collection)
                 return
             except MilvusException as exc:
+                if exc.code == _RELEASED_WHILE_LOADING and time.monotonic() <= deadline:
+                    time.sleep(0.2)
+                    continue
                 if exc.code != _INDEX_NOT_FOUND:
                     raise
                 if time.monotonic() > deadline:
