@@ -36,7 +36,7 @@ from edgelens.webapp.security import LoginThrottle, SecurityHeadersMiddleware, s
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.webapp.services.imports import CatalogImports
 from edgelens.webapp.services.live import LiveHub, connect
-from edgelens.webapp.templating import SILENT_AFTER_S, templates
+from edgelens.webapp.templating import SILENT_GLOBAL, templates
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     """
     require_secrets(settings, redis=True, web=True)
     secret = session_secret(settings)
-    templates.env.globals[SILENT_AFTER_S] = settings.web.device_silent_s
+    templates.env.globals[SILENT_GLOBAL] = settings.web.device_silent_s
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:

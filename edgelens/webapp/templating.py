@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi.templating import Jinja2Templates
 
+from edgelens.settings import WebSettings
 from edgelens.webapp.deps import csrf_token
 from edgelens.wire.status import DeviceStatus
 
@@ -32,9 +33,9 @@ def figure(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
-# A device whose newest status is older than this (s) is shown as silent; the app sets it
-# from web.device_silent_s.
-SILENT_AFTER_S = "device_silent_s"
+# The template global holding web.device_silent_s: a device whose newest status is older
+# is shown as silent. The app sets it from its settings.
+SILENT_GLOBAL = "device_silent_s"
 
 
 def shown_state(device: DeviceStatus | None) -> str:
@@ -43,7 +44,7 @@ def shown_state(device: DeviceStatus | None) -> str:
     the camera, its network or the broker may be down), else the state it said."""
     if device is None:
         return "unknown"
-    silent_s = templates.env.globals[SILENT_AFTER_S]
+    silent_s = templates.env.globals[SILENT_GLOBAL]
     if device.state == "online" and device.ts is not None and time.time() - device.ts > silent_s:
         return "silent"
     return device.state
@@ -55,7 +56,11 @@ def clock(epoch_s: float | None) -> str:
 
 
 templates.env.globals.update(
-    {"csrf_token": csrf_token, "shown_state": shown_state, SILENT_AFTER_S: 30.0}
+    {
+        "csrf_token": csrf_token,
+        "shown_state": shown_state,
+        SILENT_GLOBAL: WebSettings.model_fields["device_silent_s"].default,
+    }
 )
 templates.env.filters.update(
     price=price, percent=percent, ms=milliseconds, clock=clock, figure=figure
