@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 # Libraries that say at INFO what only matters when debugging: faiss's loader logs each
 # CPU build it tries and fails to import (8 lines at every start). Shown with DEBUG.
 QUIET_LOGGERS = ("faiss",)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 err_console = Console(stderr=True)
 
@@ -53,13 +55,33 @@ class _RedactingFormatter(logging.Formatter):
         return redact_urls(super().format(record))
 
 
+class _FolderMakingFileHandler(logging.FileHandler):
+    """A log file whose folder is made when the first line is written (not before: a
+    command that fails at once leaves nothing behind)."""
+
+    def _open(self):  # logging.FileHandler's own hook
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     quiet = logging.NOTSET if level == "DEBUG" else logging.WARNING
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
+
+
+def log_to_file(path: Path) -> None:
+    """Every log line to ``path`` (a new file each run), and only warnings and errors to the console:
+    for a command whose console is read by a person (the demo's banner), not a collector."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setLevel(logging.WARNING)
+    file_handler = _FolderMakingFileHandler(path, "w", encoding="utf-8", delay=True)
+    file_handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
+    root.addHandler(file_handler)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from pydantic import AnyUrl
+from pydantic import AnyUrl, SecretStr
 
 from edgelens.broker.accounts import BrokerAccounts
 from edgelens.catalog.augment import CatalogRecipe
@@ -63,10 +63,23 @@ class DemoReady:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own data dir (``<data_dir>/demo``: catalog, images, accounts, helper
-    servers), with the models where they are."""
+    servers, its log), with the models where they are; a session key of its own when none
+    is set, as sign-ins end with the demo anyway (its admin password is new at every start)."""
+    web = settings.web
+    if web.secret_key is None and web.secret_key_file is None:
+        web = web.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
     return settings.model_copy(
-        update={"data_dir": settings.data_dir / "demo", "models_dir": settings.model_path}
+        update={
+            "data_dir": settings.data_dir / "demo",
+            "models_dir": settings.model_path,
+            "web": web,
+        }
     )
+
+
+def demo_log_file(settings: Settings) -> Path:
+    """Where ``edgelens demo`` keeps its log lines (the console shows its banner)."""
+    return demo_settings(settings).data_dir / "demo.log"
 
 
 def run_demo(
@@ -261,6 +274,7 @@ class WebServer:
             host=host,
             port=port,
             log_level="warning",
+            log_config=None,  # uvicorn's lines through the CLI's handlers, which it keeps
             timeout_graceful_shutdown=1,  # open event streams must not hold the stop
         )
         self._server = uvicorn.Server(config)
