@@ -74,8 +74,8 @@ def configure_logging(level: str) -> None:
 
 
 def log_to_file(path: Path) -> None:
-    """Every log line to ``path`` (a new file each run), and only warnings and errors to the console:
-    for a command whose console is read by a person (the demo's banner), not a collector."""
+    """Every log line to ``path`` (a new file each run), only warnings and errors to the
+    console: for a command whose console a person reads (the demo's banner), not a collector."""
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setLevel(logging.WARNING)

@@ -60,6 +60,10 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
         ]
 
     browser.get(f"{live_url}/")
+    # the technical columns are there for whoever looks after the devices, on demand
+    fps = browser.find_element(By.CSS_SELECTOR, 'tr[data-device-id="cam"] [data-field=fps]')
+    assert not fps.is_displayed()
+    browser.find_element(By.ID, "show-tech").click()
     assert health("cam") == ["14.5", "8.3", "3", "120"], "rendered by the server"
     _wait(browser, lambda d: _attribute(d, "#connection", "data-state") == "live")
     set_status("cam-2", "online", fps=30, featurize_ms=4.0, dropped=0, suppressed=7)
