@@ -1,4 +1,6 @@
-"""Featurizer speed: ONNX FP32/FP16/INT8 against the PyTorch eager model, same run, same inputs.
+"""Featurizer speed: ONNX FP32/FP16/INT8 against the PyTorch eager model, same run, same inputs;
+then one frame at a time at a camera's pace, with onnxruntime's threads spinning between runs
+(its default) against stopped between runs (the product's).
 
 Inputs are camera-like views of real photos, already preprocessed, so the figures
 are the network alone; preprocessing is timed on its own line. Each model is timed
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import time
 
 import numpy as np
 
@@ -25,6 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fps", type=float, default=15.0, help="the paced table's frame rate")
+    parser.add_argument("--paced-frames", type=int, default=150)
     common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -78,10 +83,67 @@ def main() -> None:
             f"{1000 / per[32]:.0f} | {base[1] / per[1]:.2f}x | {base[32] / per[32]:.2f}x |"
         )
     lines += ["", f"Preprocessing of one 640x480 frame (resize, crop, normalise): {prep:.2f} ms."]
+    lines += ["", *_paced(args, batch1)]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
         write_section("featurizer-speed", "## Featurizer speed\n\n" + body)
+
+
+PACED = (  # (label, threads, idle_spin)
+    ("2, spinning between runs (onnxruntime's default, before)", 2, True),
+    ("2, stopped between runs (the product's)", 2, False),
+    ("1 (no thread pool)", 1, False),
+)
+
+
+def _paced(args: argparse.Namespace, batch1: np.ndarray) -> list[str]:
+    """One frame at a time at ``args.fps``, as a device's camera delivers them: latency per
+    frame and the process's CPU time per frame, for each way of running the threads."""
+    featurizers = {
+        (precision, label): Featurizer.from_models_dir(
+            args.models_dir, precision, providers=["cpu"], threads=threads, idle_spin=spin
+        )
+        for precision in ("fp32", "int8")
+        for label, threads, spin in PACED
+    }
+    latency: dict[tuple[str, str], list[float]] = {key: [] for key in featurizers}
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in featurizers}
+    back_to_back: dict[tuple[str, str], list[float]] = {key: [] for key in featurizers}
+    period = 1 / args.fps
+    for _ in range(max(1, args.rounds // 2)):
+        for key, featurizer in featurizers.items():
+            run = featurizer.embed_batch
+            median_seconds(lambda r=run: r(batch1), repeat=3)  # warm
+            back_to_back[key].append(median_seconds(lambda r=run: r(batch1), repeat=20) * 1000)
+            cpu_start, start = time.process_time(), time.perf_counter()
+            for frame in range(args.paced_frames):
+                began = time.perf_counter()
+                run(batch1)
+                latency[key].append((time.perf_counter() - began) * 1000)
+                time.sleep(max(0.0, start + (frame + 1) * period - time.perf_counter()))
+            cpu[key].append((time.process_time() - cpu_start) * 1000 / args.paced_frames)
+    lines = [
+        f"One frame at a time at {args.fps:g} fps, as a camera delivers them to the device loop "
+        f"({args.paced_frames} frames a round, {max(1, args.rounds // 2)} interleaved rounds, "
+        "pooled): the time of each run, and this process's CPU time per frame (what the "
+        "featurizer takes from the device's other work, or from a worker on the same machine). "
+        "Back-to-back: batch 1 with no pause, median. ONNX Runtime CPU provider; threads is "
+        "the intra-op pool, whose threads busy-wait for more work by default.",
+        "",
+        "| model | threads | paced p50 ms | paced p99 ms | CPU ms per frame | share of a core "
+        f"at {args.fps:g} fps | back-to-back ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (precision, label), values in latency.items():
+        per_frame = statistics.median(cpu[precision, label])
+        lines.append(
+            f"| ONNX {precision.upper()} | {label} | {np.percentile(values, 50):.2f} | "
+            f"{np.percentile(values, 99):.2f} | {per_frame:.1f} | "
+            f"{per_frame * args.fps / 1000:.0%} | "
+            f"{statistics.median(back_to_back[precision, label]):.2f} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

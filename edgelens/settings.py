@@ -70,6 +70,12 @@ class FeaturizerSettings(_Section):
     )
     threads: int = Field(default=2, ge=1, le=256, description="onnxruntime intra-op threads.")
     batch_size: int = Field(default=16, ge=1, le=1024)
+    idle_spin: bool = Field(
+        default=False,
+        description="Let onnxruntime's threads busy-wait between runs too (its own default): "
+        "for a machine that does nothing else; a camera-paced device burns CPU for it "
+        "(docs/benchmarks.md, featurizer speed).",
+    )
 
 
 class CatalogSettings(_Section):
