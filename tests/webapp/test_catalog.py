@@ -60,6 +60,25 @@ def test_upload_edit_delete(http, store, featurizer, sample_catalog):
         False,
     )
 
+    # What a browser would not send (it checks the fields too): the form comes back as
+    # typed, each reason beside its field, and nothing changes.
+    refused = http.post(
+        "/catalog/items/clock",
+        data={"name": "  ", "price": "-2", "currency": "GBP", "available": "true"},
+    )
+    assert refused.status_code == 422
+    form = refused.text.split('id="edit-form"', 1)[1].split("</form>", 1)[0]
+    assert 'name="price" value="-2"' in form and 'name="currency" value="GBP"' in form
+    assert 'id="name-error"' in form and "Give the item a name." in form
+    assert 'id="price-error"' in form and "The price is 0 or more." in form
+    assert 'id="currency-error"' not in form and "checked" in form
+    assert store.get("clock").name == "Wall clock", "nothing saved"
+    not_a_number = http.post(
+        "/catalog/items/clock", data={"name": "Clock", "price": "inf", "currency": "EUR"}
+    )
+    assert not_a_number.status_code == 422 and "The price is 0 or more." in not_a_number.text
+    assert store.get("clock").name == "Wall clock"
+
     deleted = http.post("/catalog/items/clock/delete")
     assert deleted.status_code == 303
     with pytest.raises(ItemNotFoundError):

@@ -7,6 +7,7 @@ catalog refuses re-renders the page with the reason and the matching status code
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
@@ -186,26 +187,54 @@ def undo_correction(
     return _item_back(item_id, "correction undone")
 
 
-@router.post("/items/{item_id}")
+@router.post("/items/{item_id}", response_class=HTMLResponse)
 def edit_item(
+    request: Request,
     item_id: ItemId,
     store: StoreDep,
     settings: SettingsDep,
-    name: Annotated[str, Form(min_length=1)],
-    currency: Annotated[str, Form(min_length=1, max_length=8)],
-    price: Price = None,
+    name: Annotated[str, Form(max_length=200)] = "",
+    currency: Annotated[str, Form(max_length=8)] = "",
+    price: Annotated[str, Form(max_length=32)] = "",
     available: Annotated[bool, Form()] = False,
-) -> RedirectResponse:
+) -> Response:
+    """Save the item's details; a value the form would not have sent (the browser checks
+    them too) re-renders the form as typed, with the reason beside the field."""
+    typed = {"name": name, "price": price, "currency": currency, "available": available}
+    problems = {
+        field: why
+        for field, why in (
+            ("name", "" if name.strip() else "Give the item a name."),
+            ("currency", "" if currency.strip() else "Give a currency, e.g. EUR."),
+            ("price", _price_problem(price)),
+        )
+        if why
+    }
+    if problems:
+        return _item_page(
+            request, store, settings, item_id, edit=typed, edit_errors=problems, status_code=422
+        )
     catalog.update_item(
         store=store,
         item_id=item_id,
         name=name.strip(),
-        price=price,
+        price=float(price) if price.strip() else None,
         currency=currency.strip(),
         available=available,
     )
     notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return _item_back(item_id, "updated")
+
+
+def _price_problem(price: str) -> str:
+    """Why a typed price is not one ("" when it is, or left empty: no price)."""
+    if not price.strip():
+        return ""
+    try:
+        value = float(price)
+    except ValueError:
+        return "The price is a number, e.g. 2.49."
+    return "" if math.isfinite(value) and value >= 0 else "The price is 0 or more."
 
 
 @router.post("/items/{item_id}/delete")
@@ -250,9 +279,12 @@ def _item_page(
     notice: Notice | None = None,
     error: str | None = None,
     photo_error: str | None = None,
+    edit: dict[str, object] | None = None,
+    edit_errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The item's page; ``error`` said at the top, ``photo_error`` beside the photo field
-    of the form that was refused."""
+    of the form that was refused; ``edit``: the edit form as typed, ``edit_errors`` beside
+    its fields."""
     return _render(
         request,
         settings,
@@ -268,6 +300,8 @@ def _item_page(
         notice=notice,
         error=error,
         photo_error=photo_error,
+        edit=edit,
+        edit_errors=edit_errors or {},
     )
 
 
