@@ -183,10 +183,9 @@ class MilvusIndex(ModelIndex):
         self._closed = False
         with _milvus_errors(f"cannot open Milvus at {uri}"):
             self._client = MilvusClient(uri)
-            if self._client.has_collection(self.collection):
-                self._load_when_indexed()
-            else:
+            if not self._client.has_collection(self.collection):
                 self._create()
+            self._load_when_indexed()
 
     def close(self) -> None:
         """Release the connection and, for a milvus-lite file, its embedded server (which
@@ -546,12 +545,11 @@ class MilvusIndex(ModelIndex):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
         # Session: this client reads its own writes (an upsert is searchable at once) without
         # Strong's wait for every node to catch up; other clients see them within Bounded's lag.
-        self._client.create_collection(
-            self.collection,
-            schema=schema,
-            index_params=self._vector_index(),
-            consistency_level="Session",
-        )
+        # No index_params here: pymilvus would load the collection itself, and a load that
+        # another worker's bulk load releases meanwhile (code 101) would fail this opener;
+        # the caller loads it through _load_when_indexed, which tries that load again.
+        self._client.create_collection(self.collection, schema=schema, consistency_level="Session")
+        self._client.create_index(self.collection, self._vector_index())
 
     def _delete(self, item_ids: list[str]) -> None:
         if item_ids:

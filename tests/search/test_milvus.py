@@ -284,6 +284,35 @@ def test_a_collection_whose_creator_died_before_indexing_it_is_indexed_by_the_ne
     opened.close()
 
 
+def test_a_new_collection_another_worker_releases_while_its_creator_loads_it_opens(
+    milvus_server,
+):
+    """Two workers create one new collection at once; the other's bulk load releases it
+    while this one's load waits (code 101, 'collection not loaded'): the load is tried
+    again, the opener does not fail. Here a client releases it for three seconds."""
+    from pymilvus import MilvusClient
+
+    collection, stop = "edgelens_released_model", threading.Event()
+
+    def release() -> None:
+        client = MilvusClient(milvus_server.uri)
+        while not stop.wait(0.05):
+            if client.has_collection(collection):
+                client.release_collection(collection)
+        client.close()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    threading.Timer(3.0, stop.set).start()
+    try:
+        opened = _server_index(milvus_server, "released-model")
+    finally:
+        stop.set()
+        releaser.join()
+    _serves(opened)
+    opened.close()
+
+
 def _same_answers(milvus: MilvusIndex, exact: ExactIndex, queries: np.ndarray) -> None:
     for flt in (None, SearchFilter(available_only=True, min_price=20, max_price=60)):
         for query in queries:
@@ -421,8 +450,9 @@ def test_the_loader_fills_a_new_collection_by_bulk_insert(
         beside.start()
         first = opened()
         beside.join()
-    loads = [r for r in caplog.records if "loading" in r.getMessage()]
-    assert len(loads) == 1 and any("by bulk insert" in r.getMessage() for r in caplog.records)
+    ours = [r for r in caplog.records if r.name.startswith("edgelens.")]  # not pymilvus's
+    loads = [r for r in ours if "loading" in r.getMessage()]
+    assert len(loads) == 1 and any("by bulk insert" in r.getMessage() for r in ours)
     assert first.change_seq == 41 and len(first.index) == len(other[0].index) == 80
     assert first.shared_index == other[0].shared_index
     assert client.get(f"edgelens:index-seq:{first.shared_index}") == b"41"
