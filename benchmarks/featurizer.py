@@ -1,6 +1,6 @@
 """Featurizer speed: ONNX FP32/FP16/INT8 against the PyTorch eager model, same run, same inputs;
-then one frame at a time at a camera's pace, with onnxruntime's threads spinning between runs
-(its default) against stopped between runs (the product's).
+then one frame at a time at a camera's pace, with the default two threads (which busy-wait
+between runs) against one thread: the CPU a device's featurizer takes from its other work.
 
 Inputs are camera-like views of real photos, already preprocessed, so the figures
 are the network alone; preprocessing is timed on its own line. Each model is timed
@@ -90,10 +90,9 @@ def main() -> None:
         write_section("featurizer-speed", "## Featurizer speed\n\n" + body)
 
 
-PACED = (  # (label, threads, idle_spin)
-    ("2, spinning between runs (onnxruntime's default, before)", 2, True),
-    ("2, stopped between runs (the product's)", 2, False),
-    ("1 (no thread pool)", 1, False),
+PACED = (  # (label, threads)
+    ("2 (the default)", 2),
+    ("1", 1),
 )
 
 
@@ -102,10 +101,10 @@ def _paced(args: argparse.Namespace, batch1: np.ndarray) -> list[str]:
     frame and the process's CPU time per frame, for each way of running the threads."""
     featurizers = {
         (precision, label): Featurizer.from_models_dir(
-            args.models_dir, precision, providers=["cpu"], threads=threads, idle_spin=spin
+            args.models_dir, precision, providers=["cpu"], threads=threads
         )
         for precision in ("fp32", "int8")
-        for label, threads, spin in PACED
+        for label, threads in PACED
     }
     latency: dict[tuple[str, str], list[float]] = {key: [] for key in featurizers}
     cpu: dict[tuple[str, str], list[float]] = {key: [] for key in featurizers}
@@ -128,8 +127,10 @@ def _paced(args: argparse.Namespace, batch1: np.ndarray) -> list[str]:
         f"({args.paced_frames} frames a round, {max(1, args.rounds // 2)} interleaved rounds, "
         "pooled): the time of each run, and this process's CPU time per frame (what the "
         "featurizer takes from the device's other work, or from a worker on the same machine). "
-        "Back-to-back: batch 1 with no pause, median. ONNX Runtime CPU provider; threads is "
-        "the intra-op pool, whose threads busy-wait for more work by default.",
+        "Back-to-back: batch 1 with no pause, median. ONNX Runtime CPU provider; threads: "
+        "featurizer.threads, onnxruntime's intra-op pool, whose threads busy-wait for the next "
+        "run (onnxruntime's default; stopping them between runs was slower than one thread, "
+        "docs/decisions.md).",
         "",
         "| model | threads | paced p50 ms | paced p99 ms | CPU ms per frame | share of a core "
         f"at {args.fps:g} fps | back-to-back ms |",

@@ -68,14 +68,15 @@ class FeaturizerSettings(_Section):
         default=["tensorrt", "cuda", "cpu"],
         description="Execution providers in order of preference; unavailable ones are skipped.",
     )
-    threads: int = Field(default=2, ge=1, le=256, description="onnxruntime intra-op threads.")
-    batch_size: int = Field(default=16, ge=1, le=1024)
-    idle_spin: bool = Field(
-        default=False,
-        description="Let onnxruntime's threads busy-wait between runs too (its own default): "
-        "for a machine that does nothing else; a camera-paced device burns CPU for it "
+    threads: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="onnxruntime intra-op threads. They busy-wait between runs: on a device "
+        "whose CPU does other work, 1 costs a few ms a frame and a fraction of the CPU "
         "(docs/benchmarks.md, featurizer speed).",
     )
+    batch_size: int = Field(default=16, ge=1, le=1024)
 
 
 class CatalogSettings(_Section):

@@ -47,18 +47,12 @@ class Featurizer:
         threads: int = 2,
         batch_size: int = 16,
         cache_dir: Path | None = None,
-        idle_spin: bool = False,
     ) -> None:
         self.manifest = manifest
         self.batch_size = batch_size
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        if not idle_spin:
-            # onnxruntime's threads busy-wait after a run for the next one, which a camera
-            # sends a frame period later: they spin within a run, not between runs
-            # (docs/decisions.md, "Featurizer threads stop spinning between runs").
-            options.add_session_config_entry("session.force_spinning_stop", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         engines = engine_cache_dir(cache_dir or onnx_path.parent / "trt-cache", manifest.model_id)
         chosen = select_providers(
@@ -171,7 +165,6 @@ def load_featurizer(
         threads=threads or cfg.threads,
         batch_size=cfg.batch_size,
         cache_dir=settings.data_dir / "trt-cache",
-        idle_spin=cfg.idle_spin,
     )
 
 

@@ -54,21 +54,6 @@ def test_chosen_provider_is_logged(models_dir, caplog):
     assert "runs on CPUExecutionProvider" in caplog.text
 
 
-@pytest.mark.parametrize("idle_spin", [False, True])
-def test_threads_stop_spinning_between_runs_unless_the_settings_let_them(models_dir, idle_spin):
-    """A camera sends a frame a period after the last run: onnxruntime's threads busy-wait
-    for it unless told to stop when a run ends (featurizer.idle_spin lets them)."""
-    settings = Settings(
-        models_dir=models_dir, featurizer={"providers": ["cpu"], "idle_spin": idle_spin}
-    )
-    options = load_featurizer(settings)._session.get_session_options()
-    if idle_spin:  # onnxruntime's own default: the entry is not there
-        with pytest.raises(Exception, match="does not have configuration"):
-            options.get_session_config_entry("session.force_spinning_stop")
-    else:
-        assert options.get_session_config_entry("session.force_spinning_stop") == "1"
-
-
 def test_missing_model_says_how_to_export(tmp_path: Path):
     with pytest.raises(ModelNotFoundError, match="edgelens model export"):
         Featurizer.from_models_dir(tmp_path, "fp32")
