@@ -46,20 +46,28 @@ def ratio_matches(query: LocalFeatures, item: LocalFeatures) -> tuple[np.ndarray
     """Lowe's ratio test: (query index, item index) of each query keypoint whose nearest
     item descriptor is clearly nearer than the second nearest, in query order.
 
-    The same pairs as OpenCV's brute-force ``knnMatch(k=2)``, from the squared distances of
-    one matrix product instead of its per-pair loop, which is faster (docs/decisions.md).
+    The same pairs as OpenCV's brute-force ``knnMatch(k=2)``, from one matrix product
+    instead of its per-pair loop; the two nearest of each row by a minimum, the nearest
+    masked, and a second minimum, in place, rather than a partition of a fresh distance
+    matrix (both faster, docs/decisions.md).
     """
     if len(query) < 1 or len(item) < 2:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     q, c = query.matching_descriptors_n128, item.matching_descriptors_n128
-    squared = (
-        np.einsum("ij,ij->i", q, q)[:, None] + np.einsum("ij,ij->i", c, c)[None, :] - 2 * q @ c.T
-    )
-    two = np.argpartition(squared, 1, axis=1)[:, :2]
+    # |q - c|² less |q|², which orders each row alike: |c|² - 2 q·c, in the product's buffer
+    squared = q @ c.T
+    squared *= -2
+    squared += np.einsum("ij,ij->i", c, c)
     rows = np.arange(len(q))
-    nearest, second = squared[rows, two[:, 0]], squared[rows, two[:, 1]]
+    nearest_at = squared.argmin(axis=1)
+    nearest = squared[rows, nearest_at]
+    squared[rows, nearest_at] = np.inf
+    second = squared.min(axis=1)
+    own = np.einsum("ij,ij->i", q, q)
+    nearest += own
+    second += own
     good = np.maximum(nearest, 0) < RATIO**2 * np.maximum(second, 0)
-    return rows[good], two[good, 0]
+    return rows[good], nearest_at[good]
 
 
 def count_inliers(
