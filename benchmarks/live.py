@@ -198,9 +198,8 @@ def _comparison(runs: dict[str, tuple]) -> str:
             if stage is Stage.CONFIRMED
         ]
         lines.append(
-            f"| {mode} | {np.mean(sizes):,.0f} | {_pct(firsts, 50):.1f} / {_pct(firsts, 99):.1f} "
-            f"| {_pct(confirmed, 50):.1f} / {_pct(confirmed, 99):.1f} "
-            f"| {_pct(confirmed_announced, 50):.1f} / {_pct(confirmed_announced, 99):.1f} "
+            f"| {mode} | {np.mean(sizes):,.0f} | {_p50_p99(firsts)} | {_p50_p99(confirmed)} "
+            f"| {_p50_p99(confirmed_announced)} "
             f"| {stats.get('confirmed', 0)} of {len(records)} "
             f"| {np.mean(stage_one):.2f} / {np.mean(stage_two) if stage_two else 0:.1f} |"
         )
@@ -291,6 +290,13 @@ def _open_page(url: str):
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def _p50_p99(values: list[float], between: str = " / ") -> str:
+    """Both percentiles in one cell (or two, ``between`` being " | "); "-" for none seen."""
+    if not values:
+        return between.join("-" * 2)
+    return f"{_pct(values, 50):.1f}{between}{_pct(values, 99):.1f}"
 
 
 class _Listener:
@@ -403,8 +409,7 @@ def _report(
         "| --- | ---: | ---: |",
         f"| first answer, total | {_pct(dom_total, 50):.1f} | {_pct(dom_total, 99):.1f} |",
         f"| first answer, beyond the featurize time | {_pct(dom, 50):.1f} | {_pct(dom, 99):.1f} |",
-        f"| confirmed answer, total | {_pct(confirmed_total, 50):.1f} "
-        f"| {_pct(confirmed_total, 99):.1f} |",
+        f"| confirmed answer, total | {_p50_p99(confirmed_total, ' | ')} |",
         f"| baseline: a page polling every 10 s, same records | {_pct(poll, 50):.0f} "
         f"| {_pct(poll, 99):.0f} |",
         "",

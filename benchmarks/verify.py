@@ -324,6 +324,8 @@ def _verified(
 
 def _ratio_matches_before(query, item) -> tuple[np.ndarray, np.ndarray]:
     """The product's ratio test before: the whole distance matrix, partitioned per row."""
+    if len(query) < 1 or len(item) < 2:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
     q, c = query.matching_descriptors_n128, item.matching_descriptors_n128
     squared = (
         np.einsum("ij,ij->i", q, q)[:, None] + np.einsum("ij,ij->i", c, c)[None, :] - 2 * q @ c.T
