@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from edgelens.search.bench import Latency
 
@@ -47,6 +49,15 @@ def filter_cells(filtered: Sequence[Latency]) -> str:
     return " | ".join(
         f"{f.p50_ms:.2f} / {f.p99_ms:.2f} ms, R {f.recall_at_10:.3f}" for f in filtered
     )
+
+
+def p50_p99(values: Sequence[float], *, digits: int = 1, between: str = " / ") -> str:
+    """Both percentiles for a table: "p50 / p99", or two cells with ``between=" | "``;
+    "-" for each when nothing was measured (no record reached that stage)."""
+    if not len(values):
+        return between.join("--")
+    p50, p99 = (float(p) for p in np.percentile(np.asarray(values, dtype=float), [50, 99]))
+    return f"{p50:.{digits}f}{between}{p99:.{digits}f}"
 
 
 def median_seconds(run: Callable[[], object], *, repeat: int, warmup: int = 2) -> float:

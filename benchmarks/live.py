@@ -32,7 +32,7 @@ import numpy as np
 import redis
 from pydantic import AnyUrl
 
-from benchmarks.common import common_arguments, median_seconds, write_section
+from benchmarks.common import common_arguments, median_seconds, p50_p99, write_section
 from edgelens.cloud import serving
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
@@ -198,8 +198,8 @@ def _comparison(runs: dict[str, tuple]) -> str:
             if stage is Stage.CONFIRMED
         ]
         lines.append(
-            f"| {mode} | {np.mean(sizes):,.0f} | {_p50_p99(firsts)} | {_p50_p99(confirmed)} "
-            f"| {_p50_p99(confirmed_announced)} "
+            f"| {mode} | {np.mean(sizes):,.0f} | {p50_p99(firsts)} | {p50_p99(confirmed)} "
+            f"| {p50_p99(confirmed_announced)} "
             f"| {stats.get('confirmed', 0)} of {len(records)} "
             f"| {np.mean(stage_one):.2f} / {np.mean(stage_two) if stage_two else 0:.1f} |"
         )
@@ -288,17 +288,6 @@ def _open_page(url: str):
     return browser
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
-def _p50_p99(values: list[float], between: str = " / ") -> str:
-    """Both percentiles in one cell (or two, ``between`` being " | "); "-" for none seen."""
-    if not values:
-        return between.join("-" * 2)
-    return f"{_pct(values, 50):.1f}{between}{_pct(values, 99):.1f}"
-
-
 class _Listener:
     """Keeps each announced record, first and confirmed, with when its announcement reached
     a Redis subscriber (what the web app sees)."""
@@ -360,7 +349,7 @@ def _report(
                 per_stage[name].append(st[key])
         per_stage["capture → first record announced"].append(announced_ms)
     stage_rows = [
-        f"| {name} | {_pct(values, 50):.2f} | {_pct(values, 99):.2f} |"
+        f"| {name} | {p50_p99(values, digits=2, between=' | ')} |"
         for name, values in per_stage.items()
     ]
     dom = _dom_ms(records, seen, featurize_ms, Stage.FIRST)
@@ -407,11 +396,11 @@ def _report(
         "",
         "| capture → match visible in the page's DOM (headless Chromium, SSE) | p50 ms | p99 ms |",
         "| --- | ---: | ---: |",
-        f"| first answer, total | {_pct(dom_total, 50):.1f} | {_pct(dom_total, 99):.1f} |",
-        f"| first answer, beyond the featurize time | {_pct(dom, 50):.1f} | {_pct(dom, 99):.1f} |",
-        f"| confirmed answer, total | {_p50_p99(confirmed_total, ' | ')} |",
-        f"| baseline: a page polling every 10 s, same records | {_pct(poll, 50):.0f} "
-        f"| {_pct(poll, 99):.0f} |",
+        f"| first answer, total | {p50_p99(dom_total, between=' | ')} |",
+        f"| first answer, beyond the featurize time | {p50_p99(dom, between=' | ')} |",
+        f"| confirmed answer, total | {p50_p99(confirmed_total, between=' | ')} |",
+        f"| baseline: a page polling every 10 s, same records | "
+        f"{p50_p99(poll, digits=0, between=' | ')} |",
         "",
         f"First answers seen in the DOM: {len(dom_total)} of {len(records)} records; "
         f"confirmed: {len(confirmed_total)} (the page shows the newest record; frames "

@@ -33,7 +33,7 @@ import numpy as np
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, p50_p99, write_section
 from benchmarks.workers import (
     WIRE,
     prepare_catalog,
@@ -282,17 +282,13 @@ def _report(results: dict, args, *, view_kb: float) -> str:
         lines.append(
             f"| {workers} | {share:.0%} | {r['sent']:,} | {c['matched'] / args.seconds:.0f} "
             f"| {c['matched']:,} | {c['dropped']:,} | {refused:,} | {lost_before:,} "
-            f"| {unexplained:,} | {_pct(lat, 50):.1f} / {_pct(lat, 99):.1f} "
+            f"| {unexplained:,} | {p50_p99(lat)} "
             f"| {c['confirmed']:,} of {r['with_view']:,} "
             f"| {c['confirm_same_view']:,} / {c['confirm_superseded']:,} / "
-            f"{c['confirm_dropped']:,} | {_pct(conf, 50):.0f} / {_pct(conf, 99):.0f} "
+            f"{c['confirm_dropped']:,} | {p50_p99(conf, digits=0)} "
             f"| {np.mean(backlog):.1f} / {max(backlog)} | {r['resident_mb']:,.0f} |"
         )
     return "\n".join(lines)
-
-
-def _pct(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 if __name__ == "__main__":
