@@ -193,7 +193,7 @@ def edit_item(
     item_id: ItemId,
     store: StoreDep,
     settings: SettingsDep,
-    name: Annotated[str, Form(max_length=200)] = "",
+    name: Annotated[str, Form()] = "",
     currency: Annotated[str, Form(max_length=8)] = "",
     price: Annotated[str, Form(max_length=32)] = "",
     available: Annotated[bool, Form()] = False,
