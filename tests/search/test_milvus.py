@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -263,14 +264,7 @@ def test_a_collection_another_worker_is_still_indexing_is_opened_once_indexed(mi
     params = {"M": 16, "efConstruction": 64}
     index.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params=params)
     indexer = threading.Timer(2.0, lambda: client.create_index(collection, index))
-    indexer.start()
-    try:
-        second = _server_index(milvus_server, "racing-model")
-    finally:
-        indexer.join()
-        client.close()
-    _serves(second)
-    second.close()
+    _opens_and_serves_beside(milvus_server, "racing-model", indexer, then=client.close)
 
 
 def test_a_collection_whose_creator_died_before_indexing_it_is_indexed_by_the_next(
@@ -301,14 +295,22 @@ def test_a_new_collection_another_worker_releases_while_its_creator_loads_it_ope
                 client.release_collection(collection)
         client.close()
 
-    releaser = threading.Thread(target=release)
-    releaser.start()
     threading.Timer(3.0, stop.set).start()
+    _opens_and_serves_beside(milvus_server, "released-model", threading.Thread(target=release))
+
+
+def _opens_and_serves_beside(
+    milvus_server, model: str, beside: threading.Thread, *, then: Callable[[], None] | None = None
+) -> None:
+    """Open ``model``'s index while ``beside`` (another worker's doing) runs, wait for that
+    to end, ``then`` clean up, and check the index serves."""
+    beside.start()
     try:
-        opened = _server_index(milvus_server, "released-model")
+        opened = _server_index(milvus_server, model)
     finally:
-        stop.set()
-        releaser.join()
+        beside.join()
+        if then is not None:
+            then()
     _serves(opened)
     opened.close()
 
