@@ -61,7 +61,11 @@ class _FolderMakingFileHandler(logging.FileHandler):
 
     def _open(self):  # logging.FileHandler's own hook
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        return super()._open()
+        stream = super()._open()
+        # Emptied once, then appended to: a library's logging.config.dictConfig closes every
+        # handler (pymilvus's import does), and a closed handler in mode "w" never reopens.
+        self.mode = "a"
+        return stream
 
 
 def configure_logging(level: str) -> None:

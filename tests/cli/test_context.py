@@ -1,8 +1,9 @@
-"""The CLI's shared plumbing: progress where no terminal shows a bar."""
+"""The CLI's shared plumbing: progress where no terminal shows a bar, errors, log files."""
 
 import logging
+import logging.config
 
-from edgelens.cli.context import print_error, progress_bar
+from edgelens.cli.context import configure_logging, log_to_file, print_error, progress_bar
 
 
 def test_progress_off_a_terminal_is_log_lines_at_each_tenth(caplog):
@@ -20,3 +21,25 @@ def test_an_error_is_printed_as_it_is_never_wrapped_nor_read_as_markup(capsys):
     print_error("error", message)
     printed = capsys.readouterr().err
     assert printed == f"error: {message}\n", "one line, the brackets kept"
+
+
+def test_a_log_file_starts_afresh_and_outlives_a_library_reconfiguring_logging(tmp_path, capsys):
+    """What the demo's log does: a new file each start, the console keeps warnings only,
+    and lines after a library's dictConfig (pymilvus's import closes every handler) still
+    reach the file."""
+    path = tmp_path / "demo" / "demo.log"
+    path.parent.mkdir()
+    path.write_text("the last run's lines\n")
+    log = logging.getLogger("edgelens.test")
+    try:
+        configure_logging("INFO")
+        log_to_file(path)
+        log.info("before")
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+        log.info("after")
+        log.warning("a warning")
+    finally:
+        configure_logging("INFO")  # the root's handlers as the CLI sets them, the file closed
+    lines = [line.split(": ", 1)[1] for line in path.read_text().splitlines()]
+    assert lines == ["before", "after", "a warning"]
+    assert capsys.readouterr().err.splitlines()[-1].endswith("edgelens.test: a warning")
