@@ -194,8 +194,8 @@ def edit_item(
     store: StoreDep,
     settings: SettingsDep,
     name: Annotated[str, Form()] = "",
-    currency: Annotated[str, Form(max_length=8)] = "",
-    price: Annotated[str, Form(max_length=32)] = "",
+    currency: Annotated[str, Form()] = "",
+    price: Annotated[str, Form()] = "",
     available: Annotated[bool, Form()] = False,
 ) -> Response:
     """Save the item's details; a value the form would not have sent (the browser checks
@@ -205,7 +205,7 @@ def edit_item(
         field: why
         for field, why in (
             ("name", "" if name.strip() else "Give the item a name."),
-            ("currency", "" if currency.strip() else "Give a currency, e.g. EUR."),
+            ("currency", _currency_problem(currency)),
             ("price", _price_problem(price)),
         )
         if why
@@ -226,6 +226,13 @@ def edit_item(
     return _item_back(item_id, "updated")
 
 
+def _currency_problem(currency: str) -> str:
+    """Why a typed currency is not one ("" when it is)."""
+    if not currency.strip():
+        return "Give a currency, e.g. EUR."
+    return "" if len(currency.strip()) <= 8 else "A currency is at most 8 characters, e.g. EUR."
+
+
 def _price_problem(price: str) -> str:
     """Why a typed price is not one ("" when it is, or left empty: no price)."""
     if not price.strip():
@@ -234,7 +241,9 @@ def _price_problem(price: str) -> str:
         value = float(price)
     except ValueError:
         return "The price is a number, e.g. 2.49."
-    return "" if math.isfinite(value) and value >= 0 else "The price is 0 or more."
+    if not math.isfinite(value):
+        return "The price is a number, e.g. 2.49."
+    return "" if value >= 0 else "The price is 0 or more."
 
 
 @router.post("/items/{item_id}/delete")
