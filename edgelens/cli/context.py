@@ -77,15 +77,25 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(quiet)
 
 
-def log_to_file(path: Path) -> None:
-    """Every log line to ``path`` (a new file each run), only warnings and errors to the
-    console: for a command whose console a person reads (the demo's banner), not a collector."""
+@contextmanager
+def log_to_file(path: Path) -> Iterator[None]:
+    """Within the block, every log line to ``path`` (a new file each run) and only warnings
+    and errors to the console: for a command whose console a person reads (the demo's
+    banner), not a collector. The console's levels come back after it."""
     root = logging.getLogger()
-    for handler in root.handlers:
+    levels = [(handler, handler.level) for handler in root.handlers]
+    for handler, _ in levels:
         handler.setLevel(logging.WARNING)
     file_handler = _FolderMakingFileHandler(path, "w", encoding="utf-8", delay=True)
     file_handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
     root.addHandler(file_handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(file_handler)
+        file_handler.close()
+        for handler, level in levels:
+            handler.setLevel(level)
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -50,18 +51,17 @@ def demo_command(
 
         settings = settings_of(ctx)
         log_file = None if verbose else demo_log_file(settings)
-        if log_file is not None:
-            log_to_file(log_file)
         web = settings.web.model_copy(
             update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
         )
-        run_demo(
-            settings.model_copy(update={"web": web}),
-            stop=stop,
-            source=source,
-            on_ready=partial(_banner, log_file=log_file),
-            exact_port=port is not None,
-        )
+        with log_to_file(log_file) if log_file else nullcontext():
+            run_demo(
+                settings.model_copy(update={"web": web}),
+                stop=stop,
+                source=source,
+                on_ready=partial(_banner, log_file=log_file),
+                exact_port=port is not None,
+            )
     typer.echo("demo stopped")
 
 

@@ -24,22 +24,24 @@ def test_an_error_is_printed_as_it_is_never_wrapped_nor_read_as_markup(capsys):
 
 
 def test_a_log_file_starts_afresh_and_outlives_a_library_reconfiguring_logging(tmp_path, capsys):
-    """What the demo's log does: a new file each start, the console keeps warnings only,
-    and lines after a library's dictConfig (pymilvus's import closes every handler) still
-    reach the file."""
+    """What the demo's log does: a new file each start, the console keeps warnings only
+    meanwhile, and lines after a library's dictConfig (pymilvus's import closes every
+    handler) still reach the file."""
     path = tmp_path / "demo" / "demo.log"
     path.parent.mkdir()
     path.write_text("the last run's lines\n")
     log = logging.getLogger("edgelens.test")
     try:
         configure_logging("INFO")
-        log_to_file(path)
-        log.info("before")
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
-        log.info("after")
-        log.warning("a warning")
+        with log_to_file(path):
+            log.info("before")
+            logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+            log.info("after")
+            log.warning("a warning")
+        log.info("after the block")
     finally:
-        configure_logging("INFO")  # the root's handlers as the CLI sets them, the file closed
+        configure_logging("INFO")  # the root's handlers as the CLI sets them
     lines = [line.split(": ", 1)[1] for line in path.read_text().splitlines()]
     assert lines == ["before", "after", "a warning"]
-    assert capsys.readouterr().err.splitlines()[-1].endswith("edgelens.test: a warning")
+    console = [line.split(": ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    assert console == ["a warning", "after the block"], "warnings only, then all again"
