@@ -96,6 +96,18 @@ class BulkLoadReport:
     searchable_s: float
 
 
+# The longest name and currency the collection's fields hold, in UTF-8 bytes (so a server
+# counting characters holds them too). The catalog sets no limit: a longer one is cut to
+# fit here, where it is only what a match shows, rather than failing the item's upsert.
+NAME_BYTES = 512
+CURRENCY_BYTES = 16
+
+
+def _fitted(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character."""
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
 class _Columns(NamedTuple):
     """Rows of the collection as one array per field (an item's metadata on each of its
     rows), the form both the bulk-insert files and a column-wise insert request take."""
@@ -126,10 +138,10 @@ class _Columns(NamedTuple):
         items = [item for item, _ in entries]
         return cls(
             item_id=column([i.item_id for i in items], str),
-            name=column([i.name for i in items], str),
+            name=column([_fitted(i.name, NAME_BYTES) for i in items], str),
             price=column([i.price if i.price is not None else 0.0 for i in items], np.float64),
             has_price=column([i.price is not None for i in items], bool),
-            currency=column([i.currency for i in items], str),
+            currency=column([_fitted(i.currency, CURRENCY_BYTES) for i in items], str),
             available=column([i.available for i in items], bool),
             vector=vector,
         )
@@ -537,10 +549,10 @@ class MilvusIndex(ModelIndex):
         schema = self._client.create_schema(auto_id=True, enable_dynamic_field=False)
         schema.add_field("pk", DataType.INT64, is_primary=True)
         schema.add_field("item_id", DataType.VARCHAR, max_length=128)
-        schema.add_field("name", DataType.VARCHAR, max_length=512)
+        schema.add_field("name", DataType.VARCHAR, max_length=NAME_BYTES)
         schema.add_field("price", DataType.DOUBLE)
         schema.add_field("has_price", DataType.BOOL)
-        schema.add_field("currency", DataType.VARCHAR, max_length=16)
+        schema.add_field("currency", DataType.VARCHAR, max_length=CURRENCY_BYTES)
         schema.add_field("available", DataType.BOOL)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self._dim)
         # Session: this client reads its own writes (an upsert is searchable at once) without

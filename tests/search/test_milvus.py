@@ -77,6 +77,20 @@ def test_items_without_price_fail_price_filters_and_metadata_round_trips(filled)
     assert first.price is None and first.name == "Item 9" and first.available is False
 
 
+def test_a_name_or_currency_longer_than_the_collection_holds_is_cut_to_fit(uri):
+    """The catalog sets no length; the collection's fields do (milvus.NAME_BYTES): the
+    item is indexed all the same, its name cut on a character boundary."""
+    index = MilvusIndex(uri=uri, model_id="model-a", dim=DIM, max_views=1)
+    name = "x" * (milvus.NAME_BYTES - 1) + "ééé"
+    vector = np.ones((1, DIM), np.float32) / np.sqrt(DIM)
+    index.upsert([CatalogItem("long", name, 2.0, "C" * 40, True, "", "")], [vector])
+    (found,) = index.search(vector[0], k=1)
+    assert found.item_id == "long"
+    assert found.name == "x" * (milvus.NAME_BYTES - 1), "no half of an é"
+    assert found.currency == "C" * milvus.CURRENCY_BYTES
+    index.close()
+
+
 def test_remove_and_upsert_replace_an_items_vectors(filled):
     milvus, _, items, queries = filled
     assert len(milvus) == 120 and "sku-5" in milvus
