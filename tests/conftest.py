@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import struct
@@ -26,19 +25,6 @@ from edgelens.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-@pytest.fixture(autouse=True)
-def _no_cli_console_left_on_the_root_logger():
-    """A CLI command run in-process (CliRunner) points the root logger at the runner's own
-    stderr, closed once the command returns; a later test's server thread logging there
-    printed "--- Logging error ---". Such console handlers leave with their test."""
-    root = logging.getLogger()
-    before = set(root.handlers)
-    yield
-    for handler in root.handlers[:]:
-        if handler not in before and type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
