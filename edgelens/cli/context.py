@@ -68,8 +68,25 @@ class _FolderMakingFileHandler(logging.FileHandler):
         return stream
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Log lines to ``sys.stderr`` as it is when each line is written, not as it was when
+    the handler was made: a caller that swaps it for a while (an in-process CLI runner)
+    must not leave the root logger writing to a stream it has closed since."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # logging.StreamHandler's attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ConsoleHandler()
     handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     quiet = logging.NOTSET if level == "DEBUG" else logging.WARNING

@@ -1,7 +1,9 @@
 """The CLI's shared plumbing: progress where no terminal shows a bar, errors, log files."""
 
+import io
 import logging
 import logging.config
+import sys
 
 from edgelens.cli.context import configure_logging, log_to_file, print_error, progress_bar
 
@@ -45,3 +47,21 @@ def test_a_log_file_starts_afresh_and_outlives_a_library_reconfiguring_logging(t
     assert lines == ["before", "after", "a warning"]
     console = [line.split(": ", 1)[1] for line in capsys.readouterr().err.splitlines()]
     assert console == ["a warning", "after the block"], "warnings only, then all again"
+
+
+def test_the_console_is_stderr_as_it_is_when_a_line_is_logged(capsys):
+    """An in-process CLI run (CliRunner) swaps sys.stderr and closes its own afterwards:
+    lines logged later go to the stderr of then, not to the closed one."""
+    configure_logging("INFO")
+    log, swapped, before = logging.getLogger("edgelens.test"), io.StringIO(), sys.stderr
+    sys.stderr = swapped
+    try:
+        log.warning("while swapped")
+        said = swapped.getvalue()
+    finally:
+        sys.stderr = before
+        swapped.close()
+    log.warning("afterwards")
+    err = capsys.readouterr().err
+    assert said.endswith("edgelens.test: while swapped\n")
+    assert err.endswith("edgelens.test: afterwards\n") and "Logging error" not in err
