@@ -5,6 +5,8 @@ at the boundary with ``raise ... from exc`` so callers handle one family and the
 original cause stays in the traceback.
 """
 
+from __future__ import annotations
+
 
 class EdgelensError(Exception):
     """Base of every error edgelens raises on purpose."""
@@ -36,6 +38,11 @@ class CatalogError(EdgelensError):
 
 class ItemNotFoundError(CatalogError):
     """No catalog item has the given id."""
+
+    @classmethod
+    def of(cls, item_id: str) -> ItemNotFoundError:
+        """The error for an id the catalog does not hold, in the one wording pages show."""
+        return cls(f"no item “{item_id}” in the catalog")
 
 
 class LastPhotoError(CatalogError):

@@ -131,7 +131,7 @@ class CatalogStore:
         with self._read() as conn:
             item = _get(conn, item_id)
         if item is None:
-            raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
+            raise ItemNotFoundError.of(item_id)
         return item
 
     def items(self) -> list[CatalogItem]:
@@ -633,7 +633,7 @@ class CatalogWrite:
         conn = self._conn
         held = _photos(conn, item_id)
         if not held:
-            raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
+            raise ItemNotFoundError.of(item_id)
         if image_sha256 not in {p.image_sha256 for p in held}:
             raise ItemNotFoundError(f"item {item_id!r} has no photo {image_sha256}")
         if len(held) == 1:

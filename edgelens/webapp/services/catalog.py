@@ -173,7 +173,7 @@ def update_item(
         # Read inside the transaction so an item deleted meanwhile is not brought back.
         held = write.get(item_id)
         if held is None:
-            raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
+            raise ItemNotFoundError.of(item_id)
         item = replace(held, name=name, price=price, currency=currency, available=available)
         write.upsert(item)
     return item
@@ -182,7 +182,7 @@ def update_item(
 def remove_item(*, store: CatalogStore, item_id: str) -> None:
     """Delete an item; its image file stays (another item may share it, a re-add reuses it)."""
     if not store.remove([item_id]):
-        raise ItemNotFoundError(f"no item “{item_id}” in the catalog")
+        raise ItemNotFoundError.of(item_id)
 
 
 def image_file(
