@@ -69,17 +69,18 @@ def demo_settings(settings: Settings) -> Settings:
     if web.secret_key is None and web.secret_key_file is None:
         web = web.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
     return settings.model_copy(
-        update={
-            "data_dir": settings.data_dir / "demo",
-            "models_dir": settings.model_path,
-            "web": web,
-        }
+        update={"data_dir": demo_dir(settings), "models_dir": settings.model_path, "web": web}
     )
+
+
+def demo_dir(settings: Settings) -> Path:
+    """The demo's own data dir: ``<data_dir>/demo``."""
+    return settings.data_dir / "demo"
 
 
 def demo_log_file(settings: Settings) -> Path:
     """Where ``edgelens demo`` keeps its log lines (the console shows its banner)."""
-    return demo_settings(settings).data_dir / "demo.log"
+    return demo_dir(settings) / "demo.log"
 
 
 def run_demo(
