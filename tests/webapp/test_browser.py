@@ -37,6 +37,17 @@ def _wait(driver, condition):
     ).until(condition)
 
 
+def _click(driver, element) -> None:
+    """Click ``element``, again if something else took the click: a page with many images
+    still moves while they load (or fail to), and the click lands on what moved there."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(
+        driver, WAIT_S, poll_frequency=0.1, ignored_exceptions=(ElementClickInterceptedException,)
+    ).until(lambda _: element.click() or True)
+
+
 def _attribute(driver, selector: str, name: str) -> str | None:
     from selenium.webdriver.common.by import By
 
@@ -653,9 +664,9 @@ def test_the_catalog_is_searched_and_paged_and_a_refused_upload_keeps_what_was_t
     store.close()
     browser.get(f"{live_url}/catalog")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 48
-    browser.find_element(By.ID, "next-page").click()
+    _click(browser, browser.find_element(By.ID, "next-page"))
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 12)
-    browser.find_element(By.ID, "previous-page").click()
+    _click(browser, browser.find_element(By.ID, "previous-page"))
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#catalog .item")) == 48)
     search = browser.find_element(By.ID, "search-form")
     search.find_element(By.NAME, "q").send_keys("green te")

@@ -114,7 +114,7 @@ def test_oversize_upload_is_413_and_changes_nothing(http, store, web_settings, t
     assert f"larger than {UPLOAD_LIMIT} bytes" in answer.text
     # the form comes back open, with what was typed
     assert 'value="big-one"' in answer.text and 'value="Big poster"' in answer.text
-    assert 'value="12.5"' in answer.text
+    assert 'value="12.50"' in answer.text
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\0" * (UPLOAD_LIMIT * 4))
     assert _upload(http, huge).status_code == 413, "refused before it is even parsed"
@@ -135,10 +135,29 @@ def test_corrupt_upload_is_422_with_the_reason_and_changes_nothing(
     assert (store.items(), _files(web_settings)) == before, "the old item and image are kept"
 
 
-def test_bad_item_id_is_refused(http, store, sample_catalog):
-    answer = _upload(http, sample_catalog.parent / "moon.png", item_id="../moon")
-    assert answer.status_code == 422 and "item id" in answer.text
+def test_an_upload_the_form_would_not_send_keeps_what_was_typed_and_says_why(
+    http, store, sample_catalog
+):
+    """A crafted upload (a negative price, a bad id, a long currency) gets the catalog page
+    back with the form as typed and each reason beside its field; nothing is added."""
+    answer = _upload(
+        http,
+        sample_catalog.parent / "moon.png",
+        item_id="../moon",
+        name="Moon poster",
+        price="-1",
+        currency="DOLLARS-US",
+    )
+    assert answer.status_code == 422
+    form = answer.text.split('id="upload-form"', 1)[1].split("</form>", 1)[0]
+    assert 'name="item_id" value="../moon"' in form and 'value="Moon poster"' in form
+    assert 'id="item_id-error"' in form and "An item id is letters, digits" in form
+    assert 'id="price-error"' in form and "The price is 0 or more." in form
+    assert 'id="currency-error"' in form and "at most 8 characters" in form
+    assert 'id="image-error"' not in form and 'aria-describedby="price-error"' in form
     assert len(store) == 0
+    nan = _upload(http, sample_catalog.parent / "moon.png", price="nan")
+    assert nan.status_code == 422 and "The price is a number" in nan.text and len(store) == 0
 
 
 def test_a_stored_image_is_served_as_its_content_says(http, store, sample_catalog, web_settings):
@@ -198,9 +217,9 @@ def test_an_item_page_adds_and_removes_photos(http, anonymous, store, featurizer
         files={"image": ("shelf.png", b"\x89PNG\r\n\x1a\n" + b"no png" * 50, "image/png")},
     )
     assert broken.status_code == 422 and len(store.photos("coffee")) == 1
-    said = broken.text.split('id="photo-error"', 1)[1].split("</p>", 1)[0]
+    said = broken.text.split('id="image-error"', 1)[1].split("</p>", 1)[0]
     assert "shelf.png" in said, "said beside the photo field"
-    assert 'aria-describedby="photo-error"' in broken.text
+    assert 'aria-describedby="image-error"' in broken.text
 
     refused = anonymous.post(
         "/catalog/items/coffee/photos",

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from edgelens.catalog.models import MAX_PHOTOS
+from edgelens.catalog.models import ITEM_ID_PATTERN, ITEM_ID_RULE, MAX_PHOTOS
 from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import (
@@ -64,9 +64,6 @@ class Browse:
         return "/catalog?" + urlencode({k: v for k, v in (query | page).items() if v})
 
 
-Price = Annotated[float | None, Form(ge=0)]
-
-
 @router.get("", response_class=HTMLResponse)
 def catalog_page(
     request: Request,
@@ -93,39 +90,50 @@ def upload_item(
     image: Annotated[UploadFile, File(description="The item's photo.")],
     item_id: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
-    price: Price = None,
-    currency: Annotated[str, Form(max_length=8)] = "",
+    price: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()] = "",
     available: Annotated[bool, Form()] = False,
 ) -> Response:
     """Empty fields mean "not given": a new item takes the defaults, an existing one keeps its.
+    A value the form would not have sent, or a photo the catalog refuses, re-renders the
+    form as typed, with the reason beside the field.
 
     ``available`` is a checkbox, which browsers leave out when unchecked: absent means False.
     """
-    try:
-        item = catalog.add_upload(
-            ingest=ingest,
-            upload=image.file,
-            filename=image.filename or "",
-            item_id=item_id.strip() or None,
-            name=name.strip() or None,
-            price=price,
-            currency=currency.strip() or None,
-            available=available,
-        )
-    except (UploadTooLargeError, UploadRejectedError) as exc:
-        typed = {
-            "item_id": item_id,
-            "name": name,
-            "price": price,
-            "currency": currency or "EUR",
-            "available": available,
-        }
-        status = 413 if isinstance(exc, UploadTooLargeError) else 422
-        return _page(
-            request, store, settings, Browse(), error=str(exc), upload=typed, status_code=status
-        )
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
-    return _item_back(item.item_id, "added")
+    typed = {
+        "item_id": item_id,
+        "name": name,
+        "price": price,
+        "currency": currency,
+        "available": available,
+    }
+    status = 422
+    problems = _problems(
+        item_id=_item_id_problem(item_id),
+        price=_price_problem(price),
+        currency=_currency_problem(currency, required=False),
+    )
+    if not problems:
+        try:
+            item = catalog.add_upload(
+                ingest=ingest,
+                upload=image.file,
+                filename=image.filename or "",
+                item_id=item_id.strip() or None,
+                name=name.strip() or None,
+                price=float(price) if price.strip() else None,
+                currency=currency.strip() or None,
+                available=available,
+            )
+        except (UploadTooLargeError, UploadRejectedError) as exc:
+            status = 413 if isinstance(exc, UploadTooLargeError) else 422
+            problems = {"image": str(exc)}
+        else:
+            notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+            return _item_back(item.item_id, "added")
+    return _page(
+        request, store, settings, Browse(), upload=typed, upload_errors=problems, status_code=status
+    )
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
@@ -201,15 +209,11 @@ def edit_item(
     """Save the item's details; a value the form would not have sent (the browser checks
     them too) re-renders the form as typed, with the reason beside the field."""
     typed = {"name": name, "price": price, "currency": currency, "available": available}
-    problems = {
-        field: why
-        for field, why in (
-            ("name", "" if name.strip() else "Give the item a name."),
-            ("currency", _currency_problem(currency)),
-            ("price", _price_problem(price)),
-        )
-        if why
-    }
+    problems = _problems(
+        name="" if name.strip() else "Give the item a name.",
+        price=_price_problem(price),
+        currency=_currency_problem(currency, required=True),
+    )
     if problems:
         return _item_page(
             request, store, settings, item_id, edit=typed, edit_errors=problems, status_code=422
@@ -226,10 +230,22 @@ def edit_item(
     return _item_back(item_id, "updated")
 
 
-def _currency_problem(currency: str) -> str:
-    """Why a typed currency is not one ("" when it is)."""
+def _problems(**why: str) -> dict[str, str]:
+    """The reasons given, by field ("" for a field that is fine)."""
+    return {field: reason for field, reason in why.items() if reason}
+
+
+def _item_id_problem(item_id: str) -> str:
+    """Why a typed item id is not one ("" when it is, or left empty: from the file name)."""
+    if not item_id.strip() or ITEM_ID_PATTERN.match(item_id.strip()):
+        return ""
+    return f"An item id is {ITEM_ID_RULE}."
+
+
+def _currency_problem(currency: str, *, required: bool) -> str:
+    """Why a typed currency is not one ("" when it is, or left empty where that is allowed)."""
     if not currency.strip():
-        return "Give a currency, e.g. EUR."
+        return "Give a currency, e.g. EUR." if required else ""
     return "" if len(currency.strip()) <= 8 else "A currency is at most 8 characters, e.g. EUR."
 
 
@@ -345,9 +361,11 @@ def _page(
     status_code: int = 200,
     notice: Notice | None = None,
     item: str | None = None,
-    error: str | None = None,
     upload: dict[str, object] | None = None,
+    upload_errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The catalog page; ``upload``: the upload form as typed, ``upload_errors`` beside its
+    fields."""
     found = store.browse(
         text=browse.text,
         available=browse.available,
@@ -374,8 +392,8 @@ def _page(
         previous_url=browse.url(before=items[0].item_id) if earlier else None,
         notice=notice,
         item=item,
-        error=error,
         upload=upload,
+        upload_errors=upload_errors or {},
     )
 
 
