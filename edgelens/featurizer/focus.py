@@ -29,7 +29,7 @@ FOCUS_AREA = 0.6
 # The view's longer side at most, and its JPEG qualities, tried in turn: chosen on the quality
 # sets against the byte cost (docs/decisions.md); finer views cost bytes, not answers.
 VIEW_MAX_SIDE = 400
-VIEW_JPEG_QUALITIES = (50, 35)
+VIEW_JPEG_QUALITIES = (45, 35)
 MIN_VIEW_SIDE = 16  # the smallest view the worker decodes
 MIN_CODED_SIDE = 64  # the smallest a device shrinks a view to fit its budget: less is no view
 
