@@ -158,6 +158,13 @@ def test_an_upload_the_form_would_not_send_keeps_what_was_typed_and_says_why(
     assert len(store) == 0
     nan = _upload(http, sample_catalog.parent / "moon.png", price="nan")
     assert nan.status_code == 422 and "The price is a number" in nan.text and len(store) == 0
+    # no id typed: the file name gives it, and a name that makes no id is the photo's problem
+    named = http.post(
+        "/catalog/items",
+        files={"image": ("my moon!.png", (sample_catalog.parent / "moon.png").read_bytes())},
+    )
+    said = named.text.split('id="image-error"', 1)[1].split("</p>", 1)[0]
+    assert named.status_code == 422 and "item id &#39;my moon!&#39;" in said and len(store) == 0
 
 
 def test_a_stored_image_is_served_as_its_content_says(http, store, sample_catalog, web_settings):
