@@ -38,7 +38,7 @@ import httpx
 import numpy as np
 import redis
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, p50_p99, write_section
 from benchmarks.workers import EDGELENS
 from edgelens.demo.runner import DEMO_ITEMS, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
@@ -356,8 +356,7 @@ def _hostile_report(
 ) -> str:
     def row(name: str, answers: _Answers) -> str:
         return (
-            f"| {name} | {answers.sent} | {answers.share:.1%} | "
-            f"{answers.percentile(50):.1f} / {answers.percentile(99):.1f} |"
+            f"| {name} | {answers.sent} | {answers.share:.1%} | {p50_p99(answers.latencies_ms)} |"
         )
 
     flooded_s = seconds * rounds

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import common_arguments, median_seconds, write_section
+from benchmarks.common import common_arguments, median_seconds, p50_p99, write_section
 from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
@@ -139,8 +139,8 @@ def _paced(args: argparse.Namespace, batch1: np.ndarray) -> list[str]:
     for (precision, label), values in latency.items():
         per_frame = statistics.median(cpu[precision, label])
         lines.append(
-            f"| ONNX {precision.upper()} | {label} | {np.percentile(values, 50):.2f} | "
-            f"{np.percentile(values, 99):.2f} | {per_frame:.1f} | "
+            f"| ONNX {precision.upper()} | {label} | {p50_p99(values, digits=2, between=' | ')} | "
+            f"{per_frame:.1f} | "
             f"{per_frame * args.fps / 1000:.0%} | "
             f"{statistics.median(back_to_back[precision, label]):.2f} |"
         )

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, p50_p99, write_section
 from edgelens.catalog.models import PhotoOrigin
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import Answerer
@@ -287,10 +287,9 @@ def _recall_cost(system: System, photos: list[CatalogPhoto], queries: list[Query
                     started = time.process_time()
                     answerer.first(one.vectors)
                     cpu.append((time.process_time() - started) * 1000)
-        p50, p99 = np.percentile(cpu, [50, 99])
         rows.append(
-            f"| {corrections:,} | {len(matrix):,} | {len(remembered.sent.items):,} | {p50:.2f} | "
-            f"{p99:.2f} | {matrix.nbytes / 1e6:.1f} |"
+            f"| {corrections:,} | {len(matrix):,} | {len(remembered.sent.items):,} | "
+            f"{p50_p99(cpu, digits=2, between=' | ')} | {matrix.nbytes / 1e6:.1f} |"
         )
     return "\n".join(rows), per_view_ms
 
