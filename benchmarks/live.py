@@ -169,11 +169,13 @@ def _comparison(runs: dict[str, tuple]) -> str:
         "view verified, answered once verified: its confirmed record); and the vector alone "
         "(no view, no verification). Beyond featurize: capture → DOM less the device's "
         "featurize time. Confirmed announced: capture until a Redis subscriber has the "
-        "confirmed record. The stage table above is the every-view-confirmed run.",
+        "confirmed record. Worker time: the mean of the worker's own stages of a message "
+        "(decode and search; in stage two decode, focus, search and verify), wall clock on "
+        "a machine the device shares. The stage table above is the every-view-confirmed run.",
         "",
         "| run | bytes / message (mean) | first answer in the DOM p50 / p99 ms (beyond "
         "featurize) | confirmed in the DOM p50 / p99 ms | confirmed announced p50 / p99 ms | "
-        "records confirmed | worker CPU per message, ms (stage one / two) |",
+        "records confirmed | worker time per message, ms (stage one / two) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for mode, (records, featurize_ms, seen, arrivals, _, _, sizes, stats) in runs.items():
