@@ -45,6 +45,7 @@ from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.device.loop import DeviceLoop
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, Settings
+from edgelens.testing.bombs import bomb_view
 from edgelens.wire.features import FeatureMessage, encode
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic, matches_channel, matches_key, status_topic
@@ -262,19 +263,6 @@ def _wait_connected(client, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def _bomb_view() -> bytes:
-    """A 2.5 KB JPEG that looks lossless (SOF3) and claims 8000x8000 pixels: a real small
-    JPEG's frame header rewritten, padded with a comment segment."""
-    _, data = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
-    view = bytearray(data.tobytes())
-    sof = view.find(b"\xff\xc0")
-    view[sof + 1] = 0xC3
-    view[sof + 5 : sof + 9] = (8000).to_bytes(2, "big") * 2
-    comment = b"\xff\xfe" + (2 + 2500 - len(view) - 4).to_bytes(2, "big")
-    comment += bytes(2500 - len(view) - 4)
-    return bytes(view[:2] + comment + view[2:])
-
-
 class _HostileDevice:
     """One device flooding its worker from a process of its own (another machine in a
     shop: its client's CPU and interpreter lock are not the quiet device's), at a lower
@@ -308,7 +296,7 @@ def _flood(mqtt_url: str, model_id: str, vector: np.ndarray, stop, counts) -> No
     status = {"state": "online", "device_id": HOSTILE, "pad": ""}
     status["pad"] = "x" * (4096 - len(json.dumps(status)))
     status_payload = json.dumps(status).encode()
-    bomb = _bomb_view()
+    bomb = bomb_view()
     sent = {"statuses": 0, "bomb views": 0, "200 KB payloads": 0}
 
     def statuses(seq: int) -> tuple[str, str, bytes]:

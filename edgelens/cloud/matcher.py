@@ -17,6 +17,7 @@ import numpy as np
 from edgelens.cloud.answer import Answer, Answerer
 from edgelens.errors import ImageDecodeError, RejectedMessage, WireFormatError
 from edgelens.featurizer.focus import decode_focus_view
+from edgelens.featurizer.jpeg import jpeg_header
 from edgelens.search.base import VectorIndex
 from edgelens.wire.features import FeatureMessage, decode, encode
 from edgelens.wire.names import device_of_topic
@@ -40,6 +41,7 @@ class FirstAnswer:
     confirm: ConfirmJob | None  # None: no view, or nothing it could change
     view_jpeg: bytes | None = None  # the frame's view, to keep while record.view says so
     view_vectors: bytes | None = None  # its vectors, as a message without the view, kept beside
+    view_refused: str | None = None  # why the view the message came with was dropped unread
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Matcher:
         message = self._decode(topic, payload)
         if self.admit is not None:
             self.admit(message)
+        refused = _view_refusal(message.view_jpeg)
+        if refused is not None:
+            message = replace(message, view_jpeg=None)
         decoded_ms = (time.perf_counter() - started) * 1000
         answer = self.answerer.first(message.views)
         record = _record(
@@ -85,7 +90,7 @@ class Matcher:
         if message.view_jpeg is not None and self.answerer.wants_confirmation(answer):
             job = ConfirmJob(message, received_at, time.time())
         if not record.view:
-            return FirstAnswer(record, job)
+            return FirstAnswer(record, job, view_refused=refused)
         vectors = encode(replace(message, view_jpeg=None))
         return FirstAnswer(record, job, message.view_jpeg, vectors)
 
@@ -147,6 +152,20 @@ class Matcher:
         if message.dim != index.dim:
             raise RejectedMessage("wrong_dim", f"dim {message.dim}, index has {index.dim}")
         return message
+
+
+def _view_refusal(view_jpeg: bytes | None) -> str | None:
+    """Why a view is dropped before it is kept or queued for stage two (None: it is
+    not): anything but a small JPEG, told from its header alone
+    (:func:`~edgelens.featurizer.jpeg.jpeg_header`). The frame's vectors are answered
+    all the same."""
+    if view_jpeg is None:
+        return None
+    try:
+        jpeg_header(view_jpeg)
+    except ImageDecodeError as exc:
+        return str(exc)
+    return None
 
 
 def _record(

@@ -55,7 +55,8 @@ class _CountsCollector(Collector):
         outcomes = CounterMetricFamily(
             "edgelens_worker_messages",
             "Feature messages by outcome: received, matched (first answer pushed), dropped "
-            "(queue full), redis_errors, errors_unexpected; stage two: confirm_queued, "
+            "(queue full), view_refused (its view not a small JPEG: answered without it), "
+            "redis_errors, errors_unexpected; stage two: confirm_queued, "
             "confirm_same_view (already confirmed), confirm_superseded (a newer view came), "
             "confirm_dropped (backlog full), confirmed, confirm_unplaced (first answer "
             "trimmed), confirm_unusable_view.",

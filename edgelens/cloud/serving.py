@@ -461,6 +461,15 @@ class Answering(StageThreads):
             self._stats.add("errors_unexpected")
             logger.exception("unexpected error on a message of %s", inbound.topic)
             return None
+        if first.view_refused is not None:
+            self._stats.add("view_refused")
+            self._rejects.warn(
+                "bad_view",
+                "answered %s #%d from its vectors, its view dropped: %s",
+                first.record.device_id,
+                first.record.seq,
+                first.view_refused,
+            )
         push(Outgoing(first.record, first.view_jpeg, first.view_vectors))
         return first.confirm
 

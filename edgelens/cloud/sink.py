@@ -16,6 +16,7 @@ from edgelens.wire.names import (
     matches_key,
     view_key,
     view_vectors_key,
+    views_kept_key,
 )
 from edgelens.wire.records import MatchRecord, Stage, record_prefix
 from edgelens.wire.status import DeviceStatus, RecordedStatus
@@ -36,12 +37,33 @@ end
 return -1
 """
 
+# A frame's view (and its vectors) kept for ARGV[1] s: KEYS[2..] set from ARGV[3..] and
+# listed at the head of the device's kept list KEYS[1]; the keys past the newest ARGV[2]
+# there are deleted. Returns how many were.
+_KEEP_VIEW = """
+local ttl, keep = ARGV[1], tonumber(ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl)
+  redis.call('LREM', KEYS[1], 0, KEYS[i])
+  redis.call('LPUSH', KEYS[1], KEYS[i])
+end
+local dropped = redis.call('LRANGE', KEYS[1], keep, -1)
+if #dropped > 0 then
+  redis.call('DEL', unpack(dropped))
+  redis.call('LTRIM', KEYS[1], 0, keep - 1)
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+return #dropped
+"""
+
 
 class RedisSink:
     """Pushes records to their devices' LIFO lists and announces them, in one round trip.
 
     A first answer is pushed at the head; its confirmed answer replaces it in place, so
-    the list keeps one entry per answered frame, newest first.
+    the list keeps one entry per answered frame, newest first. A device keeps the views of
+    its newest ``matches_kept`` frames (:func:`~edgelens.wire.names.views_kept_key`): a device
+    that sends a view with every frame holds no more of Redis than one that sends few.
     """
 
     def __init__(self, url: str, *, matches_kept: int, views_kept_s: int = 0) -> None:
@@ -51,6 +73,7 @@ class RedisSink:
         self._kept = matches_kept
         self._views_kept_s = views_kept_s
         self._replace = self._redis.register_script(_REPLACE_IN_PLACE)
+        self._keep_view = self._redis.register_script(_KEEP_VIEW)
 
     def push(
         self,
@@ -60,18 +83,24 @@ class RedisSink:
     ) -> list[MatchRecord]:
         """Each first record LPUSHed, trimmed and announced; each confirmed one put in its
         first record's place and announced; each of ``views`` (JPEG by (device id, seq))
-        and of their frames' ``vectors`` (a message without the view) kept for
-        ``views_kept_s``; all in one round trip. Returns the records with their final
+        kept for ``views_kept_s`` with its frame's ``vectors`` (a message without the
+        view) when given; all in one round trip. Returns the records with their final
         latency, and only the confirmed ones that found their place."""
         now = time.time()
         finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
-        kept = []
-        if self._views_kept_s:
-            kept += [(view_key(*frame), jpeg) for frame, jpeg in (views or {}).items()]
-            kept += [(view_vectors_key(*frame), data) for frame, data in (vectors or {}).items()]
-        for key, value in kept:
-            pipe.set(key, value, ex=self._views_kept_s)
+        views, vectors = views or {}, vectors or {}
+        kept = [frame for frame in views if self._views_kept_s]
+        for device_id, seq in kept:
+            keys, values = [view_key(device_id, seq)], [views[device_id, seq]]
+            if (device_id, seq) in vectors:
+                keys.append(view_vectors_key(device_id, seq))
+                values.append(vectors[device_id, seq])
+            self._keep_view(
+                keys=[views_kept_key(device_id), *keys],
+                args=[self._views_kept_s, 2 * self._kept, *values],  # two keys a frame
+                client=pipe,
+            )
         for final in finals:
             payload, key = final.to_json(), matches_key(final.device_id)
             channel = matches_channel(final.device_id)

@@ -78,6 +78,14 @@ def view_vectors_key(device_id: str, seq: int) -> str:
     return f"edgelens:view-vectors:{device_id}:{seq}"
 
 
+def views_kept_key(device_id: str) -> str:
+    """Redis list: the view and view-vectors keys (:func:`view_key`,
+    :func:`view_vectors_key`) of the device's newest frames that came with a view, newest
+    first; the keys past ``2 * worker.matches_kept`` of them are deleted, so a device
+    keeps the views of that many frames at most, however many it sends."""
+    return f"edgelens:views-kept:{device_id}"
+
+
 DEVICES_KEY = "edgelens:devices"  # Redis hash: device id → JSON device status
 DEVICES_CHANNEL = "edgelens:notify:devices"  # pub/sub: a device's status changed (payload: JSON)
 CATALOG_CHANNEL = "edgelens:notify:catalog"  # pub/sub: the catalog changed (payload: change seq)

@@ -1,7 +1,9 @@
 """The matcher alone (no servers): stage one from the vectors, stage two from the view."""
 
+import dataclasses
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -111,9 +113,26 @@ def test_otherwise_there_is_no_stage_two(keypoints, coffee_view, verify, with_vi
     assert {m.verified for m in first.record.matches} == {None}
 
 
-def test_a_view_that_is_no_jpeg_leaves_the_first_answer_standing(keypoints):
+@pytest.mark.parametrize(
+    "view",
+    [b"\xff\xd8 not really a jpeg", cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1]],
+    ids=["broken header", "another format"],
+)
+def test_a_view_that_is_no_jpeg_is_dropped_at_stage_one(keypoints, view):
     matcher = _matcher(keypoints)
-    first = _first(matcher, b"\xff\xd8 not really a jpeg")
+    matcher = dataclasses.replace(matcher, keep_views=True)
+    first = _first(matcher, bytes(view))
+    assert [m.item_id for m in first.record.matches] == ["rocket", "chelsea", "coffee"]
+    assert first.confirm is None and not first.record.view and first.view_jpeg is None
+    assert first.view_refused
+
+
+def test_a_view_too_small_to_use_leaves_the_first_answer_standing(keypoints):
+    """A JPEG by its header, refused only once decoded (8x8 px): stage two answers nothing."""
+    tiny = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()
+    matcher = _matcher(keypoints)
+    first = _first(matcher, tiny)
+    assert first.view_refused is None and first.confirm is not None
     assert first.record.matches and matcher.confirm(first.confirm) is None
 
 

@@ -1,6 +1,7 @@
 """One device cannot take the worker down, through real mosquitto and redis-server: hostile
 statuses are refused, a status flood costs a few Redis writes, a device over its share is
-refused while another is answered, and a real device's own status is recorded."""
+refused while another is answered, bomb views are dropped unread, and a real device's own
+status is recorded."""
 
 from __future__ import annotations
 
@@ -13,11 +14,21 @@ import pytest
 from edgelens.cloud.transport import MAX_STATUS_BYTES
 from edgelens.cloud.worker import Worker
 from edgelens.device.publisher import FeaturePublisher
+from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.samples.photos import load_photo
+from edgelens.testing.bombs import bomb_view
 from edgelens.testing.live import wait_for
 from edgelens.testing.statuses import GOOD, HOSTILE, device_stats
-from edgelens.wire.features import FeatureMessage, WireDtype, encode
-from edgelens.wire.names import DEVICES_KEY, features_topic, matches_key, status_topic
+from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, WireDtype, encode
+from edgelens.wire.names import (
+    DEVICES_KEY,
+    features_topic,
+    matches_key,
+    status_topic,
+    view_key,
+    views_kept_key,
+)
+from edgelens.wire.records import MatchRecord
 from edgelens.wire.status import RecordedStatus
 
 
@@ -108,6 +119,35 @@ def test_a_device_over_its_share_is_refused_while_another_is_answered(
     flood_answered = rdb.llen(matches_key("flood"))
     assert 3 <= flood_answered <= 4, "its burst, and at most one refill"
     assert stats["rejected_rate_limited"] == 20 - flood_answered
+
+
+def test_bomb_views_are_answered_without_them_and_never_kept(worker, publisher, rdb, featurizer):
+    """Frames with a view claiming 8000x8000 px: answered from their vectors, the view
+    dropped from its header before anything decodes or keeps it; another device's real
+    view is kept."""
+    vector = featurizer.embed([load_photo("coffee")])[0]
+    real_view = focus_view_jpeg(load_photo("coffee"), MAX_JPEG_BYTES)
+
+    def send(device: str, seq: int, view: bytes) -> None:
+        message = FeatureMessage(
+            device, seq, time.time(), featurizer.model_id, vector, view_jpeg=view
+        )
+        payload = encode(message, WireDtype.FLOAT16)
+        publisher.publish(features_topic(device), payload).wait_for_publish(5)
+
+    for seq in range(1, 11):
+        send("bomber", seq, bomb_view())
+    send("quiet", 1, real_view)
+    stats = wait_for(
+        lambda: (s := worker.stats.snapshot()).get("matched", 0) + s.get("dropped", 0) == 11 and s
+    )  # a device's burst may be thinned to its newest frames (dropped): never a quiet one's
+    answered = rdb.llen(matches_key("bomber"))
+    assert answered and stats["view_refused"] == answered, stats
+    assert rdb.llen(matches_key("quiet")) == 1 and "confirm_unusable_view" not in stats, stats
+    assert not rdb.keys(view_key("bomber", "*")) and not rdb.exists(views_kept_key("bomber"))
+    assert rdb.get(view_key("quiet", 1)) == real_view
+    newest = MatchRecord.from_json(rdb.lindex(matches_key("bomber"), 0))
+    assert newest.matches[0].item_id == "coffee" and not newest.view
 
 
 def test_a_real_devices_status_is_recorded_as_it_changes(worker, live_settings, rdb):
