@@ -58,7 +58,9 @@ return #dropped
 
 
 class RedisSink:
-    """Pushes records to their devices' LIFO lists and announces them, in one round trip.
+    """Pushes records to their devices' LIFO lists and announces them, in one round trip
+    (its scripts sent as EVAL: redis-py's registered scripts would check for them first,
+    a round trip more).
 
     A first answer is pushed at the head; its confirmed answer replaces it in place, so
     the list keeps one entry per answered frame, newest first. A device keeps the views of
@@ -72,8 +74,6 @@ class RedisSink:
         )
         self._kept = matches_kept
         self._views_kept_s = views_kept_s
-        self._replace = self._redis.register_script(_REPLACE_IN_PLACE)
-        self._keep_view = self._redis.register_script(_KEEP_VIEW)
 
     def push(
         self,
@@ -96,17 +96,15 @@ class RedisSink:
             if (device_id, seq) in vectors:
                 keys.append(view_vectors_key(device_id, seq))
                 values.append(vectors[device_id, seq])
-            self._keep_view(
-                keys=[views_kept_key(device_id), *keys],
-                args=[self._views_kept_s, 2 * self._kept, *values],  # two keys a frame
-                client=pipe,
-            )
+            keys = [views_kept_key(device_id), *keys]
+            two_keys_a_frame = 2 * self._kept
+            pipe.eval(_KEEP_VIEW, len(keys), *keys, self._views_kept_s, two_keys_a_frame, *values)
         for final in finals:
             payload, key = final.to_json(), matches_key(final.device_id)
             channel = matches_channel(final.device_id)
             if final.stage is Stage.CONFIRMED:
                 prefix = record_prefix(final.device_id, final.seq)
-                self._replace(keys=[key], args=[prefix, payload, channel], client=pipe)
+                pipe.eval(_REPLACE_IN_PLACE, 1, key, prefix, payload, channel)
                 continue
             pipe.lpush(key, payload)
             pipe.ltrim(key, 0, self._kept - 1)
