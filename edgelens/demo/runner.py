@@ -261,6 +261,19 @@ def camera_video(workdir: Path) -> Path:
     return path
 
 
+class _ServerInThread(uvicorn.Server):
+    """uvicorn in a thread has no signal handlers, and sse-starlette finds the server it
+    ends live streams for through them; so the app's live views are ended here as the
+    server stops, before it waits for open connections (a tab left open would otherwise
+    hold the stop until uvicorn cancels it, with a traceback)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        live = getattr(self.config.app.state, "live", None)
+        if live is not None:
+            live.end_streams()
+        await super().shutdown(sockets)
+
+
 class WebServer:
     """uvicorn in a thread, stopped through its should_exit flag."""
 
@@ -278,7 +291,7 @@ class WebServer:
             log_config=None,  # uvicorn's lines through the CLI's handlers, which it keeps
             timeout_graceful_shutdown=1,  # open event streams must not hold the stop
         )
-        self._server = uvicorn.Server(config)
+        self._server = _ServerInThread(config)
         self._thread = threading.Thread(target=self._server.run, name="demo-web", daemon=True)
         self.url = f"http://{browse_host(host)}:{port}"
         address = lan_address() if host in WILDCARD_HOSTS else None

@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
     templates.env.globals[SILENT_GLOBAL] = settings.web.device_silent_s
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         model = await run_in_threadpool(ConfiguredFeaturizer, settings, featurizer)
         store = CatalogStore(settings.catalog_url)
         redis = connect(str(settings.redis_url))
@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
         )
         catalog_imports.start()
         live.start()  # streams wait for its subscription; pages render meanwhile
+        app.state.live = live  # for a server that ends the live views as it stops
         try:
             yield {
                 "settings": settings,

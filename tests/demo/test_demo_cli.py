@@ -1,5 +1,6 @@
 """``edgelens demo`` as a terminal runs it: one banner on the console, the log lines in its
-file without library noise, a clean stop on Ctrl-C, and its dashboard flags."""
+file without library noise, a clean stop on Ctrl-C with a dashboard tab open, and its
+dashboard flags."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def test_demo_shows_one_banner_after_its_logs_and_stops_cleanly_on_ctrl_c(
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
     reader.start()
     log_file = demo_data_dir / "demo" / "demo.log"
+    tab = socket.socket()
     try:
         deadline = time.monotonic() + 120
         while not any(line.startswith("  stop:") for line in lines):
@@ -55,10 +57,16 @@ def test_demo_shows_one_banner_after_its_logs_and_stops_cleanly_on_ctrl_c(
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.1)
         log_at_banner = log_file.read_text()
+        # A dashboard tab left open: its live stream is held while Ctrl-C stops the demo.
+        tab.settimeout(10)
+        tab.connect(("127.0.0.1", port))
+        tab.sendall(b"GET /api/devices/demo-cam/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert tab.recv(64).startswith(b"HTTP/1.1 200"), "the stream is open"
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
         code = demo.wait(timeout=60)
         reader.join(10)
+        tab.close()
     output = "".join(lines)
     assert code == 0, output
     # The console is for the person: the banner and the goodbye, the log lines in the file.

@@ -145,9 +145,13 @@ class LiveHub:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
+        self.end_streams()
+        logger.info("live hub stopped: %d live views ended", len(self._slots))
+
+    def end_streams(self) -> None:
+        """End every open stream (the browser reconnects when the server is back)."""
         for subscription in self._slots:
             subscription.push(None)
-        logger.info("live hub stopped: %d live views ended", len(self._slots))
 
     async def subscribe(self, *, client: str, device_id: str | None) -> Subscription:
         """A slot for a new stream, receiving from now on: its snapshot is read after this.
