@@ -113,11 +113,13 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
     history = browser.find_elements(By.CSS_SELECTOR, "#history .record")
     assert [row.get_attribute("data-seq") for row in history] == ["2", "1"]
 
-    set_status("cam", "online")
+    set_status("cam", "online", fps=12, featurize_ms=8.31)
     _wait(browser, lambda d: _attribute(d, "#device-status", "data-state") == "online")
     assert _attribute(browser, "#latest", "data-stale") == "false", "live again: not dimmed"
+    timings = " · 12 fps · model 8.3 ms a frame"  # behind "Technical details"
+    assert _attribute(browser, "#device-timings", "textContent") == timings, "from live.js"
     assert browser.find_element(By.ID, "device-says").text == "The camera is on."
-    set_status("cam", "online", camera="camera can't open 0: retrying")
+    set_status("cam", "online", camera="camera can't open 0: retrying", fps=12, featurize_ms=8.31)
     _wait(browser, lambda d: "retrying" in d.find_element(By.ID, "device-says").text)
     assert browser.find_element(By.ID, "device-says").text == "Camera can't open 0: retrying."
 
@@ -134,6 +136,7 @@ def test_pages_show_records_and_statuses_as_they_are_pushed(
     browser.refresh()  # as the server renders it
     rows = browser.find_elements(By.CSS_SELECTOR, "#history .record")
     assert [r.get_attribute("data-count") for r in rows] == ["2", "1"]
+    assert _attribute(browser, "#device-timings", "textContent") == timings
 
     # a device that never reported: said so, not "waiting for the camera"
     browser.get(f"{live_url}/devices/ghost-cam")

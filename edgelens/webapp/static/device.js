@@ -227,6 +227,10 @@
       said = device;
       const provider = device.provider ? ` on ${device.provider}` : "";
       document.getElementById("device-model").textContent = `${device.model_id || ""}${provider}`;
+      const fps = device.fps == null ? "" : ` · ${format.figure(device.fps)} fps`;
+      const model =
+        device.featurize_ms == null ? "" : ` · model ${format.figure(device.featurize_ms)} ms a frame`;
+      document.getElementById("device-timings").textContent = fps + model;
       showState(device);
     },
   });
