@@ -40,3 +40,17 @@ def test_an_upload_past_the_body_limit_is_a_page_for_a_browser(http):
     )
     assert answer.status_code == 413
     assert "<h1>That file is too large</h1>" in answer.text, answer.text[:200]
+
+
+def test_a_bug_is_a_page_in_the_apps_look_and_logged(anonymous, monkeypatch, caplog):
+    from edgelens.webapp.services import live
+
+    async def broken(**_: object) -> None:
+        raise RuntimeError("a bug in listing devices")
+
+    monkeypatch.setattr(live, "list_devices", broken)
+    page = anonymous.get("/", headers=HTML)
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert 'data-status="500"' in page.text and "The error is logged" in page.text
+    assert "RuntimeError" not in page.text and "Traceback" not in page.text, "nothing internal"
+    assert "GET / → 500" in caplog.text and "a bug in listing devices" in caplog.text
