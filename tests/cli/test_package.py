@@ -137,15 +137,18 @@ def test_install_picks_onnxruntime_for_the_jetpack(bundle: Path, tmp_path: Path,
     marker = tmp_path / "nv_tegra_release"
     if release:
         marker.write_text(release + "\n")
-    result = subprocess.run(
-        [str(bundle / "install.sh"), "--detect"],
-        env={**os.environ, "EDGELENS_TEGRA_RELEASE": str(marker)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    env = {**os.environ, "EDGELENS_TEGRA_RELEASE": str(marker)}
+    detect = [str(bundle / "install.sh"), "--detect"]
+    if release:  # JetPack 6's wheels are on no default index: the script says which it needs
+        refused = subprocess.run(detect, env=env, capture_output=True, text=True)
+        assert refused.returncode == 1 and "--ort-index" in refused.stderr, refused.stderr
+        assert expected in refused.stderr
+        detect += ["--ort-index", "https://mirror.example/jetson"]
+    result = subprocess.run(detect, env=env, capture_output=True, text=True, check=True)
     assert expected in result.stdout
     assert ("platform: jetson jetpack=6" in result.stdout) == bool(release)
+    if release:
+        assert "from https://mirror.example/jetson" in result.stdout
 
 
 def test_install_refuses_jetpack_5_without_a_wheel(bundle: Path, tmp_path: Path):

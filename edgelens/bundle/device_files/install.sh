@@ -86,6 +86,7 @@ done
 
 # -- platform -------------------------------------------------------------------------
 JETPACK=""
+JP_WHEELS=""  # the onnxruntime-gpu wheels a JetPack 6 device needs
 if [[ -f "$TEGRA_RELEASE" ]]; then
   # "# R36 (release), REVISION: 4.0, ..." -> L4T 36.4 -> JetPack 6.1+
   l4t_major="$(sed -n 's/^# R\([0-9]*\) .*/\1/p' "$TEGRA_RELEASE" | head -n1)"
@@ -95,9 +96,8 @@ if [[ -f "$TEGRA_RELEASE" ]]; then
     35) JETPACK=5 ;;
     *) die "unsupported L4T release R${l4t_major:-?} in $TEGRA_RELEASE (JetPack 5 or 6 expected)" ;;
   esac
-  if [[ -z "$ORT_INDEX" && "$JETPACK" == 6 ]]; then
-    if [[ "${l4t_minor:-0}" -ge 4 ]]; then cuda=cu126; else cuda=cu122; fi
-    ORT_INDEX="https://pypi.jetson-ai-lab.dev/jp6/$cuda"
+  if [[ "$JETPACK" == 6 ]]; then
+    if [[ "${l4t_minor:-0}" -ge 4 ]]; then JP_WHEELS=jp6/cu126; else JP_WHEELS=jp6/cu122; fi
   fi
 fi
 
@@ -105,7 +105,8 @@ if [[ -n "$ORT_WHEEL" ]]; then
   ORT_CHOICE="wheel $ORT_WHEEL"
 elif [[ -n "$JETPACK" ]]; then
   [[ "$JETPACK" == 6 ]] || die "JetPack 5: download onnxruntime-gpu for your JetPack from the Jetson Zoo and pass --ort-wheel"
-  ORT_CHOICE="onnxruntime-gpu from $ORT_INDEX"
+  [[ -n "$ORT_INDEX" ]] || die "JetPack 6: onnxruntime-gpu for $JP_WHEELS is on no default index: pass --ort-index URL (the Jetson AI Lab's pip index for $JP_WHEELS, or your site's mirror of it) or --ort-wheel FILE"
+  ORT_CHOICE="onnxruntime-gpu ($JP_WHEELS) from $ORT_INDEX"
 else
   ORT_CHOICE="onnxruntime from PyPI"
 fi
