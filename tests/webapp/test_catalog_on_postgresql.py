@@ -93,3 +93,6 @@ def test_a_dashboard_change_reaches_two_workers_on_one_postgresql(
     for log in logs:  # both answered some of them, from the catalog without the item
         received = re.search(r"worker stopped: \{'received': (\d+)", log.read_text())
         assert received and int(received.group(1)) > 0
+    # The web app, both workers and the sample catalog shared this data dir: nothing of
+    # the catalog went to SQLite.
+    assert not list(web_settings.data_dir.rglob("catalog*.sqlite3*"))
