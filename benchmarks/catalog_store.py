@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_section
+from benchmarks.common import p50_p99, write_section
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.models import CatalogItem, PhotoOrigin
 from edgelens.catalog.notify import notify_catalog_changed
@@ -154,10 +154,6 @@ def _answer_reads(store: CatalogStore, items: int, reads: int, top: int) -> list
     return seconds
 
 
-def _ms(values: list[float], q: float) -> str:
-    return f"{1000 * float(np.quantile(values, q)):.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=10_000)
@@ -189,8 +185,8 @@ def main() -> None:
             changes = _change_latencies(location, redis.url, args.items, args.changes)
             rows.append(
                 f"| {engine} | {add_s:.1f} s ({args.items / add_s:,.0f} items/s) "
-                f"| {_ms(changes, 0.5)} / {_ms(changes, 0.99)} "
-                f"| {_ms(reads, 0.5)} / {_ms(reads, 0.99)} |"
+                f"| {p50_p99([1000 * s for s in changes])} "
+                f"| {p50_p99([1000 * s for s in reads])} |"
             )
     body = (
         f"{args.items:,} items, {DEFAULT_RECIPE.views} vectors of {DIM} floats and one photo's "

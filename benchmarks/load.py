@@ -57,9 +57,9 @@ NOTIFY_PATTERN = "edgelens:notify:matches:*"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--fps", type=float, default=10.0)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--devices", type=int, default=60)
+    parser.add_argument("--fps", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--items", type=int, default=10_000, help="catalog items")
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
     parser.add_argument(

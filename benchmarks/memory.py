@@ -40,7 +40,7 @@ from edgelens.settings import VIEW_BYTES
 from edgelens.wire.features import with_view_jpeg
 from edgelens.wire.names import features_topic
 
-logger = logging.getLogger("bench_memory")
+logger = logging.getLogger(__name__)
 MILLION = 1_000_000
 DEVICE = "mem-000"
 

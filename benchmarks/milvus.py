@@ -53,7 +53,7 @@ from edgelens.search.bench import (
 from edgelens.search.milvus import INDEX_SETTINGS, MilvusIndex
 from edgelens.testing.milvus import MilvusServer, find_server_executable
 
-logger = logging.getLogger("bench_milvus")
+logger = logging.getLogger(__name__)
 
 CONSISTENCY = ("Bounded", "Eventually")  # besides the collection's Session
 # The other index types compared on the slice: (index params, search params to try).

@@ -37,7 +37,7 @@ from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import features_topic
 
 DEVICES = 20
-logger = logging.getLogger("bench_scaleout")
+logger = logging.getLogger(__name__)
 
 
 def main() -> None:

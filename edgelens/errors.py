@@ -53,6 +53,10 @@ class UploadTooLargeError(CatalogError):
     """An uploaded file is larger than ``web.max_upload_bytes``."""
 
 
+class RequestTooLargeError(EdgelensError):
+    """A request's body passed ``web.max_upload_bytes`` while it was being read."""
+
+
 class UploadRejectedError(CatalogError):
     """An upload is not a usable catalog image (corrupt, empty, or a bad item id)."""
 

@@ -38,7 +38,7 @@ from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key, view_key
 from edgelens.wire.records import Match, MatchRecord, Stage
 
-logger = logging.getLogger("screenshots")
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 WIDTHS = (1400, 400)  # a desk, a phone

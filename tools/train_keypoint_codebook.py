@@ -40,7 +40,7 @@ from edgelens.samples.photos import (
 )
 from edgelens.samples.views import camera_views
 
-logger = logging.getLogger("train_keypoint_codebook")
+logger = logging.getLogger(__name__)
 
 SIDES = (640, 480, 320)  # each photo's keypoints at these sizes
 VIEWS = 2  # and in this many camera-like views

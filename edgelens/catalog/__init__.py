@@ -1,1 +1,2 @@
-"""The catalog: item metadata in SQLite, images stored by content hash, vectors cached per model."""
+"""The catalog: items and their photos in SQLite or PostgreSQL, images stored by content hash,
+vectors cached per model."""

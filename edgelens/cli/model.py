@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -11,8 +11,6 @@ from edgelens.cli.context import reports_errors, settings_of
 from edgelens.featurizer.manifest import load_manifest
 
 app = typer.Typer(help="Export and inspect the ONNX featurizer.", no_args_is_help=True)
-
-PrecisionChoice = Literal["fp32", "fp16", "int8", "all"]
 
 
 @app.command("export")

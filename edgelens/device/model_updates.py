@@ -506,7 +506,3 @@ def _opener(ca_file: Path | None) -> urllib.request.OpenerDirector:
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
-
-
-def _whose(topic: str, own_topic: str) -> str:
-    return "to this device" if topic == own_topic else "to the fleet"

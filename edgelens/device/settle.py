@@ -1,9 +1,9 @@
 """When the focus view travels: once per view, when the camera has settled on it.
 
-The focus view (a ~30 KB JPEG) is what the worker verifies a match with; the vector
-(~2.6 KB) is what it answers every message from. Sending the view with every
-published frame makes each message ten times bigger and makes the worker verify
-the same view again and again. So a view is owed once the camera has *settled*:
+The focus view (a JPEG within ``device.view_bytes``) is what the worker verifies a
+match with; the vector is what it answers every message from. Sending the view with
+every published frame makes each message many times bigger and makes the worker
+verify the same view again and again. So a view is owed once the camera has *settled*:
 the last ``frames`` featurized frames all have a cosine of at least
 ``settle_cosine`` to the first of them (a moving or panning camera drifts further
 than that within a few frames; a held one does not). Once it has gone out, no view

@@ -8,9 +8,7 @@ no earlier vector qualifies and the new frame goes out alone, immediately.
 
 A frame unlike every recent one *and* much blurrier than them (motion blur, a
 refocus) is not a new view but a glitch: it is held back, so the screen keeps the
-last match. Measured on the demo video: consecutive frames of one held item have
-cosine ≥ 0.94, frames across an item change ≤ 0.40; a Gaussian blur of sigma 2
-already drops the sharpness measure below 0.25 of the sharp frames'.
+last match (the thresholds: docs/decisions.md).
 """
 
 from __future__ import annotations

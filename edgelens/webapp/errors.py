@@ -29,6 +29,7 @@ from edgelens.errors import (
     NoRolloutError,
     NotSignedInError,
     RedisUnavailableError,
+    RequestTooLargeError,
     TooManyStreamsError,
     UploadRejectedError,
     UploadTooLargeError,
@@ -163,10 +164,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "The error is logged; please try again.")
 
 
-class _TooLarge(Exception):
-    """The request body passed the limit while it was being read."""
-
-
 class BodyLimitMiddleware:
     """Refuses a request body past ``max_bytes`` with a 413 the asker can read: a page in the
     app's look for a browser, JSON otherwise (FastAPI's own limit answers plain text, from
@@ -194,7 +191,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max:
-                    raise _TooLarge
+                    raise RequestTooLargeError
             return message
 
         async def watched(message: Message) -> None:
@@ -218,7 +215,7 @@ class BodyLimitMiddleware:
 
 
 def _caused_by_size(exc: BaseException) -> bool:
-    if isinstance(exc, _TooLarge):
+    if isinstance(exc, RequestTooLargeError):
         return True
     grouped = getattr(exc, "exceptions", None)  # an exception group (Python 3.11+, anyio)
     if isinstance(grouped, tuple):

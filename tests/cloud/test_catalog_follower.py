@@ -13,18 +13,9 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.catalog_follower import CatalogFollower
 from edgelens.samples.photos import load_photo
 from edgelens.testing.catalog import index_from_catalog
-from edgelens.testing.live import add_photo_item
+from edgelens.testing.live import add_photo_item, wait_for
 
 RECIPE = CatalogRecipe(2)  # small: these tests are about changes, not quality
-
-
-def _wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -72,10 +63,10 @@ def test_a_notified_change_is_applied_without_waiting_for_the_poll(
         time.sleep(0.3)  # the subscription is live
         _add(store, featurizer, settings, tmp_path, "rocket", "rocket", price=9.0)
         notify_catalog_changed(store=store, redis_url=redis_server.url)
-        _wait_for(lambda: "rocket" in index)  # a 60 s poll would not have done it
+        wait_for(lambda: "rocket" in index)  # a 60 s poll would not have done it
         store.remove(["mug"])
         notify_catalog_changed(store=store, redis_url=redis_server.url)
-        _wait_for(lambda: "mug" not in index)
+        wait_for(lambda: "mug" not in index)
         assert len(index) == 1
     finally:
         follower.stop()
@@ -86,7 +77,7 @@ def test_without_redis_the_poll_still_applies_changes(store, featurizer, setting
     follower.start()
     try:
         _add(store, featurizer, settings, tmp_path, "clock", "clock", price=20.0)
-        _wait_for(lambda: "clock" in index)
+        wait_for(lambda: "clock" in index)
     finally:
         follower.stop()
 
@@ -98,9 +89,9 @@ def test_a_postgresql_catalog_wakes_its_followers_itself(store, featurizer, sett
     follower.start()
     try:
         _add(store, featurizer, settings, tmp_path, "rocket", "rocket", price=9.0)
-        _wait_for(lambda: "rocket" in index)
+        wait_for(lambda: "rocket" in index)
         store.remove(["rocket"])
-        _wait_for(lambda: "rocket" not in index)
+        wait_for(lambda: "rocket" not in index)
     finally:
         follower.stop()
 
