@@ -1,7 +1,7 @@
 """One device cannot take the worker down, through real mosquitto and redis-server: hostile
-statuses are refused, a status flood costs a few Redis writes, a device over its share is
-refused while another is answered, bomb views are dropped unread, and a real device's own
-status is recorded."""
+statuses are refused, a status flood costs a few Redis writes and loses no other device's
+frame, a device over its share is refused while another is answered, bomb views are
+dropped unread, and a real device's own status is recorded."""
 
 from __future__ import annotations
 
@@ -64,7 +64,10 @@ def test_hostile_statuses_are_refused_and_the_worker_keeps_running(worker, publi
     assert "Input should be" in refusals[0] or "bytes (at most" in refusals[0], refusals
 
 
-def test_a_status_flood_costs_a_few_redis_writes(worker, publisher, rdb):
+def test_a_status_flood_costs_a_few_redis_writes_and_loses_no_frame(
+    worker, publisher, rdb, featurizer
+):
+    vector = featurizer.embed([load_photo("coffee")])[0]
     flood = 3000
     for count in range(1, flood + 2):
         status = json.dumps({**GOOD, "device_id": "flood", "published": count})
@@ -72,7 +75,12 @@ def test_a_status_flood_costs_a_few_redis_writes(worker, publisher, rdb):
             publisher.publish(status_topic("flood"), status, qos=0)
         else:  # the last one acknowledged: every earlier one reached the broker before
             _publish_status(publisher, "flood", status)
+        if count % 1000 == 0:  # another device's frames, amid the flood
+            message = FeatureMessage("quiet", count, time.time(), featurizer.model_id, vector)
+            publisher.publish(features_topic("quiet"), encode(message), qos=0)
     wait_for(lambda: json.loads(rdb.hget(DEVICES_KEY, "flood") or "{}").get("published") == count)
+    # Statuses go their own way (their own connection and thread): every frame answered.
+    wait_for(lambda: rdb.llen(matches_key("quiet")) == flood // 1000)
     stats = worker.stats.snapshot()
     assert stats.get("status_coalesced", 0) > flood / 2, stats
     assert stats["status_recorded"] < flood / 10, stats

@@ -1,9 +1,10 @@
 """One device or one visitor cannot take the dashboard down, nor keep what it should lose:
-security headers, guarded API docs, atomic sign-in limits, revocable sessions, bounded
-metric labels and an owner-only accounts file."""
+hostile statuses break no page, security headers, guarded API docs, atomic sign-in limits,
+revocable sessions, bounded metric labels and an owner-only accounts file."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -17,10 +18,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgelens.catalog.store import CatalogStore
+from edgelens.testing.statuses import GOOD, HOSTILE
 from edgelens.webapp.metrics import METHODS, OTHER_METHOD
 from edgelens.webapp.security import CONTENT_SECURITY_POLICY
 from edgelens.webapp.services import accounts as accounts_module
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
+from edgelens.wire.names import DEVICES_KEY
 
 from .conftest import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 
@@ -70,6 +73,21 @@ def _guess(base_url: str, username: str, password: str, address: str) -> httpx.R
 
 
 # -- security headers ------------------------------------------------------------------
+
+
+def test_hostile_statuses_in_redis_break_no_page(anonymous, redis_client):
+    """Written straight into the devices hash (the worker refuses them: an older worker,
+    or anyone with Redis, may not have): each page and the API still answer, leaving out
+    what they cannot read."""
+    for i, status in enumerate(HOSTILE.values()):
+        redis_client.hset(DEVICES_KEY, f"bad-{i}", json.dumps({"device_id": f"bad-{i}", **status}))
+    redis_client.hset(DEVICES_KEY, "junk", "\xff{not json")
+    redis_client.hset(DEVICES_KEY, "good", json.dumps({**GOOD, "device_id": "good"}))
+    home = anonymous.get("/")
+    assert home.status_code == 200 and 'data-device-id="good"' in home.text
+    assert [d["device_id"] for d in anonymous.get("/api/devices").json()] == ["good"]
+    for device_id in (*(f"bad-{i}" for i in range(len(HOSTILE))), "junk"):
+        assert anonymous.get(f"/devices/{device_id}").status_code == 200, device_id
 
 
 def test_every_response_carries_the_security_headers(anonymous, http):
