@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument(
         "--view-messages",
         type=int,
-        default=2_000,
-        help="messages with a fuzzed view through the worker (a decodable one runs stage two)",
+        help="messages with a fuzzed view through the worker (a view that passes its header "
+        "check runs stage two); default: --messages",
     )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -105,7 +105,8 @@ def main() -> None:
                     ImageDecodeError,
                 )
             )
-            rows.append(_view_worker_run(worker, args.view_messages, views, featurizer))
+            view_messages = args.view_messages or args.messages
+            rows.append(_view_worker_run(worker, view_messages, views, featurizer))
         finally:
             web.stop()
             worker.stop()
