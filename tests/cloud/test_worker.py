@@ -1,4 +1,5 @@
-"""The worker against real mosquitto and redis-server: match, reject, live catalog, reconnect."""
+"""The worker against real mosquitto and redis-server: match, reject, live catalog, reconnect;
+the tests that read the catalog (items, keypoints, corrections) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from edgelens.wire.names import (
 from edgelens.wire.records import Decision, MatchRecord, Stage
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_a_camera_view_is_matched_and_pushed_lifo(worker, publisher, rdb, featurizer):
     pubsub = rdb.pubsub()
     pubsub.subscribe(matches_channel("cam-1"))
@@ -149,6 +151,7 @@ def test_a_worker_whose_model_file_is_broken_answers_from_the_frames_vector(
     assert "will not be featurized: " in caplog.text
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_stage_two_confirms_the_same_frame_in_place_and_announces_it(
     confirming_worker, publisher, rdb, featurizer, caplog
 ):
@@ -238,6 +241,7 @@ def test_the_same_view_is_confirmed_once_per_catalog(
     assert confirming_worker.stats.snapshot()["confirm_same_view"] == 9
 
 
+@pytest.mark.parametrize("catalog_backend", ["sqlite", "postgresql"])
 def test_a_view_corrected_as_not_in_the_catalog_is_answered_so_from_the_next_frame(
     worker, publisher, rdb, featurizer, live_settings
 ):
