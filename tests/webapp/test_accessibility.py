@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 import cv2
 import numpy as np
@@ -16,7 +17,8 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.testing.browser import CHROMIUM, sign_in
-from edgelens.wire.names import view_key
+from edgelens.wire.names import ROLLOUT_KEY, view_key
+from edgelens.wire.rollout import Rollout
 
 from .conftest import ADMIN, ADMIN_PASSWORD
 
@@ -36,7 +38,7 @@ def pages_with_content(
     web_settings, featurizer, sample_catalog, push_record, make_record, set_status, redis_client
 ):
     """A few catalog items; a device whose last frame came with its view (so a signed-in
-    admin sees the correction form)."""
+    admin sees the correction form); a model rollout under way."""
     store = CatalogStore(web_settings.catalog_url)
     try:
         sources = [s for s in collect_sources([sample_catalog]) if s.item_id in ITEMS]
@@ -50,6 +52,8 @@ def pages_with_content(
     view = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
     redis_client.set(view_key("cam", 1), view)
     push_record(dataclasses.replace(make_record("cam", 1, *ITEMS), view=True))
+    # a model rollout under way: the dashboard shows its panel
+    redis_client.hset(ROLLOUT_KEY, mapping=Rollout("model-a", "model-b", time.time()).to_redis())
 
 
 def _axe(driver) -> list[dict]:
@@ -126,7 +130,7 @@ def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
     browser, live_url, pages_with_content
 ):
     found: list[str] = []
-    for path in ("/login", "/catalog", "/nope"):
+    for path in ("/login", "/", "/devices/cam", "/catalog", "/catalog/items/coffee", "/nope"):
         _check(browser, f"{live_url}{path}", found)
     sign_in(browser, live_url, username=ADMIN, password=ADMIN_PASSWORD)
     for path in ("/", "/devices/cam", "/catalog", "/catalog/items/coffee", "/nope", "/docs"):
