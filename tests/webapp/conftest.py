@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -28,13 +29,17 @@ UPLOAD_LIMIT = 1_000_000  # above every sample photo but hubble and retina
 
 
 @contextmanager
-def _serve(settings: Settings, featurizer: Featurizer | None = None) -> Iterator[str]:
+def _serve(
+    settings: Settings, featurizer: Featurizer | None = None, *, tls: Path | None = None
+) -> Iterator[str]:
     config = uvicorn.Config(
         create_app(settings, featurizer=featurizer),
         host="127.0.0.1",
         port=free_port(),
         log_level="warning",
         timeout_graceful_shutdown=1,  # a browser's open event stream must not hold the end up
+        ssl_certfile=tls / "server.crt" if tls else None,
+        ssl_keyfile=tls / "server.key" if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
@@ -44,7 +49,7 @@ def _serve(settings: Settings, featurizer: Featurizer | None = None) -> Iterator
         assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{config.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -52,7 +57,8 @@ def _serve(settings: Settings, featurizer: Featurizer | None = None) -> Iterator
 
 @pytest.fixture
 def serve() -> Callable[..., AbstractContextManager[str]]:
-    """``with serve(settings, featurizer=None) as url``: the app under uvicorn in a thread."""
+    """``with serve(settings, featurizer=None, tls=None) as url``: the app under uvicorn in a
+    thread; over HTTPS with ``tls``, a folder of scripts/make_ca.sh's CA and server files."""
     return _serve
 
 

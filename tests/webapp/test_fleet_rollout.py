@@ -1,12 +1,14 @@
 """A model rolled out end to end: real mosquitto and Redis, the web app serving the model
-files, a worker, and two `edgelens device run` processes that learn of the new model from
-the broker, download it from the web app with their own credentials and switch."""
+files over HTTPS (a local CA), a worker, and two `edgelens device run` processes that learn
+of the new model from the broker, download it from the web app with their own credentials,
+checking its certificate, and switch."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ from edgelens.wire.rollout import Rollout
 from .conftest import ADMIN, ADMIN_PASSWORD, AdminClient, csrf_in, sign_in
 
 EDGELENS = Path(sys.executable).with_name("edgelens")
+MAKE_CA = Path(__file__).resolve().parents[2] / "scripts" / "make_ca.sh"
 ITEMS = ("coffee", "rocket", "clock")
 DEVICES = ("shelf-1", "shelf-2")
 
@@ -70,12 +73,15 @@ def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
         password_file=settings.broker_password_file, acl_file=settings.broker_acl_file
     )
     credentials = {device: accounts.enroll_device(device) for device in DEVICES}
+    pki = tmp_path / "pki"
+    subprocess.run(["bash", str(MAKE_CA), str(pki)], check=True, capture_output=True)
     rdb = redis.Redis.from_url(str(settings.redis_url))
     worker = Worker(settings)
     worker.start()
     devices: list[subprocess.Popen[bytes]] = []
     logs = {device: tmp_path / f"{device}.log" for device in DEVICES}
-    with serve(settings) as web_url:
+    with serve(settings, tls=pki) as web_url:
+        assert web_url.startswith("https://")
         try:
             for device, account in credentials.items():
                 env = {
@@ -84,6 +90,7 @@ def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
                     "EDGELENS_MODELS_DIR": str(device_models),
                     "EDGELENS_MQTT_URL": account.url(mosquitto_server.url),
                     "EDGELENS_DEVICE__MODEL_SERVER_URL": web_url,
+                    "EDGELENS_MQTT_TLS__CA_FILE": str(pki / "ca.crt"),  # the web app's CA
                     "NO_PROXY": "127.0.0.1",
                 }
                 command = [str(EDGELENS), "device", "run", "--source", str(shelf), "--loop"]
@@ -110,7 +117,12 @@ def test_two_devices_switch_to_a_rolled_out_model_and_no_message_is_refused(
 
             # An item added through the web app after the rollout: featurized by the new
             # model, so the workers' index has it (the old model's vectors would not count).
-            with AdminClient(base_url=web_url, timeout=30, trust_env=False) as admin:
+            with AdminClient(
+                base_url=web_url,
+                timeout=30,
+                trust_env=False,
+                verify=ssl.create_default_context(cafile=pki / "ca.crt"),
+            ) as admin:
                 assert sign_in(admin, ADMIN, ADMIN_PASSWORD).status_code == 303
                 admin.csrf = csrf_in(admin.get("/catalog").text)
                 _, png = cv2.imencode(".png", load_photo("astronaut"))  # a photo new here
