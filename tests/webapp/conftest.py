@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +18,13 @@ from edgelens.demo.servers import free_port
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import Settings
 from edgelens.testing.browser import headless_chromium
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD, UPLOAD_LIMIT, AdminClient, csrf_in, sign_in
 from edgelens.webapp.app import create_app
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
 from edgelens.wire.records import Match, MatchRecord
 
 BROWSER_PAGE_LOAD_S = 20
-UPLOAD_LIMIT = 1_000_000  # above every sample photo but hubble and retina
 
 
 @contextmanager
@@ -62,9 +61,6 @@ def serve() -> Callable[..., AbstractContextManager[str]]:
     return _serve
 
 
-ADMIN, ADMIN_PASSWORD = "admin", "correct horse battery"
-
-
 @pytest.fixture
 def web_settings(settings, redis_server, monkeypatch) -> Settings:
     monkeypatch.setenv("EDGELENS_REDIS_URL", redis_server.url)
@@ -80,28 +76,6 @@ def web_settings(settings, redis_server, monkeypatch) -> Settings:
 def live_url(serve, web_settings, featurizer) -> Iterator[str]:
     with serve(web_settings, featurizer) as url:
         yield url
-
-
-class AdminClient(httpx.Client):
-    """Signed in as the admin; every POST carries the session's CSRF token, as forms do."""
-
-    csrf = ""
-
-    def post(self, url, *, data=None, **kwargs):  # type: ignore[override]
-        return super().post(url, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
-
-
-def csrf_in(page: str) -> str:
-    """The CSRF token a rendered form carries."""
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
-    """Sign in through the real form: its CSRF token first, then the post."""
-    token = csrf_in(client.get("/login").text)
-    return client.post(
-        "/login", data={"csrf_token": token, "username": username, "password": password}
-    )
 
 
 @pytest.fixture

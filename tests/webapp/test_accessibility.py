@@ -17,10 +17,9 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.testing.browser import CHROMIUM, sign_in
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD
 from edgelens.wire.names import ROLLOUT_KEY, view_key
 from edgelens.wire.rollout import Rollout
-
-from .conftest import ADMIN, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="no /usr/bin/chromium (`make setup` installs it)"

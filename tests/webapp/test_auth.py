@@ -11,10 +11,9 @@ from pydantic import SecretStr
 
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ConfigError
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 from edgelens.webapp.app import ROUTERS, create_app
 from edgelens.webapp.security import LoginThrottle
-
-from .conftest import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 

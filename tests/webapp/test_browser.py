@@ -13,11 +13,10 @@ from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.testing.browser import CHROMIUM, sign_in
 from edgelens.testing.catalog import index_from_catalog
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD
 from edgelens.wire.names import ROLLOUT_KEY
 from edgelens.wire.records import Decision, Stage
 from edgelens.wire.rollout import Rollout
-
-from .conftest import ADMIN, ADMIN_PASSWORD
 
 WAIT_S = 10
 

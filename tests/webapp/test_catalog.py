@@ -10,8 +10,7 @@ from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError
 from edgelens.featurizer.preprocess import decode_image
-
-from .conftest import UPLOAD_LIMIT
+from edgelens.testing.web import UPLOAD_LIMIT
 
 
 @pytest.fixture

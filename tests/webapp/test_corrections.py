@@ -13,10 +13,9 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.sink import RedisSink
 from edgelens.featurizer.focus import focus_view_jpeg
 from edgelens.samples.photos import load_photo
+from edgelens.testing.web import ADMIN
 from edgelens.wire.features import MAX_JPEG_BYTES, FeatureMessage, encode
 from edgelens.wire.names import view_key, view_vectors_key
-
-from .conftest import ADMIN
 
 
 @pytest.fixture

@@ -28,10 +28,9 @@ from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo
 from edgelens.testing.live import records, wait_for
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD, AdminClient, csrf_in, sign_in
 from edgelens.wire.names import DEVICES_KEY, ROLLOUT_KEY
 from edgelens.wire.rollout import Rollout
-
-from .conftest import ADMIN, ADMIN_PASSWORD, AdminClient, csrf_in, sign_in
 
 EDGELENS = Path(sys.executable).with_name("edgelens")
 MAKE_CA = Path(__file__).resolve().parents[2] / "scripts" / "make_ca.sh"

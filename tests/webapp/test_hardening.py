@@ -19,13 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgelens.catalog.store import CatalogStore
 from edgelens.testing.statuses import GOOD, HOSTILE
+from edgelens.testing.web import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 from edgelens.webapp.metrics import METHODS, OTHER_METHOD
 from edgelens.webapp.security import CONTENT_SECURITY_POLICY
 from edgelens.webapp.services import accounts as accounts_module
 from edgelens.webapp.services.accounts import AccountStore, accounts_path
 from edgelens.wire.names import DEVICES_KEY
-
-from .conftest import ADMIN, ADMIN_PASSWORD, csrf_in, sign_in
 
 HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
