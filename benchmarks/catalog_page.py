@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from edgelens.catalog.models import CatalogItem
 from edgelens.catalog.store import CatalogStore
 from edgelens.featurizer.runtime import Featurizer
@@ -77,9 +77,9 @@ def main() -> None:
         *(f"| {name} | {shown} | {p50:.1f} | {p99:.1f} |" for name, _, p50, p99, shown in rows),
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("catalog-page", "## The catalog page at a million items\n\n" + body)
+    publish(
+        "catalog-page", "## The catalog page at a million items\n\n" + body, write=not args.no_write
+    )
 
 
 def _fill(store: CatalogStore, count: int) -> list[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import p50_p99, write_section
+from benchmarks.common import p50_p99, publish
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.models import CatalogItem, PhotoOrigin
 from edgelens.catalog.notify import notify_catalog_changed
@@ -201,9 +201,11 @@ def main() -> None:
         "p50 / p99 ms | stage two's keypoint read, p50 / p99 ms |\n"
         "| --- | ---: | ---: | ---: |\n" + "\n".join(rows)
     )
-    print(body)
-    if not args.no_write:
-        write_section("catalog-store", "## The catalog on PostgreSQL against SQLite\n\n" + body)
+    publish(
+        "catalog-store",
+        "## The catalog on PostgreSQL against SQLite\n\n" + body,
+        write=not args.no_write,
+    )
 
 
 def _pg_version() -> str:

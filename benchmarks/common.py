@@ -79,8 +79,19 @@ def _main_module() -> str:
     return spec.name
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section between BEGIN/END markers named ``name``."""
+def publish(name: str, body: str, *, write: bool) -> None:
+    """Give the report as the command's output, and put it in docs/benchmarks.md if ``write``.
+
+    The report is what the command is run for (a table to read or pipe), so it goes to
+    stdout, not to the log; ``write`` replaces (or appends) the section between the
+    BEGIN/END markers named ``name``, stamped with the command and the machine.
+    """
+    sys.stdout.write(body.rstrip() + "\n")
+    if write:
+        _write_section(name, body)
+
+
+def _write_section(name: str, body: str) -> None:
     command = " ".join(["python -m", _main_module(), *sys.argv[1:]])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from edgelens.demo.servers import MosquittoServer
 from edgelens.demo.video import render_camera_video
 from edgelens.device.loop import DeviceLoop, DeviceStats
@@ -99,9 +99,7 @@ def main() -> None:
             for name, video in videos.items()
         }
     body = _report(runs, gating, args)
-    print(body)
-    if not args.no_write:
-        write_section("device-loop", body)
+    publish("device-loop", body, write=not args.no_write)
 
 
 def _device(source: Path, **overrides: object) -> DeviceSettings:

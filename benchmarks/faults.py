@@ -38,7 +38,7 @@ import httpx
 import numpy as np
 import redis
 
-from benchmarks.common import common_arguments, p50_p99, write_section
+from benchmarks.common import common_arguments, p50_p99, publish
 from benchmarks.workers import EDGELENS
 from edgelens.demo.runner import DEMO_ITEMS, build_sample_catalog, camera_video
 from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
@@ -89,9 +89,7 @@ def main() -> None:
             hostile = _hostile_run(
                 env, featurizer, camera, args.hostile_seconds, args.hostile_rounds
             )
-            print(hostile)
-            if not args.no_write:
-                write_section("hostile", hostile)
+            publish("hostile", hostile, write=not args.no_write)
         if "faults" not in args.runs:
             return
         watch = _Watch(rds.url)
@@ -121,9 +119,7 @@ def main() -> None:
                 worker.wait(timeout=30)
             watch.close()
     body = _report(rows, device.stats)
-    print(body)
-    if not args.no_write:
-        write_section("faults", body)
+    publish("faults", body, write=not args.no_write)
 
 
 def _frames_folder(video: Path, folder: Path, count: int = 150) -> Path:

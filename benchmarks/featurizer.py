@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import common_arguments, median_seconds, p50_p99, write_section
+from benchmarks.common import common_arguments, median_seconds, p50_p99, publish
 from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
@@ -85,9 +85,7 @@ def main() -> None:
     lines += ["", f"Preprocessing of one 640x480 frame (resize, crop, normalise): {prep:.2f} ms."]
     lines += ["", *_paced(args, batch1)]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("featurizer-speed", "## Featurizer speed\n\n" + body)
+    publish("featurizer-speed", "## Featurizer speed\n\n" + body, write=not args.no_write)
 
 
 PACED = (  # (label, threads)

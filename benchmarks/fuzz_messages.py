@@ -28,7 +28,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.common import write_section
+from benchmarks.common import publish
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog
 from edgelens.demo.servers import RedisServer
@@ -112,9 +112,7 @@ def main() -> None:
             worker.stop()
     atheris_line = _atheris_run(args.messages)
     body = _report(rows, atheris_line, args.messages)
-    print(body)
-    if not args.no_write:
-        write_section("fuzzing", body)
+    publish("fuzzing", body, write=not args.no_write)
 
 
 def _fuzz_settings(count: int) -> settings:

@@ -20,7 +20,7 @@ import subprocess
 
 import numpy as np
 
-from benchmarks.common import common_arguments, median_seconds, write_section
+from benchmarks.common import common_arguments, median_seconds, publish
 from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
@@ -101,9 +101,7 @@ def main() -> None:
         "preprocessing + the fastest GPU model at batch 1.",
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("featurizer-gpu", "## Featurizer on a GPU\n\n" + body)
+    publish("featurizer-gpu", "## Featurizer on a GPU\n\n" + body, write=not args.no_write)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

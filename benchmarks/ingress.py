@@ -22,7 +22,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from edgelens.demo.servers import MosquittoServer
 from edgelens.wire.mqtt import WORKER_PROTOCOL, connect_async, make_client
 from edgelens.wire.names import FEATURES_WILDCARD, features_topic, shared_subscription
@@ -80,9 +80,7 @@ def main() -> None:
             *rows,
         ]
     )
-    print(body)
-    if not args.no_write:
-        write_section("worker-ingress", body)
+    publish("worker-ingress", body, write=not args.no_write)
 
 
 def _received(mqtt_url: str, protocol: int, seconds: float) -> tuple[float, float]:

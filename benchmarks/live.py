@@ -32,7 +32,7 @@ import numpy as np
 import redis
 from pydantic import AnyUrl
 
-from benchmarks.common import common_arguments, median_seconds, p50_p99, write_section
+from benchmarks.common import common_arguments, median_seconds, p50_p99, publish
 from edgelens.cloud import serving
 from edgelens.cloud.worker import Worker
 from edgelens.demo.runner import WebServer, build_sample_catalog, camera_video
@@ -84,9 +84,9 @@ def main() -> None:
 
     runs = {mode: _run(args, mode=mode) for mode in MODES}
     body = _report(*runs[CONFIRM_ALL]) + "\n\n" + _comparison(runs)
-    print(body)
-    if not args.no_write:
-        write_section("live-path", "## Live path latency and message size\n\n" + body)
+    publish(
+        "live-path", "## Live path latency and message size\n\n" + body, write=not args.no_write
+    )
 
 
 BEFORE = "before: verified answer, a view with every frame"

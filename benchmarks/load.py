@@ -33,7 +33,7 @@ import numpy as np
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import common_arguments, p50_p99, write_section
+from benchmarks.common import common_arguments, p50_p99, publish
 from benchmarks.workers import (
     WIRE,
     prepare_catalog,
@@ -105,9 +105,7 @@ def main() -> None:
                     workers, env, devices, payloads, views, share, rds.url, broker.url, args
                 )
     body = _report(results, args, view_kb=sum(map(len, views)) / len(views) / 1024)
-    print(body)
-    if not args.no_write:
-        write_section("load", body)
+    publish("load", body, write=not args.no_write)
 
 
 def _run(workers, env, devices, payloads, views, share, redis_url, mqtt_url, args) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from benchmarks.workers import (
     prepare_catalog,
     resident_bytes,
@@ -64,9 +64,7 @@ def main() -> None:
             rows.append(_measure(featurizer, items, photos, views, rds.url, broker, args))
             logger.warning("%d items: %.0f MB resident", items, rows[-1]["resident_mb"])
     body = _report(rows)
-    print(body)
-    if not args.no_write:
-        write_section("worker-memory", body)
+    publish("worker-memory", body, write=not args.no_write)
 
 
 def _measure(featurizer, items, photos, views, redis_url, broker, args) -> dict:

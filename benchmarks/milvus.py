@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import common_arguments, filter_cells, write_section
+from benchmarks.common import common_arguments, filter_cells, publish
 from edgelens.catalog.models import CatalogItem
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.ann import AnnConfig, AnnIndex
@@ -149,9 +149,7 @@ def main() -> None:
             measured, exact[items] = _in_process(part, featurizer.model_id)
             queried += measured
     body = _section(loads, queried, exact, args)
-    print(body)
-    if not args.no_write:
-        write_section("vector-database", body)
+    publish("vector-database", body, write=not args.no_write)
 
 
 class _Part:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmarks.common import common_arguments, p50_p99, write_section
+from benchmarks.common import common_arguments, p50_p99, publish
 from edgelens.catalog.models import PhotoOrigin
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import Answerer
@@ -155,9 +155,11 @@ def main() -> None:
         f"| real views (items with several second photos) | {len(real_second)} | {real_several}",
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("photos-and-corrections", "## Several photos and corrections\n\n" + body)
+    publish(
+        "photos-and-corrections",
+        "## Several photos and corrections\n\n" + body,
+        write=not args.no_write,
+    )
 
 
 def _answers(

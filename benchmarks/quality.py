@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import common_arguments, median_seconds, write_section
+from benchmarks.common import common_arguments, median_seconds, publish
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.ingest import add_items, reindex
 from edgelens.catalog.sources import collect_sources
@@ -281,9 +281,11 @@ def main() -> None:
         f"re-index **{cache[2]}**.",
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("retrieval-quality", "## Retrieval quality per set and precision\n\n" + body)
+    publish(
+        "retrieval-quality",
+        "## Retrieval quality per set and precision\n\n" + body,
+        write=not args.no_write,
+    )
 
 
 def _open_set(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import AnyUrl
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from edgelens.catalog.ingest import reindex
 from edgelens.catalog.store import CatalogStore
 from edgelens.cloud.worker import Worker
@@ -246,9 +246,7 @@ def main() -> None:
             *rows,
         ]
     )
-    print(body)
-    if not args.no_write:
-        write_section("rollout", body)
+    publish("rollout", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

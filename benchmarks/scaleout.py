@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from benchmarks.workers import (
     WIRE,
     CpuMeter,
@@ -140,9 +140,7 @@ def main() -> None:
             + ".",
         ]
     )
-    print(body)
-    if not args.no_write:
-        write_section(args.section, "## Worker scale-out\n\n" + body)
+    publish(args.section, "## Worker scale-out\n\n" + body, write=not args.no_write)
 
 
 def _measure(workers: int, env: dict, servers, payloads, args) -> tuple[float, dict[str, float]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from benchmarks.common import common_arguments, filter_cells, write_section
+from benchmarks.common import common_arguments, filter_cells, publish
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.search.bench import SearchBenchReport, run_search_bench
 
@@ -30,9 +30,7 @@ def main() -> None:
         for items in args.items
     ]
     body = _section(reports)
-    print(body)
-    if not args.no_write:
-        write_section("search-scale", body)
+    publish("search-scale", body, write=not args.no_write)
 
 
 def _section(reports: list[SearchBenchReport]) -> str:

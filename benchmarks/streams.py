@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from benchmarks.workers import EDGELENS
 from edgelens.demo.servers import RedisServer, free_port
 from edgelens.wire.names import DEVICES_CHANNEL, DEVICES_KEY, matches_channel, matches_key
@@ -73,9 +73,7 @@ def main() -> None:
             web.terminate()
             web.wait(timeout=30)
     body = _report(quiet, loaded, args)
-    print(body)
-    if not args.no_write:
-        write_section("streams", body)
+    publish("streams", body, write=not args.no_write)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import common_arguments, write_section
+from benchmarks.common import common_arguments, publish
 from edgelens.catalog.augment import DEFAULT_RECIPE
 from edgelens.catalog.sources import collect_sources
 from edgelens.cloud.answer import AnswerPolicy
@@ -292,9 +292,7 @@ def main() -> None:
         )
     lines += ["", *_ratio_test_side_by_side(pairs), "", *_fit_side_by_side(pairs)]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("verification-budget", "## Verification budget\n\n" + body)
+    publish("verification-budget", "## Verification budget\n\n" + body, write=not args.no_write)
 
 
 def _verified(
