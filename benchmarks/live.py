@@ -3,7 +3,8 @@
 Real redis-server and mosquitto on free ports, the real worker, the real web app under
 uvicorn and headless Chromium on the device page. The script plays the device: it
 reads frames of the demo camera video at the video's pace, featurizes each with the ONNX
-featurizer, publishes every frame (gating off, so each is timed) with the device's
+featurizer (one thread, as docs/device.md advises for a machine that also runs the worker),
+publishes every frame (gating off, so each is timed) with the device's
 FeaturePublisher, and attaches the focus view when the device's own rule says the view has
 settled (edgelens.device.settle), so each frame's featurize time is known and can be split
 off. The worker answers each message from its vector at once (stage one) and confirms a
@@ -77,13 +78,21 @@ def main() -> None:
         help="frames of the run that confirms every settled view (the video looped): "
         "enough settled views (about 80) that stage two's p99 is not its slowest one",
     )
+    parser.add_argument(
+        "--device-threads",
+        type=int,
+        default=1,
+        help="the device's featurizer threads: 1, as docs/device.md advises for a machine "
+        "that runs the worker too (here the device shares the worker's two cores)",
+    )
     parser.add_argument("--no-browser", action="store_true")
     common_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     runs = {mode: _run(args, mode=mode) for mode in MODES}
-    body = _report(*runs[CONFIRM_ALL]) + "\n\n" + _comparison(runs)
+    body = _report(*runs[CONFIRM_ALL], device_threads=args.device_threads)
+    body += "\n\n" + _comparison(runs)
     publish(
         "live-path", "## Live path latency and message size\n\n" + body, write=not args.no_write
     )
@@ -133,7 +142,8 @@ def _run(args: argparse.Namespace, *, mode: str) -> tuple:
         announced = _Listener(redis_server.url)
         try:
             frames = _read_video(camera_video(Path(tmp) / "demo"), count)
-            featurize_ms, sizes = _play_device(settings, featurizer, frames, worker, views, wire)
+            device = load_featurizer(settings, threads=args.device_threads)
+            featurize_ms, sizes = _play_device(settings, device, frames, worker, views, wire)
             seen = browser.execute_script("return window.__seen;") if browser else {}
         finally:
             announced.stop()
@@ -329,7 +339,14 @@ CONFIRM_STAGES = {
 
 
 def _report(
-    records, featurize_ms, seen, arrivals, frame: np.ndarray, vector: np.ndarray, *_
+    records,
+    featurize_ms,
+    seen,
+    arrivals,
+    frame: np.ndarray,
+    vector: np.ndarray,
+    *_,
+    device_threads: int,
 ) -> str:
     per_stage: dict[str, list[float]] = {name: [] for name in FIRST_STAGES}
     per_stage |= {f"stage two: {name}": [] for name in CONFIRM_STAGES}
@@ -384,7 +401,8 @@ def _report(
 
     lines = [
         f"{len(records)} frames of the demo camera video at 15 fps, 640x480, FP32 featurizer "
-        "on the CPU (2 threads), one worker, catalog of 20 items, loopback.",
+        f"on the CPU (onnxruntime threads: the device's {device_threads}, the worker's 1; "
+        "the two share this machine's cores), one worker, catalog of 20 items, loopback.",
         "",
         "Stages of the first answer: featurize (device), publish (encode, MQTT to the "
         "worker), queue, decode, search (worker); of stage two, for the frames that carried "
