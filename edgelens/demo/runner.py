@@ -64,12 +64,23 @@ class DemoReady:
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own data dir (``<data_dir>/demo``: catalog, images, accounts, helper
     servers, its log), with the models where they are; a session key of its own when none
-    is set, as sign-ins end with the demo anyway (its admin password is new at every start)."""
+    is set, as sign-ins end with the demo anyway (its admin password is new at every start);
+    one featurizer thread unless ``featurizer.threads`` is set: the device shares this
+    machine with the worker, and busy-waiting threads take the CPU its answers need
+    (docs/device.md)."""
     web = settings.web
     if web.secret_key is None and web.secret_key_file is None:
         web = web.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(32))})
+    featurizer = settings.featurizer
+    if "threads" not in featurizer.model_fields_set:
+        featurizer = featurizer.model_copy(update={"threads": 1})
     return settings.model_copy(
-        update={"data_dir": demo_dir(settings), "models_dir": settings.model_path, "web": web}
+        update={
+            "data_dir": demo_dir(settings),
+            "models_dir": settings.model_path,
+            "web": web,
+            "featurizer": featurizer,
+        }
     )
 
 

@@ -14,6 +14,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.demo.runner import DemoReady, demo_settings, run_demo
 from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
+from edgelens.settings import Settings
 
 
 def test_demo_runs_the_whole_path_follows_a_rollout_and_stops_cleanly(
@@ -126,3 +127,14 @@ def test_demo_with_a_camera_that_gives_no_frame_still_starts_and_says_so(
         settings, stop=stop, source="rtsp://cam:s3cret@127.0.0.1:1/live", on_ready=ready_then_stop
     )
     assert [r.waiting_for for r in ready] == ["rtsp://cam:***@127.0.0.1:1/live"]
+
+
+def test_the_demo_featurizes_with_one_thread_unless_threads_are_set(monkeypatch):
+    """Its device shares the machine with the worker: one busy-waiting thread, not two;
+    a thread count set in the settings (TOML or environment) is kept."""
+    monkeypatch.delenv("EDGELENS_FEATURIZER__THREADS", raising=False)
+    assert Settings().featurizer.threads == 2, "the default elsewhere"
+    assert demo_settings(Settings()).featurizer.threads == 1
+    assert demo_settings(Settings(featurizer={"threads": 2})).featurizer.threads == 2
+    monkeypatch.setenv("EDGELENS_FEATURIZER__THREADS", "3")
+    assert demo_settings(Settings()).featurizer.threads == 3
