@@ -89,16 +89,15 @@ class RedisSink:
         now = time.time()
         finals = [replace(r, latency_ms=round((now - r.captured_at) * 1000, 3)) for r in records]
         pipe = self._redis.pipeline(transaction=False)
-        views, vectors = views or {}, vectors or {}
-        kept = [frame for frame in views if self._views_kept_s]
-        for device_id, seq in kept:
-            keys, values = [view_key(device_id, seq)], [views[device_id, seq]]
+        vectors = vectors or {}
+        kept = (views or {}) if self._views_kept_s else {}
+        keys_kept = 2 * self._kept  # a view and its vectors a frame
+        for (device_id, seq), jpeg in kept.items():
+            keys, values = [views_kept_key(device_id), view_key(device_id, seq)], [jpeg]
             if (device_id, seq) in vectors:
                 keys.append(view_vectors_key(device_id, seq))
                 values.append(vectors[device_id, seq])
-            keys = [views_kept_key(device_id), *keys]
-            two_keys_a_frame = 2 * self._kept
-            pipe.eval(_KEEP_VIEW, len(keys), *keys, self._views_kept_s, two_keys_a_frame, *values)
+            pipe.eval(_KEEP_VIEW, len(keys), *keys, self._views_kept_s, keys_kept, *values)
         for final in finals:
             payload, key = final.to_json(), matches_key(final.device_id)
             channel = matches_channel(final.device_id)
