@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import ConnectionPool, Redis
@@ -44,6 +45,9 @@ _MATCHES_PREFIX = matches_channel("")
 _MATCHES_PATTERN = matches_channel("*")
 # Reads a match record from Redis's JSON, checked, and writes it back as the API's JSON.
 _RECORD = TypeAdapter(MatchRecord)
+_STATUS = TypeAdapter(RecordedStatus)
+
+T = TypeVar("T")
 
 
 def connect(url: str) -> Redis:
@@ -329,18 +333,20 @@ async def devices_feed(*, hub: LiveHub, redis: Redis, client: str) -> Feed:
 
 
 def _device(raw: str) -> RecordedStatus | None:
-    try:
-        return RecordedStatus.model_validate_json(raw)
-    except ValidationError as exc:
-        logger.warning("ignoring a malformed device status %.200r: %s", raw, exc)
-        return None
+    return _parsed(_STATUS, raw, "device status")
 
 
 def _record(raw: str) -> MatchRecord | None:
+    return _parsed(_RECORD, raw, "match record")
+
+
+def _parsed(adapter: TypeAdapter[T], raw: str, what: str) -> T | None:
+    """What Redis held, validated; None (and a warning) for what a device or an old
+    version wrote that does not validate, so one bad value never breaks a page."""
     try:
-        return _RECORD.validate_json(raw)
+        return adapter.validate_json(raw)
     except ValidationError as exc:
-        logger.warning("ignoring a malformed match record %.200r: %s", raw, exc)
+        logger.warning("ignoring a malformed %s %.200r: %s", what, raw, exc)
         return None
 
 
