@@ -401,7 +401,8 @@ def _report(
 
     lines = [
         f"{len(records)} frames of the demo camera video at 15 fps, 640x480, FP32 featurizer "
-        f"on the CPU (onnxruntime threads: the device's {device_threads}, the worker's 1; "
+        f"on the CPU (onnxruntime threads: the device's {device_threads}, the worker's "
+        f"{Settings().worker.math_threads}; "
         "the two share this machine's cores), one worker, catalog of 20 items, loopback.",
         "",
         "Stages of the first answer: featurize (device), publish (encode, MQTT to the "
