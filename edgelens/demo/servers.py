@@ -162,8 +162,10 @@ class BrokerTls:
 # (edgelens.wire.features.MAX_MESSAGE_BYTES, 197,155 bytes), so the worker still counts
 # the few in between as oversized.
 MESSAGE_SIZE_LIMIT = 200_000
-# Largest packet a client may send; a bigger one ends its connection unread.
-MAX_PACKET_SIZE = 256 * 1024
+# Largest packet a client may send: a publish above message_size_limit by more than its
+# topic and header ends the connection before it is read. No device sends one, so a client
+# that does pays a reconnect for each, instead of the broker reading it all to drop it.
+MAX_PACKET_SIZE = MESSAGE_SIZE_LIMIT + 1024
 
 
 class MosquittoServer(ManagedServer):
@@ -182,11 +184,13 @@ class MosquittoServer(ManagedServer):
         password_file: Path | None = None,
         acl_file: Path | None = None,
         tls: BrokerTls | None = None,
+        max_packet_size: int = MAX_PACKET_SIZE,
     ) -> None:
         super().__init__(port, workdir)
         self.password_file = password_file
         self.acl_file = acl_file
         self.tls = tls
+        self.max_packet_size = max_packet_size
 
     @property
     def url(self) -> str:
@@ -204,7 +208,7 @@ class MosquittoServer(ManagedServer):
             # packet above max_packet_size ends the connection before it is read into
             # memory, and a slow subscriber's queue is bounded in messages and bytes.
             f"message_size_limit {MESSAGE_SIZE_LIMIT}",
-            f"max_packet_size {MAX_PACKET_SIZE}",
+            f"max_packet_size {self.max_packet_size}",
             "max_inflight_messages 20",
             "max_queued_messages 100",
             "max_queued_bytes 1048576",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -240,7 +241,8 @@ def test_the_broker_drops_payloads_above_its_limit(secured):
     """A frame (QoS 0) above message_size_limit is dropped and the device stays connected;
     a packet above max_packet_size ends the connection. (On mosquitto 2.0.11 a QoS 1
     publish above message_size_limit ends the connection too.)"""
-    assert MAX_MESSAGE_BYTES < MESSAGE_SIZE_LIMIT <= MAX_MESSAGE_BYTES + 4096 < MAX_PACKET_SIZE
+    assert MAX_MESSAGE_BYTES < MESSAGE_SIZE_LIMIT <= MAX_MESSAGE_BYTES + 4096
+    assert MESSAGE_SIZE_LIMIT + 256 < MAX_PACKET_SIZE <= MESSAGE_SIZE_LIMIT + 1024, "topic room"
     broker, creds = secured
     worker = Client(creds["worker"].url(broker.url), "worker")
     cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
@@ -412,3 +414,13 @@ def test_a_worker_gets_two_accounts_and_loses_both(accounts):
     assert (
         accounts.password_file.read_text() == "" and "worker-9" not in accounts.acl_file.read_text()
     )
+
+
+def test_the_documented_broker_limits_are_the_tested_ones():
+    """docs/security.md's mosquitto.conf sets the limits the broker in these tests runs."""
+    text = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    documented = dict(re.findall(r"^(message_size_limit|max_packet_size) (\d+)", text, re.M))
+    assert documented == {
+        "message_size_limit": str(MESSAGE_SIZE_LIMIT),
+        "max_packet_size": str(MAX_PACKET_SIZE),
+    }
