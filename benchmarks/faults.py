@@ -235,17 +235,27 @@ def _worker_counts(port: int) -> dict[str, float]:
 @dataclass
 class _Answers:
     sent: int
-    latencies_ms: list[float]  # first answers, frame sent to record pushed
+    records: list[MatchRecord]  # first answers
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        """Frame sent to record pushed."""
+        return [record.latency_ms for record in self.records]
+
+    def stage_ms(self, name: str) -> list[float]:
+        """One stage of the worker's split: transit (sent until the worker's network
+        thread has it: the broker and the worker's socket) or queue (the worker's queue)."""
+        return [record.stages_ms[name] for record in self.records]
 
     @property
     def share(self) -> float:
-        return len(self.latencies_ms) / self.sent
+        return len(self.records) / self.sent
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+        return float(np.percentile(self.latencies_ms, q)) if self.records else float("nan")
 
     def __add__(self, other: _Answers) -> _Answers:
-        return _Answers(self.sent + other.sent, self.latencies_ms + other.latencies_ms)
+        return _Answers(self.sent + other.sent, self.records + other.records)
 
 
 class _QuietDevice:
@@ -273,7 +283,7 @@ class _QuietDevice:
             self._client.publish(features_topic(QUIET), encode(message), qos=0)
             sent.add(self._seq)
             time.sleep(max(0.0, started + len(sent) / QUIET_FPS - time.monotonic()))
-        latencies: dict[int, float] = {}
+        answered: dict[int, MatchRecord] = {}
         deadline = time.monotonic() + 3.0  # the last frames' answers
         while time.monotonic() < deadline:
             reply = pubsub.get_message(timeout=0.5)
@@ -281,9 +291,9 @@ class _QuietDevice:
                 continue
             record = MatchRecord.from_json(reply["data"])
             if record.stage is Stage.FIRST and record.seq in sent:
-                latencies.setdefault(record.seq, record.latency_ms)
+                answered.setdefault(record.seq, record)
         pubsub.close()
-        return _Answers(len(sent), list(latencies.values()))
+        return _Answers(len(sent), list(answered.values()))
 
     def close(self) -> None:
         self._client.disconnect()
@@ -388,7 +398,8 @@ def _hostile_report(served: dict[str, _Served], seconds: float, rounds: int) -> 
         for phase, answers in (("alone", run.alone), ("beside the hostile device", run.beside)):
             rows.append(
                 f"| {name} | {phase} | {answers.sent} | {answers.share:.1%} | "
-                f"{p50_p99(answers.latencies_ms)} |"
+                f"{p50_p99(answers.latencies_ms)} | {p50_p99(answers.stage_ms('transit'))} | "
+                f"{p50_p99(answers.stage_ms('queue'))} |"
             )
         flood = ", ".join(
             f"{run.sent[kind]:,} {kind} ({run.sent[kind] / flooded_s:,.0f}/s) on "
@@ -422,11 +433,14 @@ def _hostile_report(served: dict[str, _Served], seconds: float, rounds: int) -> 
             "closes the sender's connection unread). Broker, Redis, worker and both devices "
             "share the machine's 2 cores; the hostile device runs in a process of its own at "
             "nice 10 (in a shop it is another machine, and its client's CPU is not the "
-            "server's). First answer: the frame's send to its first record pushed to Redis. "
+            "server's). First answer: the frame's send to its first record pushed to Redis; "
+            "transit: until the worker's network thread has it (the broker, the worker's "
+            "socket); queue: then in the worker's bounded queue. "
             "Targets: at least 95% answered, p99 within 2x quiet.",
             "",
-            "| broker | quiet device | frames sent | answered | first answer p50 / p99 ms |",
-            "| --- | --- | ---: | ---: | ---: |",
+            "| broker | quiet device | frames sent | answered | first answer p50 / p99 ms | "
+            "of which transit | of which the worker's queue |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
             *notes,
