@@ -43,7 +43,7 @@ import redis
 from benchmarks.common import common_arguments, p50_p99, publish
 from benchmarks.workers import EDGELENS
 from edgelens.demo.runner import DEMO_ITEMS, build_sample_catalog, camera_video
-from edgelens.demo.servers import MAX_PACKET_SIZE, MosquittoServer, RedisServer, free_port
+from edgelens.demo.servers import MosquittoServer, RedisServer, free_port
 from edgelens.device.loop import DeviceLoop
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.settings import DeviceSettings, Settings
@@ -61,11 +61,13 @@ QUIET_FPS = 2.0
 # written out: as fast as the broker takes them, without growing the client's queue.
 HOSTILE_WINDOW = 50
 HOSTILE_FLOODS = ("statuses", "bomb views", "200 KB payloads")
-# The brokers the hostile run compares: max_packet_size as it was (a 200 KB payload is read
-# whole, then dropped for its size) and as now (it ends the sender's connection unread).
+# The brokers the hostile run compares (MosquittoServer's settings): as it was, a 200 KB
+# payload read whole then dropped for its size and Nagle's algorithm on; then the payload
+# ending its sender's connection unread; then, as now, TCP_NODELAY too.
 HOSTILE_BROKERS = {
-    "max_packet_size 256 KB (before)": 256 * 1024,
-    "max_packet_size just above message_size_limit (now)": MAX_PACKET_SIZE,
+    "256 KB packets, Nagle on (before)": {"max_packet_size": 256 * 1024, "tcp_nodelay": False},
+    "packets just above message_size_limit, Nagle on": {"tcp_nodelay": False},
+    "the same, and TCP_NODELAY (now)": {},
 }
 
 
@@ -157,7 +159,7 @@ def _hostile_run(
     alike); each broker has a fresh worker of its own."""
     frames = sorted(camera.glob("*.jpg"))[::10]
     vectors = featurizer.embed([cv2.imread(str(path)) for path in frames])
-    served = {name: _Served(env, size) for name, size in HOSTILE_BROKERS.items()}
+    served = {name: _Served(env, broker) for name, broker in HOSTILE_BROKERS.items()}
     try:
         for setup in served.values():
             setup.start(featurizer.model_id, vectors)
@@ -171,11 +173,11 @@ def _hostile_run(
 
 
 class _Served:
-    """A broker with the given max_packet_size, a fresh worker on it, the quiet device, and
+    """A broker with the given settings, a fresh worker on it, the quiet device, and
     what the rounds on it measured."""
 
-    def __init__(self, env: dict, max_packet_size: int) -> None:
-        self._broker = MosquittoServer(max_packet_size=max_packet_size)
+    def __init__(self, env: dict, broker: dict) -> None:
+        self._broker = MosquittoServer(**broker)
         self._env = env
         self._port = free_port()
         self._worker: subprocess.Popen | None = None
@@ -428,9 +430,13 @@ def _hostile_report(served: dict[str, _Served], seconds: float, rounds: int) -> 
             "carrying a bomb view (a 2.5 KB JPEG header, lossless-looking, claiming "
             "8000x8000 pixels); 200 KB payloads (above the broker's message_size_limit). "
             f"{rounds} rounds on each broker in turn, pooled; each broker has a worker of its "
-            "own. The brokers differ only in max_packet_size: 256 KB before (a 200 KB "
-            "payload is read whole, then dropped), 1 KB above message_size_limit now (it "
-            "closes the sender's connection unread). Broker, Redis, worker and both devices "
+            "own. The brokers differ in max_packet_size, 256 KB before (a 200 KB payload is "
+            "read whole, then dropped) and 1 KB above message_size_limit now (it closes the "
+            "sender's connection unread), and in set_tcp_nodelay, off before (Nagle's "
+            "algorithm holds a small frame to the worker back while earlier bytes are "
+            "unacknowledged) and on now. Every client here sets TCP_NODELAY itself, as "
+            "edgelens's do now; the quiet device sends too seldom, and the worker too "
+            "little, for Nagle to hold them back. Broker, Redis, worker and both devices "
             "share the machine's 2 cores; the hostile device runs in a process of its own at "
             "nice 10 (in a shop it is another machine, and its client's CPU is not the "
             "server's). First answer: the frame's send to its first record pushed to Redis; "

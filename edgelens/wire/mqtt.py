@@ -7,6 +7,7 @@ from the URL (``mqtts://user:password@host:port``).
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -68,7 +69,14 @@ def make_client(
             raise ConfigError(f"cannot set up TLS for {mqtt_url}: {exc}") from exc
     # paho annotates the delays as int but computes with them as numbers.
     client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
+    client.on_socket_open = _send_at_once
     return client
+
+
+def _send_at_once(client: mqtt.Client, userdata: object, sock: socket.socket) -> None:
+    """TCP_NODELAY on the connection: paho leaves Nagle's algorithm on, which holds a small
+    publish back while an earlier one is unacknowledged, up to the peer's delayed ACK."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def connect_async(client: mqtt.Client, mqtt_url: str) -> None:

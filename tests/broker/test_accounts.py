@@ -416,11 +416,12 @@ def test_a_worker_gets_two_accounts_and_loses_both(accounts):
     )
 
 
-def test_the_documented_broker_limits_are_the_tested_ones():
+def test_the_documented_broker_limits_are_the_tested_ones(tmp_path):
     """docs/security.md's mosquitto.conf sets the limits the broker in these tests runs."""
     text = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
-    documented = dict(re.findall(r"^(message_size_limit|max_packet_size) (\d+)", text, re.M))
-    assert documented == {
-        "message_size_limit": str(MESSAGE_SIZE_LIMIT),
-        "max_packet_size": str(MAX_PACKET_SIZE),
-    }
+    keys = "message_size_limit|max_packet_size|set_tcp_nodelay|max_queued_\\w+|max_inflight_\\w+"
+    documented = dict(re.findall(rf"^({keys}) (\S+)", text, re.M))
+    MosquittoServer(workdir=tmp_path).command()
+    tested = dict(re.findall(rf"^({keys}) (\S+)$", (tmp_path / "mosquitto.conf").read_text(), re.M))
+    assert documented == tested
+    assert len(tested) == 6
