@@ -449,7 +449,7 @@ def _hostile_report(served: dict[str, _Served], seconds: float, rounds: int) -> 
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
             *rows,
             "",
-            *notes,
+            "\n\n".join(notes),
         ]
     )
 
