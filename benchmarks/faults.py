@@ -347,6 +347,7 @@ def _flood(mqtt_url: str, model_id: str, vector: np.ndarray, stop, counts) -> No
     status["pad"] = "x" * (4096 - len(json.dumps(status)))
     status_payload = json.dumps(status).encode()
     bomb = bomb_view()
+    oversized = b"EL" + bytes(200 * 1024 - 2)
     floods = {
         "statuses": (status_topic(HOSTILE), lambda seq: status_payload),
         "bomb views": (
@@ -355,7 +356,7 @@ def _flood(mqtt_url: str, model_id: str, vector: np.ndarray, stop, counts) -> No
                 FeatureMessage(HOSTILE, seq, time.time(), model_id, vector, view_jpeg=bomb)
             ),
         ),
-        "200 KB payloads": (features_topic(HOSTILE), lambda seq: b"EL" + bytes(200 * 1024 - 2)),
+        "200 KB payloads": (features_topic(HOSTILE), lambda seq: oversized),
     }
     sent: Counter[str] = Counter()
 

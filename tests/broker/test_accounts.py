@@ -23,6 +23,7 @@ from edgelens.demo.servers import (
 )
 from edgelens.errors import ConfigError
 from edgelens.settings import MqttTlsSettings
+from edgelens.testing.live import wait_for
 from edgelens.wire.features import MAX_MESSAGE_BYTES
 from edgelens.wire.mqtt import connect_async, make_client
 from edgelens.wire.names import (
@@ -71,24 +72,17 @@ class Client:
 
     def publish(self, topic: str, payload: bytes = b"x") -> mqtt.ReasonCode:
         info = self._client.publish(topic, payload, qos=1)
-        _wait(lambda: info.mid in self.acks)
+        wait_for(lambda: info.mid in self.acks)
         return self.acks[info.mid]
 
     def subscribe(self, topic: str) -> mqtt.ReasonCode:
         self._client.subscribe(topic, qos=1)
-        _wait(lambda: self.granted)
+        wait_for(lambda: self.granted)
         return self.granted[-1]
 
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-
-def _wait(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -124,7 +118,7 @@ def test_a_device_publishes_only_under_its_own_id(secured):
     worker = Client(creds["worker"].url(broker.url), "worker")
     cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
     try:
-        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        wait_for(lambda: worker.connected.is_set() and cam_a.connected.is_set())
         assert not worker.subscribe("$share/g/edgelens/+/features").is_failure
         cam_a.subscribe("edgelens/#")  # granted, but the ACL delivers it nothing
         assert not cam_a.publish(features_topic("cam-a")).is_failure
@@ -147,10 +141,10 @@ def test_a_worker_offers_models_and_each_device_reads_only_its_own_and_the_fleet
     worker = Client(creds["worker"].url(broker.url), "worker")
     statuses = Client(_status_account(creds["worker"]).url(broker.url), "worker-statuses")
     try:
-        _wait(lambda: worker.connected.is_set() and statuses.connected.is_set())
+        wait_for(lambda: worker.connected.is_set() and statuses.connected.is_set())
         for topic in (FLEET_MODEL_TOPIC, model_topic("cam-a"), model_topic("cam-b")):
             info = worker._client.publish(topic, topic.encode(), qos=1, retain=True)
-            _wait(lambda info=info: info.mid in worker.acks)
+            wait_for(lambda info=info: info.mid in worker.acks)
             assert not worker.acks[info.mid].is_failure, f"the worker offers on {topic}"
         assert statuses.publish(FLEET_MODEL_TOPIC).is_failure, "its status account does not"
     finally:
@@ -158,9 +152,9 @@ def test_a_worker_offers_models_and_each_device_reads_only_its_own_and_the_fleet
         statuses.close()
     cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
     try:
-        _wait(cam_a.connected.is_set)
+        wait_for(cam_a.connected.is_set)
         assert not cam_a.subscribe("edgelens/#").is_failure
-        _wait(lambda: len(cam_a.received) >= 2)
+        wait_for(lambda: len(cam_a.received) >= 2)
         time.sleep(0.3)
         assert sorted(cam_a.received) == sorted([FLEET_MODEL_TOPIC, model_topic("cam-a")])
         for topic in (model_topic("cam-a"), model_topic("cam-b"), FLEET_MODEL_TOPIC):
@@ -179,10 +173,10 @@ def test_a_device_cannot_push_another_off_with_its_client_id(secured):
     )
     impostor = None
     try:
-        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        wait_for(lambda: worker.connected.is_set() and cam_a.connected.is_set())
         assert not worker.subscribe("edgelens/+/status").is_failure
         impostor = Client(creds["cam-b"].url(broker.url), "edgelens-device-cam-a")
-        _wait(impostor.connected.is_set)
+        wait_for(impostor.connected.is_set)
         time.sleep(1.0)
         assert cam_a.disconnects == [] and worker.received == []
         assert not cam_a.publish(features_topic("cam-a")).is_failure, "still connected"
@@ -206,12 +200,12 @@ def test_a_worker_reads_frames_and_statuses_on_two_accounts(secured):
     statuses = Client(_status_account(creds["worker"]).url(broker.url), "worker-statuses")
     cam_a = Client(creds["cam-a"].url(broker.url), "edgelens-device-cam-a")
     try:
-        _wait(lambda: all(c.connected.is_set() for c in (frames, statuses, cam_a)))
+        wait_for(lambda: all(c.connected.is_set() for c in (frames, statuses, cam_a)))
         for reader in (frames, statuses):
             assert not reader.subscribe("edgelens/#").is_failure
         assert not cam_a.publish(features_topic("cam-a")).is_failure
         assert not cam_a.publish(status_topic("cam-a")).is_failure
-        _wait(lambda: frames.received and statuses.received)
+        wait_for(lambda: frames.received and statuses.received)
         time.sleep(0.3)
         assert frames.received == [features_topic("cam-a")]
         assert statuses.received == [status_topic("cam-a")]
@@ -232,7 +226,7 @@ def test_a_real_worker_answers_through_its_two_accounts(secured, live_settings, 
     worker = Worker(settings)
     worker.start()
     try:
-        _wait(worker.subscribed.is_set)
+        wait_for(worker.subscribed.is_set)
     finally:
         worker.stop()
 
@@ -252,16 +246,16 @@ def test_the_broker_drops_payloads_above_its_limit(secured):
         cam_a._client.publish(topic, bytes(size), qos=0).wait_for_publish(5)
 
     try:
-        _wait(lambda: worker.connected.is_set() and cam_a.connected.is_set())
+        wait_for(lambda: worker.connected.is_set() and cam_a.connected.is_set())
         assert not worker.subscribe("$share/g/edgelens/+/features").is_failure
         send(MESSAGE_SIZE_LIMIT + 1)
         send(MESSAGE_SIZE_LIMIT)
-        _wait(lambda: worker.received)
+        wait_for(lambda: worker.received)
         time.sleep(0.5)
         assert worker.received == [topic], "only the one within the limit"
         assert cam_a.disconnects == []
         send(MAX_PACKET_SIZE)
-        _wait(lambda: cam_a.disconnects)
+        wait_for(lambda: cam_a.disconnects)
         time.sleep(0.5)
         assert worker.received == [topic]
     finally:
@@ -274,7 +268,7 @@ def test_wrong_or_unknown_credentials_are_refused(secured):
     wrong = Client(creds["cam-a"].url(broker.url).replace(creds["cam-a"].password, "guess"), "w")
     anonymous = Client(broker.url, "anon")
     try:
-        _wait(lambda: wrong.refused and anonymous.refused)
+        wait_for(lambda: wrong.refused and anonymous.refused)
         assert not wrong.connected.is_set() and not anonymous.connected.is_set()
     finally:
         wrong.close()
@@ -297,7 +291,7 @@ def test_enroll_cli_adds_a_device_without_restarting_the_broker(secured, setting
     pid_before = broker.pid
     device = Client(url, "edgelens-device-cam-new")
     try:
-        _wait(device.connected.is_set)
+        wait_for(device.connected.is_set)
         assert not device.publish(features_topic("cam-new")).is_failure
         assert device.publish(features_topic("cam-a")).is_failure
     finally:
@@ -317,7 +311,7 @@ def test_revoked_device_cannot_connect_after_reload(secured, settings, monkeypat
     time.sleep(0.3)
     revoked = Client(creds["cam-b"].url(broker.url), "edgelens-device-cam-b")
     try:
-        _wait(lambda: revoked.refused)
+        wait_for(lambda: revoked.refused)
     finally:
         revoked.close()
 
@@ -363,7 +357,7 @@ def _tls_pair(
         admitted = Client(url, "edgelens-device-cam-a", good)
         refused = Client(url, "refused", bad)
         try:
-            _wait(admitted.connected.is_set)
+            wait_for(admitted.connected.is_set)
             assert not admitted.publish(features_topic("cam-a")).is_failure
             time.sleep(1.0)
             assert not refused.connected.is_set()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
 from edgelens.errors import ConfigError
+from edgelens.testing.live import wait_for
 from edgelens.wire.mqtt import broker_address, connect_async, make_client
 
 
@@ -16,10 +16,7 @@ def test_a_client_sends_each_publish_at_once(mosquitto_server):
     client = make_client(mosquitto_server.url, client_id="nodelay")
     connect_async(client, mosquitto_server.url)
     try:
-        deadline = time.monotonic() + 10
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert client.is_connected()
+        wait_for(client.is_connected)
         sock = client.socket()
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
