@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,15 +85,16 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
             model.get().model_id,
             redact_urls(str(settings.redis_url)),
         )
+        catalog_changed = functools.partial(
+            notify_catalog_changed, store=store, redis_url=str(settings.redis_url)
+        )
         catalog_imports = CatalogImports(
             store=store,
             featurizer=model.get,
             images_dir=settings.images_dir,
             recipe=CatalogRecipe(settings.catalog.views),
             staging_dir=settings.data_dir / "uploads",
-            on_change=lambda: notify_catalog_changed(
-                store=store, redis_url=str(settings.redis_url)
-            ),
+            on_change=catalog_changed,
         )
         catalog_imports.start()
         live.start()  # streams wait for its subscription; pages render meanwhile
@@ -106,6 +108,7 @@ def create_app(settings: Settings, *, featurizer: Featurizer | None = None) -> F
                 "accounts": accounts,
                 "live": live,
                 "imports": catalog_imports,
+                "catalog_changed": catalog_changed,
             }
         finally:
             await live.stop()

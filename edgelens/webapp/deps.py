@@ -7,6 +7,7 @@ test or another app can provide different objects through the lifespan.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Path, Request
@@ -44,6 +45,7 @@ class AppState(TypedDict):
     accounts: AccountStore
     live: LiveHub
     imports: CatalogImports
+    catalog_changed: Callable[[], bool]  # tells workers (edgelens.catalog.notify)
 
 
 def get_settings(request: Request) -> Settings:
@@ -87,6 +89,12 @@ def get_live(request: Request) -> LiveHub:
 
 def get_imports(request: Request) -> CatalogImports:
     return request.state.imports
+
+
+def get_catalog_changed(request: Request) -> Callable[[], bool]:
+    """What a route calls after it changed the catalog, so workers apply the change at
+    once rather than at their next look at the change log."""
+    return request.state.catalog_changed
 
 
 def client_address(request: Request) -> str:
@@ -156,6 +164,7 @@ RedisDep = Annotated[Redis, Depends(get_redis)]
 AccountsDep = Annotated[AccountStore, Depends(get_accounts)]
 LiveDep = Annotated[LiveHub, Depends(get_live)]
 ImportsDep = Annotated[CatalogImports, Depends(get_imports)]
+CatalogChanged = Annotated[Callable[[], bool], Depends(get_catalog_changed)]
 SignedInUser = Annotated[str, Depends(admin)]
 ClientAddress = Annotated[str, Depends(client_address)]
 # Device ids go into Redis keys and channels, so anything else is refused up front.

@@ -11,6 +11,7 @@ from edgelens.catalog.store import CatalogStore
 from edgelens.errors import ItemNotFoundError
 from edgelens.featurizer.preprocess import decode_image
 from edgelens.testing.web import UPLOAD_LIMIT
+from edgelens.wire.names import CATALOG_CHANNEL
 
 
 @pytest.fixture
@@ -97,6 +98,34 @@ def test_upload_edit_delete(http, store, featurizer, sample_catalog):
     edit_gone = http.post("/catalog/items/clock", data={"name": "x", "currency": "EUR"})
     assert edit_gone.status_code == 404
     assert len(store) == 0
+
+
+def test_each_change_made_on_the_dashboard_wakes_the_workers(
+    http, store, redis_client, sample_catalog
+):
+    """Workers hear of every change at once, the newest change number with it (they would
+    otherwise wait for their next look at the change log); a refused change says nothing."""
+    wakeups = redis_client.pubsub(ignore_subscribe_messages=True)
+    wakeups.subscribe(CATALOG_CHANNEL)
+    wakeups.get_message(timeout=1)  # the subscription confirmed
+
+    def heard() -> list[int]:
+        said = []
+        while (message := wakeups.get_message(timeout=0.5)) is not None:
+            said.append(int(message["data"]))
+        return said
+
+    assert _upload(http, sample_catalog.parent / "clock.png").status_code == 303
+    assert heard() == [store.last_change]
+    assert http.post("/catalog/items/clock", data={"name": "Clock", "currency": "EUR"}).is_redirect
+    assert heard() == [store.last_change]
+    refused = http.post("/catalog/items/clock", data={"name": " ", "currency": "EUR"})
+    assert refused.status_code == 422 and heard() == []
+    for action in ("delete", "restore"):
+        before = store.last_change
+        assert http.post(f"/catalog/items/clock/{action}").is_redirect
+        assert heard() == [store.last_change] and store.last_change > before
+    wakeups.close()
 
 
 def test_upload_defaults_come_from_the_file_name(http, store, sample_catalog):

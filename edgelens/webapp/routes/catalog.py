@@ -16,7 +16,6 @@ from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from edgelens.catalog.models import ITEM_ID_PATTERN, ITEM_ID_RULE, MAX_PHOTOS
-from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import (
     LastPhotoError,
@@ -25,6 +24,7 @@ from edgelens.errors import (
 )
 from edgelens.settings import Settings
 from edgelens.webapp.deps import (
+    CatalogChanged,
     IngestDep,
     ItemId,
     PhotoId,
@@ -85,6 +85,7 @@ def catalog_page(
 def upload_item(
     request: Request,
     store: StoreDep,
+    catalog_changed: CatalogChanged,
     settings: SettingsDep,
     ingest: IngestDep,
     image: Annotated[UploadFile, File(description="The item's photo.")],
@@ -129,7 +130,7 @@ def upload_item(
             status = 413 if isinstance(exc, UploadTooLargeError) else 422
             problems = {"image": str(exc)}
         else:
-            notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+            catalog_changed()
             return _item_back(item.item_id, "added")
     return _page(
         request, store, settings, Browse(), upload=typed, upload_errors=problems, status_code=status
@@ -152,6 +153,7 @@ def add_photo(
     request: Request,
     item_id: ItemId,
     store: StoreDep,
+    catalog_changed: CatalogChanged,
     settings: SettingsDep,
     ingest: IngestDep,
     image: Annotated[UploadFile, File(description="A photo of the item.")],
@@ -165,19 +167,24 @@ def add_photo(
         return _item_page(
             request, store, settings, item_id, photo_error=str(exc), status_code=status
         )
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_back(item_id, "photo added")
 
 
 @router.post("/items/{item_id}/photos/{photo}/delete", response_class=HTMLResponse)
 def remove_photo(
-    request: Request, item_id: ItemId, photo: PhotoId, store: StoreDep, settings: SettingsDep
+    request: Request,
+    item_id: ItemId,
+    photo: PhotoId,
+    store: StoreDep,
+    catalog_changed: CatalogChanged,
+    settings: SettingsDep,
 ) -> Response:
     try:
         catalog.remove_photo(store=store, item_id=item_id, image_sha256=photo)
     except LastPhotoError as exc:
         return _item_page(request, store, settings, item_id, error=str(exc), status_code=409)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_back(item_id, "photo removed")
 
 
@@ -186,12 +193,12 @@ def undo_correction(
     item_id: ItemId,
     correction_id: Annotated[int, Path(ge=1)],
     store: StoreDep,
-    settings: SettingsDep,
+    catalog_changed: CatalogChanged,
     user: SignedInUser,
 ) -> RedirectResponse:
     """Undo a correction of this item: the photo it gave the item goes again."""
     corrections.undo(store=store, correction_id=correction_id, user=user, item_id=item_id)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_back(item_id, "correction undone")
 
 
@@ -200,6 +207,7 @@ def edit_item(
     request: Request,
     item_id: ItemId,
     store: StoreDep,
+    catalog_changed: CatalogChanged,
     settings: SettingsDep,
     name: Annotated[str, Form()] = "",
     currency: Annotated[str, Form()] = "",
@@ -226,7 +234,7 @@ def edit_item(
         currency=currency.strip(),
         available=available,
     )
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_back(item_id, "updated")
 
 
@@ -263,18 +271,26 @@ def _price_problem(price: str) -> str:
 
 
 @router.post("/items/{item_id}/delete")
-def delete_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+def delete_item(
+    item_id: ItemId,
+    store: StoreDep,
+    catalog_changed: CatalogChanged,
+) -> RedirectResponse:
     """Delete the item; the catalog page then offers to undo it."""
     catalog.remove_item(store=store, item_id=item_id)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _back("removed", item_id)
 
 
 @router.post("/items/{item_id}/restore")
-def restore_item(item_id: ItemId, store: StoreDep, settings: SettingsDep) -> RedirectResponse:
+def restore_item(
+    item_id: ItemId,
+    store: StoreDep,
+    catalog_changed: CatalogChanged,
+) -> RedirectResponse:
     """Undo a delete: the item and its photos come back, searchable at once."""
     store.restore(item_id)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_back(item_id, "restored")
 
 

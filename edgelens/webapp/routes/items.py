@@ -10,9 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
-from edgelens.webapp.deps import IngestDep, ItemId, PhotoId, SettingsDep, StoreDep
+from edgelens.webapp.deps import CatalogChanged, IngestDep, ItemId, PhotoId, StoreDep
 from edgelens.webapp.schemas import ErrorOut, ItemBriefOut, ItemOut, PhotoOut
 from edgelens.webapp.services import catalog
 
@@ -49,7 +48,7 @@ def get_item(item_id: ItemId, store: StoreDep) -> ItemOut:
 def add_photo(
     item_id: ItemId,
     store: StoreDep,
-    settings: SettingsDep,
+    catalog_changed: CatalogChanged,
     ingest: IngestDep,
     image: Annotated[UploadFile, File(description="A photo of the item.")],
 ) -> ItemOut:
@@ -57,7 +56,7 @@ def add_photo(
     catalog.add_photo(
         ingest=ingest, item_id=item_id, upload=image.file, filename=image.filename or ""
     )
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_out(store, item_id)
 
 
@@ -69,11 +68,14 @@ def add_photo(
     },
 )
 def remove_photo(
-    item_id: ItemId, photo: PhotoId, store: StoreDep, settings: SettingsDep
+    item_id: ItemId,
+    photo: PhotoId,
+    store: StoreDep,
+    catalog_changed: CatalogChanged,
 ) -> ItemOut:
     """Take one photo from the item (not its last: remove the item instead)."""
     catalog.remove_photo(store=store, item_id=item_id, image_sha256=photo)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return _item_out(store, item_id)
 
 

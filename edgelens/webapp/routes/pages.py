@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
 from edgelens.catalog.models import CatalogItem, Correction
-from edgelens.catalog.notify import notify_catalog_changed
 from edgelens.catalog.store import CatalogStore
 from edgelens.errors import (
     ItemNotFoundError,
@@ -22,11 +21,11 @@ from edgelens.errors import (
     ViewGoneError,
 )
 from edgelens.webapp.deps import (
+    CatalogChanged,
     DeviceId,
     IngestDep,
     RedisDep,
     Seq,
-    SettingsDep,
     SignedInUser,
     StoreDep,
 )
@@ -96,7 +95,7 @@ async def correct_frame(
     device_id: DeviceId,
     redis: RedisDep,
     store: StoreDep,
-    settings: SettingsDep,
+    catalog_changed: CatalogChanged,
     ingest: IngestDep,
     user: SignedInUser,
     seq: Annotated[int, Form(ge=0)],
@@ -122,7 +121,7 @@ async def correct_frame(
         return await _device_page(
             request, device_id, redis, store, error=str(exc), status_code=status
         )
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return RedirectResponse(
         f"/devices/{device_id}?corrected={correction.correction_id}", status_code=303
     )
@@ -133,12 +132,12 @@ def undo_correction(
     device_id: DeviceId,
     correction_id: Annotated[int, Path(ge=1)],
     store: StoreDep,
-    settings: SettingsDep,
+    catalog_changed: CatalogChanged,
     user: SignedInUser,
 ) -> RedirectResponse:
     """Undo a correction of this device's frame ("not in the catalog" has no item page)."""
     corrections.undo(store=store, correction_id=correction_id, user=user, device_id=device_id)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    catalog_changed()
     return RedirectResponse(f"/devices/{device_id}?corrected={correction_id}", status_code=303)
 
 
