@@ -43,6 +43,7 @@ from edgelens.evaluation.corrections import (
 )
 from edgelens.evaluation.real_views import fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
+    CatalogCache,
     CatalogPhoto,
     Query,
     Ranked,
@@ -171,7 +172,11 @@ def _answers(
     corrections_verified: bool = False,
 ):
     answerer = system_answerer(
-        system, photos, {}, corrected=corrected, corrections_verified=corrections_verified
+        system,
+        photos,
+        CatalogCache(),
+        corrected=corrected,
+        corrections_verified=corrections_verified,
     )
     ranked = rank_queries(
         system.featurizer,
@@ -261,7 +266,7 @@ def _recall_cost(system: System, photos: list[CatalogPhoto], queries: list[Query
     """Rows of a table: stage one's CPU per message (the worker's answer path, the sample
     catalog) with 0 to 10,000 corrections remembered, and what they hold in memory; and
     the once-per-correction cost of featurizing its view."""
-    answerer = system_answerer(system, photos, {})
+    answerer = system_answerer(system, photos, CatalogCache())
     sent = list(sent_queries(system.featurizer, queries, sends=system.sends))
     views = [s.view for s in sent if s.view is not None]
     started = time.perf_counter()

@@ -71,6 +71,7 @@ from edgelens.evaluation.product_families import (
 )
 from edgelens.evaluation.real_views import BACKGROUNDS, fetch_real_views, real_view_query_sets
 from edgelens.evaluation.runner import (
+    CatalogCache,
     CatalogPhoto,
     Query,
     System,
@@ -157,12 +158,13 @@ def main() -> None:
             )
         )
         variant_photos, variant_sets = variant_suite(photos, args.variant_views, args.seed)
-        results = evaluate_systems(systems, photos, query_sets)
-        results += evaluate_systems(systems, variant_photos, variant_sets)
+        featurized = CatalogCache()  # the open set answers over catalogs evaluated before it
+        results = evaluate_systems(systems, photos, query_sets, cache=featurized)
+        results += evaluate_systems(systems, variant_photos, variant_sets, cache=featurized)
         pack_photos = [dataclasses.replace(p, image_bgr=pack_shot(p.image_bgr)) for p in photos]
         pack_sets = {PACK_SHOTS: synthetic_queries(images, args.views // 4, args.seed + 3)}
-        results += evaluate_systems(systems, pack_photos, pack_sets)
-        results += evaluate_systems(systems, real_photos, real_sets)
+        results += evaluate_systems(systems, pack_photos, pack_sets, cache=featurized)
+        results += evaluate_systems(systems, real_photos, real_sets, cache=featurized)
         family_set = fetch_product_families(args.models_dir.parent / "product-families")
         family_photos = family_set.photos()
         family_sets = product_family_query_sets(
@@ -173,7 +175,7 @@ def main() -> None:
             backgrounds=real_set.backgrounds(),
             family_set=family_set,
         )
-        results += evaluate_systems(systems, family_photos, family_sets)
+        results += evaluate_systems(systems, family_photos, family_sets, cache=featurized)
         unknown_dir = fetch_unknown_views(args.models_dir.parent / "unknown-views")
         open_set = _open_set(
             systems[0],
@@ -184,6 +186,7 @@ def main() -> None:
             unknown_test=unlabelled_queries(unknown_dir / "test"),
             nothing=empty_views(EMPTY_VIEWS, args.seed + 5),
             plot=None if args.no_write else Path("docs/open-set.png"),
+            cache=featurized,
         )
         cache = _cache_counts(Path(tmp), systems[0].featurizer, sources)
         # The worker featurizes focus views on worker.math_threads (1) threads.
@@ -298,6 +301,7 @@ def _open_set(
     unknown_test: list[Query],
     nothing: list[Query],
     plot: Path | None,
+    cache: CatalogCache,
 ) -> list[str]:
     """Calibrate the "no match" thresholds on ``known`` (queries of the first catalog) and
     ``unknown`` views against every catalog; report the defaults and the calibrated point
@@ -306,7 +310,7 @@ def _open_set(
     first_name, last_name = catalogs
     staged: dict[str, list[Staged]] = {}
     for name, photos in catalogs.items():
-        answerer = system_answerer(system, photos, {})
+        answerer = system_answerer(system, photos, cache)
         staged[f"unknown, {name}"] = staged_answers(system, answerer, unknown)
         staged[f"unknown test, {name}"] = staged_answers(system, answerer, unknown_test)
         staged[f"nothing, {name}"] = staged_answers(system, answerer, nothing)

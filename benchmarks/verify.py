@@ -37,6 +37,7 @@ from edgelens.evaluation.real_views import fetch_real_views, real_view_query_set
 from edgelens.evaluation.runner import (
     IN_VIEW_IGNORED,
     VIEW_SENT,
+    CatalogCache,
     Ranked,
     System,
     clutter_queries,
@@ -177,7 +178,7 @@ def main() -> None:
         sends=VIEW_SENT,
     )
     for catalog, query_sets in ((photos, sample_sets), (real_photos, real_sets)):
-        answerer = system_answerer(vectors_only, catalog, {})
+        answerer = system_answerer(vectors_only, catalog, CatalogCache())
         suites.append(
             (
                 catalog,

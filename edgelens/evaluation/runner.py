@@ -255,15 +255,17 @@ def evaluate_systems(
     progress: Progress | None = None,
     *,
     unknown: Sequence[Query] = (),
+    cache: CatalogCache | None = None,
 ) -> list[SetResult]:
     """Every system on every query set, on the same catalog and the same queries; with
     ``unknown`` views (of things not in the catalog), each row also gets the share of
-    them its system answers "no match"."""
+    them its system answers "no match". Systems share what they can of the catalog's
+    featurizing (``cache``, e.g. one for several calls on the same photos)."""
     results = []
-    keypoints: dict[str, LocalFeatures] = {}  # by photo sha256: extracted once, for all systems
+    cache = cache if cache is not None else CatalogCache()
     items = len({p.item.item_id for p in photos})
     for system in systems:
-        answerer = system_answerer(system, photos, keypoints)
+        answerer = system_answerer(system, photos, cache)
         index = answerer.index
         ranked = functools.partial(
             rank_queries,
@@ -301,22 +303,47 @@ def evaluate_systems(
     return results
 
 
+@dataclass
+class CatalogCache:
+    """What systems answering over the same catalog photos share, each made once: the
+    photos' vector rows (by model, recipe and photos) and their keypoints (by photo
+    sha256)."""
+
+    matrices: dict[tuple[str, str, tuple[str, ...]], list[np.ndarray]] = field(default_factory=dict)
+    keypoints: dict[str, LocalFeatures] = field(default_factory=dict)
+
+    def photo_matrices(
+        self, featurizer: Featurizer, photos: Sequence[CatalogPhoto], recipe: CatalogRecipe
+    ) -> list[np.ndarray]:
+        """:func:`photo_matrices`, made once for a model, a recipe and the same photos."""
+        key = (featurizer.model_id, recipe.recipe_id, tuple(p.sha256 for p in photos))
+        if key not in self.matrices:
+            self.matrices[key] = photo_matrices(featurizer, photos, recipe)
+        return self.matrices[key]
+
+    def local_features(self, photo: CatalogPhoto) -> LocalFeatures:
+        """The photo's keypoints, as the catalog stores them."""
+        if photo.sha256 not in self.keypoints:
+            self.keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
+        return self.keypoints[photo.sha256]
+
+
 def system_answerer(
     system: System,
     photos: Sequence[CatalogPhoto],
-    keypoints: dict[str, LocalFeatures],
+    cache: CatalogCache,
     *,
     corrected: RecalledViews | None = None,
     corrections_verified: bool = False,
 ) -> Answerer:
     """``system``'s worker over the catalog ``photos``: their index and, when it verifies,
-    their keypoints (extracted into ``keypoints``, by photo sha256, once for all systems),
-    each photo's with its vector rows, as the worker's keypoint cache holds them; and the
+    their keypoints, each photo's with its vector rows, as the worker's keypoint cache
+    holds them (both from ``cache``, shared by the systems over these photos); and the
     views people ``corrected``, as the worker remembers them. ``corrections_verified``: the
     photos corrections gave are verified too (the product before it remembered views: a
     baseline)."""
     worker_model = system.catalog_featurizer or system.featurizer
-    matrices = photo_matrices(worker_model, photos, system.recipe)
+    matrices = cache.photo_matrices(worker_model, photos, system.recipe)
     index = catalog_index(worker_model, photos, recipe=system.recipe, matrices=matrices)
     held: dict[str, list[PhotoKeypoints]] = {}
     if system.verify:
@@ -326,9 +353,8 @@ def system_answerer(
             searched.setdefault(photo.item.item_id, []).append((origin, (photo, matrix)))
         for item_id, item_photos in searched.items():
             for photo, matrix in indexed_photos(item_photos):
-                if photo.sha256 not in keypoints:
-                    keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
-                held.setdefault(item_id, []).append(PhotoKeypoints(keypoints[photo.sha256], matrix))
+                features = cache.local_features(photo)
+                held.setdefault(item_id, []).append(PhotoKeypoints(features, matrix))
     return Answerer(
         index=index,
         policy=system.policy,

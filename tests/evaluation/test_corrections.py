@@ -9,6 +9,7 @@ from edgelens.catalog.models import MAX_PHOTOS, CatalogItem, PhotoOrigin
 from edgelens.evaluation.corrections import answered_wrongly, corrected_views, correction_photos
 from edgelens.evaluation.runner import (
     VIEW_SENT,
+    CatalogCache,
     CatalogPhoto,
     Query,
     System,
@@ -29,7 +30,7 @@ def _photo(item_id: str, image) -> CatalogPhoto:
 
 
 def _answer(system, photos, queries):
-    answerer = system_answerer(system, photos, {})
+    answerer = system_answerer(system, photos, CatalogCache())
     return rank_queries(system.featurizer, answerer, queries, sends=VIEW_SENT), answerer
 
 
@@ -56,7 +57,7 @@ def test_the_views_of_wrong_answers_become_photos_the_answer_does_not_search(fea
     after, corrected = _answer(system, photos + added, prints + others)
     assert [r.ranked for r in after] == [r.ranked for r in before]
     assert corrected.index.vector_count == answerer.index.vector_count
-    verified = system_answerer(system, photos + added, {}, corrections_verified=True)
+    verified = system_answerer(system, photos + added, CatalogCache(), corrections_verified=True)
     baseline = rank_queries(featurizer, verified, prints, sends=VIEW_SENT)
     assert answered_wrongly(baseline) == [], "verified, as before, they confirm the print"
 
@@ -86,6 +87,6 @@ def test_remembered_views_alone_answer_the_same_views_as_corrected(featurizer):
     remembered = corrected_views(featurizer, photos, before)
     assert len(remembered) == 3 * 3, "the frame's vector, and the view's two (stage two's)"
     assert {item.item_id for item in remembered.every.items} == {"print"}
-    answerer = system_answerer(system, photos, {}, corrected=remembered)
+    answerer = system_answerer(system, photos, CatalogCache(), corrected=remembered)
     after = rank_queries(featurizer, answerer, prints + others, sends=VIEW_SENT)
     assert answered_wrongly(after) == []

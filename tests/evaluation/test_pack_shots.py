@@ -11,6 +11,7 @@ import pytest
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.runner import (
     VIEW_SENT,
+    CatalogCache,
     System,
     load_catalog,
     rank_queries,
@@ -32,13 +33,13 @@ def photos(sample_catalog):
 def test_a_small_pack_shot_is_found_in_a_camera_view(featurizer, photos):
     packs = [dataclasses.replace(p, image_bgr=pack_shot(p.image_bgr)) for p in photos]
     assert max(max(p.image_bgr.shape[:2]) for p in packs) == 240
-    keypoints: dict = {}
-    answerer = system_answerer(System.product("edgelens", featurizer, Settings()), packs, keypoints)
+    cache = CatalogCache()
+    answerer = system_answerer(System.product("edgelens", featurizer, Settings()), packs, cache)
     # A photo with enough keypoints to verify at its full size keeps enough as a pack shot
     # (a plain one, the colour wheel, has none at any size).
     textured = [p.item.item_id for p in photos if len(catalog_local_features(p.image_bgr)) >= 150]
     assert len(textured) >= 15
-    held = {p.item.item_id: keypoints[p.sha256] for p in packs}  # extracted by photo
+    held = {p.item.item_id: cache.keypoints[p.sha256] for p in packs}  # extracted by photo
     assert min(len(held[item_id]) for item_id in textured) >= 10 * MIN_INLIERS
     full_size = {p.item.item_id: p.image_bgr for p in photos}
     ranked = rank_queries(

@@ -35,6 +35,7 @@ from edgelens.evaluation.real_views import (
 )
 from edgelens.evaluation.runner import (
     VIEW_SENT,
+    CatalogCache,
     System,
     load_catalog,
     metrics_of,
@@ -208,10 +209,10 @@ def test_verification_finds_more_real_second_views_first(featurizer, real_views)
     """Each query answered once per system; each group scored from the same answers."""
     photos = load_catalog(collect_sources([real_views.catalog_dir]))
     queries = real_view_query_sets(real_views)
-    results = {}
+    results, cache = {}, CatalogCache()  # one catalog featurized for both
     for name, policy in (("vectors", VECTORS_AND_VIEW), ("verified", VERIFIED)):
         system = System(name, featurizer, CatalogRecipe(), policy=policy, sends=VIEW_SENT)
-        answerer = system_answerer(system, photos, {})
+        answerer = system_answerer(system, photos, cache)
         answers = rank_queries(featurizer, answerer, queries["real views"], sends=VIEW_SENT)
         by_query = {id(answer.query): answer for answer in answers}
         for set_name, members in queries.items():

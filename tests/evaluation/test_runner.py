@@ -1,6 +1,23 @@
+import dataclasses
+
 import numpy as np
 
-from edgelens.evaluation.runner import Miss, Query, Ranked, metrics_of, misses_of
+from edgelens.catalog.augment import CatalogRecipe
+from edgelens.catalog.sources import collect_sources
+from edgelens.evaluation.runner import (
+    CatalogCache,
+    Miss,
+    Query,
+    Ranked,
+    System,
+    load_catalog,
+    metrics_of,
+    misses_of,
+    rank_queries,
+    synthetic_queries,
+    system_answerer,
+)
+from edgelens.settings import Settings
 from edgelens.wire.records import Decision
 
 _PIXELS = np.zeros((4, 4, 3), np.uint8)
@@ -60,3 +77,39 @@ def test_eval_sends_each_query_as_the_device_settings_say(featurizer, chelsea):
     assert len(sent.vectors) == 2 and max(sent.view.shape[:2]) <= 400
     error = np.abs(sent.vectors[0] - raw).max()
     assert 0 < error <= np.abs(raw).max() / 127, "quantised to int8 steps, no further"
+
+
+def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sample_catalog):
+    """A second system with the catalog's model and recipe reuses the photos' vector rows and
+    keypoints; another recipe, or other photos, are featurized anew. The answers are the
+    same as from a cache of their own."""
+    photos = load_catalog(collect_sources([sample_catalog]))[:6]
+    embedded: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(featurizer, name)
+
+        def embed(self, images):
+            embedded.append(len(images))
+            return featurizer.embed(images)
+
+    counting = Counting()
+    product = System.product("edgelens", counting, Settings())
+    cache = CatalogCache()
+    first = system_answerer(product, photos, cache)
+    rows = sum(embedded)
+    assert rows == len(photos) * Settings().catalog.views and len(cache.keypoints) == len(photos)
+    again = system_answerer(dataclasses.replace(product, name="again"), photos, cache)
+    assert sum(embedded) == rows, "nothing featurized again"
+    system_answerer(dataclasses.replace(product, recipe=CatalogRecipe(1)), photos, cache)
+    assert sum(embedded) == rows + len(photos), "one view a photo, its own rows"
+    system_answerer(product, photos[:3], cache)
+    assert sum(embedded) == rows + len(photos) + 3 * Settings().catalog.views
+    queries = synthetic_queries({p.item.item_id: p.image_bgr for p in photos}, 1, seed=3)
+    fresh = system_answerer(product, photos, CatalogCache())
+    answers = [
+        [(r.ranked, r.decision) for r in rank_queries(featurizer, a, queries)]
+        for a in (first, again, fresh)
+    ]
+    assert answers[0] == answers[1] == answers[2]
