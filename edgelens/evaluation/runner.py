@@ -306,8 +306,9 @@ def evaluate_systems(
 @dataclass
 class CatalogCache:
     """What systems answering over the same catalog photos share, each made once: the
-    photos' vector rows (by model, recipe and photos) and their keypoints (by photo
-    sha256)."""
+    photos' vector rows (by model, recipe and photos) and their keypoints (by photo). A
+    photo is known by its pixels, not its sha256: a set's photos may be derived from
+    another's (pack shots of the same photos) and keep their hashes."""
 
     matrices: dict[tuple[str, str, tuple[str, ...]], list[np.ndarray]] = field(default_factory=dict)
     keypoints: dict[str, LocalFeatures] = field(default_factory=dict)
@@ -316,16 +317,25 @@ class CatalogCache:
         self, featurizer: Featurizer, photos: Sequence[CatalogPhoto], recipe: CatalogRecipe
     ) -> list[np.ndarray]:
         """:func:`photo_matrices`, made once for a model, a recipe and the same photos."""
-        key = (featurizer.model_id, recipe.recipe_id, tuple(p.sha256 for p in photos))
+        key = (featurizer.model_id, recipe.recipe_id, tuple(_pixels(p) for p in photos))
         if key not in self.matrices:
             self.matrices[key] = photo_matrices(featurizer, photos, recipe)
         return self.matrices[key]
 
     def local_features(self, photo: CatalogPhoto) -> LocalFeatures:
         """The photo's keypoints, as the catalog stores them."""
-        if photo.sha256 not in self.keypoints:
-            self.keypoints[photo.sha256] = catalog_local_features(photo.image_bgr)
-        return self.keypoints[photo.sha256]
+        key = _pixels(photo)
+        if key not in self.keypoints:
+            self.keypoints[key] = catalog_local_features(photo.image_bgr)
+        return self.keypoints[key]
+
+
+def _pixels(photo: CatalogPhoto) -> str:
+    """A digest of the photo's decoded pixels and their shape."""
+    image = np.ascontiguousarray(photo.image_bgr)
+    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+    digest.update(image.data)
+    return digest.hexdigest()
 
 
 def system_answerer(

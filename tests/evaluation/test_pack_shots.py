@@ -39,7 +39,7 @@ def test_a_small_pack_shot_is_found_in_a_camera_view(featurizer, photos):
     # (a plain one, the colour wheel, has none at any size).
     textured = [p.item.item_id for p in photos if len(catalog_local_features(p.image_bgr)) >= 150]
     assert len(textured) >= 15
-    held = {p.item.item_id: cache.keypoints[p.sha256] for p in packs}  # extracted by photo
+    held = {p.item.item_id: cache.local_features(p) for p in packs}  # extracted by photo
     assert min(len(held[item_id]) for item_id in textured) >= 10 * MIN_INLIERS
     full_size = {p.item.item_id: p.image_bgr for p in photos}
     ranked = rank_queries(

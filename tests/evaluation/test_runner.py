@@ -81,8 +81,8 @@ def test_eval_sends_each_query_as_the_device_settings_say(featurizer, chelsea):
 
 def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sample_catalog):
     """A second system with the catalog's model and recipe reuses the photos' vector rows and
-    keypoints; another recipe, or other photos, are featurized anew. The answers are the
-    same as from a cache of their own."""
+    keypoints; another recipe, or other photos (other pixels under the same sha256 too),
+    are featurized anew. The answers are the same as from a cache of their own."""
     photos = load_catalog(collect_sources([sample_catalog]))[:6]
     embedded: list[int] = []
 
@@ -106,6 +106,12 @@ def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sam
     assert sum(embedded) == rows + len(photos), "one view a photo, its own rows"
     system_answerer(product, photos[:3], cache)
     assert sum(embedded) == rows + len(photos) + 3 * Settings().catalog.views
+    # Photos derived from these (smaller, as pack shots are) keep their sha256: their
+    # pixels tell them apart.
+    smaller = [dataclasses.replace(p, image_bgr=p.image_bgr[::2, ::2].copy()) for p in photos]
+    system_answerer(product, smaller, cache)
+    assert sum(embedded) == 2 * rows + len(photos) + 3 * Settings().catalog.views
+    assert len(cache.keypoints) == 2 * len(photos)
     queries = synthetic_queries({p.item.item_id: p.image_bgr for p in photos}, 1, seed=3)
     fresh = system_answerer(product, photos, CatalogCache())
     answers = [
