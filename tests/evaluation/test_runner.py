@@ -5,6 +5,7 @@ import numpy as np
 from edgelens.catalog.augment import CatalogRecipe
 from edgelens.catalog.sources import collect_sources
 from edgelens.evaluation.runner import (
+    VIEW_SENT,
     CatalogCache,
     Miss,
     Query,
@@ -82,7 +83,8 @@ def test_eval_sends_each_query_as_the_device_settings_say(featurizer, chelsea):
 def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sample_catalog):
     """A second system with the catalog's model and recipe reuses the photos' vector rows and
     keypoints; another recipe, or other photos (other pixels under the same sha256 too),
-    are featurized anew. The answers are the same as from a cache of their own."""
+    are featurized anew. The answers, both stages, are the same as from a cache of their
+    own."""
     photos = load_catalog(collect_sources([sample_catalog]))[:6]
     embedded: list[int] = []
 
@@ -96,6 +98,10 @@ def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sam
 
     counting = Counting()
     product = System.product("edgelens", counting, Settings())
+    # Every view confirmed, so the answers below use the cached keypoints too.
+    product = dataclasses.replace(
+        product, policy=dataclasses.replace(product.policy, confirm_margin=2.0)
+    )
     cache = CatalogCache()
     first = system_answerer(product, photos, cache)
     rows = sum(embedded)
@@ -115,7 +121,7 @@ def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sam
     queries = synthetic_queries({p.item.item_id: p.image_bgr for p in photos}, 1, seed=3)
     fresh = system_answerer(product, photos, CatalogCache())
     answers = [
-        [(r.ranked, r.decision) for r in rank_queries(featurizer, a, queries)]
+        [(r.ranked, r.decision) for r in rank_queries(featurizer, a, queries, sends=VIEW_SENT)]
         for a in (first, again, fresh)
     ]
     assert answers[0] == answers[1] == answers[2]
