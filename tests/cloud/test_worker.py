@@ -228,7 +228,14 @@ def test_the_same_view_is_confirmed_once_per_catalog(
         wait_for(lambda seq=seq: rdb.llen(matches_key("cam-1")) >= seq)
     _confirmed(rdb)
     assert all(r.matches[0].item_id == "coffee" for r in records(rdb))  # answered all the same
-    stats = confirming_worker.stats.snapshot()
+    # The pusher counts a record once Redis has stored it: a moment after a reader sees it.
+    stats = wait_for(
+        lambda: (
+            (s := confirming_worker.stats.snapshot()).get("matched", 0) >= 10
+            and s.get("confirmed", 0) >= 1
+            and s
+        )
+    )
     assert stats["matched"] == 10 and stats["confirmed"] == 1
     assert stats["confirm_same_view"] == 9
 
