@@ -77,23 +77,26 @@ from edgelens.wire.records import Match
 ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
 COMPACT, FULL = "OPQ codes", "uint8 SIFT"  # how a catalog photo's keypoints are stored
 LARGEST = f"{CATALOG_KEYPOINTS} largest"  # of MAX_KEYPOINTS, as the catalog keeps them
+EQUALISED, AS_SHOT = "CLAHE", "as shot"  # the contrast SIFT sees: the product's, before
 # (keypoints per catalog photo, stored as, side the worker extracts the view at, candidates
-# verified, descriptors matched as, homography fitted by, planes); the product's first, then
-# the product before the compact form, the same keypoints at full precision, the product
-# before several planes, before USAC, and before RootSIFT and 15 candidates.
+# verified, descriptors matched as, homography fitted by, planes, contrast); the product's
+# first, then the product before equalising contrast, before the compact form, the same
+# keypoints at full precision, the product before several planes, before USAC, and before
+# RootSIFT and 15 candidates.
 BUDGETS = [
-    (LARGEST, COMPACT, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (LARGEST, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", 1),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC", 1),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "SIFT", "RANSAC", 1),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "SIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, FULL, MAX_SIDE, 5, "RootSIFT", "USAC", PLANES),
-    (500, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (250, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES),
-    (MAX_KEYPOINTS, FULL, 320, CANDIDATES, "RootSIFT", "USAC", PLANES),
+    (LARGEST, COMPACT, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, EQUALISED),
+    (LARGEST, COMPACT, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (LARGEST, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", 1, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "RANSAC", 1, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "SIFT", "RANSAC", 1, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, CANDIDATES, "SIFT", "USAC", PLANES, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 10, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, MAX_SIDE, 5, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (500, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (250, FULL, MAX_SIDE, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
+    (MAX_KEYPOINTS, FULL, 320, CANDIDATES, "RootSIFT", "USAC", PLANES, AS_SHOT),
 ]
 
 
@@ -112,19 +115,20 @@ def _as(descriptors: str, features: LocalFeatures) -> LocalFeatures:
 
 
 def _stored(
-    image: np.ndarray, keypoints: int | str, stored: str
+    image: np.ndarray, keypoints: int | str, stored: str, contrast: str
 ) -> tuple[LocalFeatures, tuple[bytes, bytes]]:
     """A catalog photo's keypoints as the catalog would give them back, and the blobs it
     would store for them."""
+    equalise = contrast == EQUALISED
     if stored == COMPACT:
         if keypoints != LARGEST:
             raise ValueError(f"the compact form keeps the {LARGEST} keypoints")
-        features = catalog_local_features(image)
+        features = catalog_local_features(image, equalise=equalise)
         return features, features.to_blobs()
     if keypoints == LARGEST:
-        features = keep_largest(*sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE))
+        features = keep_largest(*sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE, equalise=equalise))
     else:
-        features = extract_local_features(image, max_keypoints=keypoints)
+        features = extract_local_features(image, max_keypoints=keypoints, equalise=equalise)
     return features, legacy_to_blobs(features)
 
 
@@ -195,17 +199,19 @@ def main() -> None:
         for r in rankings
     }
 
-    rows = [("vectors only", "", "", "", "", "", "", [0], [0.0], 0.0, _figures(suites))]
+    rows = [("vectors only", "", "", "", "", "", "", "", [0], [0.0], 0.0, _figures(suites))]
     cv2.setNumThreads(1)  # a core's work per message (the worker lets OpenCV use them all)
     pairs = []  # (view keypoints, candidate keypoints) of the first budget measured
     chosen = args.budgets if args.budgets is not None else range(len(BUDGETS))
     for budget in chosen:
-        keypoints, stored_as, side, candidates, descriptors, fitted_by, planes = BUDGETS[budget]
+        keypoints, stored_as, side, candidates, descriptors, fitted_by, planes, contrast = BUDGETS[
+            budget
+        ]
         verified_sets, bytes_per_item, decode_ms, message_ms = [], [], [], []
         for catalog, sets in suites:
             stored = {}
             for p in catalog:
-                features, blobs = _stored(p.image_bgr, keypoints, stored_as)
+                features, blobs = _stored(p.image_bgr, keypoints, stored_as, contrast)
                 stored[p.item.item_id] = _as(descriptors, features)
                 bytes_per_item.append(sum(map(len, blobs)))
                 decode_ms.append(_decode_ms(blobs, stored_as))
@@ -216,7 +222,10 @@ def main() -> None:
                     query, ranked = r.query, r.ranked
                     if budget == chosen[0] and len(pairs) < 2000:
                         view = decode_focus_view(views[id(query)])
-                        pairs += [(extract_local_features(view), stored[i]) for i in ranked[:3]]
+                        query_features = extract_local_features(
+                            view, equalise=contrast == EQUALISED
+                        )
+                        pairs += [(query_features, stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
                     found = _verified(
                         ranked,
@@ -227,6 +236,7 @@ def main() -> None:
                         descriptors=descriptors,
                         fitted_by=fitted_by,
                         planes=planes,
+                        contrast=contrast,
                     )
                     message_ms.append((time.perf_counter() - started) * 1000)
                     verified[name].append(Ranked(query, found))
@@ -240,6 +250,7 @@ def main() -> None:
                 descriptors,
                 fitted_by,
                 str(planes),
+                contrast,
                 bytes_per_item,
                 decode_ms,
                 statistics.median(message_ms),
@@ -264,21 +275,26 @@ def main() -> None:
         "matched by (the worker holds what it read); worker ms is the median per message "
         "with OpenCV and numpy on one core. The first budget is the product's "
         "(settings.search.verify_candidates sets the fourth column), the second the one it "
-        "replaced (every keypoint at full precision), the third the product's keypoints at "
-        "full precision, the fourth the one before several planes (one plane), the fifth "
-        "the one before (plain RANSAC), the sixth the one before that (10 candidates, "
-        "plain SIFT); "
+        "replaced (contrast as shot), the third the one before that (every keypoint at full "
+        "precision), the fourth the same keypoints as the second at full precision, the "
+        "fifth the one before several planes (one plane), the sixth the one before (plain "
+        "RANSAC), the seventh the one before that (10 candidates, plain SIFT); "
         "'matched as' is how the same stored descriptors are compared: RootSIFT (the "
         "product) or plain SIFT (the baseline); 'fitted by' is the homography's robust "
         "estimator: OpenCV's USAC_ACCURATE (the product) or plain RANSAC (the baseline); "
         "'planes' is how many homographies are fitted in turn, each on the matches the ones "
         "before left, a further one counting with at least "
-        f"{MIN_INLIERS} inliers of its own.",
+        f"{MIN_INLIERS} inliers of its own; 'contrast' is what SIFT sees, of the catalog "
+        f"photo and of the view alike: '{EQUALISED}' equalised by tiles "
+        "(edgelens.featurizer.local_features.EQUALISE_CLIP, the product) or "
+        f"'{AS_SHOT}' (the baseline).",
         "",
         "| catalog keypoints | stored as | view extracted at | candidates | matched as | "
-        "fitted by | planes | bytes / item (mean, max) | at 1M items | decode ms / item | "
-        "worker ms / message | " + " | ".join(f"{n} top-1 / top-5" for n in set_names) + " |",
-        "| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | "
+        "fitted by | planes | contrast | bytes / item (mean, max) | at 1M items | "
+        "decode ms / item | worker ms / message | "
+        + " | ".join(f"{n} top-1 / top-5" for n in set_names)
+        + " |",
+        "| --- | --- | --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in set_names)
         + " |",
     ]
@@ -306,9 +322,14 @@ def _verified(
     descriptors: str,
     fitted_by: str,
     planes: int,
+    contrast: str,
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
-    query = _as(descriptors, extract_local_features(decode_focus_view(view_jpeg), max_side=side))
+    view = decode_focus_view(view_jpeg)
+    query = _as(
+        descriptors,
+        extract_local_features(view, max_side=side, equalise=contrast == EQUALISED),
+    )
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
     reranked, _ = verify(
         matches,

@@ -4,7 +4,8 @@ A global vector cannot tell two poses of one object apart, nor find a box among 
 things reliably; matching keypoints and fitting a homography can (the second stage of
 instance retrieval, :mod:`edgelens.search.verify`). Catalog photos and queries go through
 this one extractor, with textbook parameters fixed before measuring (:data:`MAX_KEYPOINTS`
-keypoints, the image scaled to at most :data:`MAX_SIDE` px), matched as RootSIFT
+keypoints, the image scaled to at most :data:`MAX_SIDE` px, its contrast equalised by tiles
+first: :data:`EQUALISE_CLIP`), matched as RootSIFT
 (:attr:`LocalFeatures.matching_descriptors_n128`). The device does not run it (SIFT costs
 several times the network on a small CPU): the worker extracts the query's keypoints from
 the focus view the device sends (:func:`edgelens.featurizer.focus.focus_view_jpeg`).
@@ -34,11 +35,14 @@ import numpy as np
 
 from edgelens.featurizer.focus import at_most_side
 
-METHOD_ID = "sift800-400to640-opq16-v3"  # stored with catalog keypoints; a change re-extracts them
+METHOD_ID = (
+    "sift800-400to640-clahe-opq16-v4"  # stored with catalog keypoints; a change re-extracts them
+)
 LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
 # Methods `edgelens catalog migrate-keypoints` re-makes in METHOD_ID, oldest first: the
-# legacy rows, then the compact ones extracted without enlarging small photos.
-EARLIER_METHOD_IDS = (LEGACY_METHOD_ID, "sift800-640-opq16-v2")
+# legacy rows, the compact ones extracted without enlarging small photos, then the ones
+# extracted without equalising contrast.
+EARLIER_METHOD_IDS = (LEGACY_METHOD_ID, "sift800-640-opq16-v2", "sift800-400to640-opq16-v3")
 MAX_KEYPOINTS = 1000
 # Longer side at most for extraction: catalog photos, and views from devices that sent them
 # this large (a view now travels smaller and is extracted at the size it travels).
@@ -49,6 +53,14 @@ MAX_SIDE = 640
 # enlarging larger photos made clutter views verify more of the other catalog items in
 # them (docs/decisions.md).
 CATALOG_MIN_SIDE = 400
+# Contrast-limited adaptive histogram equalisation (CLAHE) before SIFT, OpenCV's textbook
+# settings: the grey image's contrast stretched tile by tile (8x8 tiles), each tile's
+# histogram clipped at twice its mean so flat areas' noise is not blown up. SIFT's contrast
+# threshold is absolute, so a dim or hazy view (a shelf's far end, an underexposed camera, a
+# washed-out pack shot) otherwise gives it a few keypoints where a well-lit one gives
+# hundreds (docs/decisions.md).
+EQUALISE_CLIP = 2.0
+EQUALISE_TILES = (8, 8)
 DESCRIPTOR_SIZE = 128
 CATALOG_KEYPOINTS = 800  # the largest of the MAX_KEYPOINTS a catalog photo keeps
 SUBVECTORS = 16  # code bytes per keypoint
@@ -189,22 +201,28 @@ def legacy_to_blobs(features: LocalFeatures) -> tuple[bytes, bytes]:
 
 
 def extract_local_features(
-    image: np.ndarray, *, max_keypoints: int = MAX_KEYPOINTS, max_side: int = MAX_SIDE
+    image: np.ndarray,
+    *,
+    max_keypoints: int = MAX_KEYPOINTS,
+    max_side: int = MAX_SIDE,
+    equalise: bool = True,
 ) -> LocalFeatures:
     """Keypoints of a BGR or grey image, scaled down to at most ``max_side`` for extraction.
     The product uses the defaults for a query view; the arguments are for measuring what
     other budgets cost and give (``python -m benchmarks.verify``)."""
-    features, _ = sift_keypoints(image, max_keypoints, max_side)
+    features, _ = sift_keypoints(image, max_keypoints, max_side, equalise=equalise)
     return features
 
 
-def catalog_local_features(image: np.ndarray) -> LocalFeatures:
+def catalog_local_features(image: np.ndarray, *, equalise: bool = True) -> LocalFeatures:
     """The keypoints the catalog stores for a photo (:data:`METHOD_ID`), as it gives them
     back: the CATALOG_KEYPOINTS largest of the photo's SIFT keypoints (in SIFT's order),
     coded and decoded; a photo smaller than :data:`CATALOG_MIN_SIDE` is extracted enlarged
     to it (positions stay the photo's pixels). Ingest stores exactly this, and evaluation
-    verifies against it."""
-    features, sizes = sift_keypoints(image, MAX_KEYPOINTS, MAX_SIDE, min_side=CATALOG_MIN_SIDE)
+    verifies against it (``equalise`` is for measuring the method before)."""
+    features, sizes = sift_keypoints(
+        image, MAX_KEYPOINTS, MAX_SIDE, min_side=CATALOG_MIN_SIDE, equalise=equalise
+    )
     return LocalFeatures.from_blobs(*keep_largest(features, sizes).to_blobs())
 
 
@@ -219,17 +237,25 @@ def keep_largest(
 
 
 def sift_keypoints(
-    image: np.ndarray, max_keypoints: int, max_side: int, *, min_side: int = 0
+    image: np.ndarray,
+    max_keypoints: int,
+    max_side: int,
+    *,
+    min_side: int = 0,
+    equalise: bool = True,
 ) -> tuple[LocalFeatures, np.ndarray]:
     """SIFT keypoints in the image's own pixels, and their sizes (in extraction pixels),
     extracted with the longer side at most ``max_side`` and, enlarged, at least
-    ``min_side``: what :func:`extract_local_features` and :func:`catalog_local_features`
-    start from."""
+    ``min_side``, contrast equalised (:data:`EQUALISE_CLIP`) at that size unless
+    ``equalise`` is false: what :func:`extract_local_features` and
+    :func:`catalog_local_features` start from."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     gray, scale = at_most_side(gray, max_side)
     if 0 < max(gray.shape) < min_side:
         scale = min_side / max(gray.shape)
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    if equalise and gray.size:
+        gray = cv2.createCLAHE(EQUALISE_CLIP, EQUALISE_TILES).apply(gray)
     # A detector per call (cheap to make): the web app may import two uploads at once.
     found, descriptors = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
     if descriptors is None:  # a flat image has no keypoints

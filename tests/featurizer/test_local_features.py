@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
 from edgelens.featurizer.local_features import (
     CATALOG_KEYPOINTS,
     MAX_KEYPOINTS,
@@ -22,6 +23,7 @@ from edgelens.featurizer.local_features import (
 from edgelens.samples.photos import load_photo
 from edgelens.samples.views import camera_views
 from edgelens.search.verify import MIN_INLIERS, count_inliers, ratio_matches
+from edgelens.settings import VIEW_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,26 @@ def test_a_camera_view_verifies_against_the_stored_form_and_a_stranger_does_not(
     view = extract_local_features(camera_views(load_photo("coffee"), 1, seed=11)[0])
     assert count_inliers(view, stored["coffee"]) >= 2 * MIN_INLIERS
     assert count_inliers(view, stored["rocket"]) < MIN_INLIERS
+
+
+@pytest.mark.parametrize("name", ["chelsea", "text"])
+def test_a_dim_view_still_verifies_because_contrast_is_equalised(name):
+    """A dim shelf: the item in the middle of the frame at a quarter of its contrast, sent
+    as devices send their focus view. SIFT's threshold is absolute, so without equalising
+    the view gives too few keypoints to verify; equalised it verifies its own photo, and
+    still not a stranger."""
+    photo = load_photo(name)
+    h, w = photo.shape[:2]
+    frame = cv2.copyMakeBorder(photo, h // 3, h // 3, w // 3, w // 3, cv2.BORDER_CONSTANT, value=90)
+    dim = np.clip(frame.astype(np.float32) * 0.25 + 15, 0, 255).astype(np.uint8)
+    view = decode_focus_view(focus_view_jpeg(dim, VIEW_BYTES))
+    stored = catalog_local_features(photo)
+    stranger = catalog_local_features(load_photo("coffee"))
+
+    assert count_inliers(extract_local_features(view), stored) >= 2 * MIN_INLIERS
+    assert count_inliers(extract_local_features(view), stranger) < MIN_INLIERS
+    as_shot = extract_local_features(view, equalise=False)
+    assert count_inliers(as_shot, catalog_local_features(photo, equalise=False)) < MIN_INLIERS
 
 
 def test_a_flat_photo_stores_nothing():

@@ -86,7 +86,9 @@ def test_both_faces_of_a_box_seen_at_its_corner_count():
     ]
     several = count_inliers(view_features, photo_features)
     assert min(faces) >= MIN_INLIERS  # each face alone verifies
-    assert one <= max(faces) + MIN_INLIERS  # one homography holds about one face
+    # One homography holds one face and the keypoints along the edge the faces share
+    # (within RANSAC_PX of either plane), never both faces.
+    assert one < 0.8 * sum(faces)
     assert several >= 0.9 * sum(faces)  # PLANES holds both
     rocket = extract_local_features(load_photo("rocket"))
     assert count_inliers(view_features, rocket) < MIN_INLIERS  # and adds none to a wrong item
