@@ -51,6 +51,7 @@ class KeypointCache:
         self._held: OrderedDict[str, tuple[PhotoKeypoints, ...]] = OrderedDict()
         self._seq = store.last_change
         self.loads = 0  # batches read from the catalog
+        _warn_of_earlier_methods(store)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -87,3 +88,22 @@ class KeypointCache:
             for _, item_id, _ in changes:
                 self._held.pop(item_id, None)
             self._seq = changes[-1][0]
+
+
+def _warn_of_earlier_methods(store: CatalogStore) -> None:
+    """Say so when the catalog holds keypoints of an earlier extraction method (a catalog
+    made by an earlier release): this worker reads only the current method's, so those
+    photos' items would silently go unverified."""
+    earlier = {
+        method: count
+        for method, count in store.local_features_counts().items()
+        if method != local_features.METHOD_ID
+    }
+    if earlier:
+        logger.warning(
+            "keypoints of %d catalog photo(s) are of an earlier method (%s): stage two cannot "
+            "verify their items until `edgelens catalog migrate-keypoints` re-makes them as %s",
+            sum(earlier.values()),
+            ", ".join(sorted(earlier)),
+            local_features.METHOD_ID,
+        )

@@ -1,5 +1,8 @@
 """The worker's keypoint cache against a real catalog file: batches, bounds, freshness."""
 
+import functools
+import logging
+
 import cv2
 import numpy as np
 import pytest
@@ -56,4 +59,38 @@ def test_the_cache_reads_what_it_lacks_in_one_batch_and_forgets_changed_items(
     assert cache.loads == 3
     store.remove(["cat"])
     assert cache(["cat"]) == {}
+    store.close()
+
+
+def test_keypoints_of_an_earlier_method_are_reported_when_the_worker_opens_the_catalog(
+    settings, featurizer, tmp_path, caplog
+):
+    """A catalog from an earlier release: the worker reads only the current method's
+    keypoints, so it says which photos it cannot verify and how to re-make them."""
+    store = CatalogStore(settings.catalog_url)
+    _add(store, featurizer, settings, tmp_path, "cup", "coffee")
+    _add(store, featurizer, settings, tmp_path, "cat", "chelsea")
+    open_cache = functools.partial(
+        KeypointCache,
+        store,
+        model_id=featurizer.model_id,
+        recipe_id=DEFAULT_RECIPE.recipe_id,
+        dim=featurizer.dim,
+    )
+    with caplog.at_level(logging.WARNING, logger="edgelens.cloud.keypoints"):
+        open_cache()
+    assert not caplog.records, "a current catalog: nothing to say"
+
+    ((sha, current),) = store.photos_local_features(["cat"], local_features.METHOD_ID)["cat"]
+    earlier = local_features.EARLIER_METHOD_IDS[-1]
+    with store.transaction() as write:
+        write.replace_local_features(sha, local_features.METHOD_ID, earlier, current)
+    with caplog.at_level(logging.WARNING, logger="edgelens.cloud.keypoints"):
+        cache = open_cache()
+    (record,) = caplog.records
+    assert f"keypoints of 1 catalog photo(s) are of an earlier method ({earlier})" in (
+        record.getMessage()
+    )
+    assert "edgelens catalog migrate-keypoints" in record.getMessage()
+    assert set(cache(["cup", "cat"])) == {"cup"}, "the cat's photo is not verifiable as it is"
     store.close()
