@@ -233,7 +233,8 @@ def main() -> None:
         f"({FOCUS_AREA**2:.0%} of the frame) featurized with the catalog's model, each item "
         "scoring its best of frame and boxes, + spatial verification of the "
         f"best {CANDIDATES} (SIFT keypoints of the focus view against each candidate's photo, "
-        f"matched as RootSIFT, up to {PLANES} homographies fitted in turn by USAC); then the "
+        "both equalised in contrast by tiles (CLAHE), matched as RootSIFT, up to "
+        f"{PLANES} homographies fitted in turn by USAC); then the "
         '"no match" decision (unverified and below a cosine of '
         f"{policy.match_score} or less than {policy.match_lead} above the catalog's "
         "background for the view). Top-1 is the product's answer (the right item first and "

@@ -9,7 +9,9 @@ run.
 Verification is the worker's dearest step and its keypoints the catalog's largest part;
 this measures how much of either can go before the answers change. Query sets and seeds
 are bench_quality's: clutter among catalog photos (strict, and with the other catalog items
-in view ignored), clutter among other photos, the real views.
+in view ignored), clutter among other photos, the real views; and camera views in dim light
+(bench_quality's camera-like views at a quarter of their contrast, as at a shelf's dark
+end), which is what equalising contrast is for.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -44,6 +47,7 @@ from edgelens.evaluation.runner import (
     load_catalog,
     metrics_of,
     rank_queries,
+    synthetic_queries,
     system_answerer,
 )
 from edgelens.featurizer.focus import decode_focus_view, focus_view_jpeg
@@ -74,6 +78,8 @@ from edgelens.search.verify import (
 from edgelens.settings import VIEW_BYTES
 from edgelens.wire.records import Match
 
+DIM_CONTRAST, DIM_LEVEL = 0.25, 15  # a dim view: grey levels x 0.25 + 15
+DIM = "camera views, dim"
 ESTIMATORS = {"USAC": cv2.USAC_ACCURATE, "RANSAC": cv2.RANSAC}  # the product's, the baseline
 COMPACT, FULL = "OPQ codes", "uint8 SIFT"  # how a catalog photo's keypoints are stored
 LARGEST = f"{CATALOG_KEYPOINTS} largest"  # of MAX_KEYPOINTS, as the catalog keeps them
@@ -132,6 +138,10 @@ def _stored(
     return features, legacy_to_blobs(features)
 
 
+def _dim(image: np.ndarray) -> np.ndarray:
+    return np.clip(image.astype(np.float32) * DIM_CONTRAST + DIM_LEVEL, 0, 255).astype(np.uint8)
+
+
 def _decode_ms(blobs: tuple[bytes, bytes], stored: str) -> float:
     """What reading one stored candidate back costs the worker: its blobs to the
     descriptors it is matched by."""
@@ -169,6 +179,10 @@ def main() -> None:
         "clutter, other photos": clutter_queries(
             images, args.clutter, args.seed + 2, backgrounds=real_set.backgrounds()
         ),
+        DIM: [
+            replace(q, image_bgr=_dim(q.image_bgr))
+            for q in synthetic_queries(images, args.clutter // 2, args.seed)
+        ],
     }
     real_photos = load_catalog(collect_sources([real_set.catalog_dir]))
     real_sets = {"real views": real_view_query_sets(real_set)["real views"]}
@@ -261,7 +275,10 @@ def main() -> None:
     set_names = [name for _, sets in suites for name in sets] + [IN_VIEW_IGNORED.format("clutter")]
     lines = [
         f"{len(photos)} sample photos with {len(sample_sets['clutter'])} clutter views of each "
-        f"kind, and the real-view set ({len(real_sets['real views'])} queries, "
+        f"kind and {len(sample_sets[DIM])} camera views in dim light (the first "
+        f"{args.clutter // 2} of bench_quality's camera-like views of each photo, grey "
+        f"levels x {DIM_CONTRAST} + {DIM_LEVEL}, as at a shelf's dark end), and the "
+        "real-view set ({len(real_sets['real views'])} queries, "
         f"{len(real_photos)} items); FP32 R-GeM vectors with the focus view's boxes rank "
         "every query once, then each budget verifies the best candidates as the worker does "
         "(decode the device's view, extract its keypoints at the side given, match and fit "
