@@ -35,9 +35,8 @@ import numpy as np
 
 from edgelens.featurizer.focus import at_most_side
 
-METHOD_ID = (
-    "sift800-400to640-clahe-opq16-v4"  # stored with catalog keypoints; a change re-extracts them
-)
+# Stored with catalog keypoints; a change re-extracts them.
+METHOD_ID = "sift800-400to640-clahe-opq16-v4"
 LEGACY_METHOD_ID = "sift1000-640-v1"  # float32 xy, uint8 SIFT
 # Methods `edgelens catalog migrate-keypoints` re-makes in METHOD_ID, oldest first: the
 # legacy rows, the compact ones extracted without enlarging small photos, then the ones
