@@ -278,7 +278,7 @@ def main() -> None:
         f"kind and {len(sample_sets[DIM])} camera views in dim light (the first "
         f"{args.clutter // 2} of bench_quality's camera-like views of each photo, grey "
         f"levels x {DIM_CONTRAST} + {DIM_LEVEL}, as at a shelf's dark end), and the "
-        "real-view set ({len(real_sets['real views'])} queries, "
+        f"real-view set ({len(real_sets['real views'])} queries, "
         f"{len(real_photos)} items); FP32 R-GeM vectors with the focus view's boxes rank "
         "every query once, then each budget verifies the best candidates as the worker does "
         "(decode the device's view, extract its keypoints at the side given, match and fit "
