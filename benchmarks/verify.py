@@ -121,11 +121,10 @@ def _as(descriptors: str, features: LocalFeatures) -> LocalFeatures:
 
 
 def _stored(
-    image: np.ndarray, keypoints: int | str, stored: str, contrast: str
+    image: np.ndarray, keypoints: int | str, stored: str, *, equalise: bool
 ) -> tuple[LocalFeatures, tuple[bytes, bytes]]:
     """A catalog photo's keypoints as the catalog would give them back, and the blobs it
     would store for them."""
-    equalise = contrast == EQUALISED
     if stored == COMPACT:
         if keypoints != LARGEST:
             raise ValueError(f"the compact form keeps the {LARGEST} keypoints")
@@ -221,11 +220,12 @@ def main() -> None:
         keypoints, stored_as, side, candidates, descriptors, fitted_by, planes, contrast = BUDGETS[
             budget
         ]
+        equalise = contrast == EQUALISED
         verified_sets, bytes_per_item, decode_ms, message_ms = [], [], [], []
         for catalog, sets in suites:
             stored = {}
             for p in catalog:
-                features, blobs = _stored(p.image_bgr, keypoints, stored_as, contrast)
+                features, blobs = _stored(p.image_bgr, keypoints, stored_as, equalise=equalise)
                 stored[p.item.item_id] = _as(descriptors, features)
                 bytes_per_item.append(sum(map(len, blobs)))
                 decode_ms.append(_decode_ms(blobs, stored_as))
@@ -236,9 +236,7 @@ def main() -> None:
                     query, ranked = r.query, r.ranked
                     if budget == chosen[0] and len(pairs) < 2000:
                         view = decode_focus_view(views[id(query)])
-                        query_features = extract_local_features(
-                            view, equalise=contrast == EQUALISED
-                        )
+                        query_features = extract_local_features(view, equalise=equalise)
                         pairs += [(query_features, stored[i]) for i in ranked[:3]]
                     started = time.perf_counter()
                     found = _verified(
@@ -250,7 +248,7 @@ def main() -> None:
                         descriptors=descriptors,
                         fitted_by=fitted_by,
                         planes=planes,
-                        contrast=contrast,
+                        equalise=equalise,
                     )
                     message_ms.append((time.perf_counter() - started) * 1000)
                     verified[name].append(Ranked(query, found))
@@ -339,14 +337,11 @@ def _verified(
     descriptors: str,
     fitted_by: str,
     planes: int,
-    contrast: str,
+    equalise: bool,
 ) -> list[str]:
     """The worker's verification of one message, with the view extracted at ``side``."""
     view = decode_focus_view(view_jpeg)
-    query = _as(
-        descriptors,
-        extract_local_features(view, max_side=side, equalise=contrast == EQUALISED),
-    )
+    query = _as(descriptors, extract_local_features(view, max_side=side, equalise=equalise))
     matches = [Match(item_id, "", None, "EUR", True, 0.0) for item_id in ranked]
     reranked, _ = verify(
         matches,
