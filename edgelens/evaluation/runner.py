@@ -65,6 +65,15 @@ class CatalogPhoto:
     image_bgr: np.ndarray
     origin: PhotoOrigin = PhotoOrigin.IMPORT
 
+    @functools.cached_property
+    def pixels(self) -> str:
+        """A digest of the decoded pixels and their shape, made once: what tells apart
+        photos derived from others (pack shots) that keep their sha256."""
+        image = np.ascontiguousarray(self.image_bgr)
+        digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+        digest.update(image.data)
+        return digest.hexdigest()
+
 
 # Vectors alone, every item ranked, no decision: what a plain system (the baseline) does.
 VECTORS_ONLY = AnswerPolicy(top_k=1, view_focus=False, verify=False)
@@ -317,25 +326,16 @@ class CatalogCache:
         self, featurizer: Featurizer, photos: Sequence[CatalogPhoto], recipe: CatalogRecipe
     ) -> list[np.ndarray]:
         """:func:`photo_matrices`, made once for a model, a recipe and the same photos."""
-        key = (featurizer.model_id, recipe.recipe_id, tuple(_pixels(p) for p in photos))
+        key = (featurizer.model_id, recipe.recipe_id, tuple(p.pixels for p in photos))
         if key not in self.matrices:
             self.matrices[key] = photo_matrices(featurizer, photos, recipe)
         return self.matrices[key]
 
     def local_features(self, photo: CatalogPhoto) -> LocalFeatures:
         """The photo's keypoints, as the catalog stores them."""
-        key = _pixels(photo)
-        if key not in self.keypoints:
-            self.keypoints[key] = catalog_local_features(photo.image_bgr)
-        return self.keypoints[key]
-
-
-def _pixels(photo: CatalogPhoto) -> str:
-    """A digest of the photo's decoded pixels and their shape."""
-    image = np.ascontiguousarray(photo.image_bgr)
-    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
-    digest.update(image.data)
-    return digest.hexdigest()
+        if photo.pixels not in self.keypoints:
+            self.keypoints[photo.pixels] = catalog_local_features(photo.image_bgr)
+        return self.keypoints[photo.pixels]
 
 
 def system_answerer(
