@@ -135,3 +135,32 @@ def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
     for path in ("/", "/devices/cam", "/catalog", "/catalog/items/coffee", "/nope", "/docs"):
         _check(browser, f"{live_url}{path}", found)
     assert not found, "\n".join(found)
+
+
+MIN_VIEW_PX = 120  # wide enough to recognise the item in
+BESIDE_JS = """
+const box = selector => document.querySelector(selector).getBoundingClientRect();
+const top = box('#latest [data-field=matches] > li:first-child');
+const view = box('#latest [data-field=view] img');
+return [top.right, top.top, top.bottom, view.left, view.right, view.top, view.bottom, view.width];
+"""
+
+
+def test_the_camera_view_stands_beside_the_answer_on_a_desk_and_on_a_phone(
+    browser, live_url, pages_with_content
+):
+    """The person at the shelf sees what the camera saw and what it is at one glance: the
+    view to the right of the first answer, level with it, at either width."""
+    for width in WIDTHS:
+        browser.set_window_size(width, HEIGHT)
+        browser.get(f"{live_url}/devices/cam")
+        loaded = "return document.querySelector('[data-field=view-image]').naturalWidth > 0"
+        deadline = time.monotonic() + 10
+        while not browser.execute_script(loaded) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        right, top, bottom, view_left, view_right, view_top, view_bottom, view_width = (
+            browser.execute_script(BESIDE_JS)
+        )
+        assert view_left >= right, f"at {width} px the view is not right of the answer"
+        assert view_top < bottom and view_bottom > top, f"at {width} px it is not level with it"
+        assert view_right <= width and view_width >= MIN_VIEW_PX, f"at {width} px: too small"
