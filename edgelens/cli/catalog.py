@@ -51,9 +51,10 @@ def add(
         ),
     ] = False,
 ) -> None:
-    """Add or update items with their photos; images already featurized by this model are
-    not featurized again. An item's photos from an earlier import are replaced by this
-    one's; photos added on its page stay."""
+    """Add or update items with their photos, from folders, images or manifests.
+
+    Images already featurized by this model are not featurized again. An item's photos from
+    an earlier import are replaced by this one's; photos added on its page stay."""
     settings = settings_of(ctx)
     sources = collect_sources(paths, images_anywhere=images_anywhere)
     store, report = _featurize(
@@ -82,10 +83,13 @@ def reindex_command(ctx: typer.Context) -> None:
 @app.command("migrate-keypoints")
 @reports_errors
 def migrate_keypoints_command(ctx: typer.Context) -> None:
-    """Re-make every photo's stored keypoints of earlier methods (1000 SIFT keypoints at
-    full precision; then compact ones extracted without enlarging small photos) in the
-    current form, from the stored images, and delete the old ones; counts are checked.
-    Resumable; the database file keeps its size until a VACUUM reclaims the freed pages."""
+    """Re-make keypoints stored by earlier methods in the current one, after an upgrade.
+
+    Every photo's keypoints of an earlier method (1000 SIFT keypoints at full precision;
+    compact ones extracted without enlarging small photos; then ones extracted without
+    equalising contrast) are made again from the stored images, and the old ones deleted;
+    counts are checked. Resumable; the database file keeps its size until a VACUUM reclaims
+    the freed pages."""
     settings = settings_of(ctx)
     store = CatalogStore(settings.catalog_url)
     counts = store.local_features_counts()
@@ -126,9 +130,10 @@ def migrate_command(
         ),
     ],
 ) -> None:
-    """Copy this catalog (catalog.url) into another database, every table's rows counted
-    on both sides; then point catalog.url (EDGELENS_CATALOG__URL) at it. The images stay
-    in the images folder."""
+    """Copy this catalog (catalog.url) into another database, such as PostgreSQL.
+
+    Every table's rows are counted on both sides; then point catalog.url
+    (EDGELENS_CATALOG__URL) at it. The images stay in the images folder."""
     settings = settings_of(ctx)
     source = CatalogStore(settings.catalog_url)
     target = CatalogStore(to)

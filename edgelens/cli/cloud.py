@@ -42,8 +42,10 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The worker account's name.")],
     reload_pid: ReloadPid = None,
 ) -> None:
-    """On the broker host: MQTT credentials for workers (they read every device's topics):
-    the account NAME for frames and NAME.status, same password, for the statuses."""
+    """On the broker host: create MQTT credentials for workers.
+
+    Workers read every device's topics: the account NAME for frames and NAME.status, with
+    the same password, for the statuses."""
     from edgelens.cli.enroll import enroll as enroll_account
 
     settings = settings_of(ctx)

@@ -41,8 +41,10 @@ def demo_command(
         typer.Option("--verbose", "-v", help="Log lines on the console too, not only in the log"),
     ] = False,
 ) -> None:
-    """Start redis-server, mosquitto, the worker, the dashboard and a device, with a catalog
-    of their own (<data_dir>/demo); print where to look and how to sign in. The log goes to
+    """Run the whole product on this machine, with sample items, and say where to look.
+
+    Starts redis-server, mosquitto, the worker, the dashboard and a device, with a catalog
+    of their own (<data_dir>/demo); prints where to look and how to sign in. The log goes to
     <data_dir>/demo/demo.log; the console shows warnings and errors only."""
     stop = threading.Event()
     # Installed before the heavy imports below, so an early Ctrl-C is a clean stop too.

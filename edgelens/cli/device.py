@@ -46,8 +46,9 @@ def run(
         typer.Option(help="Most frames featurized per second [default: device.fps_cap]"),
     ] = None,
 ) -> None:
-    """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop);
-    switch to a model the fleet is offered (device.model_server_url) without a restart."""
+    """Featurize frames and publish them until Ctrl-C, or until a file ends (without --loop).
+
+    Switches to a model the fleet is offered (device.model_server_url) without a restart."""
     settings = settings_of(ctx)
     require_secrets(settings, mqtt=True)
     device = _device_settings(
@@ -79,8 +80,9 @@ def enroll(
     device_id: Annotated[str, typer.Argument(help="The new device's id (its MQTT user).")],
     reload_pid: ReloadPid = None,
 ) -> None:
-    """On the broker host: create a device's MQTT credentials, limited by the ACL to
-    publishing under edgelens/<device_id>/, and print what the device needs."""
+    """On the broker host: create a device's MQTT credentials and print what it needs.
+
+    The ACL limits the device to publishing under edgelens/<device_id>/."""
     from edgelens.cli.enroll import enroll as enroll_account
 
     settings = settings_of(ctx)

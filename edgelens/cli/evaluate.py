@@ -100,9 +100,11 @@ def eval_command(
         ),
     ] = None,
 ) -> None:
-    """Print top-1 (the product's answer: right and not "no match"; with its 95% interval),
-    top-5, recall@10 and mAP for each query set (and the baseline); with --unknown, the
-    share of views of things not in the catalog answered "no match"."""
+    """Measure how well the catalog is found: top-1, top-5, recall@10 and mAP per query set.
+
+    Top-1 is the product's answer (right and not "no match"), with its 95% interval; each set
+    is also answered by the plain-pooling baseline. With --unknown, the share of views of
+    things not in the catalog answered "no match"."""
     catalog_sets = queries is not None or synthetic_views > 0 or clutter_views > 0
     if not (catalog_sets or variant_views or real_views):
         raise typer.BadParameter(

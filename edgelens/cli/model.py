@@ -23,8 +23,9 @@ def export(
     force: Annotated[bool, typer.Option(help="Re-export even if the artefact exists.")] = False,
 ) -> None:
     # The backslash keeps the help (rich markup) from reading [export] as a style tag.
-    """Export EfficientNet-Lite0 to ONNX; skips existing artefacts. Needs the export extra:
-    pip install "edgelens\\[export]"."""
+    """Export EfficientNet-Lite0 to ONNX (FP32, FP16, INT8); skips existing artefacts.
+
+    Needs the export extra: pip install "edgelens\\[export]"."""
     try:
         from edgelens.models.export import PRECISIONS, export_models
     except ImportError as exc:

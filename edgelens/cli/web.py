@@ -50,6 +50,7 @@ def add_admin(
     ] = None,
 ) -> None:
     """Create a dashboard admin (or set a new password); admins may change the catalog.
+
     The password is asked for, or read from stdin or a file: never an argument, which
     other users of the machine can read."""
     from edgelens.webapp.services.accounts import AccountStore, accounts_path

@@ -1,5 +1,6 @@
 """The `edgelens` command as a user runs it (typer's runner, real models, real files)."""
 
+import inspect
 import json
 import re
 import subprocess
@@ -41,6 +42,31 @@ def test_help_lists_the_subcommands():
     assert result.exit_code == 0
     for group in ("config", "model", "catalog", "eval"):
         assert group in result.output
+
+
+def _commands(command, path=()):
+    """Every command under ``command``: (its words, the click command)."""
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+    if not getattr(command, "commands", None):
+        yield " ".join(path), command
+
+
+def test_every_command_is_listed_on_one_line_of_its_own():
+    """A group's --help lists each command by its help's first paragraph, and typer keeps
+    that paragraph's line breaks there ("...featurized by this model are" / "not featurized
+    again."): so that paragraph is one line, the details after a blank line."""
+    from typer.main import get_command
+
+    broken = [
+        words
+        for words, command in _commands(get_command(app))
+        if "\n" in inspect.cleandoc(command.help or "").split("\n\n")[0]
+    ]
+    assert not broken, f"first help paragraph over several lines: {broken}"
+    result = runner.invoke(app, ["catalog", "--help"], env={"COLUMNS": "200"})
+    listed = [line for line in result.output.splitlines() if "Add or update items" in line]
+    assert len(listed) == 1 and "Images already featurized" not in result.output
 
 
 def test_python_dash_m_runs_the_same_cli(settings):
