@@ -66,7 +66,6 @@ def add(
     )
     items, photos = store.photo_counts()
     typer.echo(f"catalog: {items} item(s), {photos} photo(s)")
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     if report.failed:  # the others are in; a script still learns that some were not
         raise typer.Exit(1)
 
@@ -75,9 +74,7 @@ def add(
 @reports_errors
 def reindex_command(ctx: typer.Context) -> None:
     """Featurize every item with the configured model (cached vectors are reused)."""
-    settings = settings_of(ctx)
-    store, _ = _featurize(settings, description="re-indexing", total=len, ingest=reindex)
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    _featurize(settings_of(ctx), description="re-indexing", total=len, ingest=reindex)
 
 
 @app.command("migrate-keypoints")
@@ -181,7 +178,8 @@ def remove(
     store = CatalogStore(settings.catalog_url)
     removed = store.remove(item_ids)
     typer.echo(f"removed {len(removed)} item(s)")
-    notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
+    if removed:
+        notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     missing = sorted(set(item_ids) - set(removed))
     if missing:
         typer.echo(f"not in the catalog: {', '.join(missing)}", err=True)
@@ -198,13 +196,15 @@ def _featurize(
 ) -> tuple[CatalogStore, IngestReport]:
     """Run ``ingest`` (:func:`add_items` given its sources, or :func:`reindex`) with the
     configured model and recipe, under a progress bar of ``total(store)`` steps, and print
-    its report; ``during_rollout``, also with the model a rollout moves the fleet from.
-    Returns the configured model's report."""
+    its report; ``during_rollout``, also with the model a rollout moves the fleet from. The
+    workers are woken when the catalog's change log moved. Returns the configured model's
+    report."""
     featurizer = load_featurizer(settings)
     featurizers = [featurizer]
     if during_rollout and (previous := _rolled_out_from(settings, featurizer)) is not None:
         featurizers.append(previous)
     store = CatalogStore(settings.catalog_url)
+    before = store.last_change
     reports = []
     for model in featurizers:
         with progress_bar(description, total(store)) as advance:
@@ -218,6 +218,8 @@ def _featurize(
                 )
             )
         _print_report(reports[-1], model.model_id)
+    if store.last_change != before:
+        notify_catalog_changed(store=store, redis_url=str(settings.redis_url))
     return store, reports[0]
 
 

@@ -23,7 +23,7 @@ from edgelens.evaluation.runner import load_catalog
 from edgelens.evaluation.variants import is_colour
 from edgelens.featurizer.manifest import load_manifest
 from edgelens.samples.photos import SAMPLE_PHOTOS
-from edgelens.wire.names import ROLLOUT_KEY
+from edgelens.wire.names import CATALOG_CHANNEL, ROLLOUT_KEY
 from edgelens.wire.rollout import Rollout
 
 runner = CliRunner()
@@ -127,6 +127,41 @@ def test_catalog_add_list_remove_and_cache(settings, sample_catalog):
     removed = _run("catalog", "remove", "coffee", "ghost")
     assert removed.exit_code == 1 and "ghost" in removed.output
     assert len(_run("catalog", "list").output.splitlines()) == 19
+
+
+def test_catalog_commands_wake_the_workers_only_when_the_catalog_changed(
+    settings, sample_catalog, redis_server, monkeypatch, tmp_path
+):
+    """A refused photo, an unknown id or a photo already in: the workers have nothing to
+    apply, and nothing is published; an added photo and a removed item each wake them with
+    the newest change number."""
+    monkeypatch.setenv("EDGELENS_REDIS_URL", redis_server.url)
+    listener = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CATALOG_CHANNEL)
+    listener.get_message(timeout=1.0)
+
+    def published() -> list[int]:
+        heard = []
+        while (message := listener.get_message(timeout=0.5)) is not None:
+            heard.append(int(message["data"]))
+        return heard
+
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not an image")
+    assert _run("catalog", "add", str(not_an_image)).exit_code == 1
+    assert _run("catalog", "remove", "ghost").exit_code == 1
+    assert published() == []
+    coffee = str(sample_catalog.parent / "coffee.png")
+    assert _run("catalog", "add", coffee).exit_code == 0
+    store = CatalogStore(settings.catalog_url)
+    try:
+        assert published() == [store.last_change]
+        assert _run("catalog", "add", coffee).exit_code == 0  # unchanged
+        assert published() == []
+        assert _run("catalog", "remove", "coffee").exit_code == 0
+        assert published() == [store.last_change]
+    finally:
+        store.close()
 
 
 def test_catalog_add_during_a_rollout_featurizes_with_both_models(
