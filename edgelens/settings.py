@@ -40,6 +40,8 @@ from edgelens.errors import ConfigError
 from edgelens.wire.names import DEVICE_ID_PATTERN
 
 Precision = Literal["fp32", "fp16", "int8"]
+# "rgem": the product descriptor; "gap": plain global average pooling, the baseline.
+Pooling = Literal["rgem", "gap"]
 # How a vector travels (edgelens.wire.features.WireDtype, by name).
 WireDtypeName = Literal["float16", "float32", "int8", "int8_deflate"]
 ProviderName = Literal["tensorrt", "cuda", "cpu"]
@@ -61,7 +63,7 @@ class FeaturizerSettings(_Section):
     """How the ONNX featurizer runs; the same on device and server."""
 
     precision: Precision = "fp32"
-    pooling: Literal["rgem", "gap"] = Field(
+    pooling: Pooling = Field(
         default="rgem", description="Regional GeM (product) or global average (baseline)."
     )
     providers: list[ProviderName] = Field(

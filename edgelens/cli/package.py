@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from edgelens.cli.context import reports_errors, settings_of
+from edgelens.settings import Precision
 
 app = typer.Typer(help="Build installable bundles.", no_args_is_help=True)
 
@@ -18,7 +19,7 @@ def device(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder the bundle is written into.")],
     precision: Annotated[
-        Literal["fp32", "fp16", "int8"],
+        Precision,
         typer.Option(help="Model precision: fp16 suits TensorRT on a Jetson, fp32 a CPU."),
     ] = "fp16",
     archive: Annotated[bool, typer.Option(help="Also write a .tar.gz of the bundle.")] = False,

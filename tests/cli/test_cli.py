@@ -372,6 +372,16 @@ def test_model_info_prints_the_manifest(settings):
     assert json.loads(result.output)["precision"] == "int8"
 
 
+@pytest.mark.parametrize("command", [("model", "export"), ("model", "info")])
+def test_a_precision_that_does_not_exist_is_a_usage_error(settings, command):
+    """Before: 'model export -p fp8' ended in a ValueError traceback, and 'model info -p
+    fp8' said to export a model that no export can make."""
+    result = runner.invoke(app, [*command, "--precision", "fp8"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--precision'" in result.output and "fp8" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_eval_on_the_real_views_reports_each_group(settings, real_views):
     (settings.data_dir).mkdir(parents=True)
     (settings.data_dir / "real-views").symlink_to(real_views.root)
