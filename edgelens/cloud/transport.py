@@ -30,7 +30,7 @@ from edgelens.cloud.stages import POLL_S, Inbound, NewestPerKey, Outcomes, Outgo
 from edgelens.errors import RedisUnavailableError
 from edgelens.settings import Settings
 from edgelens.wire.features import MAX_MESSAGE_BYTES
-from edgelens.wire.mqtt import WORKER_PROTOCOL, connect_async, make_client
+from edgelens.wire.mqtt import WORKER_PROTOCOL, broker_address, connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
     FLEET_MODEL_TOPIC,
@@ -97,6 +97,8 @@ class Ingress:
             self._client: False,
             self._status_client: False,
         }
+        self._broker = "{}:{}".format(*broker_address(str(settings.mqtt_url)))
+        self._said_unreachable = False  # this outage's warning given (the frame connection's)
 
     def offer_model(self, offer: ModelOffer) -> None:
         """Offer every device a model: retained at the broker, so a device that connects
@@ -125,6 +127,7 @@ class Ingress:
             protocol=WORKER_PROTOCOL,
         )
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -152,7 +155,15 @@ class Ingress:
             return
         group = self._settings.worker.share_group
         client.subscribe(shared_subscription(group, FEATURES_WILDCARD), 0)
-        logger.info("connected to the broker; subscribing as group %s", group)
+        self._said_unreachable = False
+        logger.info("connected to the broker %s; subscribing as group %s", self._broker, group)
+
+    def _on_connect_fail(self, client: mqtt.Client, _userdata) -> None:
+        """paho calls this on every failed try, backing off between them: said once an
+        outage, by the frame connection (the status one fails alike)."""
+        if client is self._client and not self._said_unreachable:
+            self._said_unreachable = True
+            logger.warning("broker %s not reachable; retrying with backoff", self._broker)
 
     def _on_subscribe(self, client: mqtt.Client, _userdata, _mid, reason_codes, _props) -> None:
         failed = [code for code in reason_codes if code.is_failure]
@@ -167,7 +178,10 @@ class Ingress:
         self._subscriptions[client] = False
         self.subscribed.clear()
         if not self._stop.is_set():
-            logger.warning("lost the broker (%s); reconnecting with backoff", reason_code)
+            self._said_unreachable = self._said_unreachable or client is self._client
+            logger.warning(
+                "lost the broker %s (%s); reconnecting with backoff", self._broker, reason_code
+            )
 
     def _too_large(self, reason: str, what: str, topic: str, size: int, limit: int) -> bool:
         """Whether a payload is over ``limit``; if so it is counted and said (once per
