@@ -17,6 +17,7 @@ import os
 import shutil
 import statistics
 import subprocess
+from typing import get_args
 
 import numpy as np
 
@@ -25,8 +26,9 @@ from edgelens.featurizer.preprocess import PreprocessSpec, to_model_input
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import SAMPLE_PHOTOS, load_photo
 from edgelens.samples.views import camera_views
+from edgelens.settings import Precision
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = get_args(Precision)
 ACCELERATED = ["tensorrt", "cuda", "cpu"]
 
 

@@ -220,7 +220,7 @@ def _corrected(
     remembered = corrected_views(system.featurizer, photos, before)
     rng = np.random.default_rng(len(queries))
     later = [
-        replace(r.query, image_bgr=_moment_later(r.query.image_bgr, rng))
+        replace(r.query, image_bgr=_moment_later(r.query.image(), rng))
         for r in answered_wrongly(before)
     ]
     rows = []
@@ -327,7 +327,7 @@ def _real_second_photos(
     for item_id, mine in by_item.items():
         if len(mine) < 2:
             continue
-        second.append(added_photo(items[item_id], mine[0].image_bgr, origin=PhotoOrigin.ADDED))
+        second.append(added_photo(items[item_id], mine[0].image(), origin=PhotoOrigin.ADDED))
         rest += mine[1:]
     return second, rest
 

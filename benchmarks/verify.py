@@ -179,7 +179,7 @@ def main() -> None:
             images, args.clutter, args.seed + 2, backgrounds=real_set.backgrounds()
         ),
         DIM: [
-            replace(q, image_bgr=_dim(q.image_bgr))
+            replace(q, image_bgr=_dim(q.image()))
             for q in synthetic_queries(images, args.clutter // 2, args.seed)
         ],
     }
@@ -206,7 +206,7 @@ def main() -> None:
             )
         )
     views = {  # what the devices send, made once
-        id(r.query): focus_view_jpeg(r.query.image_bgr, VIEW_BYTES)
+        id(r.query): focus_view_jpeg(r.query.image(), VIEW_BYTES)
         for _, sets in suites
         for rankings in sets.values()
         for r in rankings

@@ -7,6 +7,7 @@ import shutil
 import struct
 import zlib
 from pathlib import Path
+from typing import get_args
 
 # anyio's pytest plugin makes pytest rewrite anyio's modules as they are imported, and
 # CPython 3.11's parser can fail ("AST constructor recursion depth mismatch") when that
@@ -21,10 +22,10 @@ from edgelens.evaluation.real_views import RealViewSet, fetch_real_views
 from edgelens.featurizer.manifest import artefact_paths
 from edgelens.featurizer.runtime import Featurizer
 from edgelens.samples.photos import load_photo, write_sample_catalog
-from edgelens.settings import Settings
+from edgelens.settings import Precision, Settings
 
 REPO = Path(__file__).resolve().parent.parent
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = get_args(Precision)
 
 
 @pytest.fixture(scope="session")

@@ -44,15 +44,26 @@ IN_VIEW_IGNORED = "{}, in view ignored"
 
 @dataclass(frozen=True)
 class Query:
-    """A labelled query image. ``also_in_view`` names other catalog items the frame shows
-    (clutter built from catalog photos): answering one of those is neither right nor wrong,
-    so the "in view ignored" figures leave them out of the ranking, as the revisited
+    """A labelled query image: its pixels held (``image_bgr``: a generated view), or its
+    file (``path``), read only when answered (:meth:`image`), so a folder of thousands of
+    photos is held a batch at a time. ``also_in_view`` names other catalog items the frame
+    shows (clutter built from catalog photos): answering one of those is neither right nor
+    wrong, so the "in view ignored" figures leave them out of the ranking, as the revisited
     Oxford/Paris protocol does with its "junk" images."""
 
     item_id: str
-    image_bgr: np.ndarray
+    image_bgr: np.ndarray | None
     origin: str
     also_in_view: frozenset[str] = frozenset()
+    path: Path | None = None
+
+    def image(self) -> np.ndarray:
+        """The query's pixels (BGR): held, or decoded from its file now."""
+        if self.image_bgr is not None:
+            return self.image_bgr
+        if self.path is None:
+            raise ValueError(f"query {self.origin} has neither pixels nor a file")
+        return decode_image(self.path)
 
 
 @dataclass(frozen=True)
@@ -382,28 +393,29 @@ def _held(
 
 def folder_queries(queries_dir: Path) -> list[Query]:
     """Queries laid out as ``<queries_dir>/<item_id>/*`` (an image-folder dataset)."""
-    queries = []
-    for path in sorted(queries_dir.glob("*/*")):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            queries.append(Query(path.parent.name, decode_image(path), str(path)))
-        except ImageDecodeError as exc:
-            logger.warning("query skipped: %s", exc)
-    return queries
+    return _file_queries(sorted(queries_dir.glob("*/*")), lambda path: path.parent.name, "query")
 
 
 def unlabelled_queries(folder: Path) -> list[Query]:
     """Every image under ``folder`` (any layout), as queries of no catalog item: views of
     things the catalog does not hold."""
+    return _file_queries(sorted(folder.rglob("*")), lambda _: "", "unknown view")
+
+
+def _file_queries(paths: Iterable[Path], item_of: Callable[[Path], str], what: str) -> list[Query]:
+    """The image files among ``paths`` as queries that hold no pixels (:meth:`Query.image`
+    reads them when answered); each decoded once now, so a file that is not an image is
+    said and left out here rather than failing a run half-way."""
     queries = []
-    for path in sorted(folder.rglob("*")):
+    for path in paths:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         try:
-            queries.append(Query("", decode_image(path), str(path)))
+            decode_image(path)
         except ImageDecodeError as exc:
-            logger.warning("unknown view skipped: %s", exc)
+            logger.warning("%s skipped: %s", what, exc)
+            continue
+        queries.append(Query(item_of(path), None, str(path), path=path))
     return queries
 
 
@@ -511,8 +523,9 @@ def sent_queries(
     JPEG-coded; all decoded as the worker decodes them."""
     for start in range(0, len(queries), featurizer.batch_size):
         chunk = queries[start : start + featurizer.batch_size]
-        frames = featurizer.embed([q.image_bgr for q in chunk])
-        boxes = featurizer.embed([focus_crop(q.image_bgr) for q in chunk]) if sends.focus else None
+        images = [q.image() for q in chunk]  # a batch at a time: files are read here
+        frames = featurizer.embed(images)
+        boxes = featurizer.embed([focus_crop(image) for image in images]) if sends.focus else None
         for n, query in enumerate(chunk):
             sent = FeatureMessage(
                 device_id="eval",
@@ -521,9 +534,7 @@ def sent_queries(
                 model_id=featurizer.model_id,
                 embedding=frames[n],
                 focus_embedding=None if boxes is None else boxes[n],
-                view_jpeg=(
-                    focus_view_jpeg(query.image_bgr, sends.view_bytes) if sends.view else None
-                ),
+                view_jpeg=(focus_view_jpeg(images[n], sends.view_bytes) if sends.view else None),
             )
             received = decode(encode(sent, sends.wire_dtype))
             view = None if received.view_jpeg is None else decode_focus_view(received.view_jpeg)

@@ -14,6 +14,7 @@ import logging
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import onnx
@@ -30,10 +31,11 @@ from edgelens.featurizer.manifest import (
 )
 from edgelens.featurizer.preprocess import PreprocessSpec
 from edgelens.models.calibration import calibration_batches
+from edgelens.settings import Precision
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = get_args(Precision)
 OPSET = 17
 EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000

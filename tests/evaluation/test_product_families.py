@@ -205,11 +205,11 @@ def test_queries_are_the_same_for_one_seed(tmp_path, local):
     for name in first:
         pairs = zip(first[name], again[name], strict=True)
         assert all(
-            a.item_id == b.item_id and np.array_equal(a.image_bgr, b.image_bgr) for a, b in pairs
+            a.item_id == b.item_id and np.array_equal(a.image(), b.image()) for a, b in pairs
         )
     for name in (CAMERA_SET, CLUTTER_SET):  # another seed, other views
         pairs = zip(first[name], other[name], strict=True)
-        assert not any(np.array_equal(a.image_bgr, b.image_bgr) for a, b in pairs)
+        assert not any(np.array_equal(a.image(), b.image()) for a, b in pairs)
 
     with pytest.raises(ValueError, match="background photos"):
         product_family_query_sets(photos, views=1, clutter=1, seed=7, backgrounds=[])

@@ -128,10 +128,10 @@ def test_fetch_writes_catalog_queries_and_groups(tmp_path):
     )
     # a video's frames are the frames asked for, an MPO's second picture is the right one
     # (black), not its first
-    cookie = [_frame_number(q.image_bgr) for q in sets["real views"] if q.item_id == "cookiebox"]
+    cookie = [_frame_number(q.image()) for q in sets["real views"] if q.item_id == "cookiebox"]
     assert sorted(cookie) == [114, 342]
     (cabin,) = [q for q in sets["real views"] if q.item_id == "cabin"]
-    assert cabin.image_bgr.max() == 0
+    assert cabin.image().max() == 0
 
     shutil.rmtree(links)  # a second call reuses what was written
     assert fetch_real_views(tmp_path / "real", archives=archives, find_links=links) == real_set
@@ -190,7 +190,7 @@ def test_the_real_set_has_a_readable_catalog_photo_for_every_query(real_views):
     assert len(photos) == len(REAL_PAIRS) + len(SAMPLE_PHOTOS)
     queries = real_view_query_sets(real_views)["real views"]
     assert {q.item_id for q in queries} <= {p.item.item_id for p in photos}
-    assert all(q.image_bgr.ndim == 3 and min(q.image_bgr.shape[:2]) >= 200 for q in queries)
+    assert all(q.image().ndim == 3 and min(q.image().shape[:2]) >= 200 for q in queries)
     backgrounds = real_views.backgrounds()
     assert len(backgrounds) == len(BACKGROUNDS)
     assert all(min(b.shape[:2]) >= 190 for b in backgrounds)

@@ -1,5 +1,6 @@
 import dataclasses
 
+import cv2
 import numpy as np
 
 from edgelens.catalog.augment import CatalogRecipe
@@ -11,6 +12,7 @@ from edgelens.evaluation.runner import (
     Query,
     Ranked,
     System,
+    folder_queries,
     load_catalog,
     metrics_of,
     misses_of,
@@ -125,3 +127,32 @@ def test_systems_over_the_same_photos_featurize_the_catalog_once(featurizer, sam
         for a in (first, again, fresh)
     ]
     assert answers[0] == answers[1] == answers[2]
+
+
+def test_a_folder_of_queries_holds_files_not_pixels_and_is_answered_as_held(
+    featurizer, sample_catalog, tmp_path
+):
+    """A folder of thousands of photos must not be held decoded all at once: each query
+    holds its file and is read when answered, with the same answers as the pixels held; a
+    file that is not an image is left out when the folder is listed."""
+    photos = load_catalog(collect_sources([sample_catalog]))[:4]
+    views = synthetic_queries({p.item.item_id: p.image_bgr for p in photos}, 2, seed=5)
+    written = {}
+    for n, view in enumerate(views):
+        (tmp_path / view.item_id).mkdir(exist_ok=True)
+        path = tmp_path / view.item_id / f"{n}.png"
+        cv2.imwrite(str(path), view.image_bgr)  # lossless
+        written[str(path)] = view.image_bgr
+    (tmp_path / photos[0].item.item_id / "notes.jpg").write_text("not an image")
+    queries = folder_queries(tmp_path)
+    assert len(queries) == len(views) == 8
+    assert all(q.image_bgr is None and q.path is not None for q in queries)
+    held = [dataclasses.replace(q, image_bgr=q.image()) for q in queries]
+    assert all(np.array_equal(h.image_bgr, written[h.origin]) for h in held)
+    product = System.product("edgelens", featurizer, Settings())
+    answerer = system_answerer(product, photos, CatalogCache())
+    answers = [
+        [(r.ranked, r.decision) for r in rank_queries(featurizer, answerer, q, sends=VIEW_SENT)]
+        for q in (queries, held)
+    ]
+    assert answers[0] == answers[1]
