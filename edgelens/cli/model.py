@@ -31,7 +31,7 @@ def export(
     unknown = sorted(set(precision) - {*precisions, "all"})
     if unknown:  # typer cannot restrict a repeatable option's values (a list of Literal)
         raise typer.BadParameter(
-            f"{', '.join(unknown)}: give fp32, fp16, int8 or all", param_hint="'--precision'"
+            f"{', '.join(unknown)}: give {', '.join(precisions)} or all", param_hint="'--precision'"
         )
     try:
         from edgelens.models.export import export_models

@@ -11,13 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from edgelens.errors import ModelError, ModelNotFoundError
 from edgelens.featurizer.preprocess import PreprocessSpec
+from edgelens.settings import Pooling
 
 MODEL_NAME = "efficientnet-lite0"
-# "rgem": the product descriptor; "gap": plain global average pooling, the baseline.
-POOLINGS = ("rgem", "gap")
+POOLINGS = get_args(Pooling)
 DEFAULT_POOLING = "rgem"
 # Mean cosine to FP32 above which a derived model's vectors search an FP32 catalog.
 COMPATIBLE_COSINE = 0.98
