@@ -30,7 +30,7 @@ from edgelens.cloud.stages import POLL_S, Inbound, NewestPerKey, Outcomes, Outgo
 from edgelens.errors import RedisUnavailableError
 from edgelens.settings import Settings
 from edgelens.wire.features import MAX_MESSAGE_BYTES
-from edgelens.wire.mqtt import WORKER_PROTOCOL, broker_address, connect_async, make_client
+from edgelens.wire.mqtt import WORKER_PROTOCOL, broker_label, connect_async, make_client
 from edgelens.wire.names import (
     FEATURES_WILDCARD,
     FLEET_MODEL_TOPIC,
@@ -97,7 +97,7 @@ class Ingress:
             self._client: False,
             self._status_client: False,
         }
-        self._broker = "{}:{}".format(*broker_address(str(settings.mqtt_url)))
+        self._broker = broker_label(str(settings.mqtt_url))
         self._said_unreachable = False  # this outage's warning given (the frame connection's)
 
     def offer_model(self, offer: ModelOffer) -> None:

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 from edgelens.lifecycle import Lifecycle
 from edgelens.settings import MqttTlsSettings, redact_urls
 from edgelens.wire.features import FeatureMessage, WireDtype, encode
-from edgelens.wire.mqtt import broker_address, connect_async, make_client
+from edgelens.wire.mqtt import broker_label, connect_async, make_client
 from edgelens.wire.names import features_topic, status_topic
 from edgelens.wire.status import MAX_CAMERA_CHARS, DeviceState, DeviceStatus
 
@@ -67,7 +67,7 @@ class FeaturePublisher(Lifecycle):
         self.published = 0
         self.unsent = 0  # frames dropped because the broker was unreachable
         self._mqtt_url = mqtt_url
-        self._host, self._port = broker_address(mqtt_url)
+        self.broker = broker_label(mqtt_url)  # as log lines name it
         self._features_topic = features_topic(device_id)
         self._status_topic = status_topic(device_id)
         self._lock = threading.Lock()
@@ -83,10 +83,6 @@ class FeaturePublisher(Lifecycle):
         self._listen_topics: tuple[str, ...] = ()
         self._listener: Listener | None = None
         self._client = self._make_client(mqtt_url, reconnect_initial_s, reconnect_max_s, tls)
-
-    @property
-    def broker(self) -> str:
-        return f"{self._host}:{self._port}"
 
     def start(self) -> None:
         """Connect in the background; reconnects are paho's, with backoff."""

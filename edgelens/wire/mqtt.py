@@ -35,6 +35,12 @@ def broker_address(mqtt_url: str) -> tuple[str, int]:
     return url.hostname, port or (8883 if url.scheme == "mqtts" else 1883)
 
 
+def broker_label(mqtt_url: str) -> str:
+    """``host:port`` of the broker, as log lines name it (no scheme, no credentials)."""
+    host, port = broker_address(mqtt_url)
+    return f"{host}:{port}"
+
+
 def make_client(
     mqtt_url: str,
     *,
