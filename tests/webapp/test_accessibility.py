@@ -17,6 +17,7 @@ from edgelens.catalog.ingest import add_items
 from edgelens.catalog.sources import collect_sources
 from edgelens.catalog.store import CatalogStore
 from edgelens.testing.browser import CHROMIUM, sign_in
+from edgelens.testing.live import wait_for
 from edgelens.testing.web import ADMIN, ADMIN_PASSWORD
 from edgelens.wire.names import ROLLOUT_KEY, view_key
 from edgelens.wire.rollout import Rollout
@@ -138,6 +139,7 @@ def test_every_page_fits_a_phone_and_has_no_serious_accessibility_violation(
 
 
 MIN_VIEW_PX = 120  # wide enough to recognise the item in
+VIEW_LOADED_JS = "return document.querySelector('[data-field=view-image]').naturalWidth > 0"
 BESIDE_JS = """
 const box = selector => document.querySelector(selector).getBoundingClientRect();
 const top = box('#latest [data-field=matches] > li:first-child');
@@ -154,10 +156,7 @@ def test_the_camera_view_stands_beside_the_answer_on_a_desk_and_on_a_phone(
     for width in WIDTHS:
         browser.set_window_size(width, HEIGHT)
         browser.get(f"{live_url}/devices/cam")
-        loaded = "return document.querySelector('[data-field=view-image]').naturalWidth > 0"
-        deadline = time.monotonic() + 10
-        while not browser.execute_script(loaded) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: browser.execute_script(VIEW_LOADED_JS))
         right, top, bottom, view_left, view_right, view_top, view_bottom, view_width = (
             browser.execute_script(BESIDE_JS)
         )
